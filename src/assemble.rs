@@ -1,0 +1,362 @@
+//! The `assemble` stage: manifest, installer, prompt, and deterministic
+//! archives, written to a temporary path and renamed into place.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Excluded;
+use crate::recipe::Check;
+use crate::target::{Target, TargetSummary};
+
+pub const MANIFEST_SCHEMA: u32 = 1;
+const INSTALL_PY: &str = include_str!("install.py");
+
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    #[error("writing {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing archive {path}: {message}")]
+    Archive { path: PathBuf, message: String },
+    #[error("{path} is {size} bytes; target {target} accepts files up to {max} bytes")]
+    TooLarge {
+        path: String,
+        size: u64,
+        max: u64,
+        target: String,
+    },
+}
+
+impl AssembleError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            AssembleError::TooLarge { .. } => {
+                Some("use --format dir and upload the files one by one".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AssembleError + '_ {
+    move |source| AssembleError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Wheel,
+    Binary,
+    Library,
+    File,
+}
+
+/// One file of the bundle, as listed in `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    pub path: String,
+    pub kind: FileKind,
+    pub sha256: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glibc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed: Option<Vec<String>>,
+}
+
+/// `manifest.json`, schema 1.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub schema: u32,
+    pub name: String,
+    pub created_by: String,
+    pub target: TargetSummary,
+    pub files: Vec<FileEntry>,
+    pub excluded: Vec<Excluded>,
+    pub checks: Vec<Check>,
+}
+
+/// Archive format(s) to write beside the bundle directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    #[default]
+    Zip,
+    TarGz,
+    Dir,
+}
+
+impl Format {
+    pub fn extension(self) -> Option<&'static str> {
+        match self {
+            Format::Zip => Some("zip"),
+            Format::TarGz => Some("tar.gz"),
+            Format::Dir => None,
+        }
+    }
+}
+
+/// Seconds since the epoch for archive timestamps: `SOURCE_DATE_EPOCH`, else
+/// 1980-01-01 (the earliest a zip can hold).
+pub fn source_date_epoch() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(315_532_800)
+        .max(315_532_800)
+}
+
+/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn zip_time(epoch: u64) -> zip::DateTime {
+    let days = (epoch / 86_400) as i64;
+    let secs = epoch % 86_400;
+    let (y, m, d) = civil(days);
+    zip::DateTime::from_date_and_time(
+        y.clamp(1980, 2107) as u16,
+        m as u8,
+        d as u8,
+        (secs / 3600) as u8,
+        ((secs % 3600) / 60) as u8,
+        (secs % 60) as u8,
+    )
+    .unwrap_or_default()
+}
+
+/// Mode for a bundle path: executables under `bin/` and scripts 0755, else 0644.
+pub fn mode_for(path: &str) -> u32 {
+    if path.starts_with("bin/") || path == "install.py" {
+        0o755
+    } else {
+        0o644
+    }
+}
+
+/// Sorted list of (relative `/` path, absolute path) of files in `dir`.
+pub fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, AssembleError> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                walk(root, &p, out)?;
+            } else {
+                let rel = p
+                    .strip_prefix(root)
+                    .expect("under root")
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.push((rel, p));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out).map_err(io(dir))?;
+    out.sort();
+    Ok(out)
+}
+
+/// The text to paste into the chat after uploading.
+pub fn prompt_text(manifest: &Manifest, target: &Target, archive_name: Option<&str>) -> String {
+    let name = &manifest.name;
+    let up = target.upload_dir.trim_end_matches('/');
+    let wheels: Vec<&FileEntry> = manifest
+        .files
+        .iter()
+        .filter(|f| f.kind == FileKind::Wheel)
+        .collect();
+    let bins: Vec<&FileEntry> = manifest
+        .files
+        .iter()
+        .filter(|f| f.kind == FileKind::Binary)
+        .collect();
+    let mut what = Vec::new();
+    if !wheels.is_empty() {
+        let list: Vec<String> = wheels
+            .iter()
+            .map(|w| {
+                format!(
+                    "{} {}",
+                    w.package.as_deref().unwrap_or("?"),
+                    w.version.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
+        what.push(format!("Python wheels ({})", list.join(", ")));
+    }
+    if !bins.is_empty() {
+        let list: Vec<&str> = bins
+            .iter()
+            .map(|b| b.path.trim_start_matches("bin/"))
+            .collect();
+        what.push(format!("programs in bin/ ({})", list.join(", ")));
+    }
+    let what = if what.is_empty() {
+        "nothing to install: everything is already on this machine".to_string()
+    } else {
+        what.join(" and ")
+    };
+    let unpack = match archive_name {
+        Some(a) if a.ends_with(".zip") => format!(
+            "import zipfile\nzipfile.ZipFile(\"{up}/{a}\").extractall(\"{up}\")\n"
+        ),
+        Some(a) => format!("import tarfile\ntarfile.open(\"{up}/{a}\").extractall(\"{up}\")\n"),
+        None => String::new(),
+    };
+    let uploaded = archive_name.map_or_else(
+        || format!("the folder {name}/"),
+        |a| a.to_string(),
+    );
+    format!(
+        "I uploaded {uploaded} to {up}. It is an offline bundle made for this sandbox ({platform}, glibc {glibc}, Python {python}): {what}. No internet is needed. Please run this Python code to install it, then show me its output:\n\n```python\n{unpack}import subprocess, sys\nsubprocess.run([sys.executable, \"{up}/{name}/install.py\"], check=True)\n```\n\nAfter that, the programs are in {up}/{name}/bin and the Python packages are importable.\n",
+        platform = manifest.target.platform,
+        glibc = manifest.target.glibc,
+        python = manifest.target.python,
+    )
+}
+
+/// Write `manifest.json`, `install.py` and `PROMPT.txt` into the staged bundle.
+pub fn write_support_files(
+    dir: &Path,
+    manifest: &Manifest,
+    target: &Target,
+    archive_name: Option<&str>,
+) -> Result<(), AssembleError> {
+    let mut json = serde_json::to_string_pretty(manifest).expect("manifest serializes");
+    json.push('\n');
+    let p = dir.join("manifest.json");
+    std::fs::write(&p, json).map_err(io(&p))?;
+    let p = dir.join("install.py");
+    std::fs::write(&p, INSTALL_PY).map_err(io(&p))?;
+    let p = dir.join("PROMPT.txt");
+    std::fs::write(&p, prompt_text(manifest, target, archive_name)).map_err(io(&p))?;
+    Ok(())
+}
+
+/// Write a deterministic zip of `dir` as `<name>/...` at `dest`: sorted
+/// entries, fixed timestamps, normalized modes; wheels and archives stored.
+pub fn write_zip(dir: &Path, name: &str, dest: &Path) -> Result<(), AssembleError> {
+    let arch = |message: String| AssembleError::Archive {
+        path: dest.to_path_buf(),
+        message,
+    };
+    let files = list_files(dir)?;
+    let file = std::fs::File::create(dest).map_err(io(dest))?;
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    let time = zip_time(source_date_epoch());
+    for (rel, abs) in files {
+        let stored = rel.ends_with(".whl") || rel.ends_with(".zip") || rel.ends_with(".gz");
+        let size = std::fs::metadata(&abs).map_err(io(&abs))?.len();
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(if stored {
+                zip::CompressionMethod::Stored
+            } else {
+                zip::CompressionMethod::Deflated
+            })
+            .last_modified_time(time)
+            .unix_permissions(mode_for(&rel))
+            .large_file(size >= 0xFFFF_FFFF);
+        zip.start_file(format!("{name}/{rel}"), options)
+            .map_err(|e| arch(e.to_string()))?;
+        let mut src = std::fs::File::open(&abs).map_err(io(&abs))?;
+        std::io::copy(&mut src, &mut zip).map_err(io(dest))?;
+    }
+    let mut w = zip.finish().map_err(|e| arch(e.to_string()))?;
+    w.flush().map_err(io(dest))?;
+    Ok(())
+}
+
+/// Write a deterministic `.tar.gz` of `dir` as `<name>/...` at `dest`.
+pub fn write_tar_gz(dir: &Path, name: &str, dest: &Path) -> Result<(), AssembleError> {
+    let files = list_files(dir)?;
+    let file = std::fs::File::create(dest).map_err(io(dest))?;
+    let gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(std::io::BufWriter::new(file), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mtime = source_date_epoch();
+    for (rel, abs) in files {
+        let size = std::fs::metadata(&abs).map_err(io(&abs))?.len();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(size);
+        header.set_mode(mode_for(&rel));
+        header.set_mtime(mtime);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        let src = std::fs::File::open(&abs).map_err(io(&abs))?;
+        tar.append_data(&mut header, format!("{name}/{rel}"), src)
+            .map_err(io(dest))?;
+    }
+    let gz = tar.into_inner().map_err(io(dest))?;
+    let mut w = gz.finish().map_err(io(dest))?;
+    w.flush().map_err(io(dest))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(3652), (1980, 1, 1));
+        assert_eq!(civil(19_723), (2024, 1, 1));
+        assert_eq!(civil(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(mode_for("bin/deno"), 0o755);
+        assert_eq!(mode_for("wheels/a.whl"), 0o644);
+    }
+
+    #[test]
+    fn zip_is_deterministic() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("wheels")).unwrap();
+        std::fs::write(d.path().join("wheels/a-1-py3-none-any.whl"), b"whl").unwrap();
+        std::fs::write(d.path().join("manifest.json"), b"{}").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let a = out.path().join("a.zip");
+        let b = out.path().join("b.zip");
+        write_zip(d.path(), "x", &a).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        write_zip(d.path(), "x", &b).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&a).unwrap()).unwrap();
+        let names: Vec<_> = z.file_names().map(str::to_string).collect();
+        assert_eq!(names.len(), 2);
+        let w = z.by_name("x/wheels/a-1-py3-none-any.whl").unwrap();
+        assert_eq!(w.compression(), zip::CompressionMethod::Stored);
+    }
+}

@@ -1,0 +1,372 @@
+//! The pipeline: plan → fetch → stage → check → assemble.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::assemble::{self, FileEntry, FileKind, Format, Manifest, MANIFEST_SCHEMA};
+use crate::cache::Cache;
+use crate::check;
+use crate::fetch::{Blob, Fetcher};
+use crate::plan::{self, Plan, PlanOptions};
+use crate::recipe::{self, Recipe};
+use crate::release;
+use crate::report::{Reporter, Stage};
+use crate::resolve::ResolveOptions;
+use crate::target::{Target, DEFAULT_TARGET};
+use crate::Error;
+
+/// Everything a build or plan needs to know.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub args: Vec<String>,
+    pub target: Option<String>,
+    pub recipes_dir: Option<PathBuf>,
+    pub index_url: String,
+    pub github_api: String,
+    pub offline: bool,
+    pub refresh: bool,
+    pub upgrade_preinstalled: bool,
+    pub cache_dir: PathBuf,
+    pub out: PathBuf,
+    pub format: Format,
+    pub name: Option<String>,
+    /// Build from `<name>.lock.json` instead of resolving.
+    pub locked: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            args: Vec::new(),
+            target: None,
+            recipes_dir: None,
+            index_url: crate::index::DEFAULT_INDEX.into(),
+            github_api: release::GITHUB_API.into(),
+            offline: false,
+            refresh: false,
+            upgrade_preinstalled: false,
+            cache_dir: crate::cache::default_dir(),
+            out: PathBuf::from("dist"),
+            format: Format::Zip,
+            name: None,
+            locked: None,
+        }
+    }
+}
+
+/// What a build wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildOutput {
+    #[serde(flatten)]
+    pub manifest: Manifest,
+    pub bundle_dir: PathBuf,
+    pub archive: Option<PathBuf>,
+    #[serde(skip)]
+    pub archive_size: Option<u64>,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// Read the recipe(s) and the target the options name.
+pub fn load(options: &Options) -> Result<(Recipe, Target), Error> {
+    if options.args.is_empty() {
+        return Err(Error::Usage(
+            "name at least one recipe or requirement, e.g. `bundle build sqlite-utils`".into(),
+        ));
+    }
+    let mut recipe = recipe::from_args(&options.args, options.recipes_dir.as_deref())?;
+    if let Some(n) = &options.name {
+        recipe.name = n.clone();
+    }
+    if recipe.name.is_empty()
+        || recipe.name.contains('/')
+        || recipe.name.starts_with('.')
+    {
+        return Err(Error::Usage(format!(
+            "`{}` cannot be used as a bundle name; pass --name",
+            recipe.name
+        )));
+    }
+    let target_name = options
+        .target
+        .clone()
+        .or_else(|| recipe.target.clone())
+        .unwrap_or_else(|| DEFAULT_TARGET.to_string());
+    let target = Target::load(&target_name)?;
+    Ok((recipe, target))
+}
+
+pub fn fetcher(options: &Options, reporter: Arc<dyn Reporter>) -> Result<Arc<Fetcher>, Error> {
+    Ok(Arc::new(
+        Fetcher::new(Cache::new(&options.cache_dir), options.offline, reporter)?
+            .with_refresh(options.refresh),
+    ))
+}
+
+/// Resolve to a Plan (downloads only what resolution needs).
+pub async fn make_plan(
+    options: &Options,
+    recipe: &Recipe,
+    target: &Target,
+    fetcher: Arc<Fetcher>,
+    cancel: Arc<AtomicBool>,
+) -> Result<Plan, Error> {
+    fetcher.reporter().stage(Stage::Plan);
+    let plan_options = PlanOptions {
+        index_url: options.index_url.clone(),
+        resolve: ResolveOptions {
+            upgrade_preinstalled: options.upgrade_preinstalled,
+        },
+        github_api: options.github_api.clone(),
+    };
+    Ok(plan::plan(recipe, target, &plan_options, fetcher, cancel).await?)
+}
+
+/// Read a lock file (a saved Plan) and check it fits the request.
+pub fn read_lock(path: &Path, target: &Target) -> Result<Plan, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Usage(format!(
+            "--locked: cannot read {}: {e}; run `bundle lock` first",
+            path.display()
+        ))
+    })?;
+    let plan: Plan = serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("{}: not a bundle lock file: {e}", path.display())))?;
+    if plan.target != target.summary() {
+        return Err(Error::Usage(format!(
+            "{} was locked for target {}, not {}; run `bundle lock` again",
+            path.display(),
+            plan.target.name,
+            target.name
+        )));
+    }
+    Ok(plan)
+}
+
+/// Download every file of the plan in parallel; all verified.
+async fn fetch_all(
+    plan: &Plan,
+    fetcher: &Arc<Fetcher>,
+) -> Result<(Vec<Blob>, Vec<Blob>), Error> {
+    fetcher.reporter().stage(Stage::Fetch);
+    let mut set = tokio::task::JoinSet::new();
+    for (i, w) in plan.wheels.iter().enumerate() {
+        let f = fetcher.clone();
+        let (url, sha, label) = (w.url.clone(), w.sha256.clone(), w.filename.clone());
+        set.spawn(async move { (0, i, f.download(&url, sha.as_deref(), &label).await) });
+    }
+    for (i, r) in plan.releases.iter().enumerate() {
+        let f = fetcher.clone();
+        let (url, sha) = (r.url.clone(), r.sha256.clone());
+        let label = url.rsplit('/').next().unwrap_or(&url).to_string();
+        set.spawn(async move { (1, i, f.download(&url, Some(&sha), &label).await) });
+    }
+    let mut wheels: BTreeMap<usize, Blob> = BTreeMap::new();
+    let mut releases: BTreeMap<usize, Blob> = BTreeMap::new();
+    while let Some(joined) = set.join_next().await {
+        let (kind, i, result) = joined.expect("download task panicked");
+        let blob = result?;
+        if kind == 0 {
+            wheels.insert(i, blob);
+        } else {
+            releases.insert(i, blob);
+        }
+    }
+    Ok((wheels.into_values().collect(), releases.into_values().collect()))
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| {
+        Error::Assemble(assemble::AssembleError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Run the whole pipeline and write `out/<name>/` and `out/<name>.<ext>`.
+pub async fn build(
+    options: &Options,
+    reporter: Arc<dyn Reporter>,
+    cancel: Arc<AtomicBool>,
+) -> Result<BuildOutput, Error> {
+    let (recipe, target) = load(options)?;
+    let fetcher = fetcher(options, reporter.clone())?;
+    let plan = match &options.locked {
+        Some(path) => read_lock(path, &target)?,
+        None => make_plan(options, &recipe, &target, fetcher.clone(), cancel).await?,
+    };
+    build_plan(options, &plan, &target, fetcher).await
+}
+
+/// Fetch, stage, check and assemble an already resolved Plan.
+pub async fn build_plan(
+    options: &Options,
+    plan: &Plan,
+    target: &Target,
+    fetcher: Arc<Fetcher>,
+) -> Result<BuildOutput, Error> {
+    let reporter = fetcher.reporter().clone();
+    let name = plan.name.clone();
+    let (wheel_blobs, release_blobs) = fetch_all(plan, &fetcher).await?;
+
+    // Stage into a temporary folder beside the output; renamed in at the end.
+    reporter.stage(Stage::Stage);
+    let out = &options.out;
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".bundle-")
+        .tempdir_in(out)
+        .map_err(io_err(out))?;
+    let root = staging.path().join(&name);
+    let mut entries: BTreeMap<String, FileEntry> = BTreeMap::new();
+    if !plan.wheels.is_empty() {
+        let wheels_dir = root.join("wheels");
+        std::fs::create_dir_all(&wheels_dir).map_err(io_err(&wheels_dir))?;
+        for (w, blob) in plan.wheels.iter().zip(&wheel_blobs) {
+            let dest = wheels_dir.join(&w.filename);
+            std::fs::copy(&blob.path, &dest).map_err(io_err(&dest))?;
+            let path = format!("wheels/{}", w.filename);
+            entries.insert(
+                path.clone(),
+                FileEntry {
+                    path,
+                    kind: FileKind::Wheel,
+                    sha256: blob.sha256.clone(),
+                    size: blob.size,
+                    package: Some(w.package.clone()),
+                    version: Some(w.version.clone()),
+                    source: Some(w.url.clone()),
+                    glibc: None,
+                    needed: None,
+                },
+            );
+        }
+    }
+    let bin = root.join("bin");
+    for (r, blob) in plan.releases.iter().zip(&release_blobs) {
+        let written = release::extract(r, &blob.path, &bin)?;
+        for file in written {
+            let p = bin.join(&file);
+            let data = std::fs::read(&p).map_err(io_err(&p))?;
+            let path = format!("bin/{file}");
+            entries.insert(
+                path.clone(),
+                FileEntry {
+                    path,
+                    kind: FileKind::Binary,
+                    sha256: crate::cache::sha256_hex(&data),
+                    size: data.len() as u64,
+                    package: Some(r.name.clone()),
+                    version: Some(r.version.clone()),
+                    source: Some(r.url.clone()),
+                    glibc: None,
+                    needed: None,
+                },
+            );
+        }
+    }
+
+    // Check every ELF file, including shared objects inside wheels.
+    reporter.stage(Stage::Check);
+    let mut warnings = Vec::new();
+    if root.exists() {
+        let infos = check::scan(&root)?;
+        let verdicts = check::judge_all(target, infos);
+        let mut errors = Vec::new();
+        for v in &verdicts {
+            errors.extend(v.errors.iter().cloned());
+            if !v.missing.is_empty() {
+                let w = format!(
+                    "{} needs {} which target {} may lack and the bundle does not carry",
+                    v.elf.path,
+                    v.missing.join(", "),
+                    target.name
+                );
+                reporter.warn(&w);
+                warnings.push(w);
+            }
+            if let Some(e) = entries.get_mut(&v.elf.path) {
+                if e.kind == FileKind::Binary {
+                    e.glibc = v.elf.glibc.clone();
+                    e.needed = Some(v.elf.needed.clone());
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(check::CheckError::Incompatible {
+                target: target.name.clone(),
+                count: errors.len(),
+                details: errors.join("\n"),
+            }
+            .into());
+        }
+    }
+
+    reporter.stage(Stage::Assemble);
+    std::fs::create_dir_all(&root).map_err(io_err(&root))?;
+    let manifest = Manifest {
+        schema: MANIFEST_SCHEMA,
+        name: name.clone(),
+        created_by: format!("bundle {}", env!("CARGO_PKG_VERSION")),
+        target: plan.target.clone(),
+        files: entries.into_values().collect(),
+        excluded: plan.excluded.clone(),
+        checks: plan.checks.clone(),
+    };
+    let archive_name = options
+        .format
+        .extension()
+        .map(|ext| format!("{name}.{ext}"));
+    assemble::write_support_files(&root, &manifest, target, archive_name.as_deref())?;
+    let staged_archive = archive_name.as_ref().map(|a| staging.path().join(a));
+    if let Some(a) = &staged_archive {
+        match options.format {
+            Format::Zip => assemble::write_zip(&root, &name, a)?,
+            Format::TarGz => assemble::write_tar_gz(&root, &name, a)?,
+            Format::Dir => {}
+        }
+    }
+    let archive_size = match &staged_archive {
+        Some(a) => Some(std::fs::metadata(a).map_err(io_err(a))?.len()),
+        None => None,
+    };
+    if let Some(size) = archive_size.filter(|s| *s > target.max_file_bytes) {
+        let w = format!(
+            "{} is {size} bytes, above target {}'s upload limit of {} bytes",
+            archive_name.as_deref().unwrap_or(""),
+            target.name,
+            target.max_file_bytes
+        );
+        reporter.warn(&w);
+        warnings.push(w);
+    }
+
+    // Move into place: the old bundle (if any) is swapped out, then removed
+    // with the staging folder.
+    let bundle_dir = out.join(&name);
+    if bundle_dir.exists() {
+        let old = staging.path().join(".old");
+        std::fs::rename(&bundle_dir, &old).map_err(io_err(&bundle_dir))?;
+    }
+    std::fs::rename(&root, &bundle_dir).map_err(io_err(&bundle_dir))?;
+    let archive = match (staged_archive, archive_name) {
+        (Some(staged), Some(a)) => {
+            let dest = out.join(a);
+            std::fs::rename(&staged, &dest).map_err(io_err(&dest))?;
+            Some(dest)
+        }
+        _ => None,
+    };
+    Ok(BuildOutput {
+        manifest,
+        bundle_dir,
+        archive,
+        archive_size,
+        warnings,
+    })
+}

@@ -1,0 +1,353 @@
+//! The `check` stage: read every ELF file (including the shared objects
+//! inside wheels) and judge whether it can run on the target.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::target::Target;
+
+/// Libraries a glibc Linux target is assumed to have: glibc's own, plus the
+/// manylinux2014 policy's base list (PEP 599).
+pub const BASE_LIBRARIES: &[&str] = &[
+    // glibc
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "librt.so.1",
+    "libpthread.so.0",
+    "libutil.so.1",
+    "libresolv.so.2",
+    "libnsl.so.1",
+    "libcrypt.so.1",
+    "libanl.so.1",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+    "linux-vdso.so.1",
+    // manylinux2014 policy
+    "libgcc_s.so.1",
+    "libstdc++.so.6",
+    "libX11.so.6",
+    "libXext.so.6",
+    "libXrender.so.1",
+    "libICE.so.6",
+    "libSM.so.6",
+    "libGL.so.1",
+    "libgobject-2.0.so.0",
+    "libgthread-2.0.so.0",
+    "libglib-2.0.so.0",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("cannot read {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read archive {path}: {message}")]
+    Archive { path: PathBuf, message: String },
+    #[error("{count} file(s) cannot run on target {target}:\n{details}")]
+    Incompatible {
+        target: String,
+        count: usize,
+        details: String,
+    },
+}
+
+impl CheckError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CheckError::Incompatible { .. } => Some(
+                "use a build made for an older glibc (e.g. a musl or manylinux build), or a target with a newer glibc".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// What one ELF file needs.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ElfInfo {
+    /// Path relative to what was inspected (`wheel.whl!pkg/mod.so` inside archives).
+    pub path: String,
+    pub needed: Vec<String>,
+    /// Highest `GLIBC_x.y` required, e.g. "2.27".
+    pub glibc: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub glibcxx: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cxxabi: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soname: Option<String>,
+}
+
+/// The verdict for one file.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Verdict {
+    #[serde(flatten)]
+    pub elf: ElfInfo,
+    pub ok: bool,
+    /// Why it cannot run (fatal).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    /// Libraries neither the target nor the bundle provides.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+}
+
+fn version_key(v: &str) -> Vec<u64> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+fn max_version(current: &mut Option<String>, candidate: &str) {
+    if current
+        .as_deref()
+        .is_none_or(|c| version_key(candidate) > version_key(c))
+    {
+        *current = Some(candidate.to_string());
+    }
+}
+
+/// Parse an ELF image. Returns None when `data` is not ELF.
+pub fn read_elf(path: &str, data: &[u8]) -> Option<ElfInfo> {
+    if data.len() < 4 || &data[..4] != b"\x7fELF" {
+        return None;
+    }
+    let elf = goblin::elf::Elf::parse(data).ok()?;
+    let mut glibc = None;
+    let mut glibcxx = None;
+    let mut cxxabi = None;
+    if let Some(verneed) = &elf.verneed {
+        for need in verneed.iter() {
+            for aux in need.iter() {
+                let Some(name) = elf.dynstrtab.get_at(aux.vna_name) else {
+                    continue;
+                };
+                if let Some(v) = name.strip_prefix("GLIBC_") {
+                    if v.starts_with(|c: char| c.is_ascii_digit()) {
+                        max_version(&mut glibc, v);
+                    }
+                } else if let Some(v) = name.strip_prefix("GLIBCXX_") {
+                    max_version(&mut glibcxx, v);
+                } else if let Some(v) = name.strip_prefix("CXXABI_") {
+                    if v.starts_with(|c: char| c.is_ascii_digit()) {
+                        max_version(&mut cxxabi, v);
+                    }
+                }
+            }
+        }
+    }
+    Some(ElfInfo {
+        path: path.to_string(),
+        needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
+        glibc,
+        glibcxx,
+        cxxabi,
+        interpreter: elf.interpreter.map(str::to_string),
+        soname: elf.soname.map(str::to_string),
+    })
+}
+
+/// Judge files against the target. `provided` are sonames the bundle carries
+/// (its `lib/`, or libraries vendored in the same wheel).
+pub fn judge(target: &Target, elf: ElfInfo, provided: &BTreeSet<String>) -> Verdict {
+    let mut errors = Vec::new();
+    let have = target.glibc_str();
+    if let Some(need) = &elf.glibc {
+        if version_key(need) > version_key(&have) {
+            errors.push(format!(
+                "{} needs GLIBC_{need}; target {} has {have}",
+                elf.path, target.name
+            ));
+        }
+    }
+    if let (Some(need), Some(have)) = (&elf.glibcxx, &target.glibcxx) {
+        if version_key(need) > version_key(have) {
+            errors.push(format!(
+                "{} needs GLIBCXX_{need}; target {} has {have}",
+                elf.path, target.name
+            ));
+        }
+    }
+    let missing: Vec<String> = elf
+        .needed
+        .iter()
+        .filter(|n| {
+            !BASE_LIBRARIES.contains(&n.as_str())
+                && !target.libraries.contains(*n)
+                && !provided.contains(*n)
+        })
+        .cloned()
+        .collect();
+    Verdict {
+        ok: errors.is_empty(),
+        elf,
+        errors,
+        missing,
+    }
+}
+
+fn is_archive(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.ends_with(".whl") || n.ends_with(".zip")
+}
+
+/// Read every ELF file in a file, directory, wheel or zip. Directory entries
+/// are reported relative to `root`; archive members as `archive!member`.
+pub fn scan(root: &Path) -> Result<Vec<ElfInfo>, CheckError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CheckError::Io { path, source }
+    };
+    let mut out = Vec::new();
+    let meta = std::fs::metadata(root).map_err(io(root))?;
+    if meta.is_file() {
+        let name = root.display().to_string();
+        scan_file(root, &name, &mut out)?;
+        return Ok(out);
+    }
+    let mut files = Vec::new();
+    collect_files(root, &mut files).map_err(io(root))?;
+    files.sort();
+    for f in files {
+        let rel = f
+            .strip_prefix(root)
+            .unwrap_or(&f)
+            .to_string_lossy()
+            .replace('\\', "/");
+        scan_file(&f, &rel, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let ty = e.file_type()?;
+        if ty.is_dir() {
+            collect_files(&e.path(), out)?;
+        } else if ty.is_file() {
+            out.push(e.path());
+        }
+    }
+    Ok(())
+}
+
+fn scan_file(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), CheckError> {
+    if is_archive(label) {
+        return scan_zip(path, label, out);
+    }
+    let mut head = [0u8; 4];
+    let mut f = std::fs::File::open(path).map_err(|source| CheckError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if f.read_exact(&mut head).is_err() || &head != b"\x7fELF" {
+        return Ok(());
+    }
+    let data = std::fs::read(path).map_err(|source| CheckError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if let Some(info) = read_elf(label, &data) {
+        out.push(info);
+    }
+    Ok(())
+}
+
+fn scan_zip(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), CheckError> {
+    let bad = |message: String| CheckError::Archive {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|source| CheckError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+    let mut names: Vec<String> = zip.file_names().map(str::to_string).collect();
+    names.sort();
+    for name in names {
+        let mut entry = zip.by_name(&name).map_err(|e| bad(e.to_string()))?;
+        if entry.is_dir() || entry.size() < 64 {
+            continue;
+        }
+        let mut head = [0u8; 4];
+        if entry.read_exact(&mut head).is_err() || &head != b"\x7fELF" {
+            continue;
+        }
+        let mut data = head.to_vec();
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| bad(e.to_string()))?;
+        if let Some(info) = read_elf(&format!("{label}!{name}"), &data) {
+            out.push(info);
+        }
+    }
+    Ok(())
+}
+
+/// Sonames provided by files in the scan (vendored libraries).
+pub fn provided_sonames(infos: &[ElfInfo]) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for i in infos {
+        let file_name = i.path.rsplit(['/', '!']).next().unwrap_or(&i.path);
+        let group = i.path.split('!').next().unwrap_or("").to_string();
+        map.entry(group.clone()).or_default().push(file_name.to_string());
+        if let Some(s) = &i.soname {
+            map.entry(group).or_default().push(s.clone());
+        }
+    }
+    map
+}
+
+/// Judge a whole scan: libraries vendored in the same archive (or anywhere
+/// in the bundle's `lib/`) count as provided.
+pub fn judge_all(target: &Target, infos: Vec<ElfInfo>) -> Vec<Verdict> {
+    let groups = provided_sonames(&infos);
+    let bundle_libs: BTreeSet<String> = infos
+        .iter()
+        .filter(|i| i.path.starts_with("lib/"))
+        .flat_map(|i| {
+            let f = i.path.rsplit('/').next().unwrap_or(&i.path).to_string();
+            std::iter::once(f).chain(i.soname.clone())
+        })
+        .collect();
+    infos
+        .into_iter()
+        .map(|i| {
+            let group = i.path.split('!').next().unwrap_or("").to_string();
+            let mut provided = bundle_libs.clone();
+            if i.path.contains('!') {
+                provided.extend(groups.get(&group).cloned().unwrap_or_default());
+            }
+            judge(target, i, &provided)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_order_is_numeric() {
+        let mut v = None;
+        for x in ["2.2.5", "2.17", "2.3.4", "2.9"] {
+            max_version(&mut v, x);
+        }
+        assert_eq!(v.as_deref(), Some("2.17"));
+    }
+
+    #[test]
+    fn non_elf_is_skipped() {
+        assert!(read_elf("x", b"#!/bin/sh\n").is_none());
+        assert!(read_elf("x", b"\x7fELF garbage").is_none());
+    }
+}

@@ -1,0 +1,573 @@
+//! A PEP 691 (JSON simple API) index client that sees the index through the
+//! target's eyes: which wheels the target can install, and their metadata.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use pep440_rs::{Version, VersionSpecifiers};
+use pep508_rs::{ExtraName, PackageName, Requirement, VerbatimUrl};
+use reqwest::Url;
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+use crate::fetch::{FetchError, Fetcher, RangeReply};
+use crate::tags::{TagPolicy, WheelName};
+use crate::target::Target;
+
+/// The default index, as pip's.
+pub const DEFAULT_INDEX: &str = "https://pypi.org/simple/";
+const ACCEPT_JSON: &str = "application/vnd.pypi.simple.v1+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("package `{name}` was not found on {index}")]
+    NotFound { name: String, index: String },
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("{url} is not a PEP 691 JSON project page: {message}")]
+    BadPage { url: String, message: String },
+    #[error("cannot read the metadata of {file}: {message}")]
+    BadMetadata { file: String, message: String },
+    #[error("invalid index URL `{0}`")]
+    BadIndexUrl(String),
+}
+
+impl IndexError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            IndexError::NotFound { .. } => Some(
+                "check the spelling; a name that is not a recipe is read as a PyPI requirement (see `bundle recipes`)".into(),
+            ),
+            IndexError::BadPage { .. } => Some(
+                "the index must serve the JSON simple API (application/vnd.pypi.simple.v1+json), as PyPI does".into(),
+            ),
+            IndexError::Fetch(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PageJson {
+    #[serde(default)]
+    files: Vec<FileJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BoolOrString {
+    Bool(bool),
+    String(String),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BoolOrHashes {
+    Bool(bool),
+    Hashes(HashMap<String, String>),
+}
+
+#[derive(Deserialize)]
+struct FileJson {
+    filename: String,
+    url: String,
+    #[serde(default)]
+    hashes: HashMap<String, String>,
+    #[serde(default, rename = "requires-python")]
+    requires_python: Option<String>,
+    #[serde(default)]
+    yanked: Option<BoolOrString>,
+    #[serde(default, rename = "core-metadata", alias = "data-dist-info-metadata")]
+    core_metadata: Option<BoolOrHashes>,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(default, rename = "upload-time")]
+    upload_time: Option<String>,
+}
+
+/// A wheel the target can install.
+#[derive(Debug, Clone)]
+pub struct WheelFile {
+    pub filename: String,
+    pub url: String,
+    pub sha256: Option<String>,
+    pub size: Option<u64>,
+    /// PEP 658: `Some(hash)` when a `.metadata` file is served (hash optional).
+    pub core_metadata: Option<Option<String>>,
+    pub yanked: Option<String>,
+    pub requires_python: Option<String>,
+    priority: usize,
+}
+
+/// One version of a project, as the target sees it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub version: Version,
+    /// Best installable wheel (non-yanked preferred).
+    pub wheel: WheelFile,
+}
+
+impl Candidate {
+    pub fn yanked(&self) -> Option<&str> {
+        self.wheel.yanked.as_deref()
+    }
+}
+
+/// A file the target cannot use, and why.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub version: Option<Version>,
+    pub filename: String,
+    pub reason: String,
+}
+
+/// A project page filtered for the target.
+#[derive(Debug)]
+pub struct Project {
+    pub name: PackageName,
+    pub candidates: BTreeMap<Version, Candidate>,
+    pub rejected: Vec<Rejected>,
+    pub file_count: usize,
+}
+
+/// Parsed core metadata (the parts resolution needs).
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    pub requires_dist: Vec<Requirement<VerbatimUrl>>,
+    pub provides_extra: Vec<ExtraName>,
+    pub requires_python: Option<String>,
+}
+
+type Shared<T> = Arc<OnceCell<Result<Arc<T>, Arc<IndexError>>>>;
+
+/// Index client with per-run memoization, safe to share across tasks.
+pub struct Index {
+    base: Url,
+    fetcher: Arc<Fetcher>,
+    tags: TagPolicy,
+    python: Version,
+    exclude_newer: Option<String>,
+    projects: Mutex<HashMap<PackageName, Shared<Project>>>,
+    metadata: Mutex<HashMap<String, Shared<Metadata>>>,
+}
+
+impl Index {
+    pub fn new(
+        index_url: &str,
+        fetcher: Arc<Fetcher>,
+        target: &Target,
+        exclude_newer: Option<String>,
+    ) -> Result<Index, IndexError> {
+        let mut s = index_url.trim().to_string();
+        if !s.ends_with('/') {
+            s.push('/');
+        }
+        let base = Url::parse(&s).map_err(|_| IndexError::BadIndexUrl(index_url.to_string()))?;
+        Ok(Index {
+            base,
+            fetcher,
+            tags: target.tag_policy(),
+            python: target.python.clone(),
+            exclude_newer,
+            projects: Mutex::new(HashMap::new()),
+            metadata: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    pub fn fetcher(&self) -> &Arc<Fetcher> {
+        &self.fetcher
+    }
+
+    /// The project page for `name`, filtered for the target (memoized).
+    pub async fn project(&self, name: &PackageName) -> Result<Arc<Project>, Arc<IndexError>> {
+        let cell = self
+            .projects
+            .lock()
+            .expect("poisoned")
+            .entry(name.clone())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async { self.load_project(name).await.map(Arc::new).map_err(Arc::new) })
+            .await
+            .clone()
+    }
+
+    async fn load_project(&self, name: &PackageName) -> Result<Project, IndexError> {
+        self.fetcher.reporter().resolving(name.as_ref());
+        let url = self
+            .base
+            .join(&format!("{name}/"))
+            .map_err(|_| IndexError::BadIndexUrl(self.base.to_string()))?;
+        let body = match self.fetcher.get_page(url.as_str(), ACCEPT_JSON).await {
+            Ok(b) => b,
+            Err(FetchError::NotFound { .. }) => {
+                return Err(IndexError::NotFound {
+                    name: name.to_string(),
+                    index: self.base.to_string(),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let page: PageJson = serde_json::from_slice(&body).map_err(|e| IndexError::BadPage {
+            url: url.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(self.filter_files(name, &url, page.files))
+    }
+
+    fn filter_files(&self, name: &PackageName, page_url: &Url, files: Vec<FileJson>) -> Project {
+        let mut candidates: BTreeMap<Version, Candidate> = BTreeMap::new();
+        let mut rejected = Vec::new();
+        let file_count = files.len();
+        for f in files {
+            let reject = |version: Option<Version>, reason: String| Rejected {
+                version,
+                filename: f.filename.clone(),
+                reason,
+            };
+            let Some(wheel) = WheelName::parse(&f.filename) else {
+                let version = sdist_version(&f.filename, name);
+                rejected.push(reject(version, "source distribution (wheels only)".into()));
+                continue;
+            };
+            let Ok(version) = Version::from_str(&wheel.version) else {
+                continue;
+            };
+            if let (Some(cutoff), Some(uploaded)) = (&self.exclude_newer, &f.upload_time) {
+                if !uploaded_before(uploaded, cutoff) {
+                    rejected.push(reject(
+                        Some(version),
+                        format!("uploaded {uploaded}, after exclude_newer {cutoff}"),
+                    ));
+                    continue;
+                }
+            }
+            let Some(priority) = self.tags.priority(&wheel) else {
+                rejected.push(reject(
+                    Some(version),
+                    format!(
+                        "tag {}-{}-{} does not fit the target",
+                        wheel.python.join("."),
+                        wheel.abi.join("."),
+                        wheel.platform.join(".")
+                    ),
+                ));
+                continue;
+            };
+            if let Some(rp) = f.requires_python.as_deref().filter(|s| !s.trim().is_empty()) {
+                if let Ok(spec) = VersionSpecifiers::from_str(rp) {
+                    if !spec.contains(&self.python) {
+                        rejected.push(reject(
+                            Some(version),
+                            format!("Requires-Python {rp} excludes Python {}", self.python),
+                        ));
+                        continue;
+                    }
+                }
+            }
+            let yanked = match f.yanked {
+                Some(BoolOrString::Bool(true)) => Some(String::new()),
+                Some(BoolOrString::String(s)) => Some(s),
+                _ => None,
+            };
+            let Ok(url) = page_url.join(&f.url) else {
+                continue;
+            };
+            let core_metadata = match f.core_metadata {
+                Some(BoolOrHashes::Bool(true)) => Some(None),
+                Some(BoolOrHashes::Hashes(h)) => Some(h.get("sha256").cloned()),
+                _ => None,
+            };
+            let mut url = url;
+            url.set_fragment(None);
+            let file = WheelFile {
+                filename: f.filename.clone(),
+                url: url.to_string(),
+                sha256: f.hashes.get("sha256").map(|s| s.to_ascii_lowercase()),
+                size: f.size,
+                core_metadata,
+                yanked,
+                requires_python: f.requires_python.clone(),
+                priority,
+            };
+            match candidates.get_mut(&version) {
+                Some(c) => {
+                    let better = (file.yanked.is_some(), file.priority, &file.filename)
+                        < (c.wheel.yanked.is_some(), c.wheel.priority, &c.wheel.filename);
+                    if better {
+                        c.wheel = file;
+                    }
+                }
+                None => {
+                    candidates.insert(
+                        version.clone(),
+                        Candidate {
+                            version,
+                            wheel: file,
+                        },
+                    );
+                }
+            }
+        }
+        Project {
+            name: name.clone(),
+            candidates,
+            rejected,
+            file_count,
+        }
+    }
+
+    /// Core metadata of a wheel (memoized; cached on disk).
+    pub async fn metadata(&self, wheel: &WheelFile) -> Result<Arc<Metadata>, Arc<IndexError>> {
+        let cell = self
+            .metadata
+            .lock()
+            .expect("poisoned")
+            .entry(wheel.url.clone())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            self.load_metadata(wheel)
+                .await
+                .map(Arc::new)
+                .map_err(Arc::new)
+        })
+        .await
+        .clone()
+    }
+
+    async fn load_metadata(&self, wheel: &WheelFile) -> Result<Metadata, IndexError> {
+        let cache = self.fetcher.cache();
+        let key = wheel.sha256.clone().unwrap_or_else(|| wheel.url.clone());
+        let path = cache.keyed("metadata", &key, ".METADATA");
+        let raw = match std::fs::read(&path) {
+            Ok(raw) => raw,
+            Err(_) => {
+                let raw = self.fetch_metadata(wheel).await?;
+                if let Err(e) = cache.write_atomic(&path, &raw) {
+                    tracing::warn!("cannot cache metadata at {}: {e}", path.display());
+                }
+                raw
+            }
+        };
+        parse_metadata(&String::from_utf8_lossy(&raw)).map_err(|message| IndexError::BadMetadata {
+            file: wheel.filename.clone(),
+            message,
+        })
+    }
+
+    /// PEP 658 file, else a range read of the wheel's zip directory, else the
+    /// whole wheel (kept in the cache: it is usually the one bundled).
+    async fn fetch_metadata(&self, wheel: &WheelFile) -> Result<Vec<u8>, IndexError> {
+        let bad = |message: String| IndexError::BadMetadata {
+            file: wheel.filename.clone(),
+            message,
+        };
+        // A wheel already in the cache needs no network at all.
+        if let Some(blob) = wheel.sha256.as_deref().and_then(|h| self.fetcher.cached_blob(h)) {
+            return metadata_from_wheel_file(&blob.path).map_err(bad);
+        }
+        if let Some(hash) = &wheel.core_metadata {
+            let url = format!("{}.metadata", wheel.url);
+            match self.fetcher.get(&url, None).await {
+                Ok(bytes) => {
+                    if let Some(expected) = hash {
+                        let actual = crate::cache::sha256_hex(&bytes);
+                        if !actual.eq_ignore_ascii_case(expected) {
+                            return Err(FetchError::HashMismatch {
+                                url,
+                                expected: expected.clone(),
+                                actual,
+                            }
+                            .into());
+                        }
+                    }
+                    return Ok(bytes);
+                }
+                Err(FetchError::NotFound { .. }) => {
+                    tracing::debug!("{url} advertised but missing; reading the wheel instead")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match self.metadata_by_range(wheel).await? {
+            RangeOutcome::Found(bytes) => Ok(bytes),
+            RangeOutcome::Whole(resp) => {
+                let blob = self
+                    .fetcher
+                    .store_response(&wheel.url, resp, wheel.sha256.as_deref(), &wheel.filename)
+                    .await?;
+                metadata_from_wheel_file(&blob.path).map_err(bad)
+            }
+            RangeOutcome::Unreadable => {
+                let blob = self
+                    .fetcher
+                    .download(&wheel.url, wheel.sha256.as_deref(), &wheel.filename)
+                    .await?;
+                metadata_from_wheel_file(&blob.path).map_err(bad)
+            }
+        }
+    }
+
+    async fn metadata_by_range(&self, wheel: &WheelFile) -> Result<RangeOutcome, IndexError> {
+        const TAIL: u64 = 64 * 1024;
+        let (tail, total) = match self
+            .fetcher
+            .get_range(&wheel.url, &format!("bytes=-{TAIL}"))
+            .await?
+        {
+            RangeReply::Whole(resp) => return Ok(RangeOutcome::Whole(resp)),
+            RangeReply::Partial { bytes, total } => (bytes, total),
+        };
+        let Some(total) = total.or(wheel.size) else {
+            return Ok(RangeOutcome::Unreadable);
+        };
+        let tail_start = total.saturating_sub(tail.len() as u64);
+        let Some(dir) = crate::zipdir::find_central_directory(&tail, tail_start) else {
+            return Ok(RangeOutcome::Unreadable);
+        };
+        let cd: Vec<u8> = if dir.offset >= tail_start {
+            let s = (dir.offset - tail_start) as usize;
+            tail[s..(s + dir.size as usize).min(tail.len())].to_vec()
+        } else {
+            match self
+                .fetcher
+                .get_range(
+                    &wheel.url,
+                    &format!("bytes={}-{}", dir.offset, dir.offset + dir.size - 1),
+                )
+                .await?
+            {
+                RangeReply::Partial { bytes, .. } => bytes,
+                RangeReply::Whole(_) => return Ok(RangeOutcome::Unreadable),
+            }
+        };
+        let Some(entry) = crate::zipdir::find_metadata_entry(&cd) else {
+            return Ok(RangeOutcome::Unreadable);
+        };
+        // Local header (30 bytes) + name + extra (unknown until read) + data.
+        let want = 30 + entry.name_len as u64 + 1024 + entry.compressed_size;
+        let end = (entry.header_offset + want).min(total) - 1;
+        let local = match self
+            .fetcher
+            .get_range(&wheel.url, &format!("bytes={}-{end}", entry.header_offset))
+            .await?
+        {
+            RangeReply::Partial { bytes, .. } => bytes,
+            RangeReply::Whole(_) => return Ok(RangeOutcome::Unreadable),
+        };
+        match crate::zipdir::read_local_entry(&local, &entry) {
+            Some(bytes) => Ok(RangeOutcome::Found(bytes)),
+            None => Ok(RangeOutcome::Unreadable),
+        }
+    }
+}
+
+enum RangeOutcome {
+    Found(Vec<u8>),
+    Whole(reqwest::Response),
+    Unreadable,
+}
+
+/// `uploaded` (RFC 3339) is not after `cutoff` (RFC 3339 or a date, inclusive).
+fn uploaded_before(uploaded: &str, cutoff: &str) -> bool {
+    if cutoff.len() == 10 {
+        uploaded.get(..10).unwrap_or(uploaded) <= cutoff
+    } else {
+        uploaded <= cutoff
+    }
+}
+
+fn sdist_version(filename: &str, name: &PackageName) -> Option<Version> {
+    let stem = filename
+        .strip_suffix(".tar.gz")
+        .or_else(|| filename.strip_suffix(".zip"))
+        .or_else(|| filename.strip_suffix(".tar.bz2"))?;
+    let (_, v) = stem.rsplit_once('-')?;
+    let _ = name;
+    Version::from_str(v).ok()
+}
+
+/// METADATA of a wheel on disk.
+pub fn metadata_from_wheel_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not a zip file: {e}"))?;
+    let name = (0..zip.len())
+        .filter_map(|i| zip.name_for_index(i).map(str::to_string))
+        .find(|n| crate::zipdir::is_metadata_path(n))
+        .ok_or("no *.dist-info/METADATA in the wheel")?;
+    let mut out = Vec::new();
+    zip.by_name(&name)
+        .map_err(|e| e.to_string())?
+        .take(16 * 1024 * 1024)
+        .read_to_end(&mut out)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Parse the email-header part of core metadata.
+pub fn parse_metadata(text: &str) -> Result<Metadata, String> {
+    let mut meta = Metadata::default();
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = headers.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    for (k, v) in headers {
+        match k.as_str() {
+            "requires-dist" => {
+                let req = Requirement::<VerbatimUrl>::from_str(&v)
+                    .map_err(|e| format!("Requires-Dist `{v}`: {e}"))?;
+                meta.requires_dist.push(req);
+            }
+            "provides-extra" => {
+                if let Ok(e) = ExtraName::from_str(&v) {
+                    meta.provides_extra.push(e);
+                }
+            }
+            "requires-python" => meta.requires_python = Some(v),
+            _ => {}
+        }
+    }
+    Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_headers() {
+        let m = parse_metadata(
+            "Metadata-Version: 2.1\nName: x\nRequires-Dist: click\nRequires-Dist: importlib-resources;\n python_version < \"3.9\"\nProvides-Extra: test\nRequires-Dist: pytest; extra == 'test'\n\nRequires-Dist: not-a-header\n",
+        )
+        .unwrap();
+        assert_eq!(m.requires_dist.len(), 3);
+        assert_eq!(m.requires_dist[1].name.as_ref(), "importlib-resources");
+        assert_eq!(m.provides_extra.len(), 1);
+    }
+
+    #[test]
+    fn exclude_newer_compares_dates() {
+        assert!(uploaded_before("2023-05-03T10:00:00Z", "2023-05-03"));
+        assert!(!uploaded_before("2023-05-04T00:00:01Z", "2023-05-03"));
+        assert!(uploaded_before("2023-05-03T10:00:00Z", "2023-05-03T11:00:00Z"));
+    }
+}

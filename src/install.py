@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Install this bundle offline. Written by `bundle`; needs only the standard library.
+
+Run it with the Python that should receive the packages:
+
+    python3 install.py            # install wheels, make bin/ executable, run checks
+    python3 install.py --no-check # skip the checks
+"""
+import json
+import os
+import stat
+import subprocess
+import sys
+import sysconfig
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def say(msg):
+    print("[bundle] " + msg, flush=True)
+
+
+def load_manifest():
+    with open(os.path.join(HERE, "manifest.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def have_pip():
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec("pip") is not None
+    except Exception:
+        return False
+
+
+def install_wheels(manifest):
+    wheels = [f for f in manifest["files"] if f["kind"] == "wheel"]
+    if not wheels:
+        say("no wheels to install")
+        return True
+    if not have_pip():
+        say(
+            "ERROR: pip is not available for %s, so the %d wheel(s) in %s cannot be installed. "
+            "Install pip for this Python (e.g. the python3-pip package), or run this script "
+            "with a Python that has pip." % (sys.executable, len(wheels), os.path.join(HERE, "wheels"))
+        )
+        return False
+    paths = [os.path.join(HERE, f["path"]) for f in wheels]
+    cmd = [
+        sys.executable, "-m", "pip", "install",
+        "--no-index", "--find-links", os.path.join(HERE, "wheels"),
+        "--disable-pip-version-check", "--no-warn-script-location",
+    ] + paths
+    say("installing %d wheel(s) offline" % len(paths))
+    result = subprocess.run(cmd)
+    if result.returncode != 0:
+        say("ERROR: pip failed with exit code %d" % result.returncode)
+        return False
+    return True
+
+
+def make_executable(manifest):
+    for f in manifest["files"]:
+        if f["kind"] == "binary":
+            p = os.path.join(HERE, f["path"])
+            mode = os.stat(p).st_mode
+            os.chmod(p, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def check_env():
+    env = dict(os.environ)
+    dirs = [os.path.join(HERE, "bin")]
+    for scheme in (None, os.name + "_user"):
+        try:
+            d = sysconfig.get_path("scripts", scheme) if scheme else sysconfig.get_path("scripts")
+        except KeyError:
+            continue
+        if d:
+            dirs.append(d)
+    dirs.append(os.path.expanduser("~/.local/bin"))
+    env["PATH"] = os.pathsep.join(dirs + [env.get("PATH", "")])
+    lib = os.path.join(HERE, "lib")
+    if os.path.isdir(lib):
+        env["LD_LIBRARY_PATH"] = os.pathsep.join([lib, env.get("LD_LIBRARY_PATH", "")])
+    return env
+
+
+def run_checks(manifest):
+    checks = manifest.get("checks", [])
+    if not checks:
+        return True
+    env = check_env()
+    ok = True
+    for c in checks:
+        try:
+            r = subprocess.run(
+                c["run"], shell=True, env=env, cwd=HERE, timeout=60,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+            )
+            out, code = r.stdout, r.returncode
+        except subprocess.TimeoutExpired:
+            out, code = "timed out after 60 s", -1
+        expect = c.get("expect")
+        passed = code == 0 and (expect is None or expect in out)
+        say("check %s: %s" % ("ok" if passed else "FAILED", c["run"]))
+        if not passed:
+            ok = False
+            say("  exit code %d; expected %r in output:\n%s" % (code, expect, out.strip()))
+    return ok
+
+
+def main():
+    manifest = load_manifest()
+    say("bundle %s for %s" % (manifest["name"], manifest["target"]["name"]))
+    if not install_wheels(manifest):
+        return 1
+    make_executable(manifest)
+    if os.path.isdir(os.path.join(HERE, "bin")):
+        say("programs are in %s" % os.path.join(HERE, "bin"))
+    if "--no-check" not in sys.argv[1:] and not run_checks(manifest):
+        return 1
+    say("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+//! `bundle`: upload-ready bundles of third-party software for machines that
+//! are not yours.
+//!
+//! The pipeline (see DESIGN.md): [`plan`] (resolve, via [`resolve`] and
+//! [`index`]) → [`fetch`] (HTTP and the [`cache`]) → stage ([`release`]
+//! extraction) → [`check`] (ELF) → [`assemble`]. [`build`] runs it.
+//! Library code never prints: progress goes through [`report::Reporter`].
+
+pub mod assemble;
+pub mod build;
+pub mod cache;
+pub mod check;
+pub mod fetch;
+pub mod index;
+pub mod plan;
+pub mod recipe;
+pub mod release;
+pub mod report;
+pub mod resolve;
+pub mod tags;
+pub mod target;
+pub mod toml_file;
+pub mod zipdir;
+
+/// Any failure of a `bundle` command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Recipe(#[from] recipe::RecipeError),
+    #[error(transparent)]
+    Target(#[from] target::TargetError),
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
+    #[error(transparent)]
+    Release(#[from] release::ReleaseError),
+    #[error(transparent)]
+    Check(#[from] check::CheckError),
+    #[error(transparent)]
+    Assemble(#[from] assemble::AssembleError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// 0 ok; 1 the work failed; 2 bad usage or input; 130 interrupted.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Recipe(_) | Error::Target(_) | Error::Usage(_) => 2,
+            Error::Release(e) if e.is_bad_input() => 2,
+            Error::Plan(plan::PlanError::Release(e)) if e.is_bad_input() => 2,
+            Error::Plan(plan::PlanError::Resolve(resolve::ResolveError::Unsupported(_))) => 2,
+            Error::Plan(plan::PlanError::Index(index::IndexError::BadIndexUrl(_))) => 2,
+            Error::Interrupted
+            | Error::Plan(plan::PlanError::Resolve(resolve::ResolveError::Cancelled)) => 130,
+            _ => 1,
+        }
+    }
+
+    /// A suggestion for the user, when there is one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Recipe(e) => e.hint(),
+            Error::Target(e) => e.hint(),
+            Error::Plan(e) => e.hint(),
+            Error::Fetch(e) => e.hint(),
+            Error::Release(e) => e.hint(),
+            Error::Check(e) => e.hint(),
+            Error::Assemble(e) => e.hint(),
+            Error::Usage(_) | Error::Interrupted => None,
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Recipes: what goes into a bundle. Built-in recipes live in `recipes/`
+//! and are compiled into the binary; a `recipes/<name>.toml` in the working
+//! directory (or `--recipes DIR`) takes precedence.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use pep508_rs::{Requirement, VerbatimUrl};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::toml_file::{self, line_col, TomlError};
+
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "code-interpreter-2023",
+        include_str!("../recipes/code-interpreter-2023.toml"),
+    ),
+    ("deno", include_str!("../recipes/deno.toml")),
+    ("sqlite-utils", include_str!("../recipes/sqlite-utils.toml")),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    #[error(transparent)]
+    Toml(#[from] TomlError),
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("cannot read recipe {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{arg}` is neither a recipe nor a valid requirement: {message}")]
+    BadRequirement { arg: String, message: String },
+}
+
+impl RecipeError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RecipeError::Toml(_) | RecipeError::Invalid { .. } => {
+                Some("see the recipe format in DESIGN.md; `bundle recipes` lists examples".into())
+            }
+            RecipeError::BadRequirement { .. } => Some(
+                "write a PEP 508 requirement such as `httpx[http2]<1`, or a recipe name from `bundle recipes`".into(),
+            ),
+            RecipeError::Read { .. } => None,
+        }
+    }
+}
+
+/// A check run in the sandbox after installing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub run: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Sdists {
+    #[default]
+    Never,
+    Build,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPypi {
+    #[serde(default)]
+    requirements: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude_newer: Option<String>,
+    #[serde(default)]
+    sdists: Option<Spanned<Sdists>>,
+    #[serde(default)]
+    check: Vec<Check>,
+}
+
+/// A `[[release]]` table: one asset from a release page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    pub name: String,
+    pub version: String,
+    pub url: String,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub sha256_url: Option<String>,
+    #[serde(default)]
+    pub files: Vec<String>,
+    #[serde(default)]
+    pub check: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Apt {
+    #[serde(default)]
+    pub packages: Vec<String>,
+    #[serde(default)]
+    pub binaries: Vec<String>,
+    #[serde(default)]
+    pub check: Vec<Check>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecipe {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    pypi: Option<RawPypi>,
+    #[serde(default)]
+    release: Vec<Release>,
+    #[serde(default)]
+    apt: Option<Spanned<Apt>>,
+}
+
+/// The `[pypi]` part of a recipe, validated.
+#[derive(Debug, Clone, Default)]
+pub struct Pypi {
+    pub requirements: Vec<Requirement<VerbatimUrl>>,
+    pub exclude_newer: Option<String>,
+    pub check: Vec<Check>,
+}
+
+/// A validated recipe.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub name: String,
+    pub description: String,
+    pub target: Option<String>,
+    pub pypi: Pypi,
+    pub releases: Vec<Release>,
+    pub apt: Option<Apt>,
+    /// Where it came from, for messages.
+    pub origin: String,
+}
+
+impl Recipe {
+    /// Parse recipe text; `file` names it in errors.
+    pub fn parse(name: &str, text: &str, file: &str) -> Result<Recipe, RecipeError> {
+        let raw: RawRecipe = toml_file::parse(text, file)?;
+        let invalid = |offset: usize, message: String| {
+            let (line, column) = line_col(text, offset);
+            RecipeError::Invalid {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }
+        };
+        let mut pypi = Pypi::default();
+        if let Some(p) = raw.pypi {
+            for r in &p.requirements {
+                let req = Requirement::<VerbatimUrl>::from_str(r.get_ref()).map_err(|e| {
+                    invalid(r.span().start, format!("invalid requirement `{}`: {e}", r.get_ref()))
+                })?;
+                pypi.requirements.push(req);
+            }
+            if let Some(s) = &p.sdists {
+                if *s.get_ref() == Sdists::Build {
+                    return Err(invalid(
+                        s.span().start,
+                        "sdists = \"build\" needs the Docker build stage, which this version of bundle does not have yet; only wheels are bundled".into(),
+                    ));
+                }
+            }
+            pypi.exclude_newer = p.exclude_newer;
+            pypi.check = p.check;
+        }
+        let apt = match raw.apt {
+            Some(a) => {
+                return Err(invalid(
+                    a.span().start,
+                    "[apt] recipes need the Docker build stage, which this version of bundle does not have yet".into(),
+                ))
+            }
+            None => None,
+        };
+        for rel in &raw.release {
+            if rel.files.is_empty() {
+                let at = text.find(&rel.url).unwrap_or(0);
+                return Err(invalid(
+                    at,
+                    format!(
+                        "release `{}` lists no `files` to take from the archive",
+                        rel.name
+                    ),
+                ));
+            }
+        }
+        Ok(Recipe {
+            name: name.to_string(),
+            description: raw.description.unwrap_or_default(),
+            target: raw.target,
+            pypi,
+            releases: raw.release,
+            apt,
+            origin: file.to_string(),
+        })
+    }
+
+    /// A recipe made of PEP 508 requirements given on the command line.
+    pub fn from_requirements(args: &[String]) -> Result<Recipe, RecipeError> {
+        let mut pypi = Pypi::default();
+        for a in args {
+            let req = Requirement::<VerbatimUrl>::from_str(a).map_err(|e| {
+                RecipeError::BadRequirement {
+                    arg: a.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            pypi.requirements.push(req);
+        }
+        let name = pypi
+            .requirements
+            .iter()
+            .map(|r| r.name.to_string())
+            .collect::<Vec<_>>()
+            .join("+");
+        Ok(Recipe {
+            name,
+            description: String::new(),
+            target: None,
+            pypi,
+            releases: Vec::new(),
+            apt: None,
+            origin: "<command line>".into(),
+        })
+    }
+
+    /// Merge another recipe into this one (for `bundle build a b`).
+    pub fn merge(&mut self, other: Recipe) {
+        self.name = format!("{}+{}", self.name, other.name);
+        self.pypi.requirements.extend(other.pypi.requirements);
+        self.pypi.check.extend(other.pypi.check);
+        if self.pypi.exclude_newer.is_none() {
+            self.pypi.exclude_newer = other.pypi.exclude_newer;
+        }
+        self.releases.extend(other.releases);
+        if self.target.is_none() {
+            self.target = other.target;
+        }
+    }
+
+    /// All checks of the recipe, in order.
+    pub fn checks(&self) -> Vec<Check> {
+        let mut out = self.pypi.check.clone();
+        for r in &self.releases {
+            out.extend(r.check.iter().cloned());
+        }
+        if let Some(a) = &self.apt {
+            out.extend(a.check.iter().cloned());
+        }
+        out
+    }
+}
+
+/// Names of built-in recipes with their descriptions.
+pub fn builtin() -> Vec<(String, String)> {
+    BUILTIN
+        .iter()
+        .map(|(n, t)| {
+            let d = Recipe::parse(n, t, n)
+                .map(|r| r.description)
+                .unwrap_or_default();
+            (n.to_string(), d)
+        })
+        .collect()
+}
+
+fn looks_like_recipe_name(arg: &str) -> bool {
+    !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Find a recipe by name or path: `*.toml` paths, then `<dir>/<name>.toml`
+/// (dir = `--recipes`, else `./recipes`), then built-ins.
+pub fn find(arg: &str, dir: Option<&Path>) -> Result<Option<Recipe>, RecipeError> {
+    let read = |path: &Path, name: &str| -> Result<Recipe, RecipeError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Recipe::parse(name, &text, &path.display().to_string())
+    };
+    if arg.ends_with(".toml") {
+        let path = Path::new(arg);
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| arg.to_string());
+        return read(path, &name).map(Some);
+    }
+    if !looks_like_recipe_name(arg) {
+        return Ok(None);
+    }
+    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("recipes"));
+    let local = dir.join(format!("{arg}.toml"));
+    if local.is_file() {
+        return read(&local, arg).map(Some);
+    }
+    match BUILTIN.iter().find(|(n, _)| *n == arg) {
+        Some((n, text)) => Recipe::parse(n, text, &format!("<built-in recipe {n}>")).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Turn command-line arguments into one recipe: recipes by name or path,
+/// anything else a PEP 508 requirement.
+pub fn from_args(args: &[String], dir: Option<&Path>) -> Result<Recipe, RecipeError> {
+    let mut recipe: Option<Recipe> = None;
+    let mut reqs = Vec::new();
+    for a in args {
+        match find(a, dir)? {
+            Some(r) => match &mut recipe {
+                Some(acc) => acc.merge(r),
+                None => recipe = Some(r),
+            },
+            None => reqs.push(a.clone()),
+        }
+    }
+    if !reqs.is_empty() {
+        let r = Recipe::from_requirements(&reqs)?;
+        match &mut recipe {
+            Some(acc) => acc.merge(r),
+            None => recipe = Some(r),
+        }
+    }
+    recipe.ok_or_else(|| RecipeError::BadRequirement {
+        arg: String::new(),
+        message: "nothing to bundle".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse() {
+        for (name, text) in BUILTIN {
+            Recipe::parse(name, text, name).unwrap();
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = "description = \"x\"\n[pypi]\nrequirements = [\"a\"]\nrequirement = [\"b\"]\n";
+        let e = Recipe::parse("x", text, "recipes/x.toml").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("recipes/x.toml:4:1: "), "{msg}");
+        assert!(msg.contains("requirement"), "{msg}");
+    }
+
+    #[test]
+    fn bad_requirement_points_at_it() {
+        let text = "[pypi]\nrequirements = [\n  \"ok\",\n  \"bad ===\",\n]\n";
+        let e = Recipe::parse("x", text, "x.toml").unwrap_err();
+        assert!(e.to_string().starts_with("x.toml:4:3: invalid requirement"), "{e}");
+    }
+
+    #[test]
+    fn args_mix_recipes_and_requirements() {
+        let r = from_args(
+            &["sqlite-utils".into(), "httpx[http2]<1".into(), "rich".into()],
+            Some(Path::new("/nonexistent")),
+        )
+        .unwrap();
+        assert_eq!(r.name, "sqlite-utils+httpx+rich");
+        assert_eq!(r.pypi.requirements.len(), 3);
+        assert!(from_args(&["not a req !!".into()], None).is_err());
+    }
+}

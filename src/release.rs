@@ -1,0 +1,552 @@
+//! `[[release]]` recipes: one asset of a release, pinned by sha256, and the
+//! members of it that become `bin/<name>`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fetch::{FetchError, Fetcher};
+use crate::recipe::Release;
+use crate::target::{Arch, Target};
+
+/// Public GitHub API, used for `version = "latest"` on github.com URLs.
+pub const GITHUB_API: &str = "https://api.github.com";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("release `{name}` has neither `sha256` nor `sha256_url`; the file downloaded from {url} has sha256 {actual}")]
+    Unpinned {
+        name: String,
+        url: String,
+        actual: String,
+    },
+    #[error("release `{name}`: {url} holds no sha256 (expected `HASH` or `HASH  FILENAME`)")]
+    BadChecksumFile { name: String, url: String },
+    #[error("release `{name}`: `sha256 = \"{value}\"` is not 64 hex digits")]
+    BadPin { name: String, value: String },
+    #[error("release `{name}`: version \"latest\" needs a github.com release URL, got {url}")]
+    LatestNotGithub { name: String, url: String },
+    #[error("release `{name}`: cannot read the latest release from {url}: {message}")]
+    Latest {
+        name: String,
+        url: String,
+        message: String,
+    },
+    #[error("release `{name}`: unknown placeholder `{{{placeholder}}}` in {template}")]
+    Template {
+        name: String,
+        placeholder: String,
+        template: String,
+    },
+    #[error("release `{name}`: archive member `{member}` would be written outside the bundle ({why})")]
+    Unsafe {
+        name: String,
+        member: String,
+        why: String,
+    },
+    #[error("release `{name}`: `{member}` is not in the archive{}", if .available.is_empty() { String::new() } else { format!(" (it has: {})", .available.join(", ")) })]
+    MissingMember {
+        name: String,
+        member: String,
+        available: Vec<String>,
+    },
+    #[error("release `{name}`: cannot read the archive: {message}")]
+    BadArchive { name: String, message: String },
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("writing {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ReleaseError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ReleaseError::Unpinned { actual, .. } => Some(format!(
+                "verify it, then pin it in the recipe: sha256 = \"{actual}\" (or set sha256_url = \"{{url}}.sha256sum\" where the project publishes one)"
+            )),
+            ReleaseError::Unsafe { .. } => Some("the archive is malformed or malicious; nothing was extracted".into()),
+            ReleaseError::MissingMember { .. } => Some("list archive members by their path or file name in `files`".into()),
+            ReleaseError::Fetch(e) => e.hint(),
+            _ => None,
+        }
+    }
+
+    /// Errors in the recipe itself (exit 2) rather than in the work.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            ReleaseError::BadPin { .. }
+                | ReleaseError::Template { .. }
+                | ReleaseError::LatestNotGithub { .. }
+        )
+    }
+}
+
+/// How the asset is packed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArchiveKind {
+    Zip,
+    TarGz,
+    TarXz,
+    Bare,
+}
+
+impl ArchiveKind {
+    pub fn from_url(url: &str) -> ArchiveKind {
+        let path = url.split(['?', '#']).next().unwrap_or(url).to_ascii_lowercase();
+        if path.ends_with(".zip") {
+            ArchiveKind::Zip
+        } else if path.ends_with(".tar.gz") || path.ends_with(".tgz") {
+            ArchiveKind::TarGz
+        } else if path.ends_with(".tar.xz") || path.ends_with(".txz") {
+            ArchiveKind::TarXz
+        } else {
+            ArchiveKind::Bare
+        }
+    }
+}
+
+/// A release asset, pinned.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PlannedRelease {
+    pub name: String,
+    pub version: String,
+    pub url: String,
+    pub sha256: String,
+    pub archive: ArchiveKind,
+    pub files: Vec<String>,
+}
+
+fn triple(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "x86_64-unknown-linux-gnu",
+        Arch::Aarch64 => "aarch64-unknown-linux-gnu",
+    }
+}
+
+/// Expand `{version}`, `{arch}`, `{triple}` (and `{url}` when given).
+pub fn expand(
+    name: &str,
+    template: &str,
+    version: &str,
+    arch: Arch,
+    url: Option<&str>,
+) -> Result<String, ReleaseError> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let key = &after[..end];
+        let value = match (key, url) {
+            ("version", _) => version,
+            ("arch", _) => arch.as_str(),
+            ("triple", _) => triple(arch),
+            ("url", Some(u)) => u,
+            _ => {
+                return Err(ReleaseError::Template {
+                    name: name.to_string(),
+                    placeholder: key.to_string(),
+                    template: template.to_string(),
+                })
+            }
+        };
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Read a checksum file: `HASH` or `HASH  FILENAME` (first hash wins, or the
+/// line naming `filename` when there are several).
+pub fn parse_checksum_file(text: &str, filename: &str) -> Option<String> {
+    let mut first = None;
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let Some(hash) = parts.next() else { continue };
+        if !is_sha256(hash) {
+            continue;
+        }
+        let named = parts.next().map(|n| n.trim_start_matches('*'));
+        if named == Some(filename) {
+            return Some(hash.to_ascii_lowercase());
+        }
+        first.get_or_insert(hash.to_ascii_lowercase());
+    }
+    first
+}
+
+/// `owner/repo` of a github.com release URL.
+fn github_repo(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("https://github.com/")?;
+    let mut parts = rest.split('/');
+    Some((parts.next()?.to_string(), parts.next()?.to_string()))
+}
+
+/// Pin a release: expand its URL and find its sha256.
+pub async fn plan_release(
+    r: &Release,
+    target: &Target,
+    fetcher: &Fetcher,
+    github_api: &str,
+) -> Result<PlannedRelease, ReleaseError> {
+    let version = if r.version == "latest" {
+        let (owner, repo) = github_repo(&r.url).ok_or_else(|| ReleaseError::LatestNotGithub {
+            name: r.name.clone(),
+            url: r.url.clone(),
+        })?;
+        let api = format!(
+            "{}/repos/{owner}/{repo}/releases/latest",
+            github_api.trim_end_matches('/')
+        );
+        let body = fetcher
+            .get(&api, Some("application/vnd.github+json"))
+            .await?;
+        #[derive(Deserialize)]
+        struct Latest {
+            tag_name: String,
+        }
+        let latest: Latest = serde_json::from_slice(&body).map_err(|e| ReleaseError::Latest {
+            name: r.name.clone(),
+            url: api.clone(),
+            message: e.to_string(),
+        })?;
+        latest
+            .tag_name
+            .strip_prefix('v')
+            .unwrap_or(&latest.tag_name)
+            .to_string()
+    } else {
+        r.version.clone()
+    };
+    let url = expand(&r.name, &r.url, &version, target.arch, None)?;
+    let filename = url.rsplit('/').next().unwrap_or(&url).to_string();
+    let sha256 = if let Some(pin) = &r.sha256 {
+        if !is_sha256(pin) {
+            return Err(ReleaseError::BadPin {
+                name: r.name.clone(),
+                value: pin.clone(),
+            });
+        }
+        pin.to_ascii_lowercase()
+    } else if let Some(t) = &r.sha256_url {
+        let sum_url = expand(&r.name, t, &version, target.arch, Some(&url))?;
+        let body = fetcher.get(&sum_url, None).await?;
+        parse_checksum_file(&String::from_utf8_lossy(&body), &filename).ok_or(
+            ReleaseError::BadChecksumFile {
+                name: r.name.clone(),
+                url: sum_url,
+            },
+        )?
+    } else {
+        let blob = fetcher.download(&url, None, &filename).await?;
+        return Err(ReleaseError::Unpinned {
+            name: r.name.clone(),
+            url,
+            actual: blob.sha256,
+        });
+    };
+    Ok(PlannedRelease {
+        name: r.name.clone(),
+        version,
+        archive: ArchiveKind::from_url(&url),
+        url,
+        sha256,
+        files: r.files.clone(),
+    })
+}
+
+/// A path inside an archive that stays inside the extraction folder.
+fn safe_member_path(name: &str) -> Result<PathBuf, String> {
+    if name.starts_with('/') || name.starts_with('\\') {
+        return Err("absolute path".into());
+    }
+    let mut out = PathBuf::new();
+    for c in Path::new(name).components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return Err("`..` leaves the folder".into());
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return Err("absolute path".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// A symlink at `member` pointing to `target` stays inside the folder.
+fn safe_link(member: &Path, target: &str) -> Result<PathBuf, String> {
+    if target.starts_with('/') {
+        return Err(format!("symlink to absolute path {target}"));
+    }
+    let base = member.parent().unwrap_or(Path::new(""));
+    let joined = base.join(target);
+    safe_member_path(&joined.to_string_lossy())
+        .map_err(|_| format!("symlink to {target} points outside"))
+}
+
+enum Member {
+    File(Vec<u8>),
+    Link(String),
+}
+
+fn read_members(
+    name: &str,
+    kind: ArchiveKind,
+    path: &Path,
+) -> Result<BTreeMap<PathBuf, Member>, ReleaseError> {
+    let bad = |message: String| ReleaseError::BadArchive {
+        name: name.to_string(),
+        message,
+    };
+    let unsafe_ = |member: &str, why: String| ReleaseError::Unsafe {
+        name: name.to_string(),
+        member: member.to_string(),
+        why,
+    };
+    let mut out = BTreeMap::new();
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    match kind {
+        ArchiveKind::Bare => unreachable!("bare files have no members"),
+        ArchiveKind::Zip => {
+            let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
+            for i in 0..zip.len() {
+                let mut entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
+                let raw = entry.name().to_string();
+                let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
+                if entry.is_dir() {
+                    continue;
+                }
+                let mut data = Vec::new();
+                entry
+                    .read_to_end(&mut data)
+                    .map_err(|e| bad(e.to_string()))?;
+                let is_link = entry
+                    .unix_mode()
+                    .is_some_and(|m| m & 0o170000 == 0o120000);
+                if is_link {
+                    let t = String::from_utf8_lossy(&data).into_owned();
+                    safe_link(&p, &t).map_err(|why| unsafe_(&raw, why))?;
+                    out.insert(p, Member::Link(t));
+                } else {
+                    out.insert(p, Member::File(data));
+                }
+            }
+        }
+        ArchiveKind::TarGz | ArchiveKind::TarXz => {
+            let reader: Box<dyn Read> = if kind == ArchiveKind::TarGz {
+                Box::new(flate2::read::GzDecoder::new(file))
+            } else {
+                Box::new(xz2::read::XzDecoder::new(file))
+            };
+            let mut tar = tar::Archive::new(reader);
+            for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
+                let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+                let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
+                let ty = entry.header().entry_type();
+                if ty.is_symlink() || ty.is_hard_link() {
+                    let t = entry
+                        .link_name_bytes()
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default();
+                    if ty.is_hard_link() {
+                        safe_member_path(&t).map_err(|why| unsafe_(&raw, why))?;
+                        let src = safe_member_path(&t).map_err(|why| unsafe_(&raw, why))?;
+                        let rel = pathdiff(&src, p.parent().unwrap_or(Path::new("")));
+                        out.insert(p, Member::Link(rel));
+                    } else {
+                        safe_link(&p, &t).map_err(|why| unsafe_(&raw, why))?;
+                        out.insert(p, Member::Link(t));
+                    }
+                } else if ty.is_file() {
+                    let mut data = Vec::new();
+                    entry
+                        .read_to_end(&mut data)
+                        .map_err(|e| bad(e.to_string()))?;
+                    out.insert(p, Member::File(data));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Relative path from `base` to `to` (both archive-relative, safe).
+fn pathdiff(to: &Path, base: &Path) -> String {
+    let up = base.components().count();
+    let mut s = "../".repeat(up);
+    s.push_str(&to.to_string_lossy());
+    s
+}
+
+/// Extract the release's `files` from the cached asset into `dest_dir/<basename>`,
+/// executable. Returns the written paths (relative names).
+pub fn extract(
+    release: &PlannedRelease,
+    asset: &Path,
+    dest_dir: &Path,
+) -> Result<Vec<String>, ReleaseError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ReleaseError::Io { path, source }
+    };
+    std::fs::create_dir_all(dest_dir).map_err(io(dest_dir))?;
+    let mut written = Vec::new();
+    if release.archive == ArchiveKind::Bare {
+        let file = release.files.first().cloned().unwrap_or(release.name.clone());
+        let base = safe_basename(&release.name, &file)?;
+        let dest = dest_dir.join(&base);
+        std::fs::copy(asset, &dest).map_err(io(&dest))?;
+        set_exec(&dest).map_err(io(&dest))?;
+        written.push(base);
+        return Ok(written);
+    }
+    let members = read_members(&release.name, release.archive, asset)?;
+    for want in &release.files {
+        let wanted = safe_member_path(want).map_err(|why| ReleaseError::Unsafe {
+            name: release.name.clone(),
+            member: want.clone(),
+            why,
+        })?;
+        let found = members.keys().find(|k| **k == wanted).cloned().or_else(|| {
+            let mut by_name = members.keys().filter(|k| k.file_name() == wanted.file_name());
+            match (by_name.next(), by_name.next()) {
+                (Some(one), None) => Some(one.clone()),
+                _ => None,
+            }
+        });
+        let Some(mut key) = found else {
+            return Err(ReleaseError::MissingMember {
+                name: release.name.clone(),
+                member: want.clone(),
+                available: members
+                    .keys()
+                    .take(20)
+                    .map(|k| k.display().to_string())
+                    .collect(),
+            });
+        };
+        // Follow in-archive symlinks (bounded) to the file itself.
+        let mut hops = 0;
+        let data = loop {
+            match members.get(&key) {
+                Some(Member::File(d)) => break d,
+                Some(Member::Link(t)) if hops < 16 => {
+                    hops += 1;
+                    key = safe_link(&key, t).map_err(|why| ReleaseError::Unsafe {
+                        name: release.name.clone(),
+                        member: key.display().to_string(),
+                        why,
+                    })?;
+                }
+                _ => {
+                    return Err(ReleaseError::MissingMember {
+                        name: release.name.clone(),
+                        member: key.display().to_string(),
+                        available: Vec::new(),
+                    })
+                }
+            }
+        };
+        let base = safe_basename(&release.name, want)?;
+        let dest = dest_dir.join(&base);
+        std::fs::write(&dest, data).map_err(io(&dest))?;
+        set_exec(&dest).map_err(io(&dest))?;
+        written.push(base);
+    }
+    Ok(written)
+}
+
+fn safe_basename(name: &str, member: &str) -> Result<String, ReleaseError> {
+    Path::new(member)
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| s != ".." && s != ".")
+        .ok_or_else(|| ReleaseError::Unsafe {
+            name: name.to_string(),
+            member: member.to_string(),
+            why: "no file name".into(),
+        })
+}
+
+fn set_exec(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_expand() {
+        let u = expand(
+            "deno",
+            "https://x/v{version}/deno-{triple}.zip",
+            "1.33.1",
+            Arch::X86_64,
+            None,
+        )
+        .unwrap();
+        assert_eq!(u, "https://x/v1.33.1/deno-x86_64-unknown-linux-gnu.zip");
+        let s = expand("deno", "{url}.sha256sum", "1", Arch::Aarch64, Some(&u)).unwrap();
+        assert!(s.ends_with(".zip.sha256sum"));
+        assert_eq!(
+            expand("t", "a-{arch}", "1", Arch::Aarch64, None).unwrap(),
+            "a-aarch64"
+        );
+        assert!(expand("t", "a-{os}", "1", Arch::X86_64, None).is_err());
+    }
+
+    #[test]
+    fn checksum_files() {
+        let h = "a".repeat(64);
+        assert_eq!(parse_checksum_file(&h, "x.zip").unwrap(), h);
+        let two = format!("{}  other.zip\n{}  x.zip\n", "b".repeat(64), h);
+        assert_eq!(parse_checksum_file(&two, "x.zip").unwrap(), h);
+        assert_eq!(parse_checksum_file(&format!("{h} *x.zip"), "x.zip").unwrap(), h);
+        assert!(parse_checksum_file("not a hash", "x").is_none());
+    }
+
+    #[test]
+    fn member_paths() {
+        assert!(safe_member_path("a/b/c").is_ok());
+        assert!(safe_member_path("a/../b").is_ok());
+        assert!(safe_member_path("../x").is_err());
+        assert!(safe_member_path("a/../../x").is_err());
+        assert!(safe_member_path("/etc/passwd").is_err());
+        assert!(safe_link(Path::new("a/b"), "c").is_ok());
+        assert!(safe_link(Path::new("a/b"), "../c").is_ok());
+        assert!(safe_link(Path::new("a/b"), "../../c").is_err());
+        assert!(safe_link(Path::new("b"), "/bin/sh").is_err());
+    }
+
+    #[test]
+    fn archive_kinds() {
+        assert_eq!(ArchiveKind::from_url("https://x/a.zip"), ArchiveKind::Zip);
+        assert_eq!(ArchiveKind::from_url("https://x/a.tar.gz"), ArchiveKind::TarGz);
+        assert_eq!(ArchiveKind::from_url("https://x/a.tgz?x=1"), ArchiveKind::TarGz);
+        assert_eq!(ArchiveKind::from_url("https://x/a.tar.xz"), ArchiveKind::TarXz);
+        assert_eq!(ArchiveKind::from_url("https://x/jq-linux64"), ArchiveKind::Bare);
+    }
+}

@@ -1,0 +1,45 @@
+//! Progress reporting. Library code calls a [`Reporter`]; only the CLI draws.
+
+/// Pipeline stages, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Plan,
+    Fetch,
+    Stage,
+    Check,
+    Assemble,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Plan => "resolving",
+            Stage::Fetch => "fetching",
+            Stage::Stage => "staging",
+            Stage::Check => "checking",
+            Stage::Assemble => "assembling",
+        }
+    }
+}
+
+/// Receives progress events. Every method has a no-op default.
+pub trait Reporter: Send + Sync {
+    /// A stage begins.
+    fn stage(&self, _stage: Stage) {}
+    /// The resolver looks at a package.
+    fn resolving(&self, _package: &str) {}
+    /// A transfer begins; `total` is its size when known.
+    fn download_start(&self, _id: u64, _label: &str, _total: Option<u64>) {}
+    /// `bytes` more bytes of transfer `id` arrived.
+    fn download_progress(&self, _id: u64, _bytes: u64) {}
+    /// Transfer `id` ended (successfully or not).
+    fn download_done(&self, _id: u64) {}
+    /// Something the user should know that does not stop the work.
+    fn warn(&self, _message: &str) {}
+}
+
+/// A reporter that discards everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoReporter;
+
+impl Reporter for NoReporter {}

@@ -1,0 +1,542 @@
+//! PubGrub resolution of PyPI requirements for a target machine.
+//!
+//! Packages preinstalled on the target are fixed facts: a virtual package
+//! (the target) pins each of them, so a conflict is explained in terms of
+//! what the target has. Index pages and metadata are fetched in parallel
+//! ahead of the solver, which runs on a blocking thread.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use pep440_rs::Version;
+use pep508_rs::{
+    ExtraName, MarkerEnvironment, PackageName, Requirement, VerbatimUrl, VersionOrUrl,
+};
+use pubgrub::{
+    DefaultStringReporter, DependencyConstraints, DependencyProvider, PackageResolutionStatistics,
+    PubGrubError, Ranges, Reporter as _,
+};
+use tokio::runtime::Handle;
+
+use crate::index::{Index, IndexError, WheelFile};
+use crate::target::Target;
+
+type Range = Ranges<Version>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("no set of wheels satisfies the requirements for target {target}:\n{report}")]
+    NoSolution {
+        target: String,
+        report: String,
+        preinstalled_conflict: bool,
+    },
+    #[error(transparent)]
+    Index(Arc<IndexError>),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("interrupted")]
+    Cancelled,
+}
+
+impl ResolveError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ResolveError::NoSolution {
+                preinstalled_conflict: true,
+                ..
+            } => Some(
+                "a package preinstalled on the target is too old or too new; pass --upgrade-preinstalled to bundle another version of it, or relax the requirement".into(),
+            ),
+            ResolveError::NoSolution { .. } => Some(
+                "relax a version constraint, or choose a target with another Python (--target)".into(),
+            ),
+            ResolveError::Index(e) => e.hint(),
+            ResolveError::Unsupported(_) => None,
+            ResolveError::Cancelled => None,
+        }
+    }
+}
+
+/// A node of the resolution graph.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Pkg {
+    Root,
+    /// The target's preinstalled set.
+    Target(String),
+    Name(PackageName),
+    Extra(PackageName, ExtraName),
+}
+
+impl fmt::Display for Pkg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pkg::Root => write!(f, "the requested packages"),
+            Pkg::Target(t) => write!(f, "target {t} (preinstalled)"),
+            Pkg::Name(n) => write!(f, "{n}"),
+            Pkg::Extra(n, e) => write!(f, "{n}[{e}]"),
+        }
+    }
+}
+
+/// A package chosen for the bundle.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub name: PackageName,
+    pub version: Version,
+    pub wheel: WheelFile,
+}
+
+/// A needed package the target already has.
+#[derive(Debug, Clone)]
+pub struct Excluded {
+    pub name: PackageName,
+    pub version: Version,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub packages: Vec<Resolved>,
+    pub excluded: Vec<Excluded>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ResolveOptions {
+    /// Let the bundle carry other versions of preinstalled packages.
+    pub upgrade_preinstalled: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ProviderError {
+    #[error(transparent)]
+    Index(Arc<IndexError>),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+struct Provider {
+    index: Arc<Index>,
+    rt: Handle,
+    env: MarkerEnvironment,
+    target: String,
+    preinstalled: BTreeMap<PackageName, Version>,
+    upgrade: bool,
+    root: Vec<Requirement<VerbatimUrl>>,
+    explicit_pre: HashSet<PackageName>,
+    order: Mutex<HashMap<PackageName, usize>>,
+    edges: Mutex<HashMap<(Pkg, Version), Vec<(PackageName, Vec<ExtraName>)>>>,
+    prefetched: Mutex<HashSet<PackageName>>,
+    cancel: Arc<AtomicBool>,
+}
+
+fn to_range(req: &Requirement<VerbatimUrl>) -> Result<Range, ProviderError> {
+    match &req.version_or_url {
+        None => Ok(Range::full()),
+        Some(VersionOrUrl::VersionSpecifier(spec)) => Ok(Range::from(spec.clone())),
+        Some(VersionOrUrl::Url(url)) => Err(ProviderError::Unsupported(format!(
+            "`{req}` names a URL ({url}); only index requirements are supported"
+        ))),
+    }
+}
+
+fn mentions_prerelease(req: &Requirement<VerbatimUrl>) -> bool {
+    matches!(&req.version_or_url, Some(VersionOrUrl::VersionSpecifier(s)) if s.iter().any(|s| s.any_prerelease()))
+}
+
+impl Provider {
+    fn is_fixed(&self, name: &PackageName) -> Option<&Version> {
+        self.preinstalled.get(name)
+    }
+
+    fn see(&self, name: &PackageName) {
+        let mut order = self.order.lock().expect("poisoned");
+        let n = order.len();
+        order.entry(name.clone()).or_insert(n);
+    }
+
+    /// Start fetching a project page and its newest wheel's metadata.
+    fn prefetch(&self, name: &PackageName) {
+        if !self.upgrade && self.preinstalled.contains_key(name) {
+            return;
+        }
+        if !self.prefetched.lock().expect("poisoned").insert(name.clone()) {
+            return;
+        }
+        let index = self.index.clone();
+        let name = name.clone();
+        self.rt.spawn(async move {
+            if let Ok(project) = index.project(&name).await {
+                let newest = project
+                    .candidates
+                    .values()
+                    .rev()
+                    .find(|c| c.version.is_stable() && c.yanked().is_none());
+                if let Some(c) = newest {
+                    let _ = index.metadata(&c.wheel).await;
+                }
+            }
+        });
+    }
+
+    fn constraints(
+        &self,
+        from: (&Pkg, &Version),
+        reqs: impl Iterator<Item = Requirement<VerbatimUrl>>,
+        skip_self: Option<&PackageName>,
+    ) -> Result<Vec<(Pkg, Range)>, ProviderError> {
+        let mut merged: BTreeMap<String, (Pkg, Range)> = BTreeMap::new();
+        let mut edges = Vec::new();
+        for req in reqs {
+            let range = to_range(&req)?;
+            self.see(&req.name);
+            self.prefetch(&req.name);
+            edges.push((req.name.clone(), req.extras.clone()));
+            let mut nodes = Vec::new();
+            if skip_self != Some(&req.name) {
+                nodes.push(Pkg::Name(req.name.clone()));
+            }
+            for extra in &req.extras {
+                nodes.push(Pkg::Extra(req.name.clone(), extra.clone()));
+            }
+            for node in nodes {
+                let key = node.to_string();
+                match merged.get_mut(&key) {
+                    Some((_, r)) => *r = r.intersection(&range),
+                    None => {
+                        merged.insert(key, (node, range.clone()));
+                    }
+                }
+            }
+        }
+        self.edges
+            .lock()
+            .expect("poisoned")
+            .insert((from.0.clone(), from.1.clone()), edges);
+        Ok(merged.into_values().collect())
+    }
+
+    fn wheel_for(&self, name: &PackageName, version: &Version) -> Result<WheelFile, ProviderError> {
+        let project = self
+            .rt
+            .block_on(self.index.project(name))
+            .map_err(ProviderError::Index)?;
+        project
+            .candidates
+            .get(version)
+            .map(|c| c.wheel.clone())
+            .ok_or_else(|| {
+                ProviderError::Unsupported(format!("{name} {version} vanished from the index"))
+            })
+    }
+}
+
+impl DependencyProvider for Provider {
+    type P = Pkg;
+    type V = Version;
+    type VS = Range;
+    type M = String;
+    type Priority = (u8, u32, Reverse<usize>);
+    type Err = ProviderError;
+
+    fn prioritize(
+        &self,
+        package: &Pkg,
+        range: &Range,
+        stats: &PackageResolutionStatistics,
+    ) -> Self::Priority {
+        let (kind, name) = match package {
+            Pkg::Root => return (4, 0, Reverse(0)),
+            Pkg::Target(_) => return (3, 0, Reverse(0)),
+            Pkg::Name(n) => (if range.as_singleton().is_some() { 2 } else { 1 }, n),
+            Pkg::Extra(n, _) => (0, n),
+        };
+        let seen = self
+            .order
+            .lock()
+            .expect("poisoned")
+            .get(name)
+            .copied()
+            .unwrap_or(usize::MAX);
+        (kind, stats.conflict_count(), Reverse(seen))
+    }
+
+    fn choose_version(&self, package: &Pkg, range: &Range) -> Result<Option<Version>, ProviderError> {
+        self.should_cancel()?;
+        let name = match package {
+            Pkg::Root | Pkg::Target(_) => return Ok(Some(Version::new([0]))),
+            Pkg::Name(n) | Pkg::Extra(n, _) => n,
+        };
+        if let Some(v) = self.is_fixed(name) {
+            if !self.upgrade || range.contains(v) {
+                return Ok(range.contains(v).then(|| v.clone()));
+            }
+        }
+        let project = self
+            .rt
+            .block_on(self.index.project(name))
+            .map_err(ProviderError::Index)?;
+        let pinned = range.as_singleton();
+        let allow_pre = self.explicit_pre.contains(name)
+            || pinned.is_some_and(|v| v.any_prerelease())
+            || project.candidates.keys().all(|v| v.any_prerelease());
+        let chosen = project
+            .candidates
+            .values()
+            .rev()
+            .filter(|c| range.contains(&c.version))
+            .filter(|c| c.yanked().is_none() || pinned == Some(&c.version))
+            .find(|c| allow_pre || !c.version.any_prerelease())
+            .map(|c| c.version.clone());
+        Ok(chosen)
+    }
+
+    fn get_dependencies(
+        &self,
+        package: &Pkg,
+        version: &Version,
+    ) -> Result<pubgrub::Dependencies<Pkg, Range, String>, ProviderError> {
+        self.should_cancel()?;
+        let deps: Vec<(Pkg, Range)> = match package {
+            Pkg::Root => {
+                let mut d = self.constraints((package, version), self.root.iter().cloned(), None)?;
+                if !self.upgrade && !self.preinstalled.is_empty() {
+                    d.push((Pkg::Target(self.target.clone()), Range::full()));
+                }
+                d
+            }
+            Pkg::Target(_) => self
+                .preinstalled
+                .iter()
+                .map(|(n, v)| (Pkg::Name(n.clone()), Range::singleton(v.clone())))
+                .collect(),
+            Pkg::Name(n) => {
+                if self.is_fixed(n) == Some(version) {
+                    Vec::new()
+                } else {
+                    let wheel = self.wheel_for(n, version)?;
+                    let meta = self
+                        .rt
+                        .block_on(self.index.metadata(&wheel))
+                        .map_err(ProviderError::Index)?;
+                    let reqs = meta
+                        .requires_dist
+                        .iter()
+                        .filter(|r| r.evaluate_markers(&self.env, &[]))
+                        .cloned();
+                    self.constraints((package, version), reqs, Some(n))?
+                }
+            }
+            Pkg::Extra(n, extra) => {
+                let mut d = vec![(Pkg::Name(n.clone()), Range::singleton(version.clone()))];
+                let wheel = self.wheel_for(n, version)?;
+                let meta = self
+                    .rt
+                    .block_on(self.index.metadata(&wheel))
+                    .map_err(ProviderError::Index)?;
+                if !meta.provides_extra.is_empty() && !meta.provides_extra.contains(extra) {
+                    self.index
+                        .fetcher()
+                        .reporter()
+                        .warn(&format!("{n} {version} does not provide the extra `{extra}`"));
+                }
+                let extras = std::slice::from_ref(extra);
+                let reqs = meta
+                    .requires_dist
+                    .iter()
+                    .filter(|r| {
+                        r.evaluate_markers(&self.env, extras) && !r.evaluate_markers(&self.env, &[])
+                    })
+                    .cloned();
+                let mut own = self.constraints((package, version), reqs, Some(n))?;
+                d.append(&mut own);
+                d
+            }
+        };
+        Ok(pubgrub::Dependencies::Available(
+            deps.into_iter().collect::<DependencyConstraints<_, _>>(),
+        ))
+    }
+
+    fn should_cancel(&self) -> Result<(), ProviderError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            Err(ProviderError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Resolve `requirements` for `target`. Markers are evaluated for the target.
+pub async fn resolve(
+    index: Arc<Index>,
+    target: &Target,
+    requirements: Vec<Requirement<VerbatimUrl>>,
+    options: &ResolveOptions,
+    cancel: Arc<AtomicBool>,
+) -> Result<Resolution, ResolveError> {
+    let env = target.marker_env();
+    let root: Vec<_> = requirements
+        .into_iter()
+        .filter(|r| r.evaluate_markers(&env, &[]))
+        .collect();
+    let explicit_pre = root
+        .iter()
+        .filter(|r| mentions_prerelease(r))
+        .map(|r| r.name.clone())
+        .collect();
+    let provider = Arc::new(Provider {
+        index: index.clone(),
+        rt: Handle::current(),
+        env,
+        target: target.name.clone(),
+        preinstalled: target.preinstalled.clone(),
+        upgrade: options.upgrade_preinstalled,
+        root,
+        explicit_pre,
+        order: Mutex::new(HashMap::new()),
+        edges: Mutex::new(HashMap::new()),
+        prefetched: Mutex::new(HashSet::new()),
+        cancel,
+    });
+    for r in &provider.root {
+        provider.see(&r.name);
+        provider.prefetch(&r.name);
+    }
+    let p = provider.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        pubgrub::resolve(p.as_ref(), Pkg::Root, Version::new([0]))
+    })
+    .await
+    .expect("resolver thread panicked");
+    let solution = match result {
+        Ok(s) => s,
+        Err(PubGrubError::NoSolution(mut tree)) => {
+            let mut missing = HashSet::new();
+            no_versions(&tree, &mut missing);
+            tree.collapse_no_versions();
+            let mut report = DefaultStringReporter::report(&tree);
+            let preinstalled_conflict = tree.packages().iter().any(|p| matches!(p, Pkg::Target(_)));
+            let mut missing: Vec<Pkg> = missing.into_iter().collect();
+            missing.sort_by_key(|p| p.to_string());
+            for p in &missing {
+                if let Pkg::Name(n) | Pkg::Extra(n, _) = p {
+                    if let Ok(project) = index.project(n).await {
+                        append_rejections(&mut report, &project);
+                    }
+                }
+            }
+            return Err(ResolveError::NoSolution {
+                target: target.name.clone(),
+                report,
+                preinstalled_conflict,
+            });
+        }
+        Err(PubGrubError::ErrorChoosingVersion { source, .. })
+        | Err(PubGrubError::ErrorRetrievingDependencies { source, .. })
+        | Err(PubGrubError::ErrorInShouldCancel(source)) => {
+            return Err(match source {
+                ProviderError::Index(e) => ResolveError::Index(e),
+                ProviderError::Unsupported(s) => ResolveError::Unsupported(s),
+                ProviderError::Cancelled => ResolveError::Cancelled,
+            })
+        }
+    };
+    let versions: HashMap<Pkg, Version> = solution.into_iter().collect();
+    // Walk from the request through the recorded edges of the chosen versions.
+    let edges = provider.edges.lock().expect("poisoned").clone();
+    let mut seen: BTreeSet<PackageName> = BTreeSet::new();
+    let mut queue: VecDeque<Pkg> = VecDeque::from([Pkg::Root]);
+    let mut visited: HashSet<Pkg> = HashSet::new();
+    while let Some(node) = queue.pop_front() {
+        if !visited.insert(node.clone()) {
+            continue;
+        }
+        let Some(v) = versions.get(&node) else { continue };
+        for (dep, extras) in edges.get(&(node.clone(), v.clone())).into_iter().flatten() {
+            seen.insert(dep.clone());
+            queue.push_back(Pkg::Name(dep.clone()));
+            for e in extras {
+                queue.push_back(Pkg::Extra(dep.clone(), e.clone()));
+            }
+        }
+    }
+    let mut packages = Vec::new();
+    let mut excluded = Vec::new();
+    for name in seen {
+        let Some(version) = versions.get(&Pkg::Name(name.clone())).cloned() else {
+            continue;
+        };
+        if target.preinstalled.get(&name) == Some(&version) {
+            excluded.push(Excluded { name, version });
+            continue;
+        }
+        let project = index.project(&name).await.map_err(ResolveError::Index)?;
+        let wheel = project
+            .candidates
+            .get(&version)
+            .map(|c| c.wheel.clone())
+            .ok_or_else(|| ResolveError::Unsupported(format!("{name} {version} has no wheel")))?;
+        packages.push(Resolved {
+            name,
+            version,
+            wheel,
+        });
+    }
+    Ok(Resolution { packages, excluded })
+}
+
+fn no_versions(tree: &pubgrub::DerivationTree<Pkg, Range, String>, out: &mut HashSet<Pkg>) {
+    match tree {
+        pubgrub::DerivationTree::External(pubgrub::External::NoVersions(p, _)) => {
+            out.insert(p.clone());
+        }
+        pubgrub::DerivationTree::Derived(d) => {
+            no_versions(&d.cause1, out);
+            no_versions(&d.cause2, out);
+        }
+        pubgrub::DerivationTree::External(_) => {}
+    }
+}
+
+fn append_rejections(report: &mut String, project: &crate::index::Project) {
+    if project.rejected.is_empty() {
+        return;
+    }
+    const MAX: usize = 12;
+    let mut rejected: Vec<_> = project.rejected.iter().collect();
+    rejected.sort_by(|a, b| b.version.cmp(&a.version).then(a.filename.cmp(&b.filename)));
+    report.push_str(&format!(
+        "\n\nfiles of {} the target cannot use ({} of {} files):",
+        project.name,
+        rejected.len(),
+        project.file_count
+    ));
+    for r in rejected.iter().take(MAX) {
+        report.push_str(&format!("\n  {}: {}", r.filename, r.reason));
+    }
+    if rejected.len() > MAX {
+        report.push_str(&format!("\n  ... and {} more", rejected.len() - MAX));
+    }
+    let yanked: Vec<_> = project
+        .candidates
+        .values()
+        .filter(|c| c.yanked().is_some())
+        .collect();
+    for c in yanked.iter().take(MAX) {
+        let reason = c.yanked().unwrap_or_default();
+        report.push_str(&format!(
+            "\n  {}: yanked{} (pin it with == to use it anyway)",
+            c.wheel.filename,
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            }
+        ));
+    }
+}
