@@ -225,16 +225,13 @@ pub fn prompt_text(manifest: &Manifest, target: &Target, archive_name: Option<&s
         what.join(" and ")
     };
     let unpack = match archive_name {
-        Some(a) if a.ends_with(".zip") => format!(
-            "import zipfile\nzipfile.ZipFile(\"{up}/{a}\").extractall(\"{up}\")\n"
-        ),
+        Some(a) if a.ends_with(".zip") => {
+            format!("import zipfile\nzipfile.ZipFile(\"{up}/{a}\").extractall(\"{up}\")\n")
+        }
         Some(a) => format!("import tarfile\ntarfile.open(\"{up}/{a}\").extractall(\"{up}\")\n"),
         None => String::new(),
     };
-    let uploaded = archive_name.map_or_else(
-        || format!("the folder {name}/"),
-        |a| a.to_string(),
-    );
+    let uploaded = archive_name.map_or_else(|| format!("the folder {name}/"), |a| a.to_string());
     format!(
         "I uploaded {uploaded} to {up}. It is an offline bundle made for this sandbox ({platform}, glibc {glibc}, Python {python}): {what}. No internet is needed. Please run this Python code to install it, then show me its output:\n\n```python\n{unpack}import subprocess, sys\nsubprocess.run([sys.executable, \"{up}/{name}/install.py\"], check=True)\n```\n\nAfter that, the programs are in {up}/{name}/bin and the Python packages are importable.\n",
         platform = manifest.target.platform,
@@ -298,9 +295,10 @@ pub fn write_zip(dir: &Path, name: &str, dest: &Path) -> Result<(), AssembleErro
 pub fn write_tar_gz(dir: &Path, name: &str, dest: &Path) -> Result<(), AssembleError> {
     let files = list_files(dir)?;
     let file = std::fs::File::create(dest).map_err(io(dest))?;
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(std::io::BufWriter::new(file), flate2::Compression::default());
+    let gz = flate2::GzBuilder::new().mtime(0).write(
+        std::io::BufWriter::new(file),
+        flate2::Compression::default(),
+    );
     let mut tar = tar::Builder::new(gz);
     let mtime = source_date_epoch();
     for (rel, abs) in files {

@@ -82,10 +82,7 @@ pub fn load(options: &Options) -> Result<(Recipe, Target), Error> {
     if let Some(n) = &options.name {
         recipe.name = n.clone();
     }
-    if recipe.name.is_empty()
-        || recipe.name.contains('/')
-        || recipe.name.starts_with('.')
-    {
+    if recipe.name.is_empty() || recipe.name.contains('/') || recipe.name.starts_with('.') {
         return Err(Error::Usage(format!(
             "`{}` cannot be used as a bundle name; pass --name",
             recipe.name
@@ -148,10 +145,7 @@ pub fn read_lock(path: &Path, target: &Target) -> Result<Plan, Error> {
 }
 
 /// Download every file of the plan in parallel; all verified.
-async fn fetch_all(
-    plan: &Plan,
-    fetcher: &Arc<Fetcher>,
-) -> Result<(Vec<Blob>, Vec<Blob>), Error> {
+async fn fetch_all(plan: &Plan, fetcher: &Arc<Fetcher>) -> Result<(Vec<Blob>, Vec<Blob>), Error> {
     fetcher.reporter().stage(Stage::Fetch);
     let mut set = tokio::task::JoinSet::new();
     for (i, w) in plan.wheels.iter().enumerate() {
@@ -176,7 +170,15 @@ async fn fetch_all(
             releases.insert(i, blob);
         }
     }
-    Ok((wheels.into_values().collect(), releases.into_values().collect()))
+    Ok((
+        wheels.into_values().collect(),
+        releases.into_values().collect(),
+    ))
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -230,6 +232,7 @@ pub async fn build_plan(
         for (w, blob) in plan.wheels.iter().zip(&wheel_blobs) {
             let dest = wheels_dir.join(&w.filename);
             std::fs::copy(&blob.path, &dest).map_err(io_err(&dest))?;
+            set_mode(&dest, 0o644).map_err(io_err(&dest))?;
             let path = format!("wheels/{}", w.filename);
             entries.insert(
                 path.clone(),

@@ -299,7 +299,9 @@ pub fn provided_sonames(infos: &[ElfInfo]) -> BTreeMap<String, Vec<String>> {
     for i in infos {
         let file_name = i.path.rsplit(['/', '!']).next().unwrap_or(&i.path);
         let group = i.path.split('!').next().unwrap_or("").to_string();
-        map.entry(group.clone()).or_default().push(file_name.to_string());
+        map.entry(group.clone())
+            .or_default()
+            .push(file_name.to_string());
         if let Some(s) = &i.soname {
             map.entry(group).or_default().push(s.clone());
         }

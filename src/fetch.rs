@@ -244,7 +244,9 @@ impl Fetcher {
     /// revalidated with their ETag, and `--offline` uses whatever is cached.
     /// Returns the body and its final content type.
     pub async fn get_page(&self, url: &str, accept: &str) -> Result<Vec<u8>, FetchError> {
-        let meta_path = self.cache.keyed("http", &format!("{accept} {url}"), ".json");
+        let meta_path = self
+            .cache
+            .keyed("http", &format!("{accept} {url}"), ".json");
         let body_path = meta_path.with_extension("body");
         let cached: Option<PageMeta> = std::fs::read(&meta_path)
             .ok()
@@ -389,6 +391,11 @@ impl Fetcher {
         let dest = self.cache.blob(&actual);
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp_path, std::fs::Permissions::from_mode(0o644))
+                .map_err(io_err(&tmp_path))?;
         }
         tmp_path.persist(&dest).map_err(|e| FetchError::Io {
             path: dest.clone(),

@@ -193,9 +193,14 @@ impl Index {
             .entry(name.clone())
             .or_default()
             .clone();
-        cell.get_or_init(|| async { self.load_project(name).await.map(Arc::new).map_err(Arc::new) })
-            .await
-            .clone()
+        cell.get_or_init(|| async {
+            self.load_project(name)
+                .await
+                .map(Arc::new)
+                .map_err(Arc::new)
+        })
+        .await
+        .clone()
     }
 
     async fn load_project(&self, name: &PackageName) -> Result<Project, IndexError> {
@@ -260,7 +265,11 @@ impl Index {
                 ));
                 continue;
             };
-            if let Some(rp) = f.requires_python.as_deref().filter(|s| !s.trim().is_empty()) {
+            if let Some(rp) = f
+                .requires_python
+                .as_deref()
+                .filter(|s| !s.trim().is_empty())
+            {
                 if let Ok(spec) = VersionSpecifiers::from_str(rp) {
                     if !spec.contains(&self.python) {
                         rejected.push(reject(
@@ -299,7 +308,11 @@ impl Index {
             match candidates.get_mut(&version) {
                 Some(c) => {
                     let better = (file.yanked.is_some(), file.priority, &file.filename)
-                        < (c.wheel.yanked.is_some(), c.wheel.priority, &c.wheel.filename);
+                        < (
+                            c.wheel.yanked.is_some(),
+                            c.wheel.priority,
+                            &c.wheel.filename,
+                        );
                     if better {
                         c.wheel = file;
                     }
@@ -370,7 +383,11 @@ impl Index {
             message,
         };
         // A wheel already in the cache needs no network at all.
-        if let Some(blob) = wheel.sha256.as_deref().and_then(|h| self.fetcher.cached_blob(h)) {
+        if let Some(blob) = wheel
+            .sha256
+            .as_deref()
+            .and_then(|h| self.fetcher.cached_blob(h))
+        {
             return metadata_from_wheel_file(&blob.path).map_err(bad);
         }
         if let Some(hash) = &wheel.core_metadata {
@@ -568,6 +585,9 @@ mod tests {
     fn exclude_newer_compares_dates() {
         assert!(uploaded_before("2023-05-03T10:00:00Z", "2023-05-03"));
         assert!(!uploaded_before("2023-05-04T00:00:01Z", "2023-05-03"));
-        assert!(uploaded_before("2023-05-03T10:00:00Z", "2023-05-03T11:00:00Z"));
+        assert!(uploaded_before(
+            "2023-05-03T10:00:00Z",
+            "2023-05-03T11:00:00Z"
+        ));
     }
 }

@@ -197,7 +197,11 @@ impl CliReporter {
 impl Reporter for CliReporter {
     fn stage(&self, stage: Stage) {
         self.spinner.set_message(stage.as_str().to_string());
-        tracing::info!(elapsed_ms = self.started.elapsed().as_millis() as u64, "stage: {}", stage.as_str());
+        tracing::info!(
+            elapsed_ms = self.started.elapsed().as_millis() as u64,
+            "stage: {}",
+            stage.as_str()
+        );
     }
     fn resolving(&self, package: &str) {
         self.spinner.set_message(format!("resolving {package}"));
@@ -206,8 +210,10 @@ impl Reporter for CliReporter {
     fn download_start(&self, id: u64, label: &str, total: Option<u64>) {
         let bar = self.multi.add(ProgressBar::new(total.unwrap_or(0)));
         bar.set_style(
-            ProgressStyle::with_template("  {bar:30.cyan/blue} {bytes:>10}/{total_bytes:<10} {msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "  {bar:30.cyan/blue} {bytes:>10}/{total_bytes:<10} {msg}",
+            )
+            .expect("valid template"),
         );
         bar.set_message(label.to_string());
         self.bars.lock().expect("poisoned").insert(id, bar);
@@ -275,11 +281,27 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        out(&line);
+    }};
+}
+
+/// Print to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush());
+}
+
 fn print_json<T: serde::Serialize>(value: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("serializable")
-    );
+    let mut text = serde_json::to_string_pretty(value).expect("serializable");
+    text.push('\n');
+    out(&text);
 }
 
 fn print_build_summary(out: &BuildOutput, elapsed: Duration) {
@@ -422,7 +444,7 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
             if json {
                 print_json(&plan);
             } else {
-                println!(
+                outln!(
                     "{} for {} ({}, glibc {}, Python {})",
                     plan.name,
                     plan.target.name,
@@ -431,13 +453,13 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
                     plan.target.python
                 );
                 for w in &plan.wheels {
-                    println!("  wheel     {}=={}  {}", w.package, w.version, w.filename);
+                    outln!("  wheel     {}=={}  {}", w.package, w.version, w.filename);
                 }
                 for r in &plan.releases {
-                    println!("  release   {} {}  {}", r.name, r.version, r.url);
+                    outln!("  release   {} {}  {}", r.name, r.version, r.url);
                 }
                 for e in &plan.excluded {
-                    println!("  excluded  {}=={}  ({})", e.package, e.version, e.reason);
+                    outln!("  excluded  {}=={}  ({})", e.package, e.version, e.reason);
                 }
             }
             Ok(())
@@ -458,12 +480,14 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
                 .filter(|p| !p.as_os_str().is_empty())
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("."));
-            Cache::new(&dir).write_atomic(&path, text.as_bytes()).map_err(|source| {
-                Error::Assemble(bundle::assemble::AssembleError::Io {
-                    path: path.clone(),
-                    source,
-                })
-            })?;
+            Cache::new(&dir)
+                .write_atomic(&path, text.as_bytes())
+                .map_err(|source| {
+                    Error::Assemble(bundle::assemble::AssembleError::Io {
+                        path: path.clone(),
+                        source,
+                    })
+                })?;
             if !cli.quiet {
                 eprintln!(
                     "Locked {} ({} wheels, {} releases) in {}",
@@ -488,15 +512,11 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
                 }));
             } else {
                 if verdicts.is_empty() {
-                    println!("no ELF files in {}", path.display());
+                    outln!("no ELF files in {}", path.display());
                 }
                 for v in &verdicts {
-                    println!(
-                        "{}  {}",
-                        if v.ok { "ok  " } else { "FAIL" },
-                        v.elf.path
-                    );
-                    println!(
+                    outln!("{}  {}", if v.ok { "ok  " } else { "FAIL" }, v.elf.path);
+                    outln!(
                         "      glibc {}{}{}",
                         v.elf.glibc.as_deref().unwrap_or("-"),
                         v.elf
@@ -511,24 +531,20 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
                             .unwrap_or_default()
                     );
                     if !v.elf.needed.is_empty() {
-                        println!("      needs {}", v.elf.needed.join(", "));
+                        outln!("      needs {}", v.elf.needed.join(", "));
                     }
                     for e in &v.errors {
-                        println!("      error: {e}");
+                        outln!("      error: {e}");
                     }
                     if !v.missing.is_empty() {
-                        println!(
-                            "      warning: target may lack {}",
-                            v.missing.join(", ")
-                        );
+                        outln!("      warning: target may lack {}", v.missing.join(", "));
                     }
                 }
             }
             if ok {
                 Ok(())
             } else {
-                let errors: Vec<String> =
-                    verdicts.iter().flat_map(|v| v.errors.clone()).collect();
+                let errors: Vec<String> = verdicts.iter().flat_map(|v| v.errors.clone()).collect();
                 Err(Error::Check(check::CheckError::Incompatible {
                     target: target.name.clone(),
                     count: errors.len(),
@@ -546,7 +562,7 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
                 print_json(&v);
             } else {
                 for (n, d) in list {
-                    println!("{n:<24} {d}");
+                    outln!("{n:<24} {d}");
                 }
             }
             Ok(())
@@ -580,7 +596,7 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
                     } else {
                         ""
                     };
-                    println!(
+                    outln!(
                         "{:<20} {} glibc {} Python {}, {} preinstalled{default}\n{:<20} {}",
                         t.name,
                         t.platform,
@@ -595,16 +611,16 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
             Ok(())
         }
         Command::Target(TargetCmd::Capture) => {
-            print!("{CAPTURE_SNIPPET}");
+            out(CAPTURE_SNIPPET);
             Ok(())
         }
         Command::Cache { command } => {
             let cache = Cache::new(bundle::cache::default_dir());
             match command {
-                CacheCmd::Dir => println!("{}", cache.root().display()),
+                CacheCmd::Dir => outln!("{}", cache.root().display()),
                 CacheCmd::Info => {
                     let info = cache.info();
-                    println!(
+                    outln!(
                         "{}: {} files, {}",
                         cache.root().display(),
                         info.files,

@@ -166,7 +166,10 @@ impl Recipe {
         if let Some(p) = raw.pypi {
             for r in &p.requirements {
                 let req = Requirement::<VerbatimUrl>::from_str(r.get_ref()).map_err(|e| {
-                    invalid(r.span().start, format!("invalid requirement `{}`: {e}", r.get_ref()))
+                    invalid(
+                        r.span().start,
+                        format!("invalid requirement `{}`: {e}", r.get_ref()),
+                    )
                 })?;
                 pypi.requirements.push(req);
             }
@@ -310,7 +313,9 @@ pub fn find(arg: &str, dir: Option<&Path>) -> Result<Option<Recipe>, RecipeError
     if !looks_like_recipe_name(arg) {
         return Ok(None);
     }
-    let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("recipes"));
+    let dir = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("recipes"));
     let local = dir.join(format!("{arg}.toml"));
     if local.is_file() {
         return read(&local, arg).map(Some);
@@ -372,13 +377,20 @@ mod tests {
     fn bad_requirement_points_at_it() {
         let text = "[pypi]\nrequirements = [\n  \"ok\",\n  \"bad ===\",\n]\n";
         let e = Recipe::parse("x", text, "x.toml").unwrap_err();
-        assert!(e.to_string().starts_with("x.toml:4:3: invalid requirement"), "{e}");
+        assert!(
+            e.to_string().starts_with("x.toml:4:3: invalid requirement"),
+            "{e}"
+        );
     }
 
     #[test]
     fn args_mix_recipes_and_requirements() {
         let r = from_args(
-            &["sqlite-utils".into(), "httpx[http2]<1".into(), "rich".into()],
+            &[
+                "sqlite-utils".into(),
+                "httpx[http2]<1".into(),
+                "rich".into(),
+            ],
             Some(Path::new("/nonexistent")),
         )
         .unwrap();

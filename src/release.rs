@@ -40,7 +40,9 @@ pub enum ReleaseError {
         placeholder: String,
         template: String,
     },
-    #[error("release `{name}`: archive member `{member}` would be written outside the bundle ({why})")]
+    #[error(
+        "release `{name}`: archive member `{member}` would be written outside the bundle ({why})"
+    )]
     Unsafe {
         name: String,
         member: String,
@@ -100,7 +102,11 @@ pub enum ArchiveKind {
 
 impl ArchiveKind {
     pub fn from_url(url: &str) -> ArchiveKind {
-        let path = url.split(['?', '#']).next().unwrap_or(url).to_ascii_lowercase();
+        let path = url
+            .split(['?', '#'])
+            .next()
+            .unwrap_or(url)
+            .to_ascii_lowercase();
         if path.ends_with(".zip") {
             ArchiveKind::Zip
         } else if path.ends_with(".tar.gz") || path.ends_with(".tgz") {
@@ -340,9 +346,7 @@ fn read_members(
                 entry
                     .read_to_end(&mut data)
                     .map_err(|e| bad(e.to_string()))?;
-                let is_link = entry
-                    .unix_mode()
-                    .is_some_and(|m| m & 0o170000 == 0o120000);
+                let is_link = entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000);
                 if is_link {
                     let t = String::from_utf8_lossy(&data).into_owned();
                     safe_link(&p, &t).map_err(|why| unsafe_(&raw, why))?;
@@ -413,7 +417,11 @@ pub fn extract(
     std::fs::create_dir_all(dest_dir).map_err(io(dest_dir))?;
     let mut written = Vec::new();
     if release.archive == ArchiveKind::Bare {
-        let file = release.files.first().cloned().unwrap_or(release.name.clone());
+        let file = release
+            .files
+            .first()
+            .cloned()
+            .unwrap_or(release.name.clone());
         let base = safe_basename(&release.name, &file)?;
         let dest = dest_dir.join(&base);
         std::fs::copy(asset, &dest).map_err(io(&dest))?;
@@ -429,7 +437,9 @@ pub fn extract(
             why,
         })?;
         let found = members.keys().find(|k| **k == wanted).cloned().or_else(|| {
-            let mut by_name = members.keys().filter(|k| k.file_name() == wanted.file_name());
+            let mut by_name = members
+                .keys()
+                .filter(|k| k.file_name() == wanted.file_name());
             match (by_name.next(), by_name.next()) {
                 (Some(one), None) => Some(one.clone()),
                 _ => None,
@@ -524,7 +534,10 @@ mod tests {
         assert_eq!(parse_checksum_file(&h, "x.zip").unwrap(), h);
         let two = format!("{}  other.zip\n{}  x.zip\n", "b".repeat(64), h);
         assert_eq!(parse_checksum_file(&two, "x.zip").unwrap(), h);
-        assert_eq!(parse_checksum_file(&format!("{h} *x.zip"), "x.zip").unwrap(), h);
+        assert_eq!(
+            parse_checksum_file(&format!("{h} *x.zip"), "x.zip").unwrap(),
+            h
+        );
         assert!(parse_checksum_file("not a hash", "x").is_none());
     }
 
@@ -544,9 +557,21 @@ mod tests {
     #[test]
     fn archive_kinds() {
         assert_eq!(ArchiveKind::from_url("https://x/a.zip"), ArchiveKind::Zip);
-        assert_eq!(ArchiveKind::from_url("https://x/a.tar.gz"), ArchiveKind::TarGz);
-        assert_eq!(ArchiveKind::from_url("https://x/a.tgz?x=1"), ArchiveKind::TarGz);
-        assert_eq!(ArchiveKind::from_url("https://x/a.tar.xz"), ArchiveKind::TarXz);
-        assert_eq!(ArchiveKind::from_url("https://x/jq-linux64"), ArchiveKind::Bare);
+        assert_eq!(
+            ArchiveKind::from_url("https://x/a.tar.gz"),
+            ArchiveKind::TarGz
+        );
+        assert_eq!(
+            ArchiveKind::from_url("https://x/a.tgz?x=1"),
+            ArchiveKind::TarGz
+        );
+        assert_eq!(
+            ArchiveKind::from_url("https://x/a.tar.xz"),
+            ArchiveKind::TarXz
+        );
+        assert_eq!(
+            ArchiveKind::from_url("https://x/jq-linux64"),
+            ArchiveKind::Bare
+        );
     }
 }

@@ -74,8 +74,8 @@ pub enum Pkg {
 impl fmt::Display for Pkg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Pkg::Root => write!(f, "the requested packages"),
-            Pkg::Target(t) => write!(f, "target {t} (preinstalled)"),
+            Pkg::Root => write!(f, "your request"),
+            Pkg::Target(t) => write!(f, "{t} (preinstalled)"),
             Pkg::Name(n) => write!(f, "{n}"),
             Pkg::Extra(n, e) => write!(f, "{n}[{e}]"),
         }
@@ -119,6 +119,9 @@ enum ProviderError {
     Cancelled,
 }
 
+/// Which packages (with extras) each chosen package version asked for.
+type Edges = HashMap<(Pkg, Version), Vec<(PackageName, Vec<ExtraName>)>>;
+
 struct Provider {
     index: Arc<Index>,
     rt: Handle,
@@ -129,7 +132,7 @@ struct Provider {
     root: Vec<Requirement<VerbatimUrl>>,
     explicit_pre: HashSet<PackageName>,
     order: Mutex<HashMap<PackageName, usize>>,
-    edges: Mutex<HashMap<(Pkg, Version), Vec<(PackageName, Vec<ExtraName>)>>>,
+    edges: Mutex<Edges>,
     prefetched: Mutex<HashSet<PackageName>>,
     cancel: Arc<AtomicBool>,
 }
@@ -164,7 +167,12 @@ impl Provider {
         if !self.upgrade && self.preinstalled.contains_key(name) {
             return;
         }
-        if !self.prefetched.lock().expect("poisoned").insert(name.clone()) {
+        if !self
+            .prefetched
+            .lock()
+            .expect("poisoned")
+            .insert(name.clone())
+        {
             return;
         }
         let index = self.index.clone();
@@ -265,10 +273,17 @@ impl DependencyProvider for Provider {
         (kind, stats.conflict_count(), Reverse(seen))
     }
 
-    fn choose_version(&self, package: &Pkg, range: &Range) -> Result<Option<Version>, ProviderError> {
+    fn choose_version(
+        &self,
+        package: &Pkg,
+        range: &Range,
+    ) -> Result<Option<Version>, ProviderError> {
         self.should_cancel()?;
         let name = match package {
-            Pkg::Root | Pkg::Target(_) => return Ok(Some(Version::new([0]))),
+            Pkg::Root | Pkg::Target(_) => {
+                let v = Version::new([0]);
+                return Ok(range.contains(&v).then_some(v));
+            }
             Pkg::Name(n) | Pkg::Extra(n, _) => n,
         };
         if let Some(v) = self.is_fixed(name) {
@@ -303,7 +318,8 @@ impl DependencyProvider for Provider {
         self.should_cancel()?;
         let deps: Vec<(Pkg, Range)> = match package {
             Pkg::Root => {
-                let mut d = self.constraints((package, version), self.root.iter().cloned(), None)?;
+                let mut d =
+                    self.constraints((package, version), self.root.iter().cloned(), None)?;
                 if !self.upgrade && !self.preinstalled.is_empty() {
                     d.push((Pkg::Target(self.target.clone()), Range::full()));
                 }
@@ -339,10 +355,9 @@ impl DependencyProvider for Provider {
                     .block_on(self.index.metadata(&wheel))
                     .map_err(ProviderError::Index)?;
                 if !meta.provides_extra.is_empty() && !meta.provides_extra.contains(extra) {
-                    self.index
-                        .fetcher()
-                        .reporter()
-                        .warn(&format!("{n} {version} does not provide the extra `{extra}`"));
+                    self.index.fetcher().reporter().warn(&format!(
+                        "{n} {version} does not provide the extra `{extra}`"
+                    ));
                 }
                 let extras = std::slice::from_ref(extra);
                 let reqs = meta
@@ -409,24 +424,26 @@ pub async fn resolve(
     }
     let p = provider.clone();
     let result = tokio::task::spawn_blocking(move || {
-        pubgrub::resolve(p.as_ref(), Pkg::Root, Version::new([0]))
+        pubgrub::resolve(p.as_ref(), Pkg::Root, Version::new([0])).map_err(Box::new)
     })
     .await
     .expect("resolver thread panicked");
-    let solution = match result {
+    let solution = match result.map_err(|e| *e) {
         Ok(s) => s,
         Err(PubGrubError::NoSolution(mut tree)) => {
-            let mut missing = HashSet::new();
-            no_versions(&tree, &mut missing);
+            let mut missing = HashMap::new();
+            let mut needs = Vec::new();
+            walk_tree(&tree, &mut missing, &mut needs);
             tree.collapse_no_versions();
-            let mut report = DefaultStringReporter::report(&tree);
+            let mut report = tidy_report(&DefaultStringReporter::report(&tree), &target.name);
             let preinstalled_conflict = tree.packages().iter().any(|p| matches!(p, Pkg::Target(_)));
-            let mut missing: Vec<Pkg> = missing.into_iter().collect();
-            missing.sort_by_key(|p| p.to_string());
-            for p in &missing {
+            append_preinstalled(&mut report, target, &needs);
+            let mut missing: Vec<(Pkg, Range)> = missing.into_iter().collect();
+            missing.sort_by_key(|(p, _)| p.to_string());
+            for (p, range) in &missing {
                 if let Pkg::Name(n) | Pkg::Extra(n, _) = p {
                     if let Ok(project) = index.project(n).await {
-                        append_rejections(&mut report, &project);
+                        append_rejections(&mut report, &project, range);
                     }
                 }
             }
@@ -456,7 +473,9 @@ pub async fn resolve(
         if !visited.insert(node.clone()) {
             continue;
         }
-        let Some(v) = versions.get(&node) else { continue };
+        let Some(v) = versions.get(&node) else {
+            continue;
+        };
         for (dep, extras) in edges.get(&(node.clone(), v.clone())).into_iter().flatten() {
             seen.insert(dep.clone());
             queue.push_back(Pkg::Name(dep.clone()));
@@ -490,28 +509,94 @@ pub async fn resolve(
     Ok(Resolution { packages, excluded })
 }
 
-fn no_versions(tree: &pubgrub::DerivationTree<Pkg, Range, String>, out: &mut HashSet<Pkg>) {
+type Tree = pubgrub::DerivationTree<Pkg, Range, String>;
+
+/// Packages with no usable version (and the range asked), and every
+/// "X depends on Y" edge, from a failed resolution.
+fn walk_tree(
+    tree: &Tree,
+    missing: &mut HashMap<Pkg, Range>,
+    needs: &mut Vec<(Pkg, Range, Pkg, Range)>,
+) {
     match tree {
-        pubgrub::DerivationTree::External(pubgrub::External::NoVersions(p, _)) => {
-            out.insert(p.clone());
+        pubgrub::DerivationTree::External(pubgrub::External::NoVersions(p, r)) => {
+            missing.insert(p.clone(), r.clone());
+        }
+        pubgrub::DerivationTree::External(pubgrub::External::FromDependencyOf(p, rp, d, rd)) => {
+            needs.push((p.clone(), rp.clone(), d.clone(), rd.clone()));
         }
         pubgrub::DerivationTree::Derived(d) => {
-            no_versions(&d.cause1, out);
-            no_versions(&d.cause2, out);
+            walk_tree(&d.cause1, missing, needs);
+            walk_tree(&d.cause2, missing, needs);
         }
         pubgrub::DerivationTree::External(_) => {}
     }
 }
 
-fn append_rejections(report: &mut String, project: &crate::index::Project) {
-    if project.rejected.is_empty() {
+/// PubGrub names versions of the virtual root and target packages; drop them.
+fn tidy_report(report: &str, target: &str) -> String {
+    let root = Pkg::Root.to_string();
+    let t = Pkg::Target(target.to_string()).to_string();
+    report
+        .replace(&format!("{root} 0"), &root)
+        .replace(&format!("{t} *"), &t)
+        .replace(&format!("{t} 0"), &t)
+}
+
+/// Spell out preinstalled conflicts: what the target has, who needs what.
+fn append_preinstalled(report: &mut String, target: &Target, needs: &[(Pkg, Range, Pkg, Range)]) {
+    let mut lines = BTreeSet::new();
+    for (_, _, dep, _) in needs {
+        let Pkg::Name(n) = dep else { continue };
+        let Some(have) = target.preinstalled.get(n) else {
+            continue;
+        };
+        let wanted: Vec<String> = needs
+            .iter()
+            .filter(|(p, _, d, _)| d == dep && !matches!(p, Pkg::Target(_)))
+            .map(|(p, rp, _, rd)| {
+                let who = match p {
+                    Pkg::Root => p.to_string(),
+                    _ if *rp == Range::full() => p.to_string(),
+                    _ => format!("{p} {rp}"),
+                };
+                format!("{who} needs {n} {rd}")
+            })
+            .collect();
+        if !wanted.is_empty() {
+            lines.insert(format!(
+                "  {n} {have} is preinstalled on {}; {}",
+                target.name,
+                wanted.join("; ")
+            ));
+        }
+    }
+    if !lines.is_empty() {
+        report.push_str(
+            "
+
+conflicts with preinstalled packages:",
+        );
+        for l in lines {
+            report.push('\n');
+            report.push_str(&l);
+        }
+    }
+}
+
+fn append_rejections(report: &mut String, project: &crate::index::Project, range: &Range) {
+    let mut rejected: Vec<_> = project
+        .rejected
+        .iter()
+        .filter(|r| r.version.as_ref().is_none_or(|v| range.contains(v)))
+        .collect();
+    if rejected.is_empty() {
         return;
     }
     const MAX: usize = 12;
-    let mut rejected: Vec<_> = project.rejected.iter().collect();
     rejected.sort_by(|a, b| b.version.cmp(&a.version).then(a.filename.cmp(&b.filename)));
     report.push_str(&format!(
-        "\n\nfiles of {} the target cannot use ({} of {} files):",
+        "\n\nfiles of {} {range} the target cannot use ({} of {} files):",
         project.name,
         rejected.len(),
         project.file_count
@@ -525,7 +610,7 @@ fn append_rejections(report: &mut String, project: &crate::index::Project) {
     let yanked: Vec<_> = project
         .candidates
         .values()
-        .filter(|c| c.yanked().is_some())
+        .filter(|c| c.yanked().is_some() && range.contains(&c.version))
         .collect();
     for c in yanked.iter().take(MAX) {
         let reason = c.yanked().unwrap_or_default();

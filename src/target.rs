@@ -386,10 +386,7 @@ mod tests {
     #[test]
     fn markers_are_evaluated_for_the_target_not_the_host() {
         let t = Target::load("ubuntu-20.04").unwrap();
-        assert!(marker(
-            "importlib-resources; python_version < \"3.9\"",
-            &t
-        ));
+        assert!(marker("importlib-resources; python_version < \"3.9\"", &t));
         assert!(marker("a; python_full_version >= \"3.8.10\"", &t));
         assert!(!marker("a; python_full_version > \"3.8.10\"", &t));
         assert!(marker("a; sys_platform == \"linux\"", &t));
@@ -399,15 +396,25 @@ mod tests {
         assert!(marker("a; implementation_name == \"cpython\"", &t));
         let arm = Target::load("ubuntu-20.04-arm64").unwrap();
         assert!(marker("a; platform_machine == \"aarch64\"", &arm));
-        assert_eq!(arm.tag_policy().ordered()[0], "cp38-cp38-manylinux_2_31_aarch64");
+        assert_eq!(
+            arm.tag_policy().ordered()[0],
+            "cp38-cp38-manylinux_2_31_aarch64"
+        );
     }
 
     #[test]
     fn freeze_parsing_skips_noise() {
-        let lines: Vec<String> = ["# c", "", "Foo_Bar==1.0", "x @ file:///tmp/x", "-e git+x", "distro-info==0.23ubuntu1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let lines: Vec<String> = [
+            "# c",
+            "",
+            "Foo_Bar==1.0",
+            "x @ file:///tmp/x",
+            "-e git+x",
+            "distro-info==0.23ubuntu1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let m = parse_freeze(&lines).unwrap();
         assert_eq!(m.len(), 1);
         assert!(m.contains_key(&PackageName::from_str("foo-bar").unwrap()));

@@ -161,7 +161,10 @@ mod tests {
 
     #[test]
     fn reads_metadata_from_ranges() {
-        for method in [zip::CompressionMethod::Stored, zip::CompressionMethod::Deflated] {
+        for method in [
+            zip::CompressionMethod::Stored,
+            zip::CompressionMethod::Deflated,
+        ] {
             let whole = wheel(method);
             let tail_start = whole.len().saturating_sub(300);
             let dir = find_central_directory(&whole[tail_start..], tail_start as u64).unwrap();

@@ -1,0 +1,409 @@
+//! Test ground: a real HTTP server on 127.0.0.1 serving a PEP 691 index,
+//! wheels, archives and checksums that the tests generate.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+pub fn sha256(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Clone)]
+pub struct Route {
+    pub body: Vec<u8>,
+    pub content_type: String,
+    /// Honour `Range:` requests with 206.
+    pub ranges: bool,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub path: String,
+    pub range: Option<String>,
+    pub accept: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    routes: HashMap<String, Route>,
+    log: Vec<Request>,
+}
+
+/// A small HTTP/1.1 server (one thread per connection, `Connection: close`).
+pub struct Server {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let st = st.clone();
+                std::thread::spawn(move || {
+                    let _ = handle(stream, &st);
+                });
+            }
+        });
+        Server { port, state }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn index_url(&self) -> String {
+        self.url("/simple/")
+    }
+
+    pub fn route(&self, path: &str, body: Vec<u8>, content_type: &str, ranges: bool) {
+        self.state.lock().unwrap().routes.insert(
+            path.to_string(),
+            Route {
+                body,
+                content_type: content_type.to_string(),
+                ranges,
+                status: 200,
+            },
+        );
+    }
+
+    pub fn status(&self, path: &str, status: u16) {
+        self.state.lock().unwrap().routes.insert(
+            path.to_string(),
+            Route {
+                body: b"error".to_vec(),
+                content_type: "text/plain".into(),
+                ranges: false,
+                status,
+            },
+        );
+    }
+
+    pub fn log(&self) -> Vec<Request> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    pub fn clear_log(&self) {
+        self.state.lock().unwrap().log.clear();
+    }
+
+    pub fn requests_to(&self, path_suffix: &str) -> Vec<Request> {
+        self.log()
+            .into_iter()
+            .filter(|r| r.path.ends_with(path_suffix))
+            .collect()
+    }
+}
+
+fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut range = None;
+    let mut accept = None;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            match k.trim().to_ascii_lowercase().as_str() {
+                "range" => range = Some(v.trim().to_string()),
+                "accept" => accept = Some(v.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    let route = {
+        let mut s = state.lock().unwrap();
+        s.log.push(Request {
+            path: path.clone(),
+            range: range.clone(),
+            accept,
+        });
+        s.routes.get(&path).cloned()
+    };
+    let mut out = stream;
+    let Some(route) = route else {
+        return write!(
+            out,
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found"
+        );
+    };
+    if route.status != 200 {
+        return write!(
+            out,
+            "HTTP/1.1 {} Error\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+            route.status,
+            route.body.len(),
+            String::from_utf8_lossy(&route.body)
+        );
+    }
+    let total = route.body.len();
+    if let (true, Some(r)) = (route.ranges, range.as_deref()) {
+        if let Some((start, end)) = parse_range(r, total) {
+            let part = &route.body[start..=end];
+            write!(
+                out,
+                "HTTP/1.1 206 Partial Content\r\nContent-Type: {}\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{end}/{total}\r\nConnection: close\r\n\r\n",
+                route.content_type,
+                part.len()
+            )?;
+            return out.write_all(part);
+        }
+    }
+    write!(
+        out,
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {total}\r\nConnection: close\r\n\r\n",
+        route.content_type
+    )?;
+    out.write_all(&route.body)
+}
+
+fn parse_range(r: &str, total: usize) -> Option<(usize, usize)> {
+    let spec = r.strip_prefix("bytes=")?;
+    let (a, b) = spec.split_once('-')?;
+    if a.is_empty() {
+        let n: usize = b.parse().ok()?;
+        let n = n.min(total);
+        return Some((total - n, total - 1));
+    }
+    let start: usize = a.parse().ok()?;
+    let end: usize = if b.is_empty() {
+        total - 1
+    } else {
+        b.parse::<usize>().ok()?.min(total - 1)
+    };
+    (start <= end).then_some((start, end))
+}
+
+/// A wheel the tests generate.
+#[derive(Clone)]
+pub struct WheelSpec {
+    pub name: String,
+    pub version: String,
+    pub tag: String,
+    pub requires: Vec<String>,
+    pub extras: Vec<String>,
+    pub requires_python: Option<String>,
+    pub yanked: Option<String>,
+    /// Serve a PEP 658 `.metadata` file.
+    pub pep658: bool,
+    /// Extra files inside the wheel (path, bytes).
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl WheelSpec {
+    pub fn new(name: &str, version: &str) -> WheelSpec {
+        WheelSpec {
+            name: name.into(),
+            version: version.into(),
+            tag: "py3-none-any".into(),
+            requires: Vec::new(),
+            extras: Vec::new(),
+            requires_python: None,
+            yanked: None,
+            pep658: true,
+            files: Vec::new(),
+        }
+    }
+    pub fn requires(mut self, r: &[&str]) -> Self {
+        self.requires = r.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    pub fn extras(mut self, e: &[&str]) -> Self {
+        self.extras = e.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    pub fn tag(mut self, t: &str) -> Self {
+        self.tag = t.into();
+        self
+    }
+    pub fn requires_python(mut self, r: &str) -> Self {
+        self.requires_python = Some(r.into());
+        self
+    }
+    pub fn yanked(mut self, reason: &str) -> Self {
+        self.yanked = Some(reason.into());
+        self
+    }
+    pub fn no_pep658(mut self) -> Self {
+        self.pep658 = false;
+        self
+    }
+    pub fn file(mut self, path: &str, data: Vec<u8>) -> Self {
+        self.files.push((path.into(), data));
+        self
+    }
+
+    fn dist(&self) -> String {
+        self.name.replace('-', "_")
+    }
+
+    pub fn filename(&self) -> String {
+        format!("{}-{}-{}.whl", self.dist(), self.version, self.tag)
+    }
+
+    pub fn metadata(&self) -> String {
+        let mut m = format!(
+            "Metadata-Version: 2.1\nName: {}\nVersion: {}\n",
+            self.name, self.version
+        );
+        if let Some(rp) = &self.requires_python {
+            m.push_str(&format!("Requires-Python: {rp}\n"));
+        }
+        for e in &self.extras {
+            m.push_str(&format!("Provides-Extra: {e}\n"));
+        }
+        for r in &self.requires {
+            m.push_str(&format!("Requires-Dist: {r}\n"));
+        }
+        m.push_str("\nA test package.\n");
+        m
+    }
+
+    /// The wheel's bytes (deterministic).
+    pub fn build(&self) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let o = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .last_modified_time(zip::DateTime::default());
+        let pkg = self.dist();
+        let di = format!("{}-{}.dist-info", pkg, self.version);
+        let mut files: Vec<(String, Vec<u8>)> = vec![(
+            format!("{pkg}/__init__.py"),
+            format!(
+                "__version__ = \"{}\"\n{}",
+                self.version,
+                "# padding\n".repeat(2000)
+            )
+            .into_bytes(),
+        )];
+        files.extend(self.files.iter().cloned());
+        files.push((format!("{di}/METADATA"), self.metadata().into_bytes()));
+        files.push((
+            format!("{di}/WHEEL"),
+            format!(
+                "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {}\n",
+                self.tag
+            )
+            .into_bytes(),
+        ));
+        let mut record = String::new();
+        for (p, _) in &files {
+            record.push_str(&format!("{p},,\n"));
+        }
+        record.push_str(&format!("{di}/RECORD,,\n"));
+        files.push((format!("{di}/RECORD"), record.into_bytes()));
+        for (p, d) in files {
+            w.start_file(p, o).unwrap();
+            w.write_all(&d).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+}
+
+/// Publish wheels on the server as a PEP 691 index at `/simple/`.
+pub fn publish(server: &Server, wheels: &[WheelSpec]) {
+    publish_with(server, wheels, true, &[])
+}
+
+/// `ranges`: whether wheel files honour Range requests.
+/// `sdists`: (project, filename) source distributions to list.
+pub fn publish_with(server: &Server, wheels: &[WheelSpec], ranges: bool, sdists: &[(&str, &str)]) {
+    let mut projects: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
+    for w in wheels {
+        let bytes = w.build();
+        let fname = w.filename();
+        let path = format!("/files/{fname}");
+        let mut file = serde_json::json!({
+            "filename": fname,
+            "url": format!("../../files/{fname}"),
+            "hashes": {"sha256": sha256(&bytes)},
+            "size": bytes.len(),
+            "upload-time": "2023-01-01T00:00:00.000000Z",
+        });
+        if let Some(rp) = &w.requires_python {
+            file["requires-python"] = rp.clone().into();
+        }
+        if let Some(y) = &w.yanked {
+            file["yanked"] = y.clone().into();
+        }
+        if w.pep658 {
+            let meta = w.metadata().into_bytes();
+            file["core-metadata"] = serde_json::json!({"sha256": sha256(&meta)});
+            server.route(&format!("{path}.metadata"), meta, "text/plain", false);
+        }
+        server.route(&path, bytes, "application/octet-stream", ranges);
+        let key = w.name.to_lowercase().replace(['_', '.'], "-");
+        projects.entry(key).or_default().push(file);
+    }
+    for (project, fname) in sdists {
+        projects
+            .entry(project.to_string())
+            .or_default()
+            .push(serde_json::json!({
+                "filename": fname,
+                "url": format!("../../files/{fname}"),
+                "hashes": {"sha256": "0".repeat(64)},
+            }));
+    }
+    for (name, files) in projects {
+        let page = serde_json::json!({
+            "meta": {"api-version": "1.1"},
+            "name": name,
+            "files": files,
+        });
+        server.route(
+            &format!("/simple/{name}/"),
+            serde_json::to_vec(&page).unwrap(),
+            "application/vnd.pypi.simple.v1+json",
+            false,
+        );
+    }
+}
+
+/// A `bundle` command with an isolated cache and working directory.
+pub fn bundle(cwd: &Path, cache: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("bundle").unwrap();
+    cmd.current_dir(cwd)
+        .env("BUNDLE_CACHE_DIR", cache)
+        .env_remove("PIP_INDEX_URL")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+pub fn read_zip_names(path: &Path) -> Vec<String> {
+    let f = std::fs::File::open(path).unwrap();
+    let z = zip::ZipArchive::new(f).unwrap();
+    let mut n: Vec<String> = z.file_names().map(str::to_string).collect();
+    n.sort();
+    n
+}
+
+pub fn read_to_string(path: &Path) -> String {
+    let mut s = String::new();
+    std::fs::File::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .read_to_string(&mut s)
+        .unwrap();
+    s
+}

@@ -1,0 +1,651 @@
+//! PyPI wheel sets, end to end, against a local PEP 691 index.
+
+mod common;
+
+use common::*;
+use predicates::prelude::*;
+use serde_json::Value;
+
+/// A small world: app needs lib (with an extra), a marker-gated backport,
+/// a Windows-only dep that must not appear, and a Python-version split.
+fn world() -> Vec<WheelSpec> {
+    vec![
+        WheelSpec::new("app", "1.0").requires(&["lib>=1"]),
+        WheelSpec::new("app", "2.0").requires(&[
+            "lib[fast]>=2,<3",
+            "backport; python_version < \"3.9\"",
+            "winonly; sys_platform == \"win32\"",
+            "newpy; python_version >= \"3.9\"",
+        ]),
+        WheelSpec::new("lib", "1.5"),
+        WheelSpec::new("lib", "2.1")
+            .extras(&["fast"])
+            .requires(&["speedup; extra == \"fast\""]),
+        WheelSpec::new("lib", "2.2").requires_python(">=3.9"),
+        WheelSpec::new("lib", "2.3").tag("cp39-cp39-manylinux_2_17_x86_64.manylinux2014_x86_64"),
+        WheelSpec::new("lib", "2.4").yanked("broken release"),
+        WheelSpec::new("speedup", "0.9")
+            .tag("cp38-cp38-manylinux_2_17_x86_64.manylinux2014_x86_64"),
+        WheelSpec::new("speedup", "1.0").tag("cp38-cp38-manylinux_2_34_x86_64"),
+        WheelSpec::new("backport", "5.0").no_pep658(),
+        WheelSpec::new("winonly", "1.0"),
+        WheelSpec::new("newpy", "1.0"),
+    ]
+}
+
+fn setup() -> (Server, tempfile::TempDir, tempfile::TempDir) {
+    let server = Server::start();
+    publish(&server, &world());
+    (
+        server,
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    )
+}
+
+fn plan_json(
+    server: &Server,
+    cwd: &std::path::Path,
+    cache: &std::path::Path,
+    args: &[&str],
+) -> Value {
+    let out = bundle(cwd, cache)
+        .arg("plan")
+        .args(args)
+        .args(["--index-url", &server.index_url(), "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
+fn pins(plan: &Value) -> Vec<String> {
+    plan["wheels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            format!(
+                "{}=={}",
+                w["package"].as_str().unwrap(),
+                w["version"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn resolves_for_the_target_not_the_host() {
+    let (server, cwd, cache) = setup();
+    let plan = plan_json(&server, cwd.path(), cache.path(), &["app"]);
+    // Markers for Python 3.8 on Linux; Requires-Python, tags and yanked
+    // filter lib down to 2.1; the extra pulls speedup, whose manylinux_2_34
+    // wheel is too new for glibc 2.31.
+    assert_eq!(
+        pins(&plan),
+        vec!["app==2.0", "backport==5.0", "lib==2.1", "speedup==0.9"]
+    );
+    let speedup = &plan["wheels"][3];
+    assert_eq!(
+        speedup["filename"],
+        "speedup-0.9-cp38-cp38-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    );
+    // plan downloads no bundle files: only backport (no PEP 658) was read,
+    // and by range requests.
+    assert!(server
+        .requests_to("/files/app-2.0-py3-none-any.whl")
+        .is_empty());
+    let backport = server.requests_to("/files/backport-5.0-py3-none-any.whl");
+    assert!(!backport.is_empty());
+    assert!(backport.iter().all(|r| r.range.is_some()), "{backport:?}");
+    assert!(server
+        .log()
+        .iter()
+        .any(|r| r.accept.as_deref() == Some("application/vnd.pypi.simple.v1+json")));
+}
+
+#[test]
+fn other_python_and_architecture() {
+    let (server, cwd, cache) = setup();
+    let target = cwd.path().join("py311-arm.toml");
+    std::fs::write(
+        &target,
+        "description = \"test\"\nimage = \"x\"\nplatform = \"linux/arm64\"\nglibc = \"2.31\"\npython = \"3.11.4\"\n",
+    )
+    .unwrap();
+    let plan = plan_json(
+        &server,
+        cwd.path(),
+        cache.path(),
+        &["app", "--target", target.to_str().unwrap()],
+    );
+    // 3.11: no backport, newpy; lib 2.2 (>=3.9) is allowed; speedup has no aarch64 wheel.
+    let err = bundle(cwd.path(), cache.path())
+        .args([
+            "plan",
+            "lib[fast]==2.1",
+            "--target",
+            target.to_str().unwrap(),
+        ])
+        .args(["--index-url", &server.index_url()])
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&err);
+    assert!(err.contains("speedup"), "{err}");
+    assert!(err.contains("does not fit the target"), "{err}");
+    assert_eq!(plan["target"]["platform"], "linux/arm64");
+    assert!(
+        pins(&plan).contains(&"newpy==1.0".to_string()),
+        "{:?}",
+        pins(&plan)
+    );
+    assert!(!pins(&plan).iter().any(|p| p.starts_with("backport")));
+    assert!(
+        pins(&plan).contains(&"lib==2.2".to_string()),
+        "{:?}",
+        pins(&plan)
+    );
+}
+
+#[test]
+fn build_writes_bundle_dir_and_zip() {
+    let (server, cwd, cache) = setup();
+    bundle(cwd.path(), cache.path())
+        .args(["build", "app", "--index-url", &server.index_url()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("dist/app.zip"));
+    let dir = cwd.path().join("dist/app");
+    for f in ["manifest.json", "install.py", "PROMPT.txt"] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    let manifest: Value =
+        serde_json::from_str(&read_to_string(&dir.join("manifest.json"))).unwrap();
+    assert_eq!(manifest["schema"], 1);
+    assert_eq!(manifest["target"]["name"], "ubuntu-20.04");
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 4);
+    for f in files {
+        let path = dir.join(f["path"].as_str().unwrap());
+        let data = std::fs::read(&path).unwrap();
+        assert_eq!(f["kind"], "wheel");
+        assert_eq!(f["sha256"].as_str().unwrap(), sha256(&data));
+        assert_eq!(f["size"].as_u64().unwrap(), data.len() as u64);
+        assert!(f["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"));
+    }
+    let names = read_zip_names(&cwd.path().join("dist/app.zip"));
+    assert!(names.contains(&"app/manifest.json".to_string()));
+    assert!(names.contains(&"app/wheels/lib-2.1-py3-none-any.whl".to_string()));
+    assert!(names.iter().all(|n| n.starts_with("app/")));
+    let prompt = read_to_string(&dir.join("PROMPT.txt"));
+    assert!(prompt.contains("/mnt/data/app.zip"), "{prompt}");
+    assert!(prompt.contains("install.py"));
+    // no temporary folders left behind
+    let leftovers: Vec<_> = std::fs::read_dir(cwd.path().join("dist"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+}
+
+#[test]
+fn json_output_is_manifest_shaped() {
+    let (server, cwd, cache) = setup();
+    let out = bundle(cwd.path(), cache.path())
+        .args([
+            "build",
+            "lib==1.5",
+            "--json",
+            "--index-url",
+            &server.index_url(),
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["name"], "lib");
+    assert_eq!(v["files"][0]["package"], "lib");
+    assert!(v["archive"].as_str().unwrap().ends_with("dist/lib.zip"));
+}
+
+#[test]
+fn preinstalled_packages_are_excluded_and_conflicts_explained() {
+    let (server, cwd, cache) = setup();
+    let target = cwd.path().join("sandbox.toml");
+    std::fs::write(
+        &target,
+        "description = \"t\"\nimage = \"x\"\nplatform = \"linux/amd64\"\nglibc = \"2.31\"\npython = \"3.8.10\"\npreinstalled = \"freeze.txt\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        cwd.path().join("freeze.txt"),
+        "lib==2.1\nspeedup==0.9\nother==1.0\n",
+    )
+    .unwrap();
+    let plan = plan_json(
+        &server,
+        cwd.path(),
+        cache.path(),
+        &["app", "--target", target.to_str().unwrap()],
+    );
+    assert_eq!(pins(&plan), vec!["app==2.0", "backport==5.0"]);
+    let excluded: Vec<String> = plan["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["package"].as_str().unwrap(),
+                e["version"].as_str().unwrap(),
+                e["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        excluded,
+        vec![
+            "lib 2.1 preinstalled on target",
+            "speedup 0.9 preinstalled on target"
+        ]
+    );
+
+    // Asking for a version the target does not have fails with an explanation.
+    std::fs::write(cwd.path().join("freeze.txt"), "lib==1.5\n").unwrap();
+    bundle(cwd.path(), cache.path())
+        .args([
+            "plan",
+            "app==2.0",
+            "--target",
+            target.to_str().unwrap(),
+            "--index-url",
+            &server.index_url(),
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("lib"))
+        .stderr(predicate::str::contains("preinstalled"))
+        .stderr(predicate::str::contains("--upgrade-preinstalled"));
+    // ...and --upgrade-preinstalled carries the newer version instead.
+    let plan = plan_json(
+        &server,
+        cwd.path(),
+        cache.path(),
+        &[
+            "app==2.0",
+            "--target",
+            target.to_str().unwrap(),
+            "--upgrade-preinstalled",
+        ],
+    );
+    assert!(pins(&plan).contains(&"lib==2.1".to_string()));
+}
+
+#[test]
+fn yanked_is_skipped_unless_pinned_exactly() {
+    let (server, cwd, cache) = setup();
+    let plan = plan_json(&server, cwd.path(), cache.path(), &["lib==2.4"]);
+    assert_eq!(pins(&plan), vec!["lib==2.4"]);
+    let err = bundle(cwd.path(), cache.path())
+        .args(["plan", "lib>2.3", "--index-url", &server.index_url()])
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        err.contains("lib-2.4-py3-none-any.whl: yanked: broken release"),
+        "{err}"
+    );
+}
+
+#[test]
+fn no_compatible_wheel_explains_each_file() {
+    let server = Server::start();
+    publish_with(
+        &server,
+        &[
+            WheelSpec::new("native", "1.0").tag("cp311-cp311-manylinux_2_17_x86_64"),
+            WheelSpec::new("native", "1.1").requires_python(">=3.10"),
+            WheelSpec::new("native", "1.2").yanked("oops"),
+        ],
+        true,
+        &[("native", "native-1.3.tar.gz")],
+    );
+    let cwd = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let err = bundle(cwd.path(), cache.path())
+        .args(["build", "native>1.1", "--index-url", &server.index_url()])
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&err);
+    assert!(
+        err.contains("native-1.3.tar.gz: source distribution (wheels only)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("native-1.1-py3-none-any.whl: Requires-Python >=3.10 excludes Python 3.8.10"),
+        "{err}"
+    );
+    assert!(err.contains("native-1.0-cp311-cp311-manylinux_2_17_x86_64.whl: tag cp311-cp311-manylinux_2_17_x86_64 does not fit the target"), "{err}");
+    assert!(
+        err.contains("native-1.2-py3-none-any.whl: yanked: oops"),
+        "{err}"
+    );
+    assert!(!cwd.path().join("dist").join("native").exists());
+}
+
+#[test]
+fn unknown_package_is_named() {
+    let (server, cwd, cache) = setup();
+    bundle(cwd.path(), cache.path())
+        .args([
+            "build",
+            "app",
+            "no-such-pkg",
+            "--index-url",
+            &server.index_url(),
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "package `no-such-pkg` was not found",
+        ))
+        .stderr(predicate::str::contains("hint:"));
+}
+
+#[test]
+fn metadata_without_range_support_downloads_and_keeps_the_wheel() {
+    let server = Server::start();
+    publish_with(
+        &server,
+        &[WheelSpec::new("plain", "1.0").no_pep658()],
+        false,
+        &[],
+    );
+    let cwd = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    bundle(cwd.path(), cache.path())
+        .args(["build", "plain", "--index-url", &server.index_url()])
+        .assert()
+        .success();
+    // One GET for metadata (whole file, range ignored), none for the bundle:
+    // the wheel came from the cache.
+    let gets = server.requests_to("/files/plain-1.0-py3-none-any.whl");
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    assert!(cwd
+        .path()
+        .join("dist/plain/wheels/plain-1.0-py3-none-any.whl")
+        .is_file());
+}
+
+#[test]
+fn hash_mismatch_fails_and_keeps_nothing() {
+    let server = Server::start();
+    let w = WheelSpec::new("evil", "1.0");
+    publish(&server, std::slice::from_ref(&w));
+    // Replace the file after publishing its hash.
+    server.route(
+        &format!("/files/{}", w.filename()),
+        b"tampered".to_vec(),
+        "application/octet-stream",
+        false,
+    );
+    let cwd = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    bundle(cwd.path(), cache.path())
+        .args(["build", "evil", "--index-url", &server.index_url()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("sha256 mismatch"))
+        .stderr(predicate::str::contains("nothing was kept"));
+    assert!(!cwd.path().join("dist/evil").exists());
+    assert!(!cwd.path().join("dist/evil.zip").exists());
+    let blobs = cache.path().join("blobs");
+    let count = walk(&blobs);
+    assert_eq!(count, 0, "unverified data left in the cache");
+    let tmp = walk(&cache.path().join("tmp"));
+    assert_eq!(tmp, 0);
+}
+
+fn walk(p: &std::path::Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.map(|e| {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            walk(&e.path())
+        } else {
+            1
+        }
+    })
+    .sum()
+}
+
+#[test]
+fn failed_build_keeps_the_previous_bundle() {
+    let (server, cwd, cache) = setup();
+    bundle(cwd.path(), cache.path())
+        .args([
+            "build",
+            "lib==1.5",
+            "--name",
+            "x",
+            "--index-url",
+            &server.index_url(),
+        ])
+        .assert()
+        .success();
+    let before = std::fs::read(cwd.path().join("dist/x.zip")).unwrap();
+    bundle(cwd.path(), cache.path())
+        .args([
+            "build",
+            "lib==9",
+            "--name",
+            "x",
+            "--index-url",
+            &server.index_url(),
+        ])
+        .assert()
+        .code(1);
+    assert_eq!(
+        std::fs::read(cwd.path().join("dist/x.zip")).unwrap(),
+        before
+    );
+    assert!(cwd.path().join("dist/x/manifest.json").is_file());
+}
+
+#[test]
+fn zip_is_byte_identical_across_caches() {
+    let (server, cwd, cache) = setup();
+    let cache2 = tempfile::tempdir().unwrap();
+    let cwd2 = tempfile::tempdir().unwrap();
+    for (c, d) in [(cache.path(), cwd.path()), (cache2.path(), cwd2.path())] {
+        bundle(d, c)
+            .args(["build", "app", "--index-url", &server.index_url()])
+            .assert()
+            .success();
+    }
+    let a = std::fs::read(cwd.path().join("dist/app.zip")).unwrap();
+    let b = std::fs::read(cwd2.path().join("dist/app.zip")).unwrap();
+    assert_eq!(sha256(&a), sha256(&b));
+    // Wheels are stored, not recompressed; timestamps are fixed.
+    let mut z = zip::ZipArchive::new(std::fs::File::open(cwd.path().join("dist/app.zip")).unwrap())
+        .unwrap();
+    for i in 0..z.len() {
+        let f = z.by_index(i).unwrap();
+        if f.name().ends_with(".whl") {
+            assert_eq!(f.compression(), zip::CompressionMethod::Stored);
+        }
+        assert_eq!(f.last_modified().unwrap().year(), 1980);
+    }
+}
+
+#[test]
+fn warm_rebuild_needs_no_index_traffic_for_files() {
+    let (server, cwd, cache) = setup();
+    bundle(cwd.path(), cache.path())
+        .args(["build", "app", "--index-url", &server.index_url()])
+        .assert()
+        .success();
+    server.clear_log();
+    // --offline: everything must come from the cache.
+    bundle(cwd.path(), cache.path())
+        .args([
+            "build",
+            "app",
+            "--offline",
+            "--index-url",
+            &server.index_url(),
+        ])
+        .assert()
+        .success();
+    assert!(server.log().is_empty(), "{:?}", server.log());
+}
+
+#[test]
+fn dead_server_is_a_clear_error() {
+    let cwd = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    // Bind and drop to get a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    bundle(cwd.path(), cache.path())
+        .args([
+            "build",
+            "app",
+            "--index-url",
+            &format!("http://127.0.0.1:{port}/simple/"),
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "cannot reach http://127.0.0.1:{port}/simple/app/"
+        )))
+        .stderr(predicate::str::contains("hint:"));
+    assert!(!cwd.path().join("dist/app").exists());
+}
+
+#[test]
+fn server_errors_are_reported() {
+    let server = Server::start();
+    server.status("/simple/flaky/", 503);
+    let cwd = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    bundle(cwd.path(), cache.path())
+        .args(["plan", "flaky", "--index-url", &server.index_url()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("HTTP 503"));
+    // retried before giving up
+    assert_eq!(server.requests_to("/simple/flaky/").len(), 3);
+}
+
+#[test]
+fn index_url_from_environment() {
+    let (server, cwd, cache) = setup();
+    bundle(cwd.path(), cache.path())
+        .args(["plan", "lib==1.5"])
+        .env("PIP_INDEX_URL", server.index_url())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("lib==1.5"));
+}
+
+#[test]
+fn recipe_from_folder_with_checks_and_exclude_newer() {
+    let (server, cwd, cache) = setup();
+    std::fs::create_dir_all(cwd.path().join("recipes")).unwrap();
+    std::fs::write(
+        cwd.path().join("recipes/mine.toml"),
+        "description = \"mine\"\n[pypi]\nrequirements = [\"lib<2\"]\ncheck = [{ run = \"python3 -c 'import lib'\" }]\n",
+    )
+    .unwrap();
+    bundle(cwd.path(), cache.path())
+        .args(["build", "mine", "--index-url", &server.index_url()])
+        .assert()
+        .success();
+    let manifest: Value =
+        serde_json::from_str(&read_to_string(&cwd.path().join("dist/mine/manifest.json"))).unwrap();
+    assert_eq!(manifest["name"], "mine");
+    assert_eq!(manifest["checks"][0]["run"], "python3 -c 'import lib'");
+    // exclude_newer hides everything uploaded after the date
+    std::fs::write(
+        cwd.path().join("recipes/old.toml"),
+        "[pypi]\nrequirements = [\"lib\"]\nexclude_newer = \"2022-12-31\"\n",
+    )
+    .unwrap();
+    bundle(cwd.path(), cache.path())
+        .args(["plan", "old", "--index-url", &server.index_url()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("after exclude_newer 2022-12-31"));
+}
+
+#[test]
+fn malformed_recipe_points_at_file_line_and_key() {
+    let cwd = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(cwd.path().join("recipes")).unwrap();
+    std::fs::write(
+        cwd.path().join("recipes/bad.toml"),
+        "description = \"x\"\n\n[pypi]\nrequirements = [\"a\"]\nrequirments = [\"b\"]\n",
+    )
+    .unwrap();
+    bundle(cwd.path(), cache.path())
+        .args(["build", "bad"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("recipes/bad.toml:5:1:"))
+        .stderr(predicate::str::contains("requirments"));
+    std::fs::write(cwd.path().join("recipes/bad.toml"), "[pypi\n").unwrap();
+    bundle(cwd.path(), cache.path())
+        .args(["build", "bad"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("recipes/bad.toml:1:"));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let cwd = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    bundle(cwd.path(), cache.path())
+        .args(["build", "sqlite-utils", "--target", "windows-95"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown target `windows-95`"))
+        .stderr(predicate::str::contains("chatgpt-2023"));
+    bundle(cwd.path(), cache.path())
+        .args(["build", "bad requirement !!"])
+        .assert()
+        .code(2);
+    bundle(cwd.path(), cache.path())
+        .args(["build"])
+        .assert()
+        .code(2);
+    bundle(cwd.path(), cache.path())
+        .args(["plan", "pkg @ https://example.invalid/pkg.whl", "--offline"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("names a URL"));
+}
