@@ -50,6 +50,12 @@ pub enum CheckError {
     },
     #[error("cannot read archive {path}: {message}")]
     Archive { path: PathBuf, message: String },
+    #[error("{failed} of {total} ELF file(s) cannot run on target {target}")]
+    Inspect {
+        target: String,
+        failed: usize,
+        total: usize,
+    },
     #[error("{count} file(s) cannot run on target {target}:\n{details}")]
     Incompatible {
         target: String,
@@ -61,7 +67,7 @@ pub enum CheckError {
 impl CheckError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            CheckError::Incompatible { .. } => Some(
+            CheckError::Incompatible { .. } | CheckError::Inspect { .. } => Some(
                 "use a build made for an older glibc (e.g. a musl or manylinux build), or a target with a newer glibc".into(),
             ),
             _ => None,

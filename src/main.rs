@@ -544,11 +544,10 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
             if ok {
                 Ok(())
             } else {
-                let errors: Vec<String> = verdicts.iter().flat_map(|v| v.errors.clone()).collect();
-                Err(Error::Check(check::CheckError::Incompatible {
+                Err(Error::Check(check::CheckError::Inspect {
                     target: target.name.clone(),
-                    count: errors.len(),
-                    details: errors.join("\n"),
+                    failed: verdicts.iter().filter(|v| !v.ok).count(),
+                    total: verdicts.len(),
                 }))
             }
         }

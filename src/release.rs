@@ -225,23 +225,41 @@ pub async fn plan_release(
             .get(&api, Some("application/vnd.github+json"))
             .await?;
         #[derive(Deserialize)]
+        struct Asset {
+            name: String,
+            browser_download_url: String,
+        }
+        #[derive(Deserialize)]
         struct Latest {
             tag_name: String,
+            #[serde(default)]
+            assets: Vec<Asset>,
         }
         let latest: Latest = serde_json::from_slice(&body).map_err(|e| ReleaseError::Latest {
             name: r.name.clone(),
             url: api.clone(),
             message: e.to_string(),
         })?;
-        latest
+        let version = latest
             .tag_name
             .strip_prefix('v')
             .unwrap_or(&latest.tag_name)
-            .to_string()
+            .to_string();
+        // The release lists where its assets are served; prefer that URL.
+        let templated = expand(&r.name, &r.url, &version, target.arch, None)?;
+        let file = templated.rsplit('/').next().unwrap_or(&templated);
+        let url = latest
+            .assets
+            .iter()
+            .find(|a| a.name == file)
+            .map(|a| a.browser_download_url.clone())
+            .unwrap_or(templated);
+        (version, url)
     } else {
-        r.version.clone()
+        let url = expand(&r.name, &r.url, &r.version, target.arch, None)?;
+        (r.version.clone(), url)
     };
-    let url = expand(&r.name, &r.url, &version, target.arch, None)?;
+    let (version, url) = version;
     let filename = url.rsplit('/').next().unwrap_or(&url).to_string();
     let sha256 = if let Some(pin) = &r.sha256 {
         if !is_sha256(pin) {

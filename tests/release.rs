@@ -1,0 +1,543 @@
+//! Release archives and the ELF check, against a local server and ELF files
+//! compiled by the test with gcc.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use predicates::prelude::*;
+use serde_json::Value;
+
+/// Compile C source with gcc. `args` go after the source (libraries last).
+fn cc(dir: &Path, name: &str, src: &str, args: &[&str]) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, src).unwrap();
+    let out = dir.join(name);
+    let status = Command::new("gcc")
+        .arg("-o")
+        .arg(&out)
+        .arg(&c)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .expect("gcc is needed for the ELF fixtures");
+    assert!(status.success(), "gcc failed for {name}");
+    out
+}
+
+const MAIN: &str = "#include <stdio.h>\nint main(void){puts(\"tool 1.2.3\");return 0;}\n";
+const LIB: &str = "#include <stdio.h>\nvoid hello(void){puts(\"hi\");}\n";
+
+/// A static executable: no DT_NEEDED, no symbol versions; runs anywhere.
+fn static_tool(dir: &Path) -> Vec<u8> {
+    std::fs::read(cc(dir, "tool", MAIN, &["-static", "-O1"])).unwrap()
+}
+
+/// Highest GLIBC_x.y in `readelf -V` output: the independent oracle.
+fn readelf_max_glibc(path: &Path) -> Option<String> {
+    let out = Command::new("readelf")
+        .args(["-V", "--wide"])
+        .arg(path)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut best: Option<(Vec<u64>, String)> = None;
+    for word in text.split(|c: char| c.is_whitespace()) {
+        if let Some(v) = word.strip_prefix("GLIBC_") {
+            if !v.starts_with(|c: char| c.is_ascii_digit()) {
+                continue;
+            }
+            let key: Vec<u64> = v.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+            if best.as_ref().is_none_or(|(k, _)| key > *k) {
+                best = Some((key, v.to_string()));
+            }
+        }
+    }
+    best.map(|(_, v)| v)
+}
+
+fn zip_of(members: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data, mode) in members {
+        let o = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
+        w.start_file(*name, o).unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+fn tar_of(members: &[(&str, &[u8])], links: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o755);
+        // Write the name raw: tar's own checks would refuse `..`.
+        let bytes = name.as_bytes();
+        h.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    for (name, target) in links {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, name, target).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn xz(data: &[u8]) -> Vec<u8> {
+    let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn recipe(dir: &Path, name: &str, body: &str) {
+    std::fs::create_dir_all(dir.join("recipes")).unwrap();
+    std::fs::write(dir.join(format!("recipes/{name}.toml")), body).unwrap();
+}
+
+struct World {
+    server: Server,
+    cwd: tempfile::TempDir,
+    cache: tempfile::TempDir,
+    fixtures: tempfile::TempDir,
+}
+
+fn world() -> World {
+    World {
+        server: Server::start(),
+        cwd: tempfile::tempdir().unwrap(),
+        cache: tempfile::tempdir().unwrap(),
+        fixtures: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl World {
+    fn serve(&self, path: &str, data: Vec<u8>) -> String {
+        self.server
+            .route(path, data, "application/octet-stream", true);
+        self.server.url(path)
+    }
+    fn serve_with_sum(&self, path: &str, data: Vec<u8>, sum_line: Option<String>) -> String {
+        let line = sum_line.unwrap_or_else(|| {
+            format!("{}  {}\n", sha256(&data), path.rsplit('/').next().unwrap())
+        });
+        self.server.route(
+            &format!("{path}.sha256sum"),
+            line.into_bytes(),
+            "text/plain",
+            false,
+        );
+        self.serve(path, data)
+    }
+    fn bundle(&self) -> assert_cmd::Command {
+        bundle(self.cwd.path(), self.cache.path())
+    }
+}
+
+#[test]
+fn zip_release_with_sha256sum_becomes_an_executable() {
+    let w = world();
+    let tool = static_tool(w.fixtures.path());
+    let base = w.server.url("/dl/v{version}/tool-{triple}.zip");
+    w.serve_with_sum(
+        "/dl/v1.2.3/tool-x86_64-unknown-linux-gnu.zip",
+        zip_of(&[("tool", &tool, 0o644), ("README", b"hi", 0o644)]),
+        Some(format!(
+            "{}\n",
+            sha256(&zip_of(&[("tool", &tool, 0o644), ("README", b"hi", 0o644)]))
+        )),
+    );
+    recipe(
+        w.cwd.path(),
+        "tool",
+        &format!(
+            "description = \"t\"\n[[release]]\nname = \"tool\"\nversion = \"1.2.3\"\nurl = \"{base}\"\nsha256_url = \"{{url}}.sha256sum\"\nfiles = [\"tool\"]\ncheck = [{{ run = \"tool\", expect = \"tool 1.2.3\" }}]\n"
+        ),
+    );
+    w.bundle().args(["build", "tool"]).assert().success();
+    let bin = w.cwd.path().join("dist/tool/bin/tool");
+    assert_eq!(std::fs::read(&bin).unwrap(), tool);
+    assert_eq!(
+        std::fs::metadata(&bin).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    let manifest: Value = serde_json::from_str(&read_to_string(
+        &w.cwd.path().join("dist/tool/manifest.json"),
+    ))
+    .unwrap();
+    let f = &manifest["files"][0];
+    assert_eq!(f["path"], "bin/tool");
+    assert_eq!(f["kind"], "binary");
+    assert_eq!(f["version"], "1.2.3");
+    assert_eq!(f["needed"], serde_json::json!([]));
+    assert_eq!(manifest["checks"][0]["expect"], "tool 1.2.3");
+    // In the zip too, the run bit is set.
+    let mut z =
+        zip::ZipArchive::new(std::fs::File::open(w.cwd.path().join("dist/tool.zip")).unwrap())
+            .unwrap();
+    let e = z.by_name("tool/bin/tool").unwrap();
+    assert_eq!(e.unix_mode().unwrap() & 0o777, 0o755);
+}
+
+#[test]
+fn latest_version_comes_from_the_releases_api() {
+    let w = world();
+    let tool = static_tool(w.fixtures.path());
+    let archive = gz(&tar_of(&[("tool-2.0.0/bin/tool", &tool)], &[]));
+    let asset = "tool-aarch64-unknown-linux-gnu.tar.gz";
+    let dl = w.serve_with_sum(&format!("/assets/v2.0.0/{asset}"), archive, None);
+    let api = serde_json::json!({
+        "tag_name": "v2.0.0",
+        "assets": [{"name": asset, "browser_download_url": dl}],
+    });
+    w.server.route(
+        "/api/repos/acme/tool/releases/latest",
+        serde_json::to_vec(&api).unwrap(),
+        "application/json",
+        false,
+    );
+    recipe(
+        w.cwd.path(),
+        "tool",
+        "[[release]]\nname = \"tool\"\nversion = \"latest\"\nurl = \"https://github.com/acme/tool/releases/download/v{version}/tool-{triple}.tar.gz\"\nsha256_url = \"{url}.sha256sum\"\nfiles = [\"tool\"]\n",
+    );
+    let out = w
+        .bundle()
+        .args(["plan", "tool", "--json", "--target", "ubuntu-20.04-arm64"])
+        .env("BUNDLE_GITHUB_API", w.server.url("/api"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let plan: Value = serde_json::from_slice(&out).unwrap();
+    let r = &plan["releases"][0];
+    assert_eq!(r["version"], "2.0.0");
+    assert_eq!(r["url"], dl);
+    assert_eq!(r["archive"], "tar-gz");
+    assert_eq!(r["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn wrong_checksum_fails_and_leaves_nothing() {
+    let w = world();
+    let tool = static_tool(w.fixtures.path());
+    let url = w.serve_with_sum(
+        "/dl/tool.tar.xz",
+        xz(&tar_of(&[("tool", &tool)], &[])),
+        Some(format!("{}  tool.tar.xz\n", "ab".repeat(32))),
+    );
+    recipe(
+        w.cwd.path(),
+        "tool",
+        &format!("[[release]]\nname = \"tool\"\nversion = \"1\"\nurl = \"{url}\"\nsha256_url = \"{{url}}.sha256sum\"\nfiles = [\"tool\"]\n"),
+    );
+    w.bundle()
+        .args(["build", "tool"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("sha256 mismatch"));
+    assert!(!w.cwd.path().join("dist/tool").exists());
+    assert!(!w.cwd.path().join("dist/tool.zip").exists());
+}
+
+#[test]
+fn unpinned_release_is_refused_with_its_hash() {
+    let w = world();
+    let data = b"#!/bin/sh\necho hi\n".to_vec();
+    let hash = sha256(&data);
+    let url = w.serve("/dl/script", data);
+    recipe(
+        w.cwd.path(),
+        "s",
+        &format!("[[release]]\nname = \"s\"\nversion = \"1\"\nurl = \"{url}\"\nfiles = [\"s\"]\n"),
+    );
+    w.bundle()
+        .args(["build", "s"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("sha256 = \"{hash}\"")));
+    // Pinning it makes the build pass; a bare file becomes bin/<files[0]>.
+    recipe(
+        w.cwd.path(),
+        "s",
+        &format!("[[release]]\nname = \"s\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{hash}\"\nfiles = [\"s\"]\n"),
+    );
+    w.bundle().args(["build", "s"]).assert().success();
+    assert!(w.cwd.path().join("dist/s/bin/s").is_file());
+}
+
+#[test]
+fn zip_slip_and_symlink_escape_are_refused() {
+    let w = world();
+    let evil_zip = zip_of(&[("tool", b"x", 0o755), ("../../evil", b"owned", 0o644)]);
+    let url = w.serve("/dl/slip.zip", evil_zip.clone());
+    recipe(
+        w.cwd.path(),
+        "slip",
+        &format!("[[release]]\nname = \"slip\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"tool\"]\n", sha256(&evil_zip)),
+    );
+    w.bundle()
+        .args(["build", "slip"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "`../../evil` would be written outside the bundle",
+        ));
+    let evil_tar = gz(&tar_of(&[("real", b"x")], &[("tool", "/etc/passwd")]));
+    let url = w.serve("/dl/link.tar.gz", evil_tar.clone());
+    recipe(
+        w.cwd.path(),
+        "link",
+        &format!("[[release]]\nname = \"link\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"tool\"]\n", sha256(&evil_tar)),
+    );
+    w.bundle()
+        .args(["build", "link"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "symlink to absolute path /etc/passwd",
+        ));
+    let evil_tar = gz(&tar_of(&[("real", b"x")], &[("tool", "../../x")]));
+    let url = w.serve("/dl/up.tar.gz", evil_tar.clone());
+    recipe(
+        w.cwd.path(),
+        "up",
+        &format!("[[release]]\nname = \"up\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"tool\"]\n", sha256(&evil_tar)),
+    );
+    w.bundle()
+        .args(["build", "up"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("points outside"));
+    assert!(!w.cwd.path().join("dist/slip").exists());
+    assert!(!w.cwd.path().join("evil").exists());
+    assert!(!w.cwd.path().parent().unwrap().join("evil").exists());
+}
+
+#[test]
+fn binary_needing_newer_glibc_fails_the_build() {
+    let w = world();
+    // Linked on this host: gcc's start files need __libc_start_main@GLIBC_2.34.
+    let exe = cc(w.fixtures.path(), "dyn", MAIN, &[]);
+    let need = readelf_max_glibc(&exe).expect("readelf reads the fixture");
+    let data = std::fs::read(&exe).unwrap();
+    let url = w.serve("/dl/dyn", data.clone());
+    recipe(
+        w.cwd.path(),
+        "dyn",
+        &format!("[[release]]\nname = \"dyn\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"dyn\"]\n", sha256(&data)),
+    );
+    let key = |v: &str| {
+        v.split('.')
+            .map(|p| p.parse::<u64>().unwrap())
+            .collect::<Vec<_>>()
+    };
+    if key(&need) <= key("2.31") {
+        // A host with an old glibc links programs that do run on 2.31.
+        w.bundle().args(["build", "dyn"]).assert().success();
+        return;
+    }
+    w.bundle()
+        .args(["build", "dyn"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "bin/dyn needs GLIBC_{need}; target ubuntu-20.04 has 2.31"
+        )));
+    assert!(!w.cwd.path().join("dist/dyn").exists());
+}
+
+#[test]
+fn inspect_agrees_with_readelf() {
+    let w = world();
+    let d = w.fixtures.path();
+    let exe = cc(d, "dyn", MAIN, &[]);
+    let so = cc(
+        d,
+        "libfoo.so",
+        LIB,
+        &["-shared", "-fPIC", "-Wl,-soname,libfoo.so.1"],
+    );
+    for f in [&exe, &so] {
+        let out = w
+            .bundle()
+            .args(["inspect", "--json"])
+            .arg(f)
+            .assert()
+            .get_output()
+            .clone();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let file = &v["files"][0];
+        let ours = file["glibc"].as_str().map(str::to_string);
+        assert_eq!(ours, readelf_max_glibc(f), "{}", f.display());
+        assert!(file["needed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "libc.so.6"));
+        let expected_ok = ours.as_deref().is_none_or(|g| {
+            let k: Vec<u64> = g.split('.').map(|p| p.parse().unwrap()).collect();
+            k <= vec![2, 31]
+        });
+        assert_eq!(v["ok"].as_bool().unwrap(), expected_ok);
+        assert_eq!(out.status.code(), Some(if expected_ok { 0 } else { 1 }));
+    }
+    // The executable has an interpreter, the library a soname.
+    let v: Value = serde_json::from_slice(
+        &w.bundle()
+            .args(["inspect", "--json"])
+            .arg(&so)
+            .assert()
+            .get_output()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["files"][0]["soname"], "libfoo.so.1");
+}
+
+#[test]
+fn shared_objects_inside_wheels_are_checked() {
+    let w = world();
+    let d = w.fixtures.path();
+    let foo = cc(
+        d,
+        "libfoo.so",
+        LIB,
+        &["-shared", "-fPIC", "-Wl,-soname,libfoo.so.1"],
+    );
+    let ext = cc(
+        d,
+        "_native.so",
+        "void hello(void);\nvoid call(void){hello();}\n",
+        &["-shared", "-fPIC", "-L.", "-lfoo"],
+    );
+    let ext_bytes = std::fs::read(&ext).unwrap();
+    // Alone, libfoo.so.1 is missing on the target: a warning, not a failure.
+    let lonely = WheelSpec::new("native", "1.0")
+        .tag("cp38-cp38-manylinux_2_17_x86_64")
+        .file("native/_native.so", ext_bytes.clone());
+    // Vendored (auditwheel style), it is provided.
+    let vendored = WheelSpec::new("vendored", "1.0")
+        .tag("cp38-cp38-manylinux_2_17_x86_64")
+        .file("vendored/_native.so", ext_bytes)
+        .file("vendored.libs/libfoo.so.1", std::fs::read(&foo).unwrap());
+    publish(&w.server, &[lonely.clone(), vendored.clone()]);
+    w.bundle()
+        .args(["build", "native", "--index-url", &w.server.index_url()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "native-1.0-cp38-cp38-manylinux_2_17_x86_64.whl!native/_native.so needs libfoo.so.1",
+        ));
+    w.bundle()
+        .args(["build", "vendored", "--index-url", &w.server.index_url()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning").not());
+    // inspect reads wheels too.
+    let whl = w
+        .cwd
+        .path()
+        .join(format!("dist/native/wheels/{}", lonely.filename()));
+    w.bundle()
+        .arg("inspect")
+        .arg(&whl)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("native/_native.so"))
+        .stdout(predicate::str::contains(
+            "warning: target may lack libfoo.so.1",
+        ));
+}
+
+#[test]
+fn one_recipe_combines_pypi_and_several_releases() {
+    let w = world();
+    let tool = static_tool(w.fixtures.path());
+    publish(&w.server, &[WheelSpec::new("lib", "1.0")]);
+    let a = zip_of(&[("a/tool", &tool, 0o755)]);
+    let b = xz(&tar_of(&[("pkg/other", &tool)], &[]));
+    let ua = w.serve("/dl/a.zip", a.clone());
+    let ub = w.serve("/dl/b.tar.xz", b.clone());
+    recipe(
+        w.cwd.path(),
+        "combo",
+        &format!(
+            "target = \"chatgpt-2023\"\n[pypi]\nrequirements = [\"lib\"]\n\n[[release]]\nname = \"a\"\nversion = \"1\"\nurl = \"{ua}\"\nsha256 = \"{}\"\nfiles = [\"a/tool\"]\n\n[[release]]\nname = \"b\"\nversion = \"2\"\nurl = \"{ub}\"\nsha256 = \"{}\"\nfiles = [\"other\"]\n",
+            sha256(&a),
+            sha256(&b)
+        ),
+    );
+    w.bundle()
+        .args(["build", "combo", "--index-url", &w.server.index_url()])
+        .assert()
+        .success();
+    let names = read_zip_names(&w.cwd.path().join("dist/combo.zip"));
+    for n in [
+        "combo/bin/tool",
+        "combo/bin/other",
+        "combo/wheels/lib-1.0-py3-none-any.whl",
+    ] {
+        assert!(names.contains(&n.to_string()), "{n} in {names:?}");
+    }
+    let manifest: Value = serde_json::from_str(&read_to_string(
+        &w.cwd.path().join("dist/combo/manifest.json"),
+    ))
+    .unwrap();
+    assert_eq!(manifest["target"]["name"], "chatgpt-2023");
+}
+
+#[test]
+fn missing_member_lists_what_is_there() {
+    let w = world();
+    let a = zip_of(&[("dir/real", b"x", 0o755)]);
+    let url = w.serve("/dl/a.zip", a.clone());
+    recipe(
+        w.cwd.path(),
+        "m",
+        &format!("[[release]]\nname = \"m\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"nope\"]\n", sha256(&a)),
+    );
+    w.bundle()
+        .args(["build", "m"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "`nope` is not in the archive (it has: dir/real)",
+        ));
+}
+
+#[test]
+fn bad_release_recipes_exit_2() {
+    let w = world();
+    recipe(
+        w.cwd.path(),
+        "r",
+        "[[release]]\nname = \"r\"\nversion = \"1\"\nurl = \"http://127.0.0.1:9/{os}.zip\"\nsha256 = \"00\"\nfiles = [\"r\"]\n",
+    );
+    w.bundle().args(["build", "r"]).assert().code(2);
+    recipe(
+        w.cwd.path(),
+        "r",
+        "[[release]]\nname = \"r\"\nversion = \"1\"\nurl = \"http://127.0.0.1:9/r.zip\"\nfiles = []\n",
+    );
+    w.bundle()
+        .args(["build", "r"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("recipes/r.toml:4:"));
+}
