@@ -116,6 +116,15 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Freshness for index pages whose server sends no Cache-Control:
+/// `BUNDLE_INDEX_TTL` seconds, default 600 (what PyPI itself sends).
+fn default_page_ttl() -> u64 {
+    std::env::var("BUNDLE_INDEX_TTL")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(600)
+}
+
 fn max_age(headers: &HeaderMap) -> Option<u64> {
     let cc = headers.get(CACHE_CONTROL)?.to_str().ok()?;
     if cc.contains("no-store") || cc.contains("no-cache") {
@@ -276,7 +285,9 @@ impl Fetcher {
             .get(ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let age = max_age(resp.headers());
+        // Without Cache-Control (some mirrors and proxies strip it), use
+        // PyPI's own policy of ten minutes; `--refresh` bypasses it.
+        let age = max_age(resp.headers()).or(Some(default_page_ttl()));
         let body = if resp.status() == StatusCode::NOT_MODIFIED {
             std::fs::read(&body_path).map_err(io_err(&body_path))?
         } else {

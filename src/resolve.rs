@@ -585,43 +585,49 @@ conflicts with preinstalled packages:",
 }
 
 fn append_rejections(report: &mut String, project: &crate::index::Project, range: &Range) {
-    let mut rejected: Vec<_> = project
+    const MAX: usize = 12;
+    let in_range = |v: Option<&Version>| v.is_none_or(|v| range.contains(v));
+    let mut lines: Vec<(Option<&Version>, String)> = project
         .rejected
         .iter()
-        .filter(|r| r.version.as_ref().is_none_or(|v| range.contains(v)))
+        .filter(|r| in_range(r.version.as_ref()))
+        .map(|r| (r.version.as_ref(), format!("{}: {}", r.filename, r.reason)))
         .collect();
-    if rejected.is_empty() {
-        return;
-    }
-    const MAX: usize = 12;
-    rejected.sort_by(|a, b| b.version.cmp(&a.version).then(a.filename.cmp(&b.filename)));
-    report.push_str(&format!(
-        "\n\nfiles of {} {range} the target cannot use ({} of {} files):",
-        project.name,
-        rejected.len(),
-        project.file_count
-    ));
-    for r in rejected.iter().take(MAX) {
-        report.push_str(&format!("\n  {}: {}", r.filename, r.reason));
-    }
-    if rejected.len() > MAX {
-        report.push_str(&format!("\n  ... and {} more", rejected.len() - MAX));
-    }
-    let yanked: Vec<_> = project
-        .candidates
-        .values()
-        .filter(|c| c.yanked().is_some() && range.contains(&c.version))
-        .collect();
-    for c in yanked.iter().take(MAX) {
-        let reason = c.yanked().unwrap_or_default();
-        report.push_str(&format!(
-            "\n  {}: yanked{} (pin it with == to use it anyway)",
-            c.wheel.filename,
-            if reason.is_empty() {
+    for c in project.candidates.values() {
+        if let Some(reason) = c.yanked().filter(|_| in_range(Some(&c.version))) {
+            let reason = if reason.is_empty() {
                 String::new()
             } else {
                 format!(": {reason}")
-            }
-        ));
+            };
+            lines.push((
+                Some(&c.version),
+                format!(
+                    "{}: yanked{reason} (pin it with == to use it anyway)",
+                    c.wheel.filename
+                ),
+            ));
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    lines.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let what = if *range == Range::full() {
+        project.name.to_string()
+    } else {
+        format!("{} {range}", project.name)
+    };
+    report.push_str(&format!(
+        "\n\nfiles of {what} the target cannot use ({} of {} files):",
+        lines.len(),
+        project.file_count
+    ));
+    for (_, line) in lines.iter().take(MAX) {
+        report.push_str("\n  ");
+        report.push_str(line);
+    }
+    if lines.len() > MAX {
+        report.push_str(&format!("\n  ... and {} more", lines.len() - MAX));
     }
 }

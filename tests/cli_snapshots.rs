@@ -61,17 +61,22 @@ fn plan_human_and_json() {
     filtered(|| {
         insta::assert_snapshot!(
             "plan_human",
-            stdout(
-                bundle(d.path(), d.path())
-                    .args(["plan", "app", "--index-url", &server.index_url()])
-            )
+            stdout(bundle(d.path(), d.path()).args([
+                "plan",
+                "app",
+                "--index-url",
+                &server.index_url()
+            ]))
         );
         insta::assert_snapshot!(
             "plan_json",
-            stdout(
-                bundle(d.path(), d.path())
-                    .args(["plan", "app", "--json", "--index-url", &server.index_url()])
-            )
+            stdout(bundle(d.path(), d.path()).args([
+                "plan",
+                "app",
+                "--json",
+                "--index-url",
+                &server.index_url()
+            ]))
         );
     });
 }
@@ -81,10 +86,14 @@ fn build_summary_on_stderr() {
     let server = small_index();
     let d = tempfile::tempdir().unwrap();
     filtered(|| {
-        insta::assert_snapshot!(stderr(
-            bundle(d.path(), d.path())
-                .args(["build", "app", "--target", "chatgpt-2023", "--index-url", &server.index_url()])
-        ));
+        insta::assert_snapshot!(stderr(bundle(d.path(), d.path()).args([
+            "build",
+            "app",
+            "--target",
+            "chatgpt-2023",
+            "--index-url",
+            &server.index_url()
+        ])));
     });
 }
 
@@ -93,10 +102,15 @@ fn conflict_with_preinstalled_is_explained() {
     let server = small_index();
     let d = tempfile::tempdir().unwrap();
     filtered(|| {
-        insta::assert_snapshot!(stderr(
-            bundle(d.path(), d.path())
-                .args(["plan", "app", "click>=8.2", "--target", "chatgpt-2023", "--index-url", &server.index_url()])
-        ));
+        insta::assert_snapshot!(stderr(bundle(d.path(), d.path()).args([
+            "plan",
+            "app",
+            "click>=8.2",
+            "--target",
+            "chatgpt-2023",
+            "--index-url",
+            &server.index_url()
+        ])));
     });
 }
 

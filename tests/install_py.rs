@@ -65,16 +65,25 @@ fn installs_offline_and_runs_checks() {
         .unwrap();
     assert!(unpack.success());
     let venv = sandbox.path().join("venv");
-    assert!(Command::new(&py).args(["-m", "venv"]).arg(&venv).status().unwrap().success());
+    assert!(Command::new(&py)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .unwrap()
+        .success());
     let vpy = venv.join("bin/python");
     let out = Command::new(&vpy)
         .arg(sandbox.path().join("demo/install.py"))
         .env_remove("PIP_FIND_LINKS")
         .env("PIP_NO_INDEX", "1")
-        .env("PATH", venv.join("bin").display().to_string() + ":/usr/bin:/bin")
+        .env(
+            "PATH",
+            venv.join("bin").display().to_string() + ":/usr/bin:/bin",
+        )
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("installing 2 wheel(s) offline"), "{text}");
     assert!(text.contains("check ok"), "{text}");

@@ -327,7 +327,7 @@ fn no_compatible_wheel_explains_each_file() {
     let cwd = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let err = bundle(cwd.path(), cache.path())
-        .args(["build", "native>1.1", "--index-url", &server.index_url()])
+        .args(["build", "native", "--index-url", &server.index_url()])
         .assert()
         .code(1)
         .get_output()
@@ -648,4 +648,88 @@ fn bad_usage_exits_2() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("names a URL"));
+}
+
+#[test]
+fn lock_then_build_locked() {
+    let (server, cwd, cache) = setup();
+    bundle(cwd.path(), cache.path())
+        .args(["lock", "app", "--index-url", &server.index_url()])
+        .assert()
+        .success();
+    let lock: Value =
+        serde_json::from_str(&read_to_string(&cwd.path().join("app.lock.json"))).unwrap();
+    assert_eq!(
+        pins(&lock),
+        vec!["app==2.0", "backport==5.0", "lib==2.1", "speedup==0.9"]
+    );
+    server.clear_log();
+    // --locked does not resolve: no index pages are read.
+    bundle(cwd.path(), cache.path())
+        .args([
+            "build",
+            "app",
+            "--locked",
+            "--index-url",
+            &server.index_url(),
+        ])
+        .assert()
+        .success();
+    assert!(
+        server.log().iter().all(|r| r.path.starts_with("/files/")),
+        "{:?}",
+        server.log()
+    );
+    let manifest: Value =
+        serde_json::from_str(&read_to_string(&cwd.path().join("dist/app/manifest.json"))).unwrap();
+    assert_eq!(manifest["files"].as_array().unwrap().len(), 4);
+    // A lock made for another target is refused.
+    bundle(cwd.path(), cache.path())
+        .args(["build", "app", "--locked", "--target", "chatgpt-2023"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "was locked for target ubuntu-20.04",
+        ));
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_leaves_nothing() {
+    let (server, cwd, cache) = setup();
+    server.delay("/files/lib-2.1-py3-none-any.whl", 30_000);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bundle"))
+        .args(["build", "lib==2.1", "--index-url", &server.index_url()])
+        .current_dir(cwd.path())
+        .env("BUNDLE_CACHE_DIR", cache.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the download is under way.
+    let start = std::time::Instant::now();
+    while server
+        .requests_to("/files/lib-2.1-py3-none-any.whl")
+        .is_empty()
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "download never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    let dist = cwd.path().join("dist");
+    let left: Vec<_> = std::fs::read_dir(&dist)
+        .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(walk(&cache.path().join("tmp")), 0);
 }

@@ -24,6 +24,8 @@ pub struct Route {
     /// Honour `Range:` requests with 206.
     pub ranges: bool,
     pub status: u16,
+    /// Wait this long before answering.
+    pub delay_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +81,7 @@ impl Server {
                 content_type: content_type.to_string(),
                 ranges,
                 status: 200,
+                delay_ms: 0,
             },
         );
     }
@@ -91,8 +94,16 @@ impl Server {
                 content_type: "text/plain".into(),
                 ranges: false,
                 status,
+                delay_ms: 0,
             },
         );
+    }
+
+    /// Make an existing route answer only after `ms` milliseconds.
+    pub fn delay(&self, path: &str, ms: u64) {
+        if let Some(r) = self.state.lock().unwrap().routes.get_mut(path) {
+            r.delay_ms = ms;
+        }
     }
 
     pub fn log(&self) -> Vec<Request> {
@@ -141,6 +152,9 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         s.routes.get(&path).cloned()
     };
     let mut out = stream;
+    if let Some(r) = &route {
+        std::thread::sleep(std::time::Duration::from_millis(r.delay_ms));
+    }
     let Some(route) = route else {
         return write!(
             out,
