@@ -147,6 +147,12 @@ pub fn read_lock(path: &Path, target: &Target) -> Result<Plan, Error> {
 /// Download every file of the plan in parallel; all verified.
 async fn fetch_all(plan: &Plan, fetcher: &Arc<Fetcher>) -> Result<(Vec<Blob>, Vec<Blob>), Error> {
     fetcher.reporter().stage(Stage::Fetch);
+    for w in plan.wheels.iter().filter(|w| w.sha256.is_none()) {
+        fetcher.reporter().warn(&format!(
+            "the index gives no sha256 for {}; the bundle records the hash of what was downloaded",
+            w.filename
+        ));
+    }
     let mut set = tokio::task::JoinSet::new();
     for (i, w) in plan.wheels.iter().enumerate() {
         let f = fetcher.clone();
@@ -283,6 +289,10 @@ pub async fn build_plan(
         let mut errors = Vec::new();
         for v in &verdicts {
             errors.extend(v.errors.iter().cloned());
+            for w in &v.warnings {
+                reporter.warn(w);
+                warnings.push(w.clone());
+            }
             if !v.missing.is_empty() {
                 let w = format!(
                     "{} needs {} which target {} may lack and the bundle does not carry",

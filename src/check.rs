@@ -68,7 +68,7 @@ impl CheckError {
     pub fn hint(&self) -> Option<String> {
         match self {
             CheckError::Incompatible { .. } | CheckError::Inspect { .. } => Some(
-                "use a build made for an older glibc (e.g. a musl or manylinux build), or a target with a newer glibc".into(),
+                "use a build made for the target's architecture and glibc (a static, musl or manylinux build), or pass another --target".into(),
             ),
             _ => None,
         }
@@ -80,6 +80,8 @@ impl CheckError {
 pub struct ElfInfo {
     /// Path relative to what was inspected (`wheel.whl!pkg/mod.so` inside archives).
     pub path: String,
+    /// CPU the code is for: `x86_64`, `aarch64`, or `e_machine N`.
+    pub machine: String,
     pub needed: Vec<String>,
     /// Highest `GLIBC_x.y` required, e.g. "2.27".
     pub glibc: Option<String>,
@@ -102,6 +104,9 @@ pub struct Verdict {
     /// Why it cannot run (fatal).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Oddities that do not stop the file from working.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Libraries neither the target nor the bundle provides.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
@@ -149,8 +154,17 @@ pub fn read_elf(path: &str, data: &[u8]) -> Option<ElfInfo> {
             }
         }
     }
+    use goblin::elf::header::{EM_386, EM_AARCH64, EM_ARM, EM_X86_64};
+    let machine = match elf.header.e_machine {
+        EM_X86_64 => "x86_64".to_string(),
+        EM_AARCH64 => "aarch64".to_string(),
+        EM_386 => "i386".to_string(),
+        EM_ARM => "arm".to_string(),
+        other => format!("e_machine {other}"),
+    };
     Some(ElfInfo {
         path: path.to_string(),
+        machine,
         needed: elf.libraries.iter().map(|s| s.to_string()).collect(),
         glibc,
         glibcxx,
@@ -164,6 +178,23 @@ pub fn read_elf(path: &str, data: &[u8]) -> Option<ElfInfo> {
 /// (its `lib/`, or libraries vendored in the same wheel).
 pub fn judge(target: &Target, elf: ElfInfo, provided: &BTreeSet<String>) -> Verdict {
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    if elf.machine != target.arch.as_str() {
+        let msg = format!(
+            "{} is built for {}; target {} is {}",
+            elf.path,
+            elf.machine,
+            target.name,
+            target.arch.as_str()
+        );
+        // Inside a wheel whose tag fits the target, a file for another CPU
+        // is never loaded there (some wheels carry helpers for several).
+        if elf.path.contains(".whl!") {
+            warnings.push(msg);
+        } else {
+            errors.push(msg);
+        }
+    }
     let have = target.glibc_str();
     if let Some(need) = &elf.glibc {
         if version_key(need) > version_key(&have) {
@@ -195,6 +226,7 @@ pub fn judge(target: &Target, elf: ElfInfo, provided: &BTreeSet<String>) -> Verd
         ok: errors.is_empty(),
         elf,
         errors,
+        warnings,
         missing,
     }
 }
@@ -245,9 +277,23 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
+fn tar_kind(name: &str) -> Option<bool> {
+    let n = name.to_ascii_lowercase();
+    if n.ends_with(".tar.gz") || n.ends_with(".tgz") {
+        Some(false)
+    } else if n.ends_with(".tar.xz") || n.ends_with(".txz") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 fn scan_file(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), CheckError> {
     if is_archive(label) {
         return scan_zip(path, label, out);
+    }
+    if let Some(xz) = tar_kind(label) {
+        return scan_tar(path, label, xz, out);
     }
     let mut head = [0u8; 4];
     let mut f = std::fs::File::open(path).map_err(|source| CheckError::Io {
@@ -296,6 +342,45 @@ fn scan_zip(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), Chec
             out.push(info);
         }
     }
+    Ok(())
+}
+
+fn scan_tar(path: &Path, label: &str, xz: bool, out: &mut Vec<ElfInfo>) -> Result<(), CheckError> {
+    let bad = |message: String| CheckError::Archive {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|source| CheckError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let reader: Box<dyn Read> = if xz {
+        Box::new(xz2::read::XzDecoder::new(file))
+    } else {
+        Box::new(flate2::read::GzDecoder::new(file))
+    };
+    let mut tar = tar::Archive::new(reader);
+    let mut found = Vec::new();
+    for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        if !entry.header().entry_type().is_file() || entry.size() < 64 {
+            continue;
+        }
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let mut head = [0u8; 4];
+        if entry.read_exact(&mut head).is_err() || &head != b"\x7fELF" {
+            continue;
+        }
+        let mut data = head.to_vec();
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| bad(e.to_string()))?;
+        if let Some(info) = read_elf(&format!("{label}!{name}"), &data) {
+            found.push(info);
+        }
+    }
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    out.extend(found);
     Ok(())
 }
 

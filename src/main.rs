@@ -517,7 +517,8 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
                 for v in &verdicts {
                     outln!("{}  {}", if v.ok { "ok  " } else { "FAIL" }, v.elf.path);
                     outln!(
-                        "      glibc {}{}{}",
+                        "      {}, glibc {}{}{}",
+                        v.elf.machine,
                         v.elf.glibc.as_deref().unwrap_or("-"),
                         v.elf
                             .glibcxx
@@ -535,6 +536,9 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
                     }
                     for e in &v.errors {
                         outln!("      error: {e}");
+                    }
+                    for w in &v.warnings {
+                        outln!("      warning: {w}");
                     }
                     if !v.missing.is_empty() {
                         outln!("      warning: target may lack {}", v.missing.join(", "));

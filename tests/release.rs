@@ -541,3 +541,50 @@ fn bad_release_recipes_exit_2() {
         .code(2)
         .stderr(predicate::str::contains("recipes/r.toml:4:"));
 }
+
+#[test]
+fn architecture_must_match_and_tarballs_are_inspected() {
+    let w = world();
+    let tool = static_tool(w.fixtures.path());
+    let tgz = w.fixtures.path().join("tool.tar.gz");
+    std::fs::write(
+        &tgz,
+        gz(&tar_of(
+            &[("pkg/tool", &tool), ("pkg/README", b"not elf")],
+            &[],
+        )),
+    )
+    .unwrap();
+    // A static x86_64 program runs on the x86_64 target...
+    w.bundle()
+        .arg("inspect")
+        .arg(&tgz)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("tool.tar.gz!pkg/tool"))
+        .stdout(predicate::str::contains("x86_64, glibc -"));
+    // ...not on aarch64.
+    w.bundle()
+        .arg("inspect")
+        .arg(&tgz)
+        .args(["--target", "ubuntu-20.04-arm64"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "is built for x86_64; target ubuntu-20.04-arm64 is aarch64",
+        ));
+    // The build refuses it too.
+    let data = std::fs::read(&tgz).unwrap();
+    let url = w.serve("/dl/tool.tar.gz", data.clone());
+    recipe(
+        w.cwd.path(),
+        "t",
+        &format!("[[release]]\nname = \"t\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"tool\"]\n", sha256(&data)),
+    );
+    w.bundle()
+        .args(["build", "t", "--target", "ubuntu-20.04-arm64"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("bin/tool is built for x86_64"));
+    w.bundle().args(["build", "t"]).assert().success();
+}
