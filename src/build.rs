@@ -157,7 +157,19 @@ async fn fetch_all(plan: &Plan, fetcher: &Arc<Fetcher>) -> Result<(Vec<Blob>, Ve
     for (i, w) in plan.wheels.iter().enumerate() {
         let f = fetcher.clone();
         let (url, sha, label) = (w.url.clone(), w.sha256.clone(), w.filename.clone());
-        set.spawn(async move { (0, i, f.download(&url, sha.as_deref(), &label).await) });
+        set.spawn(async move {
+            let blob = f.download(&url, sha.as_deref(), &label).await;
+            // Read the wheel's ELF files now, while other downloads run;
+            // the check stage then finds the result in the cache.
+            if let Ok(b) = &blob {
+                let (path, sha, cache) = (b.path.clone(), b.sha256.clone(), f.cache().clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    check::scan_wheel_cached(&path, &sha, &cache)
+                })
+                .await;
+            }
+            (0, i, blob)
+        });
     }
     for (i, r) in plan.releases.iter().enumerate() {
         let f = fetcher.clone();
@@ -284,7 +296,12 @@ pub async fn build_plan(
     reporter.stage(Stage::Check);
     let mut warnings = Vec::new();
     if root.exists() {
-        let infos = check::scan(&root)?;
+        let wheel_hashes: BTreeMap<String, String> = entries
+            .values()
+            .filter(|e| e.kind == FileKind::Wheel)
+            .map(|e| (e.path.clone(), e.sha256.clone()))
+            .collect();
+        let infos = check::scan_bundle(&root, &wheel_hashes, fetcher.cache())?;
         let verdicts = check::judge_all(target, infos);
         let mut errors = Vec::new();
         for v in &verdicts {

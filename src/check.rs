@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::target::Target;
 
@@ -76,7 +76,7 @@ impl CheckError {
 }
 
 /// What one ELF file needs.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ElfInfo {
     /// Path relative to what was inspected (`wheel.whl!pkg/mod.so` inside archives).
     pub path: String,
@@ -85,13 +85,13 @@ pub struct ElfInfo {
     pub needed: Vec<String>,
     /// Highest `GLIBC_x.y` required, e.g. "2.27".
     pub glibc: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub glibcxx: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cxxabi: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interpreter: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soname: Option<String>,
 }
 
@@ -195,10 +195,21 @@ pub fn judge(target: &Target, elf: ElfInfo, provided: &BTreeSet<String>) -> Verd
             errors.push(msg);
         }
     }
+    // A wheel tagged for any platform promises nothing about the native
+    // helpers it may carry (debugpy ships some for newer glibc): such a
+    // mismatch fails only when the helper is loaded, so it is a warning.
+    // A platform-tagged wheel promises its .so files run: an error.
+    let in_pure_wheel = elf
+        .path
+        .split_once(".whl!")
+        .map(|(w, _)| format!("{}.whl", w.rsplit('/').next().unwrap_or(w)))
+        .and_then(|w| crate::tags::WheelName::parse(&w))
+        .is_some_and(|w| w.platform.iter().all(|p| p == "any"));
+    let mut too_new = Vec::new();
     let have = target.glibc_str();
     if let Some(need) = &elf.glibc {
         if version_key(need) > version_key(&have) {
-            errors.push(format!(
+            too_new.push(format!(
                 "{} needs GLIBC_{need}; target {} has {have}",
                 elf.path, target.name
             ));
@@ -206,11 +217,20 @@ pub fn judge(target: &Target, elf: ElfInfo, provided: &BTreeSet<String>) -> Verd
     }
     if let (Some(need), Some(have)) = (&elf.glibcxx, &target.glibcxx) {
         if version_key(need) > version_key(have) {
-            errors.push(format!(
+            too_new.push(format!(
                 "{} needs GLIBCXX_{need}; target {} has {have}",
                 elf.path, target.name
             ));
         }
+    }
+    if in_pure_wheel {
+        warnings.extend(
+            too_new
+                .into_iter()
+                .map(|m| format!("{m} (a helper in a pure wheel: it fails only if loaded)")),
+        );
+    } else {
+        errors.extend(too_new);
     }
     let missing: Vec<String> = elf
         .needed
@@ -234,6 +254,65 @@ pub fn judge(target: &Target, elf: ElfInfo, provided: &BTreeSet<String>) -> Verd
 fn is_archive(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n.ends_with(".whl") || n.ends_with(".zip")
+}
+
+/// ELF files inside a wheel (paths are member names), through the cache.
+pub fn scan_wheel_cached(
+    path: &Path,
+    sha256: &str,
+    cache: &crate::cache::Cache,
+) -> Result<Vec<ElfInfo>, CheckError> {
+    let key = cache.keyed("elf", &format!("v1 {sha256}"), ".json");
+    if let Some(m) = std::fs::read(&key)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Vec<ElfInfo>>(&b).ok())
+    {
+        return Ok(m);
+    }
+    let mut m = Vec::new();
+    scan_zip(path, "", &mut m)?;
+    for i in &mut m {
+        i.path = i.path.trim_start_matches('!').to_string();
+    }
+    let json = serde_json::to_vec(&m).expect("serializable");
+    if let Err(e) = cache.write_atomic(&key, &json) {
+        tracing::warn!("cannot cache ELF scan at {}: {e}", key.display());
+    }
+    Ok(m)
+}
+
+/// ELF files of a bundle folder. Wheels are immutable by their sha256, so
+/// their scan is kept in the cache (`elf/<key>.json`) and reused.
+pub fn scan_bundle(
+    root: &Path,
+    wheel_hashes: &BTreeMap<String, String>,
+    cache: &crate::cache::Cache,
+) -> Result<Vec<ElfInfo>, CheckError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CheckError::Io { path, source }
+    };
+    let mut files = Vec::new();
+    collect_files(root, &mut files).map_err(io(root))?;
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let rel = f
+            .strip_prefix(root)
+            .unwrap_or(&f)
+            .to_string_lossy()
+            .replace('\\', "/");
+        let Some(sha) = wheel_hashes.get(&rel) else {
+            scan_file(&f, &rel, &mut out)?;
+            continue;
+        };
+        let members = scan_wheel_cached(&f, sha, cache)?;
+        out.extend(members.into_iter().map(|mut i| {
+            i.path = format!("{rel}!{}", i.path);
+            i
+        }));
+    }
+    Ok(out)
 }
 
 /// Read every ELF file in a file, directory, wheel or zip. Directory entries
@@ -436,6 +515,60 @@ mod tests {
             max_version(&mut v, x);
         }
         assert_eq!(v.as_deref(), Some("2.17"));
+    }
+
+    fn info(path: &str, machine: &str, glibc: &str, needed: &[&str]) -> ElfInfo {
+        ElfInfo {
+            path: path.into(),
+            machine: machine.into(),
+            needed: needed.iter().map(|s| s.to_string()).collect(),
+            glibc: Some(glibc.into()),
+            glibcxx: None,
+            cxxabi: None,
+            interpreter: None,
+            soname: None,
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let t = Target::load("ubuntu-20.04").unwrap();
+        let ok = judge(
+            &t,
+            info("bin/a", "x86_64", "2.27", &["libc.so.6"]),
+            &BTreeSet::new(),
+        );
+        assert!(ok.ok && ok.errors.is_empty() && ok.missing.is_empty());
+        let new = judge(&t, info("bin/a", "x86_64", "2.34", &[]), &BTreeSet::new());
+        assert_eq!(
+            new.errors,
+            ["bin/a needs GLIBC_2.34; target ubuntu-20.04 has 2.31"]
+        );
+        let arm = judge(&t, info("bin/a", "aarch64", "2.17", &[]), &BTreeSet::new());
+        assert!(!arm.ok);
+        // A binary wheel's .so must run; a pure wheel's helper only warns.
+        let bin_wheel = "wheels/x-1-cp38-cp38-manylinux_2_17_x86_64.whl!x/h.so";
+        assert!(!judge(&t, info(bin_wheel, "x86_64", "2.34", &[]), &BTreeSet::new()).ok);
+        let pure = judge(
+            &t,
+            info("wheels/x-1-py3-none-any.whl!x/h.so", "x86_64", "2.34", &[]),
+            &BTreeSet::new(),
+        );
+        assert!(pure.ok);
+        assert_eq!(pure.warnings.len(), 1);
+        // Missing libraries warn unless provided.
+        let needs = info(
+            "bin/a",
+            "x86_64",
+            "2.17",
+            &["libfoo.so.1", "libz.so.1", "libm.so.6"],
+        );
+        assert_eq!(
+            judge(&t, needs.clone(), &BTreeSet::new()).missing,
+            ["libfoo.so.1"]
+        );
+        let provided = BTreeSet::from(["libfoo.so.1".to_string()]);
+        assert!(judge(&t, needs, &provided).missing.is_empty());
     }
 
     #[test]
