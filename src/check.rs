@@ -392,15 +392,34 @@ fn scan_file(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), Che
     Ok(())
 }
 
-fn scan_zip(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), CheckError> {
-    let bad = |message: String| CheckError::Archive {
-        path: path.to_path_buf(),
-        message,
-    };
+/// Read an archive member as ELF, decompressing past the magic only when it is ELF.
+fn read_elf_member(entry: &mut impl Read, label: &str) -> std::io::Result<Option<ElfInfo>> {
+    let mut head = [0u8; 4];
+    if entry.read_exact(&mut head).is_err() || &head != b"\x7fELF" {
+        return Ok(None);
+    }
+    let mut data = head.to_vec();
+    entry.read_to_end(&mut data)?;
+    Ok(read_elf(label, &data))
+}
+
+/// Open an archive; errors about it name it.
+fn open_archive(
+    path: &Path,
+) -> Result<(std::fs::File, impl Fn(String) -> CheckError + '_), CheckError> {
     let file = std::fs::File::open(path).map_err(|source| CheckError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    let bad = move |message: String| CheckError::Archive {
+        path: path.to_path_buf(),
+        message,
+    };
+    Ok((file, bad))
+}
+
+fn scan_zip(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), CheckError> {
+    let (file, bad) = open_archive(path)?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
     let mut names: Vec<String> = zip.file_names().map(str::to_string).collect();
     names.sort();
@@ -409,15 +428,8 @@ fn scan_zip(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), Chec
         if entry.is_dir() || entry.size() < 64 {
             continue;
         }
-        let mut head = [0u8; 4];
-        if entry.read_exact(&mut head).is_err() || &head != b"\x7fELF" {
-            continue;
-        }
-        let mut data = head.to_vec();
-        entry
-            .read_to_end(&mut data)
-            .map_err(|e| bad(e.to_string()))?;
-        if let Some(info) = read_elf(&format!("{label}!{name}"), &data) {
+        let label = format!("{label}!{name}");
+        if let Some(info) = read_elf_member(&mut entry, &label).map_err(|e| bad(e.to_string()))? {
             out.push(info);
         }
     }
@@ -425,14 +437,7 @@ fn scan_zip(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), Chec
 }
 
 fn scan_tar(path: &Path, label: &str, xz: bool, out: &mut Vec<ElfInfo>) -> Result<(), CheckError> {
-    let bad = |message: String| CheckError::Archive {
-        path: path.to_path_buf(),
-        message,
-    };
-    let file = std::fs::File::open(path).map_err(|source| CheckError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let (file, bad) = open_archive(path)?;
     let reader: Box<dyn Read> = if xz {
         Box::new(xz2::read::XzDecoder::new(file))
     } else {
@@ -446,15 +451,8 @@ fn scan_tar(path: &Path, label: &str, xz: bool, out: &mut Vec<ElfInfo>) -> Resul
             continue;
         }
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let mut head = [0u8; 4];
-        if entry.read_exact(&mut head).is_err() || &head != b"\x7fELF" {
-            continue;
-        }
-        let mut data = head.to_vec();
-        entry
-            .read_to_end(&mut data)
-            .map_err(|e| bad(e.to_string()))?;
-        if let Some(info) = read_elf(&format!("{label}!{name}"), &data) {
+        let label = format!("{label}!{name}");
+        if let Some(info) = read_elf_member(&mut entry, &label).map_err(|e| bad(e.to_string()))? {
             found.push(info);
         }
     }

@@ -394,6 +394,21 @@ for n, v in dists:
 print(']')
 "#;
 
+/// Resolve the arguments to a Plan, with progress on stderr.
+async fn resolve_plan(
+    resolve: &ResolveArgs,
+    quiet: bool,
+    cancel: Arc<AtomicBool>,
+) -> Result<bundle::plan::Plan, Error> {
+    let options = options_from(resolve);
+    let (recipe, target) = build::load(&options)?;
+    let reporter = Arc::new(CliReporter::new(quiet));
+    let fetcher = build::fetcher(&options, reporter.clone())?;
+    let result = build::make_plan(&options, &recipe, &target, fetcher, cancel).await;
+    reporter.finish();
+    result
+}
+
 async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
     match cli.command {
         Command::Build {
@@ -434,13 +449,7 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
             Ok(())
         }
         Command::Plan { resolve, json } => {
-            let options = options_from(&resolve);
-            let (recipe, target) = build::load(&options)?;
-            let reporter = Arc::new(CliReporter::new(cli.quiet));
-            let fetcher = build::fetcher(&options, reporter.clone())?;
-            let result = build::make_plan(&options, &recipe, &target, fetcher, cancel).await;
-            reporter.finish();
-            let plan = result?;
+            let plan = resolve_plan(&resolve, cli.quiet, cancel).await?;
             if json {
                 print_json(&plan);
             } else {
@@ -465,13 +474,7 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
             Ok(())
         }
         Command::Lock { resolve, output } => {
-            let options = options_from(&resolve);
-            let (recipe, target) = build::load(&options)?;
-            let reporter = Arc::new(CliReporter::new(cli.quiet));
-            let fetcher = build::fetcher(&options, reporter.clone())?;
-            let result = build::make_plan(&options, &recipe, &target, fetcher, cancel).await;
-            reporter.finish();
-            let plan = result?;
+            let plan = resolve_plan(&resolve, cli.quiet, cancel).await?;
             let path = output.unwrap_or_else(|| PathBuf::from(format!("{}.lock.json", plan.name)));
             let mut text = serde_json::to_string_pretty(&plan).expect("serializable");
             text.push('\n');

@@ -34,12 +34,8 @@ fn build(cwd: &Path, cache: &Path, server: &Server) {
         .success();
 }
 
-#[test]
-fn installs_offline_and_runs_checks() {
-    let Some(py) = python() else {
-        eprintln!("SKIP: no python3 with venv on this machine");
-        return;
-    };
+/// Serve app 2.0 (needs lib<2) and lib 1.5, and build the `demo` recipe.
+fn built_demo() -> (Server, tempfile::TempDir, tempfile::TempDir) {
     let server = Server::start();
     publish(
         &server,
@@ -51,6 +47,16 @@ fn installs_offline_and_runs_checks() {
     let cwd = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     build(cwd.path(), cache.path(), &server);
+    (server, cwd, cache)
+}
+
+#[test]
+fn installs_offline_and_runs_checks() {
+    let Some(py) = python() else {
+        eprintln!("SKIP: no python3 with venv on this machine");
+        return;
+    };
+    let (_server, cwd, _cache) = built_demo();
     // Unpack the zip the way the prompt tells the sandbox to.
     let sandbox = tempfile::tempdir().unwrap();
     let zip = cwd.path().join("dist/demo.zip");
@@ -100,17 +106,7 @@ fn says_clearly_when_pip_is_missing() {
         eprintln!("SKIP: no python3 with venv on this machine");
         return;
     };
-    let server = Server::start();
-    publish(
-        &server,
-        &[
-            WheelSpec::new("app", "2.0").requires(&["lib<2"]),
-            WheelSpec::new("lib", "1.5"),
-        ],
-    );
-    let cwd = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    build(cwd.path(), cache.path(), &server);
+    let (_server, cwd, _cache) = built_demo();
     let venv = cwd.path().join("nopip");
     assert!(Command::new(&py)
         .args(["-m", "venv", "--without-pip"])

@@ -122,20 +122,17 @@ fn other_python_and_architecture() {
         &["app", "--target", target.to_str().unwrap()],
     );
     // 3.11: no backport, newpy; lib 2.2 (>=3.9) is allowed; speedup has no aarch64 wheel.
-    let err = bundle(cwd.path(), cache.path())
-        .args([
-            "plan",
-            "lib[fast]==2.1",
-            "--target",
-            target.to_str().unwrap(),
-        ])
-        .args(["--index-url", &server.index_url()])
-        .assert()
-        .code(1)
-        .get_output()
-        .stderr
-        .clone();
-    let err = String::from_utf8_lossy(&err);
+    let err = fails(
+        bundle(cwd.path(), cache.path())
+            .args([
+                "plan",
+                "lib[fast]==2.1",
+                "--target",
+                target.to_str().unwrap(),
+            ])
+            .args(["--index-url", &server.index_url()]),
+        1,
+    );
     assert!(err.contains("speedup"), "{err}");
     assert!(err.contains("does not fit the target"), "{err}");
     assert_eq!(plan["target"]["platform"], "linux/arm64");
@@ -297,14 +294,15 @@ fn yanked_is_skipped_unless_pinned_exactly() {
     let (server, cwd, cache) = setup();
     let plan = plan_json(&server, cwd.path(), cache.path(), &["lib==2.4"]);
     assert_eq!(pins(&plan), vec!["lib==2.4"]);
-    let err = bundle(cwd.path(), cache.path())
-        .args(["plan", "lib>2.3", "--index-url", &server.index_url()])
-        .assert()
-        .code(1)
-        .get_output()
-        .stderr
-        .clone();
-    let err = String::from_utf8_lossy(&err);
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "plan",
+            "lib>2.3",
+            "--index-url",
+            &server.index_url(),
+        ]),
+        1,
+    );
     assert!(
         err.contains("lib-2.4-py3-none-any.whl: yanked: broken release"),
         "{err}"
@@ -326,14 +324,15 @@ fn no_compatible_wheel_explains_each_file() {
     );
     let cwd = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let err = bundle(cwd.path(), cache.path())
-        .args(["build", "native", "--index-url", &server.index_url()])
-        .assert()
-        .code(1)
-        .get_output()
-        .stderr
-        .clone();
-    let err = String::from_utf8_lossy(&err);
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "build",
+            "native",
+            "--index-url",
+            &server.index_url(),
+        ]),
+        1,
+    );
     assert!(
         err.contains("native-1.3.tar.gz: source distribution (wheels only)"),
         "{err}"

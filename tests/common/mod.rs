@@ -421,3 +421,9 @@ pub fn read_to_string(path: &Path) -> String {
         .unwrap();
     s
 }
+
+/// Run a command that must exit with `code`; its stderr.
+pub fn fails(cmd: &mut assert_cmd::Command, code: i32) -> String {
+    let out = cmd.assert().code(code).get_output().stderr.clone();
+    String::from_utf8_lossy(&out).into_owned()
+}
