@@ -211,7 +211,7 @@ impl Reporter for CliReporter {
         let bar = self.multi.add(ProgressBar::new(total.unwrap_or(0)));
         bar.set_style(
             ProgressStyle::with_template(
-                "  {bar:30.cyan/blue} {bytes:>10}/{total_bytes:<10} {msg}",
+                "  {bar:30.cyan/blue} {bytes:>10}/{total_bytes:<10} {wide_msg}",
             )
             .expect("valid template"),
         );

@@ -8,6 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -36,8 +37,12 @@ pub enum ResolveError {
     },
     #[error(transparent)]
     Index(Arc<IndexError>),
+    /// Bad input: a requirement this tool cannot satisfy (exit 2).
     #[error("{0}")]
     Unsupported(String),
+    /// The index's data cannot be used (exit 1).
+    #[error("{0}")]
+    Failed(String),
     #[error("interrupted")]
     Cancelled,
 }
@@ -55,7 +60,7 @@ impl ResolveError {
                 "relax a version constraint, or choose a target with another Python (--target)".into(),
             ),
             ResolveError::Index(e) => e.hint(),
-            ResolveError::Unsupported(_) => None,
+            ResolveError::Unsupported(_) | ResolveError::Failed(_) => None,
             ResolveError::Cancelled => None,
         }
     }
@@ -115,6 +120,8 @@ enum ProviderError {
     Index(Arc<IndexError>),
     #[error("{0}")]
     Unsupported(String),
+    #[error("{0}")]
+    Failed(String),
     #[error("cancelled")]
     Cancelled,
 }
@@ -200,7 +207,13 @@ impl Provider {
         let mut merged: BTreeMap<String, (Pkg, Range)> = BTreeMap::new();
         let mut edges = Vec::new();
         for req in reqs {
-            let range = to_range(&req)?;
+            let range = to_range(&req).map_err(|e| match (from.0, e) {
+                (Pkg::Root, e) => e,
+                (_, ProviderError::Unsupported(m)) => {
+                    ProviderError::Failed(format!("{} {} depends on {m}", from.0, from.1))
+                }
+                (_, e) => e,
+            })?;
             self.see(&req.name);
             self.prefetch(&req.name);
             edges.push((req.name.clone(), req.extras.clone()));
@@ -238,7 +251,7 @@ impl Provider {
             .get(version)
             .map(|c| c.wheel.clone())
             .ok_or_else(|| {
-                ProviderError::Unsupported(format!("{name} {version} vanished from the index"))
+                ProviderError::Failed(format!("{name} {version} vanished from the index"))
             })
     }
 }
@@ -339,6 +352,18 @@ impl DependencyProvider for Provider {
                         .rt
                         .block_on(self.index.metadata(&wheel))
                         .map_err(ProviderError::Index)?;
+                    // Mirrors may omit `requires-python` from the index;
+                    // the metadata still has it.
+                    if let Some(rp) = meta.requires_python.as_deref() {
+                        let python = self.env.python_full_version().version.clone();
+                        if let Ok(spec) = pep440_rs::VersionSpecifiers::from_str(rp) {
+                            if !spec.contains(&python) {
+                                return Ok(pubgrub::Dependencies::Unavailable(format!(
+                                    "because it requires Python {rp} (target has {python})"
+                                )));
+                            }
+                        }
+                    }
                     let reqs = meta
                         .requires_dist
                         .iter()
@@ -459,6 +484,7 @@ pub async fn resolve(
             return Err(match source {
                 ProviderError::Index(e) => ResolveError::Index(e),
                 ProviderError::Unsupported(s) => ResolveError::Unsupported(s),
+                ProviderError::Failed(s) => ResolveError::Failed(s),
                 ProviderError::Cancelled => ResolveError::Cancelled,
             })
         }
@@ -499,7 +525,7 @@ pub async fn resolve(
             .candidates
             .get(&version)
             .map(|c| c.wheel.clone())
-            .ok_or_else(|| ResolveError::Unsupported(format!("{name} {version} has no wheel")))?;
+            .ok_or_else(|| ResolveError::Failed(format!("{name} {version} has no wheel")))?;
         packages.push(Resolved {
             name,
             version,

@@ -732,3 +732,174 @@ fn ctrl_c_stops_cleanly_and_leaves_nothing() {
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(walk(&cache.path().join("tmp")), 0);
 }
+
+#[test]
+fn tar_gz_and_dir_formats() {
+    let (server, cwd, cache) = setup();
+    let build = |d: &std::path::Path, format: &str| {
+        bundle(d, cache.path())
+            .args([
+                "build",
+                "app",
+                "--format",
+                format,
+                "--index-url",
+                &server.index_url(),
+            ])
+            .assert()
+            .success();
+    };
+    let cwd2 = tempfile::tempdir().unwrap();
+    build(cwd.path(), "tar.gz");
+    build(cwd2.path(), "tar.gz");
+    let a = std::fs::read(cwd.path().join("dist/app.tar.gz")).unwrap();
+    assert_eq!(
+        a,
+        std::fs::read(cwd2.path().join("dist/app.tar.gz")).unwrap()
+    );
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&a[..]));
+    let mut names = Vec::new();
+    for e in tar.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        assert_eq!(h.mtime().unwrap(), 315_532_800);
+        assert_eq!(h.uid().unwrap(), 0);
+        names.push(e.path().unwrap().display().to_string());
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert!(names.contains(&"app/install.py".to_string()));
+    let prompt = read_to_string(&cwd.path().join("dist/app/PROMPT.txt"));
+    assert!(
+        prompt.contains("tarfile.open(\"/mnt/data/app.tar.gz\")"),
+        "{prompt}"
+    );
+    // dir: the folder only.
+    let cwd3 = tempfile::tempdir().unwrap();
+    build(cwd3.path(), "dir");
+    let entries: Vec<_> = std::fs::read_dir(cwd3.path().join("dist"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries, vec!["app"]);
+}
+
+#[test]
+fn source_date_epoch_sets_archive_times() {
+    let (server, cwd, cache) = setup();
+    bundle(cwd.path(), cache.path())
+        .args(["build", "lib==1.5", "--index-url", &server.index_url()])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .assert()
+        .success();
+    let mut z = zip::ZipArchive::new(std::fs::File::open(cwd.path().join("dist/lib.zip")).unwrap())
+        .unwrap();
+    let t = z.by_index(0).unwrap().last_modified().unwrap();
+    assert_eq!((t.year(), t.month(), t.day()), (2023, 11, 14));
+}
+
+#[test]
+fn captured_profile_is_a_valid_target() {
+    let (server, cwd, cache) = setup();
+    let snippet = bundle(cwd.path(), cache.path())
+        .args(["target", "capture"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    // Run the snippet in a Python, as a user would in the sandbox.
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(String::from_utf8(snippet).unwrap())
+        .output();
+    let Ok(out) = out else {
+        eprintln!("SKIP: no python3");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let profile = cwd.path().join("captured.toml");
+    std::fs::write(&profile, &out.stdout).unwrap();
+    bundle(cwd.path(), cache.path())
+        .args([
+            "plan",
+            "lib==1.5",
+            "--target",
+            profile.to_str().unwrap(),
+            "--index-url",
+            &server.index_url(),
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("for captured"));
+}
+
+#[test]
+fn cache_commands() {
+    let (server, cwd, cache) = setup();
+    bundle(cwd.path(), cache.path())
+        .args(["cache", "dir"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(cache.path().to_str().unwrap()));
+    bundle(cwd.path(), cache.path())
+        .args(["build", "lib==1.5", "--index-url", &server.index_url()])
+        .assert()
+        .success();
+    bundle(cwd.path(), cache.path())
+        .args(["cache", "info"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(" files, "));
+    bundle(cwd.path(), cache.path())
+        .args(["cache", "clean"])
+        .assert()
+        .success();
+    assert_eq!(walk(cache.path()), 0);
+}
+
+#[test]
+fn url_dependency_of_a_package_is_a_failure_not_bad_input() {
+    let server = Server::start();
+    publish(
+        &server,
+        &[WheelSpec::new("odd", "1.0")
+            .requires(&["dep @ https://example.invalid/dep-1.0-py3-none-any.whl"])],
+    );
+    let cwd = tempfile::tempdir().unwrap();
+    let err = fails(
+        bundle(cwd.path(), cwd.path()).args(["plan", "odd", "--index-url", &server.index_url()]),
+        1,
+    );
+    assert!(err.contains("odd 1.0 depends on `dep @"), "{err}");
+}
+
+#[test]
+fn requires_python_from_metadata_when_the_index_omits_it() {
+    let server = Server::start();
+    publish(
+        &server,
+        &[
+            WheelSpec::new("lib", "1.0"),
+            WheelSpec::new("lib", "2.0")
+                .requires_python(">=3.9")
+                .index_hides_requires_python(),
+        ],
+    );
+    let cwd = tempfile::tempdir().unwrap();
+    let plan = plan_json(&server, cwd.path(), cwd.path(), &["lib"]);
+    assert_eq!(pins(&plan), vec!["lib==1.0"]);
+    let err = fails(
+        bundle(cwd.path(), cwd.path()).args(["plan", "lib>=2", "--index-url", &server.index_url()]),
+        1,
+    );
+    assert!(
+        err.contains("requires Python >=3.9 (target has 3.8.10)"),
+        "{err}"
+    );
+}

@@ -222,6 +222,8 @@ pub struct WheelSpec {
     pub pep658: bool,
     /// Extra files inside the wheel (path, bytes).
     pub files: Vec<(String, Vec<u8>)>,
+    /// Leave `requires-python` out of the index page (metadata keeps it).
+    pub index_hides_requires_python: bool,
 }
 
 impl WheelSpec {
@@ -236,6 +238,7 @@ impl WheelSpec {
             yanked: None,
             pep658: true,
             files: Vec::new(),
+            index_hides_requires_python: false,
         }
     }
     pub fn requires(mut self, r: &[&str]) -> Self {
@@ -256,6 +259,10 @@ impl WheelSpec {
     }
     pub fn yanked(mut self, reason: &str) -> Self {
         self.yanked = Some(reason.into());
+        self
+    }
+    pub fn index_hides_requires_python(mut self) -> Self {
+        self.index_hides_requires_python = true;
         self
     }
     pub fn no_pep658(mut self) -> Self {
@@ -354,7 +361,11 @@ pub fn publish_with(server: &Server, wheels: &[WheelSpec], ranges: bool, sdists:
             "size": bytes.len(),
             "upload-time": "2023-01-01T00:00:00.000000Z",
         });
-        if let Some(rp) = &w.requires_python {
+        if let Some(rp) = w
+            .requires_python
+            .as_ref()
+            .filter(|_| !w.index_hides_requires_python)
+        {
             file["requires-python"] = rp.clone().into();
         }
         if let Some(y) = &w.yanked {
