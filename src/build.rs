@@ -82,9 +82,11 @@ pub fn load(options: &Options) -> Result<(Recipe, Target), Error> {
     if let Some(n) = &options.name {
         recipe.name = n.clone();
     }
-    if recipe.name.is_empty() || recipe.name.contains('/') || recipe.name.starts_with('.') {
+    // The name becomes a folder, an archive name and part of PROMPT.txt's code.
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-');
+    if recipe.name.is_empty() || recipe.name.starts_with('.') || !recipe.name.chars().all(plain) {
         return Err(Error::Usage(format!(
-            "`{}` cannot be used as a bundle name; pass --name",
+            "`{}` cannot be used as a bundle name (letters, digits, . _ + - only); pass --name",
             recipe.name
         )));
     }

@@ -105,6 +105,8 @@ pub struct Fetcher {
     offline: bool,
     refresh: bool,
     limit: Arc<Semaphore>,
+    /// Bounds whole-file transfers (body included), for steady progress.
+    transfers: Arc<Semaphore>,
     next_id: AtomicU64,
     reporter: Arc<dyn Reporter>,
 }
@@ -156,6 +158,7 @@ impl Fetcher {
             offline,
             refresh: false,
             limit: Arc::new(Semaphore::new(16)),
+            transfers: Arc::new(Semaphore::new(8)),
             next_id: AtomicU64::new(1),
             reporter,
         })
@@ -350,6 +353,11 @@ impl Fetcher {
         if let Some(blob) = expected.and_then(|h| self.cached_blob(h)) {
             return Ok(blob);
         }
+        let _transfer = self
+            .transfers
+            .acquire()
+            .await
+            .expect("semaphore never closed");
         let resp = self.send(url, HeaderMap::new()).await?;
         self.store_response(url, resp, expected, label).await
     }

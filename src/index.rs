@@ -236,6 +236,14 @@ impl Index {
                 filename: f.filename.clone(),
                 reason,
             };
+            // The name becomes a path in the bundle: it must be a plain file name.
+            if f.filename.is_empty()
+                || f.filename.starts_with('.')
+                || f.filename.contains(['/', '\\', '\0'])
+            {
+                rejected.push(reject(None, "not a plain file name".into()));
+                continue;
+            }
             let Some(wheel) = WheelName::parse(&f.filename) else {
                 let version = sdist_version(&f.filename, name);
                 rejected.push(reject(version, "source distribution (wheels only)".into()));

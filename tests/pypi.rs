@@ -903,3 +903,38 @@ fn requires_python_from_metadata_when_the_index_omits_it() {
         "{err}"
     );
 }
+
+#[test]
+fn index_file_names_cannot_escape_the_bundle() {
+    let server = Server::start();
+    let w = WheelSpec::new("evil", "1.0");
+    let bytes = w.build();
+    server.route(
+        "/files/x.whl",
+        bytes.clone(),
+        "application/octet-stream",
+        false,
+    );
+    let page = serde_json::json!({
+        "meta": {"api-version": "1.1"},
+        "name": "evil",
+        "files": [{
+            "filename": "../../evil-1.0-py3-none-any.whl",
+            "url": "../../files/x.whl",
+            "hashes": {"sha256": sha256(&bytes)},
+        }],
+    });
+    server.route(
+        "/simple/evil/",
+        serde_json::to_vec(&page).unwrap(),
+        "application/vnd.pypi.simple.v1+json",
+        false,
+    );
+    let cwd = tempfile::tempdir().unwrap();
+    let err = fails(
+        bundle(cwd.path(), cwd.path()).args(["build", "evil", "--index-url", &server.index_url()]),
+        1,
+    );
+    assert!(err.contains("not a plain file name"), "{err}");
+    assert!(!cwd.path().join("evil-1.0-py3-none-any.whl").exists());
+}
