@@ -588,3 +588,77 @@ fn architecture_must_match_and_tarballs_are_inspected() {
         .stderr(predicate::str::contains("bin/tool is built for x86_64"));
     w.bundle().args(["build", "t"]).assert().success();
 }
+
+/// Highest `PREFIX_x.y.z` in `readelf -V` output.
+fn readelf_max(path: &Path, prefix: &str) -> Option<String> {
+    let out = Command::new("readelf")
+        .args(["-V", "--wide"])
+        .arg(path)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split(|c: char| c.is_whitespace())
+        .filter_map(|w| w.strip_prefix(prefix))
+        .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+        .max_by_key(|v| {
+            v.split('.')
+                .map(|p| p.parse::<u64>().unwrap_or(0))
+                .collect::<Vec<_>>()
+        })
+        .map(str::to_string)
+}
+
+#[test]
+fn glibcxx_is_read_and_judged_when_the_target_names_it() {
+    let w = world();
+    let d = w.fixtures.path();
+    let src = d.join("c.cc");
+    std::fs::write(
+        &src,
+        "#include <iostream>\n#include <string>\nint main(){std::string s(\"hi\"); std::cout << s << std::endl; return 0;}\n",
+    )
+    .unwrap();
+    let exe = d.join("cxx");
+    let status = Command::new("g++")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .expect("g++ is needed for this fixture");
+    assert!(status.success());
+    let need = readelf_max(&exe, "GLIBCXX_").expect("a C++ program needs GLIBCXX");
+    let v: Value = serde_json::from_slice(
+        &w.bundle()
+            .args(["inspect", "--json"])
+            .arg(&exe)
+            .assert()
+            .get_output()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(v["files"][0]["glibcxx"].as_str(), Some(need.as_str()));
+    assert_eq!(
+        v["files"][0]["cxxabi"].as_str(),
+        readelf_max(&exe, "CXXABI_").as_deref()
+    );
+    assert!(v["files"][0]["needed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n == "libstdc++.so.6"));
+    // A target with a new enough glibc but an older libstdc++ refuses it.
+    let target = d.join("old-cxx.toml");
+    std::fs::write(
+        &target,
+        "description = \"t\"\nimage = \"x\"\nplatform = \"linux/amd64\"\nglibc = \"2.99\"\npython = \"3.8.10\"\nglibcxx = \"3.4.1\"\n",
+    )
+    .unwrap();
+    w.bundle()
+        .args(["inspect", "--target", target.to_str().unwrap()])
+        .arg(&exe)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(format!(
+            "needs GLIBCXX_{need}; target old-cxx has 3.4.1"
+        )));
+}
