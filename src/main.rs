@@ -91,7 +91,7 @@ enum Command {
         /// Build exactly what `bundle lock` saved in <name>.lock.json.
         #[arg(long)]
         locked: bool,
-        /// Run the bundle in the target's sandbox image (needs Docker).
+        /// Run the bundle in the target's sandbox image (not in this version: needs the Docker stage).
         #[arg(long)]
         verify: bool,
         /// Print the result as JSON on stdout.

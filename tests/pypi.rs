@@ -716,8 +716,9 @@ fn ctrl_c_stops_cleanly_and_leaves_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let ok = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // The shell's built-in kill: no procps needed.
+    let ok = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     assert!(ok.success());
