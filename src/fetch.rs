@@ -52,7 +52,7 @@ impl FetchError {
     pub fn hint(&self) -> Option<String> {
         match self {
             FetchError::Http { .. } => Some(
-                "check the network and the index URL (--index-url / PIP_INDEX_URL); behind a TLS-intercepting proxy set SSL_CERT_FILE".into(),
+                "check the network and the URL (for the package index: --index-url or PIP_INDEX_URL); behind a TLS-intercepting proxy, point SSL_CERT_FILE at its CA".into(),
             ),
             FetchError::HashMismatch { .. } => Some(
                 "the file changed or was tampered with; nothing was kept. If the new file is expected, update the pinned hash".into(),
