@@ -939,3 +939,105 @@ fn index_file_names_cannot_escape_the_bundle() {
     assert!(err.contains("not a plain file name"), "{err}");
     assert!(!cwd.path().join("evil-1.0-py3-none-any.whl").exists());
 }
+
+#[test]
+fn tls_trusts_ssl_cert_file() {
+    let d = tempfile::tempdir().unwrap();
+    let p = |n: &str| d.path().join(n);
+    let openssl = |args: &[&str]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(d.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl makes the test certificates");
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    // A private CA (as a TLS-intercepting proxy has) and a server cert for 127.0.0.1.
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=bundle test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "srv.key",
+                "-out",
+                "srv.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let server = Server::start_tls(&p("srv.pem"), &p("srv.key"));
+    publish(&server, &[WheelSpec::new("lib", "1.0")]);
+    assert!(server.index_url().starts_with("https://"));
+    let cwd = tempfile::tempdir().unwrap();
+    let run = |cert_file: &std::path::Path| {
+        let mut c = bundle(cwd.path(), cwd.path());
+        c.args(["build", "lib", "--index-url", &server.index_url()])
+            .env("SSL_CERT_FILE", cert_file)
+            .env_remove("SSL_CERT_DIR");
+        c
+    };
+    // Trusting only the system roots: the private CA is unknown.
+    let err = fails(&mut run(std::path::Path::new("/nonexistent.pem")), 1);
+    assert!(err.contains("cannot reach https://127.0.0.1"), "{err}");
+    assert!(!cwd.path().join("dist/lib").exists());
+    // With SSL_CERT_FILE naming the CA, as for pip and curl, it works.
+    run(&p("ca.pem")).assert().success();
+    assert!(cwd
+        .path()
+        .join("dist/lib/wheels/lib-1.0-py3-none-any.whl")
+        .is_file());
+}

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -45,28 +45,65 @@ struct State {
 pub struct Server {
     pub port: u16,
     state: Arc<Mutex<State>>,
+    scheme: &'static str,
 }
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(None)
+    }
+
+    /// An HTTPS server presenting `cert_chain` (PEM) with `key` (PEM).
+    pub fn start_tls(cert_chain: &Path, key: &Path) -> Server {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_chain)
+            .unwrap()
+            .map(|c| c.unwrap())
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        Server::start_with(Some(Arc::new(config)))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
         let st = state.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let st = st.clone();
+                let tls = tls.clone();
                 std::thread::spawn(move || {
-                    let _ = handle(stream, &st);
+                    let _ = match tls {
+                        None => handle(stream, &st),
+                        Some(config) => match rustls::ServerConnection::new(config) {
+                            Ok(conn) => handle(rustls::StreamOwned::new(conn, stream), &st),
+                            Err(_) => Ok(()),
+                        },
+                    };
                 });
             }
         });
-        Server { port, state }
+        Server {
+            port,
+            state,
+            scheme,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
+        format!("{}://127.0.0.1:{}{}", self.scheme, self.port, path)
     }
 
     pub fn index_url(&self) -> String {
@@ -122,23 +159,28 @@ impl Server {
     }
 }
 
-fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+fn handle<S: Read + Write>(mut stream: S, state: &Mutex<State>) -> std::io::Result<()> {
+    let mut path = String::from("/");
     let mut range = None;
     let mut accept = None;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
-            break;
+    {
+        let mut reader = BufReader::new(&mut stream);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if let Some(p) = line.split_whitespace().nth(1) {
+            path = p.to_string();
         }
-        if let Some((k, v)) = h.split_once(':') {
-            match k.trim().to_ascii_lowercase().as_str() {
-                "range" => range = Some(v.trim().to_string()),
-                "accept" => accept = Some(v.trim().to_string()),
-                _ => {}
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "range" => range = Some(v.trim().to_string()),
+                    "accept" => accept = Some(v.trim().to_string()),
+                    _ => {}
+                }
             }
         }
     }
@@ -151,7 +193,16 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         });
         s.routes.get(&path).cloned()
     };
-    let mut out = stream;
+    let result = respond(&mut stream, route, range);
+    stream.flush()?;
+    result
+}
+
+fn respond<S: Write>(
+    out: &mut S,
+    route: Option<Route>,
+    range: Option<String>,
+) -> std::io::Result<()> {
     if let Some(r) = &route {
         std::thread::sleep(std::time::Duration::from_millis(r.delay_ms));
     }
