@@ -243,9 +243,22 @@ impl Fetcher {
 
     /// GET a small document (no caching).
     pub async fn get(&self, url: &str, accept: Option<&str>) -> Result<Vec<u8>, FetchError> {
+        self.get_with_token(url, accept, None).await
+    }
+
+    /// GET a small document, with a bearer token when given (API calls).
+    pub async fn get_with_token(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<Vec<u8>, FetchError> {
         let mut headers = HeaderMap::new();
         if let Some(a) = accept {
             headers.insert(ACCEPT, HeaderValue::from_str(a).expect("valid accept"));
+        }
+        if let Some(v) = token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()) {
+            headers.insert(reqwest::header::AUTHORIZATION, v);
         }
         let resp = self.send(url, headers).await?;
         Self::read_all(url, resp).await

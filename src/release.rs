@@ -182,15 +182,22 @@ fn is_sha256(s: &str) -> bool {
 /// Read a checksum file: `HASH` or `HASH  FILENAME` (first hash wins, or the
 /// line naming `filename` when there are several).
 pub fn parse_checksum_file(text: &str, filename: &str) -> Option<String> {
+    // Also tolerated: BSD `SHA256 (file) = HASH` and PowerShell's
+    // `Get-FileHash` table, where the hash is not the first word.
     let mut first = None;
     for line in text.lines() {
-        let mut parts = line.split_whitespace();
-        let Some(hash) = parts.next() else { continue };
-        if !is_sha256(hash) {
+        let words: Vec<&str> = line
+            .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == '=')
+            .filter(|w| !w.is_empty())
+            .collect();
+        let Some(hash) = words.iter().find(|w| is_sha256(w)) else {
             continue;
-        }
-        let named = parts.next().map(|n| n.trim_start_matches('*'));
-        if named == Some(filename) {
+        };
+        let names_file = words.iter().any(|w| {
+            let w = w.trim_start_matches('*');
+            w == filename || w.rsplit(['/', '\\']).next() == Some(filename)
+        });
+        if names_file {
             return Some(hash.to_ascii_lowercase());
         }
         first.get_or_insert(hash.to_ascii_lowercase());
@@ -221,8 +228,10 @@ pub async fn plan_release(
             "{}/repos/{owner}/{repo}/releases/latest",
             github_api.trim_end_matches('/')
         );
+        // GITHUB_TOKEN lifts the API's low anonymous rate limit.
+        let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
         let body = fetcher
-            .get(&api, Some("application/vnd.github+json"))
+            .get_with_token(&api, Some("application/vnd.github+json"), token.as_deref())
             .await?;
         #[derive(Deserialize)]
         struct Asset {
@@ -557,6 +566,13 @@ mod tests {
             h
         );
         assert!(parse_checksum_file("not a hash", "x").is_none());
+        let bsd = format!("SHA256 (x.zip) = {}", h.to_uppercase());
+        assert_eq!(parse_checksum_file(&bsd, "x.zip").unwrap(), h);
+        let ps = format!(
+            "\nAlgorithm  Hash  Path\n---------  ----  ----\nSHA256  {}  C:\\a\\x.zip\n",
+            h.to_uppercase()
+        );
+        assert_eq!(parse_checksum_file(&ps, "x.zip").unwrap(), h);
     }
 
     #[test]

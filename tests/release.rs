@@ -219,6 +219,7 @@ fn latest_version_comes_from_the_releases_api() {
         .bundle()
         .args(["plan", "tool", "--json", "--target", "ubuntu-20.04-arm64"])
         .env("BUNDLE_GITHUB_API", w.server.url("/api"))
+        .env("GITHUB_TOKEN", "t0ken")
         .assert()
         .success()
         .get_output()
@@ -230,6 +231,11 @@ fn latest_version_comes_from_the_releases_api() {
     assert_eq!(r["url"], dl);
     assert_eq!(r["archive"], "tar-gz");
     assert_eq!(r["sha256"].as_str().unwrap().len(), 64);
+    // The token goes to the API only, never to the download host.
+    for req in w.server.log() {
+        let expected = req.path.starts_with("/api/").then_some("Bearer t0ken");
+        assert_eq!(req.authorization.as_deref(), expected, "{}", req.path);
+    }
 }
 
 #[test]

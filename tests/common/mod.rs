@@ -33,6 +33,7 @@ pub struct Request {
     pub path: String,
     pub range: Option<String>,
     pub accept: Option<String>,
+    pub authorization: Option<String>,
 }
 
 #[derive(Default)]
@@ -163,6 +164,7 @@ fn handle<S: Read + Write>(mut stream: S, state: &Mutex<State>) -> std::io::Resu
     let mut path = String::from("/");
     let mut range = None;
     let mut accept = None;
+    let mut authorization = None;
     {
         let mut reader = BufReader::new(&mut stream);
         let mut line = String::new();
@@ -179,6 +181,7 @@ fn handle<S: Read + Write>(mut stream: S, state: &Mutex<State>) -> std::io::Resu
                 match k.trim().to_ascii_lowercase().as_str() {
                     "range" => range = Some(v.trim().to_string()),
                     "accept" => accept = Some(v.trim().to_string()),
+                    "authorization" => authorization = Some(v.trim().to_string()),
                     _ => {}
                 }
             }
@@ -190,6 +193,7 @@ fn handle<S: Read + Write>(mut stream: S, state: &Mutex<State>) -> std::io::Resu
             path: path.clone(),
             range: range.clone(),
             accept,
+            authorization,
         });
         s.routes.get(&path).cloned()
     };
