@@ -126,7 +126,7 @@ pub async fn make_plan(
 }
 
 /// Read a lock file (a saved Plan) and check it fits the request.
-pub fn read_lock(path: &Path, target: &Target) -> Result<Plan, Error> {
+pub fn read_lock(path: &Path, recipe: &Recipe, target: &Target) -> Result<Plan, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::Usage(format!(
             "--locked: cannot read {}: {e}; run `bundle lock` first",
@@ -135,6 +135,33 @@ pub fn read_lock(path: &Path, target: &Target) -> Result<Plan, Error> {
     })?;
     let plan: Plan = serde_json::from_str(&text)
         .map_err(|e| Error::Usage(format!("{}: not a bundle lock file: {e}", path.display())))?;
+    let requirements: Vec<String> = recipe
+        .pypi
+        .requirements
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    let releases: Vec<(&str, &str)> = recipe
+        .releases
+        .iter()
+        .map(|r| (r.name.as_str(), r.version.as_str()))
+        .collect();
+    let locked_releases: Vec<(&str, &str)> = plan
+        .releases
+        .iter()
+        .map(|r| (r.name.as_str(), r.version.as_str()))
+        .collect();
+    let same_releases = releases.len() == locked_releases.len()
+        && releases
+            .iter()
+            .zip(&locked_releases)
+            .all(|(a, b)| a.0 == b.0 && (a.1 == b.1 || a.1 == "latest"));
+    if plan.requirements != requirements || !same_releases {
+        return Err(Error::Usage(format!(
+            "{} is out of date: the recipe changed since it was locked; run `bundle lock` again",
+            path.display()
+        )));
+    }
     if plan.target != target.summary() {
         return Err(Error::Usage(format!(
             "{} was locked for target {}, not {}; run `bundle lock` again",
@@ -219,7 +246,7 @@ pub async fn build(
     let (recipe, target) = load(options)?;
     let fetcher = fetcher(options, reporter.clone())?;
     let plan = match &options.locked {
-        Some(path) => read_lock(path, &target)?,
+        Some(path) => read_lock(path, &recipe, &target)?,
         None => make_plan(options, &recipe, &target, fetcher.clone(), cancel).await?,
     };
     build_plan(options, &plan, &target, fetcher).await

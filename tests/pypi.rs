@@ -690,6 +690,17 @@ fn lock_then_build_locked() {
         .stderr(predicate::str::contains(
             "was locked for target ubuntu-20.04",
         ));
+    // A lock for other requirements is out of date.
+    std::fs::copy(
+        cwd.path().join("app.lock.json"),
+        cwd.path().join("lib.lock.json"),
+    )
+    .unwrap();
+    bundle(cwd.path(), cache.path())
+        .args(["build", "lib", "--locked"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("out of date"));
 }
 
 #[test]
