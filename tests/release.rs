@@ -143,6 +143,18 @@ impl World {
         );
         self.serve(path, data)
     }
+    /// Serve `data` at `path` and write recipe `name` pinning it by sha256.
+    fn pinned(&self, name: &str, path: &str, data: &[u8], file: &str) {
+        let url = self.serve(path, data.to_vec());
+        recipe(
+            self.cwd.path(),
+            name,
+            &format!(
+                "[[release]]\nname = \"{name}\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"{file}\"]\n",
+                sha256(data)
+            ),
+        );
+    }
     fn bundle(&self) -> assert_cmd::Command {
         bundle(self.cwd.path(), self.cache.path())
     }
@@ -291,12 +303,7 @@ fn unpinned_release_is_refused_with_its_hash() {
 fn zip_slip_and_symlink_escape_are_refused() {
     let w = world();
     let evil_zip = zip_of(&[("tool", b"x", 0o755), ("../../evil", b"owned", 0o644)]);
-    let url = w.serve("/dl/slip.zip", evil_zip.clone());
-    recipe(
-        w.cwd.path(),
-        "slip",
-        &format!("[[release]]\nname = \"slip\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"tool\"]\n", sha256(&evil_zip)),
-    );
+    w.pinned("slip", "/dl/slip.zip", &evil_zip, "tool");
     w.bundle()
         .args(["build", "slip"])
         .assert()
@@ -305,12 +312,7 @@ fn zip_slip_and_symlink_escape_are_refused() {
             "`../../evil` would be written outside the bundle",
         ));
     let evil_tar = gz(&tar_of(&[("real", b"x")], &[("tool", "/etc/passwd")]));
-    let url = w.serve("/dl/link.tar.gz", evil_tar.clone());
-    recipe(
-        w.cwd.path(),
-        "link",
-        &format!("[[release]]\nname = \"link\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"tool\"]\n", sha256(&evil_tar)),
-    );
+    w.pinned("link", "/dl/link.tar.gz", &evil_tar, "tool");
     w.bundle()
         .args(["build", "link"])
         .assert()
@@ -319,12 +321,7 @@ fn zip_slip_and_symlink_escape_are_refused() {
             "symlink to absolute path /etc/passwd",
         ));
     let evil_tar = gz(&tar_of(&[("real", b"x")], &[("tool", "../../x")]));
-    let url = w.serve("/dl/up.tar.gz", evil_tar.clone());
-    recipe(
-        w.cwd.path(),
-        "up",
-        &format!("[[release]]\nname = \"up\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"tool\"]\n", sha256(&evil_tar)),
-    );
+    w.pinned("up", "/dl/up.tar.gz", &evil_tar, "tool");
     w.bundle()
         .args(["build", "up"])
         .assert()
@@ -342,12 +339,7 @@ fn binary_needing_newer_glibc_fails_the_build() {
     let exe = cc(w.fixtures.path(), "dyn", MAIN, &[]);
     let need = readelf_max_glibc(&exe).expect("readelf reads the fixture");
     let data = std::fs::read(&exe).unwrap();
-    let url = w.serve("/dl/dyn", data.clone());
-    recipe(
-        w.cwd.path(),
-        "dyn",
-        &format!("[[release]]\nname = \"dyn\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"dyn\"]\n", sha256(&data)),
-    );
+    w.pinned("dyn", "/dl/dyn", &data, "dyn");
     let key = |v: &str| {
         v.split('.')
             .map(|p| p.parse::<u64>().unwrap())
@@ -512,12 +504,7 @@ fn one_recipe_combines_pypi_and_several_releases() {
 fn missing_member_lists_what_is_there() {
     let w = world();
     let a = zip_of(&[("dir/real", b"x", 0o755)]);
-    let url = w.serve("/dl/a.zip", a.clone());
-    recipe(
-        w.cwd.path(),
-        "m",
-        &format!("[[release]]\nname = \"m\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"nope\"]\n", sha256(&a)),
-    );
+    w.pinned("m", "/dl/a.zip", &a, "nope");
     w.bundle()
         .args(["build", "m"])
         .assert()
@@ -581,12 +568,7 @@ fn architecture_must_match_and_tarballs_are_inspected() {
         ));
     // The build refuses it too.
     let data = std::fs::read(&tgz).unwrap();
-    let url = w.serve("/dl/tool.tar.gz", data.clone());
-    recipe(
-        w.cwd.path(),
-        "t",
-        &format!("[[release]]\nname = \"t\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"tool\"]\n", sha256(&data)),
-    );
+    w.pinned("t", "/dl/tool.tar.gz", &data, "tool");
     w.bundle()
         .args(["build", "t", "--target", "ubuntu-20.04-arm64"])
         .assert()
