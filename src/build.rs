@@ -176,6 +176,10 @@ pub fn read_lock(path: &Path, recipe: &Recipe, target: &Target) -> Result<Plan, 
 /// Download every file of the plan in parallel; all verified.
 async fn fetch_all(plan: &Plan, fetcher: &Arc<Fetcher>) -> Result<(Vec<Blob>, Vec<Blob>), Error> {
     fetcher.reporter().stage(Stage::Fetch);
+    let sizes: Option<u64> = plan.wheels.iter().map(|w| w.size).sum();
+    fetcher
+        .reporter()
+        .fetch_planned(plan.wheels.len() + plan.releases.len(), sizes);
     for w in plan.wheels.iter().filter(|w| w.sha256.is_none()) {
         fetcher.reporter().warn(&format!(
             "the index gives no sha256 for {}; the bundle records the hash of what was downloaded",

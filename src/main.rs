@@ -114,6 +114,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Run a bundle in the target's sandbox image (not in this version: needs the Docker stage).
+    Verify {
+        /// A bundle folder or archive.
+        bundle: PathBuf,
+        #[arg(long, short = 't', value_name = "NAME|FILE")]
+        target: Option<String>,
+    },
     /// Report what ELF files need (libraries, highest GLIBC) and whether they run on the target.
     Inspect {
         /// A file, folder, wheel or zip.
@@ -165,6 +172,9 @@ struct CliReporter {
     spinner: ProgressBar,
     bars: Mutex<HashMap<u64, ProgressBar>>,
     started: Instant,
+    /// Files the fetch stage will bring, and how many are done.
+    planned: std::sync::atomic::AtomicUsize,
+    done: std::sync::atomic::AtomicUsize,
 }
 
 impl CliReporter {
@@ -185,6 +195,8 @@ impl CliReporter {
             spinner,
             bars: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            planned: Default::default(),
+            done: Default::default(),
         }
     }
 
@@ -224,10 +236,26 @@ impl Reporter for CliReporter {
             b.inc(bytes);
         }
     }
+    fn fetch_planned(&self, files: usize, bytes: Option<u64>) {
+        self.planned.store(files, Ordering::Relaxed);
+        let size = bytes
+            .map(|b| format!(", {}", human_size(b)))
+            .unwrap_or_default();
+        self.spinner
+            .set_message(format!("fetching {files} files{size}"));
+    }
     fn download_done(&self, id: u64) {
         if let Some(b) = self.bars.lock().expect("poisoned").remove(&id) {
             b.finish_and_clear();
             self.multi.remove(&b);
+        }
+        let planned = self.planned.load(Ordering::Relaxed);
+        if planned > 0 {
+            let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+            self.spinner.set_message(format!(
+                "fetching: {} of {planned} downloaded",
+                done.min(planned)
+            ));
         }
     }
     fn warn(&self, message: &str) {
@@ -316,19 +344,27 @@ fn print_build_summary(out: &BuildOutput, elapsed: Duration) {
         t.python,
         elapsed.as_secs_f64()
     );
-    let wheels: Vec<_> = m
+    let mut wheels: Vec<_> = m
         .files
         .iter()
         .filter(|f| f.kind == bundle::assemble::FileKind::Wheel)
         .collect();
+    wheels.sort_by(|a, b| a.package.cmp(&b.package));
     if !wheels.is_empty() {
         let size: u64 = wheels.iter().map(|w| w.size).sum();
         eprintln!("  wheels    {} ({})", wheels.len(), human_size(size));
-        for w in &wheels {
+        const LIST: usize = 15;
+        for w in wheels.iter().take(LIST) {
             eprintln!(
                 "            {} {}",
                 w.package.as_deref().unwrap_or(""),
                 w.version.as_deref().unwrap_or("")
+            );
+        }
+        if wheels.len() > LIST {
+            eprintln!(
+                "            ... and {} more (see manifest.json)",
+                wheels.len() - LIST
             );
         }
     }
@@ -616,6 +652,9 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
             }
             Ok(())
         }
+        Command::Verify { .. } => Err(Error::Usage(
+            "`bundle verify` needs the Docker verify stage, which this version of bundle does not have yet".into(),
+        )),
         Command::Target(TargetCmd::Capture) => {
             out(CAPTURE_SNIPPET);
             Ok(())

@@ -28,6 +28,8 @@ pub trait Reporter: Send + Sync {
     fn stage(&self, _stage: Stage) {}
     /// The resolver looks at a package.
     fn resolving(&self, _package: &str) {}
+    /// The fetch stage will bring `files` files (`bytes` in all, when known).
+    fn fetch_planned(&self, _files: usize, _bytes: Option<u64>) {}
     /// A transfer begins; `total` is its size when known.
     fn download_start(&self, _id: u64, _label: &str, _total: Option<u64>) {}
     /// `bytes` more bytes of transfer `id` arrived.
