@@ -245,8 +245,14 @@ impl Index {
                 continue;
             }
             let Some(wheel) = WheelName::parse(&f.filename) else {
-                let version = sdist_version(&f.filename, name);
-                rejected.push(reject(version, "source distribution (wheels only)".into()));
+                let (version, reason) = match sdist_version(&f.filename) {
+                    Some(v) => (Some(v), "source distribution (wheels only)".to_string()),
+                    None => {
+                        let kind = f.filename.rsplit('.').next().unwrap_or("");
+                        (None, format!("not a wheel (.{kind})"))
+                    }
+                };
+                rejected.push(reject(version, reason));
                 continue;
             };
             let Ok(version) = Version::from_str(&wheel.version) else {
@@ -509,13 +515,12 @@ fn uploaded_before(uploaded: &str, cutoff: &str) -> bool {
     }
 }
 
-fn sdist_version(filename: &str, name: &PackageName) -> Option<Version> {
-    let stem = filename
-        .strip_suffix(".tar.gz")
-        .or_else(|| filename.strip_suffix(".zip"))
-        .or_else(|| filename.strip_suffix(".tar.bz2"))?;
+/// Version of a source distribution (`name-1.0.tar.gz`), if it is one.
+fn sdist_version(filename: &str) -> Option<Version> {
+    let stem = [".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz"]
+        .iter()
+        .find_map(|ext| filename.strip_suffix(ext))?;
     let (_, v) = stem.rsplit_once('-')?;
-    let _ = name;
     Version::from_str(v).ok()
 }
 

@@ -463,14 +463,24 @@ pub async fn resolve(
             let mut report = tidy_report(&DefaultStringReporter::report(&tree), &target.name);
             let preinstalled_conflict = tree.packages().iter().any(|p| matches!(p, Pkg::Target(_)));
             append_preinstalled(&mut report, target, &needs);
-            let mut missing: Vec<(Pkg, Range)> = missing.into_iter().collect();
-            missing.sort_by_key(|(p, _)| p.to_string());
-            for (p, range) in &missing {
-                if let Pkg::Name(n) | Pkg::Extra(n, _) = p {
+            // Packages with no usable file at all are the likeliest root
+            // causes: list them first.
+            let mut listed = Vec::new();
+            for (p, range) in missing {
+                if let Pkg::Name(n) | Pkg::Extra(n, _) = &p {
                     if let Ok(project) = index.project(n).await {
-                        append_rejections(&mut report, &project, range);
+                        listed.push((
+                            !project.candidates.is_empty(),
+                            p.to_string(),
+                            project,
+                            range,
+                        ));
                     }
                 }
+            }
+            listed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+            for (_, _, project, range) in &listed {
+                append_rejections(&mut report, project, range);
             }
             return Err(ResolveError::NoSolution {
                 target: target.name.clone(),
@@ -639,10 +649,11 @@ fn append_rejections(report: &mut String, project: &crate::index::Project, range
         return;
     }
     lines.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let what = if *range == Range::full() {
+    let shown = range.to_string();
+    let what = if *range == Range::full() || shown.len() > 60 {
         project.name.to_string()
     } else {
-        format!("{} {range}", project.name)
+        format!("{} {shown}", project.name)
     };
     report.push_str(&format!(
         "\n\nfiles of {what} the target cannot use ({} of {} files):",
