@@ -159,29 +159,7 @@ pub fn mode_for(path: &str) -> u32 {
 
 /// Sorted list of (relative `/` path, absolute path) of files in `dir`.
 pub fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, AssembleError> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
-        for e in std::fs::read_dir(dir)? {
-            let e = e?;
-            let p = e.path();
-            if e.file_type()?.is_dir() {
-                walk(root, &p, out)?;
-            } else {
-                let rel = p
-                    .strip_prefix(root)
-                    .expect("under root")
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                out.push((rel, p));
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out).map_err(io(dir))?;
-    out.sort();
-    Ok(out)
+    crate::fsutil::relative_files(dir).map_err(io(dir))
 }
 
 /// The text to paste into the chat after uploading.

@@ -141,21 +141,11 @@ pub fn read_lock(path: &Path, recipe: &Recipe, target: &Target) -> Result<Plan, 
         .iter()
         .map(|r| r.to_string())
         .collect();
-    let releases: Vec<(&str, &str)> = recipe
-        .releases
-        .iter()
-        .map(|r| (r.name.as_str(), r.version.as_str()))
-        .collect();
-    let locked_releases: Vec<(&str, &str)> = plan
-        .releases
-        .iter()
-        .map(|r| (r.name.as_str(), r.version.as_str()))
-        .collect();
-    let same_releases = releases.len() == locked_releases.len()
-        && releases
-            .iter()
-            .zip(&locked_releases)
-            .all(|(a, b)| a.0 == b.0 && (a.1 == b.1 || a.1 == "latest"));
+    let same_releases =
+        recipe.releases.len() == plan.releases.len()
+            && recipe.releases.iter().zip(&plan.releases).all(|(r, l)| {
+                r.name == l.name && (r.version == l.version || r.version == "latest")
+            });
     if plan.requirements != requirements || !same_releases {
         return Err(Error::Usage(format!(
             "{} is out of date: the recipe changed since it was locked; run `bundle lock` again",
@@ -227,11 +217,6 @@ async fn fetch_all(plan: &Plan, fetcher: &Arc<Fetcher>) -> Result<(Vec<Blob>, Ve
     ))
 }
 
-fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-}
-
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| {
         Error::Assemble(assemble::AssembleError::Io {
@@ -283,7 +268,7 @@ pub async fn build_plan(
         for (w, blob) in plan.wheels.iter().zip(&wheel_blobs) {
             let dest = wheels_dir.join(&w.filename);
             std::fs::copy(&blob.path, &dest).map_err(io_err(&dest))?;
-            set_mode(&dest, 0o644).map_err(io_err(&dest))?;
+            crate::fsutil::set_mode(&dest, 0o644).map_err(io_err(&dest))?;
             let path = format!("wheels/{}", w.filename);
             entries.insert(
                 path.clone(),
@@ -334,7 +319,7 @@ pub async fn build_plan(
             .filter(|e| e.kind == FileKind::Wheel)
             .map(|e| (e.path.clone(), e.sha256.clone()))
             .collect();
-        let infos = check::scan_bundle(&root, &wheel_hashes, fetcher.cache())?;
+        let infos = check::scan_dir(&root, Some((&wheel_hashes, fetcher.cache())))?;
         let verdicts = check::judge_all(target, infos);
         let mut errors = Vec::new();
         for v in &verdicts {

@@ -269,11 +269,7 @@ pub fn scan_wheel_cached(
     {
         return Ok(m);
     }
-    let mut m = Vec::new();
-    scan_zip(path, "", &mut m)?;
-    for i in &mut m {
-        i.path = i.path.trim_start_matches('!').to_string();
-    }
+    let m = zip_members(path)?;
     let json = serde_json::to_vec(&m).expect("serializable");
     if let Err(e) = cache.write_atomic(&key, &json) {
         tracing::warn!("cannot cache ELF scan at {}: {e}", key.display());
@@ -281,36 +277,23 @@ pub fn scan_wheel_cached(
     Ok(m)
 }
 
-/// ELF files of a bundle folder. Wheels are immutable by their sha256, so
-/// their scan is kept in the cache (`elf/<key>.json`) and reused.
-pub fn scan_bundle(
-    root: &Path,
-    wheel_hashes: &BTreeMap<String, String>,
-    cache: &crate::cache::Cache,
-) -> Result<Vec<ElfInfo>, CheckError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CheckError::Io { path, source }
-    };
-    let mut files = Vec::new();
-    collect_files(root, &mut files).map_err(io(root))?;
-    files.sort();
+/// Wheels of a staged bundle, by relative path: their sha256 and the cache
+/// that keeps their scans (wheels are immutable by hash).
+pub type CachedWheels<'a> = (&'a BTreeMap<String, String>, &'a crate::cache::Cache);
+
+/// ELF files under a folder, paths relative to it. Wheels listed in
+/// `cached` are read through the cache.
+pub fn scan_dir(root: &Path, cached: Option<CachedWheels>) -> Result<Vec<ElfInfo>, CheckError> {
+    let files = crate::fsutil::relative_files(root).map_err(|source| CheckError::Io {
+        path: root.to_path_buf(),
+        source,
+    })?;
     let mut out = Vec::new();
-    for f in files {
-        let rel = f
-            .strip_prefix(root)
-            .unwrap_or(&f)
-            .to_string_lossy()
-            .replace('\\', "/");
-        let Some(sha) = wheel_hashes.get(&rel) else {
-            scan_file(&f, &rel, &mut out)?;
-            continue;
-        };
-        let members = scan_wheel_cached(&f, sha, cache)?;
-        out.extend(members.into_iter().map(|mut i| {
-            i.path = format!("{rel}!{}", i.path);
-            i
-        }));
+    for (rel, f) in files {
+        match cached.and_then(|(hashes, cache)| Some((hashes.get(&rel)?, cache))) {
+            Some((sha, cache)) => out.extend(prefixed(&rel, scan_wheel_cached(&f, sha, cache)?)),
+            None => scan_file(&f, &rel, &mut out)?,
+        }
     }
     Ok(out)
 }
@@ -318,42 +301,24 @@ pub fn scan_bundle(
 /// Read every ELF file in a file, directory, wheel or zip. Directory entries
 /// are reported relative to `root`; archive members as `archive!member`.
 pub fn scan(root: &Path) -> Result<Vec<ElfInfo>, CheckError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CheckError::Io { path, source }
-    };
+    let meta = std::fs::metadata(root).map_err(|source| CheckError::Io {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_file() {
+        return scan_dir(root, None);
+    }
     let mut out = Vec::new();
-    let meta = std::fs::metadata(root).map_err(io(root))?;
-    if meta.is_file() {
-        let name = root.display().to_string();
-        scan_file(root, &name, &mut out)?;
-        return Ok(out);
-    }
-    let mut files = Vec::new();
-    collect_files(root, &mut files).map_err(io(root))?;
-    files.sort();
-    for f in files {
-        let rel = f
-            .strip_prefix(root)
-            .unwrap_or(&f)
-            .to_string_lossy()
-            .replace('\\', "/");
-        scan_file(&f, &rel, &mut out)?;
-    }
+    scan_file(root, &root.display().to_string(), &mut out)?;
     Ok(out)
 }
 
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let ty = e.file_type()?;
-        if ty.is_dir() {
-            collect_files(&e.path(), out)?;
-        } else if ty.is_file() {
-            out.push(e.path());
-        }
-    }
-    Ok(())
+/// Archive members' paths as `label!member`.
+fn prefixed(label: &str, members: Vec<ElfInfo>) -> impl Iterator<Item = ElfInfo> + '_ {
+    members.into_iter().map(move |mut i| {
+        i.path = format!("{label}!{}", i.path);
+        i
+    })
 }
 
 fn tar_kind(name: &str) -> Option<bool> {
@@ -369,10 +334,12 @@ fn tar_kind(name: &str) -> Option<bool> {
 
 fn scan_file(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), CheckError> {
     if is_archive(label) {
-        return scan_zip(path, label, out);
+        out.extend(prefixed(label, zip_members(path)?));
+        return Ok(());
     }
     if let Some(xz) = tar_kind(label) {
-        return scan_tar(path, label, xz, out);
+        out.extend(prefixed(label, tar_members(path, xz)?));
+        return Ok(());
     }
     let mut head = [0u8; 4];
     let mut f = std::fs::File::open(path).map_err(|source| CheckError::Io {
@@ -418,8 +385,10 @@ fn open_archive(
     Ok((file, bad))
 }
 
-fn scan_zip(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), CheckError> {
+/// ELF files in a zip (or wheel), named by member path.
+fn zip_members(path: &Path) -> Result<Vec<ElfInfo>, CheckError> {
     let (file, bad) = open_archive(path)?;
+    let mut out = Vec::new();
     let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
     let mut names: Vec<String> = zip.file_names().map(str::to_string).collect();
     names.sort();
@@ -428,15 +397,15 @@ fn scan_zip(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), Chec
         if entry.is_dir() || entry.size() < 64 {
             continue;
         }
-        let label = format!("{label}!{name}");
-        if let Some(info) = read_elf_member(&mut entry, &label).map_err(|e| bad(e.to_string()))? {
+        if let Some(info) = read_elf_member(&mut entry, &name).map_err(|e| bad(e.to_string()))? {
             out.push(info);
         }
     }
-    Ok(())
+    Ok(out)
 }
 
-fn scan_tar(path: &Path, label: &str, xz: bool, out: &mut Vec<ElfInfo>) -> Result<(), CheckError> {
+/// ELF files in a tar.gz (or tar.xz), named by member path, sorted.
+fn tar_members(path: &Path, xz: bool) -> Result<Vec<ElfInfo>, CheckError> {
     let (file, bad) = open_archive(path)?;
     let reader: Box<dyn Read> = if xz {
         Box::new(xz2::read::XzDecoder::new(file))
@@ -451,14 +420,12 @@ fn scan_tar(path: &Path, label: &str, xz: bool, out: &mut Vec<ElfInfo>) -> Resul
             continue;
         }
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let label = format!("{label}!{name}");
-        if let Some(info) = read_elf_member(&mut entry, &label).map_err(|e| bad(e.to_string()))? {
+        if let Some(info) = read_elf_member(&mut entry, &name).map_err(|e| bad(e.to_string()))? {
             found.push(info);
         }
     }
     found.sort_by(|a, b| a.path.cmp(&b.path));
-    out.extend(found);
-    Ok(())
+    Ok(found)
 }
 
 /// Sonames provided by files in the scan (vendored libraries).

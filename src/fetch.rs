@@ -424,11 +424,7 @@ impl Fetcher {
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&tmp_path, std::fs::Permissions::from_mode(0o644))
-                .map_err(io_err(&tmp_path))?;
-        }
+        crate::fsutil::set_mode(&tmp_path, 0o644).map_err(io_err(&tmp_path))?;
         tmp_path.persist(&dest).map_err(|e| FetchError::Io {
             path: dest.clone(),
             source: e.error,

@@ -279,19 +279,13 @@ impl Index {
                 ));
                 continue;
             };
-            if let Some(rp) = f
-                .requires_python
-                .as_deref()
-                .filter(|s| !s.trim().is_empty())
-            {
-                if let Ok(spec) = VersionSpecifiers::from_str(rp) {
-                    if !spec.contains(&self.python) {
-                        rejected.push(reject(
-                            Some(version),
-                            format!("Requires-Python {rp} excludes Python {}", self.python),
-                        ));
-                        continue;
-                    }
+            if let Some(rp) = f.requires_python.as_deref() {
+                if python_excluded(rp, &self.python) {
+                    rejected.push(reject(
+                        Some(version),
+                        format!("Requires-Python {rp} excludes Python {}", self.python),
+                    ));
+                    continue;
                 }
             }
             let yanked = match f.yanked {
@@ -504,6 +498,13 @@ enum RangeOutcome {
     Found(Vec<u8>),
     Whole(reqwest::Response),
     Unreadable,
+}
+
+/// A Requires-Python value excludes `python`. Empty or unparsable values
+/// exclude nothing, as with pip.
+pub fn python_excluded(requires_python: &str, python: &Version) -> bool {
+    !requires_python.trim().is_empty()
+        && VersionSpecifiers::from_str(requires_python).is_ok_and(|spec| !spec.contains(python))
 }
 
 /// `uploaded` (RFC 3339) is not after `cutoff` (RFC 3339 or a date, inclusive).

@@ -11,6 +11,7 @@ pub mod build;
 pub mod cache;
 pub mod check;
 pub mod fetch;
+pub mod fsutil;
 pub mod index;
 pub mod plan;
 pub mod recipe;

@@ -219,7 +219,7 @@ pub async fn plan_release(
     fetcher: &Fetcher,
     github_api: &str,
 ) -> Result<PlannedRelease, ReleaseError> {
-    let version = if r.version == "latest" {
+    let (version, url) = if r.version == "latest" {
         let (owner, repo) = github_repo(&r.url).ok_or_else(|| ReleaseError::LatestNotGithub {
             name: r.name.clone(),
             url: r.url.clone(),
@@ -268,7 +268,6 @@ pub async fn plan_release(
         let url = expand(&r.name, &r.url, &r.version, target.arch, None)?;
         (r.version.clone(), url)
     };
-    let (version, url) = version;
     let filename = url.rsplit('/').next().unwrap_or(&url).to_string();
     let sha256 = if let Some(pin) = &r.sha256 {
         if !is_sha256(pin) {
@@ -452,7 +451,7 @@ pub fn extract(
         let base = safe_basename(&release.name, &file)?;
         let dest = dest_dir.join(&base);
         std::fs::copy(asset, &dest).map_err(io(&dest))?;
-        set_exec(&dest).map_err(io(&dest))?;
+        crate::fsutil::set_mode(&dest, 0o755).map_err(io(&dest))?;
         written.push(base);
         return Ok(written);
     }
@@ -508,7 +507,7 @@ pub fn extract(
         let base = safe_basename(&release.name, want)?;
         let dest = dest_dir.join(&base);
         std::fs::write(&dest, data).map_err(io(&dest))?;
-        set_exec(&dest).map_err(io(&dest))?;
+        crate::fsutil::set_mode(&dest, 0o755).map_err(io(&dest))?;
         written.push(base);
     }
     Ok(written)
@@ -524,11 +523,6 @@ fn safe_basename(name: &str, member: &str) -> Result<String, ReleaseError> {
             member: member.to_string(),
             why: "no file name".into(),
         })
-}
-
-fn set_exec(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
 }
 
 #[cfg(test)]

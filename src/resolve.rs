@@ -8,7 +8,6 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -144,13 +143,15 @@ struct Provider {
     cancel: Arc<AtomicBool>,
 }
 
-fn to_range(req: &Requirement<VerbatimUrl>) -> Result<Range, ProviderError> {
+/// The version range a requirement allows; a URL requirement is refused
+/// with the reason.
+fn to_range(req: &Requirement<VerbatimUrl>) -> Result<Range, String> {
     match &req.version_or_url {
         None => Ok(Range::full()),
         Some(VersionOrUrl::VersionSpecifier(spec)) => Ok(Range::from(spec.clone())),
-        Some(VersionOrUrl::Url(url)) => Err(ProviderError::Unsupported(format!(
+        Some(VersionOrUrl::Url(url)) => Err(format!(
             "`{req}` names a URL ({url}); only index requirements are supported"
-        ))),
+        )),
     }
 }
 
@@ -207,12 +208,11 @@ impl Provider {
         let mut merged: BTreeMap<String, (Pkg, Range)> = BTreeMap::new();
         let mut edges = Vec::new();
         for req in reqs {
-            let range = to_range(&req).map_err(|e| match (from.0, e) {
-                (Pkg::Root, e) => e,
-                (_, ProviderError::Unsupported(m)) => {
-                    ProviderError::Failed(format!("{} {} depends on {m}", from.0, from.1))
-                }
-                (_, e) => e,
+            // A URL in the user's request is bad input; in a package's
+            // metadata it is a failure of that package.
+            let range = to_range(&req).map_err(|m| match from.0 {
+                Pkg::Root => ProviderError::Unsupported(m),
+                _ => ProviderError::Failed(format!("{} {} depends on {m}", from.0, from.1)),
             })?;
             self.see(&req.name);
             self.prefetch(&req.name);
@@ -355,13 +355,11 @@ impl DependencyProvider for Provider {
                     // Mirrors may omit `requires-python` from the index;
                     // the metadata still has it.
                     if let Some(rp) = meta.requires_python.as_deref() {
-                        let python = self.env.python_full_version().version.clone();
-                        if let Ok(spec) = pep440_rs::VersionSpecifiers::from_str(rp) {
-                            if !spec.contains(&python) {
-                                return Ok(pubgrub::Dependencies::Unavailable(format!(
-                                    "because it requires Python {rp} (target has {python})"
-                                )));
-                            }
+                        let python = &self.env.python_full_version().version;
+                        if crate::index::python_excluded(rp, python) {
+                            return Ok(pubgrub::Dependencies::Unavailable(format!(
+                                "because it requires Python {rp} (target has {python})"
+                            )));
                         }
                     }
                     let reqs = meta
@@ -608,11 +606,7 @@ fn append_preinstalled(report: &mut String, target: &Target, needs: &[(Pkg, Rang
         }
     }
     if !lines.is_empty() {
-        report.push_str(
-            "
-
-conflicts with preinstalled packages:",
-        );
+        report.push_str("\n\nconflicts with preinstalled packages:");
         for l in lines {
             report.push('\n');
             report.push_str(&l);

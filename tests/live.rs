@@ -8,16 +8,7 @@ use serde_json::Value;
 
 fn live_plan(args: &[&str]) -> Value {
     let cwd = tempfile::tempdir().unwrap();
-    let out = bundle(cwd.path(), cwd.path())
-        .arg("plan")
-        .args(args)
-        .arg("--json")
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    serde_json::from_slice(&out).unwrap()
+    plan_json(cwd.path(), cwd.path(), args)
 }
 
 fn names(v: &Value, key: &str) -> Vec<String> {

@@ -43,22 +43,15 @@ fn setup() -> (Server, tempfile::TempDir, tempfile::TempDir) {
     )
 }
 
-fn plan_json(
+/// `plan --json` against the test server's index.
+fn index_plan(
     server: &Server,
     cwd: &std::path::Path,
     cache: &std::path::Path,
     args: &[&str],
 ) -> Value {
-    let out = bundle(cwd, cache)
-        .arg("plan")
-        .args(args)
-        .args(["--index-url", &server.index_url(), "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    serde_json::from_slice(&out).unwrap()
+    let index = server.index_url();
+    plan_json(cwd, cache, &[args, &["--index-url", &index]].concat())
 }
 
 fn pins(plan: &Value) -> Vec<String> {
@@ -79,7 +72,7 @@ fn pins(plan: &Value) -> Vec<String> {
 #[test]
 fn resolves_for_the_target_not_the_host() {
     let (server, cwd, cache) = setup();
-    let plan = plan_json(&server, cwd.path(), cache.path(), &["app"]);
+    let plan = index_plan(&server, cwd.path(), cache.path(), &["app"]);
     // Markers for Python 3.8 on Linux; Requires-Python, tags and yanked
     // filter lib down to 2.1; the extra pulls speedup, whose manylinux_2_34
     // wheel is too new for glibc 2.31.
@@ -115,7 +108,7 @@ fn other_python_and_architecture() {
         "description = \"test\"\nimage = \"x\"\nplatform = \"linux/arm64\"\nglibc = \"2.31\"\npython = \"3.11.4\"\n",
     )
     .unwrap();
-    let plan = plan_json(
+    let plan = index_plan(
         &server,
         cwd.path(),
         cache.path(),
@@ -230,7 +223,7 @@ fn preinstalled_packages_are_excluded_and_conflicts_explained() {
         "lib==2.1\nspeedup==0.9\nother==1.0\n",
     )
     .unwrap();
-    let plan = plan_json(
+    let plan = index_plan(
         &server,
         cwd.path(),
         cache.path(),
@@ -275,7 +268,7 @@ fn preinstalled_packages_are_excluded_and_conflicts_explained() {
         .stderr(predicate::str::contains("preinstalled"))
         .stderr(predicate::str::contains("--upgrade-preinstalled"));
     // ...and --upgrade-preinstalled carries the newer version instead.
-    let plan = plan_json(
+    let plan = index_plan(
         &server,
         cwd.path(),
         cache.path(),
@@ -292,7 +285,7 @@ fn preinstalled_packages_are_excluded_and_conflicts_explained() {
 #[test]
 fn yanked_is_skipped_unless_pinned_exactly() {
     let (server, cwd, cache) = setup();
-    let plan = plan_json(&server, cwd.path(), cache.path(), &["lib==2.4"]);
+    let plan = index_plan(&server, cwd.path(), cache.path(), &["lib==2.4"]);
     assert_eq!(pins(&plan), vec!["lib==2.4"]);
     let err = fails(
         bundle(cwd.path(), cache.path()).args([
@@ -904,7 +897,7 @@ fn requires_python_from_metadata_when_the_index_omits_it() {
         ],
     );
     let cwd = tempfile::tempdir().unwrap();
-    let plan = plan_json(&server, cwd.path(), cwd.path(), &["lib"]);
+    let plan = index_plan(&server, cwd.path(), cwd.path(), &["lib"]);
     assert_eq!(pins(&plan), vec!["lib==1.0"]);
     let err = fails(
         bundle(cwd.path(), cwd.path()).args(["plan", "lib>=2", "--index-url", &server.index_url()]),

@@ -488,6 +488,20 @@ pub fn read_to_string(path: &Path) -> String {
     s
 }
 
+/// `bundle plan ARGS --json`, which must succeed, parsed.
+pub fn plan_json(cwd: &Path, cache: &Path, args: &[&str]) -> serde_json::Value {
+    let out = bundle(cwd, cache)
+        .arg("plan")
+        .args(args)
+        .arg("--json")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
 /// Run a command that must exit with `code`; its stderr.
 pub fn fails(cmd: &mut assert_cmd::Command, code: i32) -> String {
     let out = cmd.assert().code(code).get_output().stderr.clone();
