@@ -76,6 +76,12 @@ pub struct FileEntry {
     pub glibc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub needed: Option<Vec<String>>,
+    /// How a binary finds the bundle's `lib/` (apt binaries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<crate::apt::Link>,
+    /// The sdist a wheel was built from, in the target image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_from: Option<String>,
 }
 
 /// `manifest.json`, schema 1.
@@ -88,6 +94,9 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     pub excluded: Vec<Excluded>,
     pub checks: Vec<Check>,
+    /// Debian packages installed to take `bin/` and `lib/` from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apt: Vec<crate::apt::AptPackage>,
 }
 
 /// Archive format(s) to write beside the bundle directory.

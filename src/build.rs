@@ -1,21 +1,24 @@
 //! The pipeline: plan → fetch → stage → check → assemble.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::apt;
 use crate::assemble::{self, FileEntry, FileKind, Format, Manifest, MANIFEST_SCHEMA};
 use crate::cache::Cache;
 use crate::check;
+use crate::docker::Engine;
 use crate::fetch::{Blob, Fetcher};
-use crate::plan::{self, Plan, PlanOptions};
+use crate::plan::{self, Plan, PlanError, PlanOptions};
 use crate::recipe::{self, Recipe};
 use crate::release;
 use crate::report::{Reporter, Stage};
 use crate::resolve::ResolveOptions;
+use crate::sdist::{SdistBuilder, SdistRef};
 use crate::target::{Target, DEFAULT_TARGET};
 use crate::Error;
 
@@ -146,7 +149,9 @@ pub fn read_lock(path: &Path, recipe: &Recipe, target: &Target) -> Result<Plan, 
             && recipe.releases.iter().zip(&plan.releases).all(|(r, l)| {
                 r.name == l.name && (r.version == l.version || r.version == "latest")
             });
-    if plan.requirements != requirements || !same_releases {
+    let same_apt = plan.apt.as_ref().map(|a| (&a.packages, &a.binaries))
+        == recipe.apt.as_ref().map(|a| (&a.packages, &a.binaries));
+    if plan.requirements != requirements || !same_releases || !same_apt {
         return Err(Error::Usage(format!(
             "{} is out of date: the recipe changed since it was locked; run `bundle lock` again",
             path.display()
@@ -164,7 +169,11 @@ pub fn read_lock(path: &Path, recipe: &Recipe, target: &Target) -> Result<Plan, 
 }
 
 /// Download every file of the plan in parallel; all verified.
-async fn fetch_all(plan: &Plan, fetcher: &Arc<Fetcher>) -> Result<(Vec<Blob>, Vec<Blob>), Error> {
+async fn fetch_all(
+    plan: &Plan,
+    target: &Target,
+    fetcher: &Arc<Fetcher>,
+) -> Result<(Vec<Blob>, Vec<Blob>), Error> {
     fetcher.reporter().stage(Stage::Fetch);
     let sizes: Option<u64> = plan.wheels.iter().map(|w| w.size).sum();
     fetcher
@@ -177,7 +186,40 @@ async fn fetch_all(plan: &Plan, fetcher: &Arc<Fetcher>) -> Result<(Vec<Blob>, Ve
         ));
     }
     let mut set = tokio::task::JoinSet::new();
+    let builder = plan
+        .wheels
+        .iter()
+        .any(|w| w.sdist.is_some())
+        .then(|| Arc::new(SdistBuilder::new(target, fetcher.clone(), &plan.index_url)));
     for (i, w) in plan.wheels.iter().enumerate() {
+        if let (Some(sdist), Some(builder)) = (w.sdist.clone(), &builder) {
+            let (builder, w, reporter) = (builder.clone(), w.clone(), fetcher.reporter().clone());
+            set.spawn(async move {
+                let built = builder
+                    .wheel(&SdistRef {
+                        filename: sdist.filename.clone(),
+                        url: w.url.clone(),
+                        sha256: Some(sdist.sha256.clone()),
+                    })
+                    .await
+                    .map_err(|e| Error::Plan(PlanError::Index(e.into())));
+                let blob = built.map(|b| {
+                    if w.sha256.as_deref().is_some_and(|s| s != b.sha256) {
+                        reporter.warn(&format!(
+                            "{} was rebuilt from {} and differs from the planned build (builds are not byte-reproducible)",
+                            b.filename, sdist.filename
+                        ));
+                    }
+                    Blob {
+                        path: b.path,
+                        sha256: b.sha256,
+                        size: b.size,
+                    }
+                });
+                (0, i, blob)
+            });
+            continue;
+        }
         let f = fetcher.clone();
         let (url, sha, label) = (w.url.clone(), w.sha256.clone(), w.filename.clone());
         set.spawn(async move {
@@ -191,14 +233,22 @@ async fn fetch_all(plan: &Plan, fetcher: &Arc<Fetcher>) -> Result<(Vec<Blob>, Ve
                 })
                 .await;
             }
-            (0, i, blob)
+            (0, i, blob.map_err(Error::from))
         });
     }
     for (i, r) in plan.releases.iter().enumerate() {
         let f = fetcher.clone();
         let (url, sha) = (r.url.clone(), r.sha256.clone());
         let label = url.rsplit('/').next().unwrap_or(&url).to_string();
-        set.spawn(async move { (1, i, f.download(&url, Some(&sha), &label).await) });
+        set.spawn(async move {
+            (
+                1,
+                i,
+                f.download(&url, Some(&sha), &label)
+                    .await
+                    .map_err(Error::from),
+            )
+        });
     }
     let mut wheels: BTreeMap<usize, Blob> = BTreeMap::new();
     let mut releases: BTreeMap<usize, Blob> = BTreeMap::new();
@@ -250,7 +300,7 @@ pub async fn build_plan(
 ) -> Result<BuildOutput, Error> {
     let reporter = fetcher.reporter().clone();
     let name = plan.name.clone();
-    let (wheel_blobs, release_blobs) = fetch_all(plan, &fetcher).await?;
+    let (wheel_blobs, release_blobs) = fetch_all(plan, target, &fetcher).await?;
 
     // Stage into a temporary folder beside the output; renamed in at the end.
     reporter.stage(Stage::Stage);
@@ -282,6 +332,8 @@ pub async fn build_plan(
                     source: Some(w.url.clone()),
                     glibc: None,
                     needed: None,
+                    link: None,
+                    built_from: w.sdist.as_ref().map(|s| s.filename.clone()),
                 },
             );
         }
@@ -305,9 +357,53 @@ pub async fn build_plan(
                     source: Some(r.url.clone()),
                     glibc: None,
                     needed: None,
+                    link: None,
+                    built_from: None,
                 },
             );
         }
+    }
+
+    // Debian packages, in a container of the target's sandbox image.
+    let mut system_libs = BTreeSet::new();
+    let mut apt_installed = Vec::new();
+    if let Some(planned) = &plan.apt {
+        reporter.stage(Stage::Build);
+        let engine = Engine::connect("apt recipes need").await?;
+        let apt = recipe::Apt {
+            packages: planned.packages.clone(),
+            binaries: planned.binaries.clone(),
+            check: Vec::new(),
+        };
+        std::fs::create_dir_all(&root).map_err(io_err(&root))?;
+        let built = apt::build(&engine, target, &apt, &root, fetcher.cache(), reporter.as_ref())
+            .await?;
+        for f in built.files {
+            let p = root.join(&f.path);
+            let data = std::fs::read(&p).map_err(io_err(&p))?;
+            entries.insert(
+                f.path.clone(),
+                FileEntry {
+                    path: f.path,
+                    kind: if f.library {
+                        FileKind::Library
+                    } else {
+                        FileKind::Binary
+                    },
+                    sha256: crate::cache::sha256_hex(&data),
+                    size: data.len() as u64,
+                    package: f.package,
+                    version: f.version,
+                    source: Some(format!("{}:{}", target.image, f.from)),
+                    glibc: None,
+                    needed: None,
+                    link: f.link,
+                    built_from: None,
+                },
+            );
+        }
+        system_libs = built.system_libraries;
+        apt_installed = built.installed;
     }
 
     // Check every ELF file, including shared objects inside wheels.
@@ -320,7 +416,7 @@ pub async fn build_plan(
             .map(|e| (e.path.clone(), e.sha256.clone()))
             .collect();
         let infos = check::scan_dir(&root, Some((&wheel_hashes, fetcher.cache())))?;
-        let verdicts = check::judge_all(target, infos);
+        let verdicts = check::judge_all(target, infos, &system_libs);
         let mut errors = Vec::new();
         for v in &verdicts {
             errors.extend(v.errors.iter().cloned());
@@ -339,7 +435,7 @@ pub async fn build_plan(
                 warnings.push(w);
             }
             if let Some(e) = entries.get_mut(&v.elf.path) {
-                if e.kind == FileKind::Binary {
+                if matches!(e.kind, FileKind::Binary | FileKind::Library) {
                     e.glibc = v.elf.glibc.clone();
                     e.needed = Some(v.elf.needed.clone());
                 }
@@ -365,6 +461,7 @@ pub async fn build_plan(
         files: entries.into_values().collect(),
         excluded: plan.excluded.clone(),
         checks: plan.checks.clone(),
+        apt: apt_installed,
     };
     let archive_name = options
         .format

@@ -93,6 +93,9 @@ pub struct ElfInfo {
     pub interpreter: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soname: Option<String>,
+    /// DT_RUNPATH and DT_RPATH entries, as written (`$ORIGIN/../lib`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runpath: Vec<String>,
 }
 
 /// The verdict for one file.
@@ -171,6 +174,14 @@ pub fn read_elf(path: &str, data: &[u8]) -> Option<ElfInfo> {
         cxxabi,
         interpreter: elf.interpreter.map(str::to_string),
         soname: elf.soname.map(str::to_string),
+        runpath: elf
+            .runpaths
+            .iter()
+            .chain(elf.rpaths.iter())
+            .flat_map(|p| p.split(':'))
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect(),
     })
 }
 
@@ -445,8 +456,9 @@ pub fn provided_sonames(infos: &[ElfInfo]) -> BTreeMap<String, Vec<String>> {
 }
 
 /// Judge a whole scan: libraries vendored in the same archive (or anywhere
-/// in the bundle's `lib/`) count as provided.
-pub fn judge_all(target: &Target, infos: Vec<ElfInfo>) -> Vec<Verdict> {
+/// in the bundle's `lib/`) count as provided, as do `system` (sonames the
+/// target's sandbox image was seen to have).
+pub fn judge_all(target: &Target, infos: Vec<ElfInfo>, system: &BTreeSet<String>) -> Vec<Verdict> {
     let groups = provided_sonames(&infos);
     let bundle_libs: BTreeSet<String> = infos
         .iter()
@@ -461,6 +473,7 @@ pub fn judge_all(target: &Target, infos: Vec<ElfInfo>) -> Vec<Verdict> {
         .map(|i| {
             let group = i.path.split('!').next().unwrap_or("").to_string();
             let mut provided = bundle_libs.clone();
+            provided.extend(system.iter().cloned());
             if i.path.contains('!') {
                 provided.extend(groups.get(&group).cloned().unwrap_or_default());
             }
@@ -492,6 +505,7 @@ mod tests {
             cxxabi: None,
             interpreter: None,
             soname: None,
+            runpath: Vec::new(),
         }
     }
 

@@ -32,6 +32,8 @@ pub enum IndexError {
     BadMetadata { file: String, message: String },
     #[error("invalid index URL `{0}`")]
     BadIndexUrl(String),
+    #[error(transparent)]
+    Sdist(#[from] crate::sdist::SdistError),
 }
 
 impl IndexError {
@@ -44,6 +46,7 @@ impl IndexError {
                 "the index must serve the JSON simple API (application/vnd.pypi.simple.v1+json), as PyPI does".into(),
             ),
             IndexError::Fetch(e) => e.hint(),
+            IndexError::Sdist(e) => e.hint(),
             _ => None,
         }
     }
@@ -87,10 +90,12 @@ struct FileJson {
     upload_time: Option<String>,
 }
 
-/// A wheel the target can install.
+/// A wheel the target can install (or, with `sdists = "build"`, an sdist
+/// to build one from: then `sdist` is true).
 #[derive(Debug, Clone)]
 pub struct WheelFile {
     pub filename: String,
+    pub sdist: bool,
     pub url: String,
     pub sha256: Option<String>,
     pub size: Option<u64>,
@@ -107,6 +112,17 @@ pub struct Candidate {
     pub version: Version,
     /// Best installable wheel (non-yanked preferred).
     pub wheel: WheelFile,
+}
+
+impl WheelFile {
+    /// This file as an sdist to build.
+    pub fn sdist_ref(&self) -> crate::sdist::SdistRef {
+        crate::sdist::SdistRef {
+            filename: self.filename.clone(),
+            url: self.url.clone(),
+            sha256: self.sha256.clone(),
+        }
+    }
 }
 
 impl Candidate {
@@ -149,6 +165,7 @@ pub struct Index {
     tags: TagPolicy,
     python: Version,
     exclude_newer: Option<String>,
+    sdists: Option<Arc<crate::sdist::SdistBuilder>>,
     projects: Mutex<HashMap<PackageName, Shared<Project>>>,
     metadata: Mutex<HashMap<String, Shared<Metadata>>>,
 }
@@ -171,9 +188,21 @@ impl Index {
             tags: target.tag_policy(),
             python: target.python.clone(),
             exclude_newer,
+            sdists: None,
             projects: Mutex::new(HashMap::new()),
             metadata: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Accept sdists for versions without a usable wheel; `builder` turns
+    /// them into wheels (for their metadata, and for the bundle).
+    pub fn with_sdists(mut self, builder: Arc<crate::sdist::SdistBuilder>) -> Index {
+        self.sdists = Some(builder);
+        self
+    }
+
+    pub fn sdist_builder(&self) -> Option<&Arc<crate::sdist::SdistBuilder>> {
+        self.sdists.as_ref()
     }
 
     pub fn url(&self) -> &str {
@@ -244,19 +273,30 @@ impl Index {
                 rejected.push(reject(None, "not a plain file name".into()));
                 continue;
             }
-            let Some(wheel) = WheelName::parse(&f.filename) else {
-                let (version, reason) = match sdist_version(&f.filename) {
-                    Some(v) => (Some(v), "source distribution (wheels only)".to_string()),
+            let parsed = WheelName::parse(&f.filename);
+            let buildable = parsed.is_none()
+                && self.sdists.is_some()
+                && (f.filename.ends_with(".tar.gz") || f.filename.ends_with(".zip"));
+            let version = match &parsed {
+                Some(wheel) => match Version::from_str(&wheel.version) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                },
+                None => match sdist_version(&f.filename) {
+                    Some(v) if buildable => v,
+                    Some(v) => {
+                        rejected.push(reject(
+                            Some(v),
+                            "source distribution (wheels only; see sdists = \"build\")".into(),
+                        ));
+                        continue;
+                    }
                     None => {
                         let kind = f.filename.rsplit('.').next().unwrap_or("");
-                        (None, format!("not a wheel (.{kind})"))
+                        rejected.push(reject(None, format!("not a wheel (.{kind})")));
+                        continue;
                     }
-                };
-                rejected.push(reject(version, reason));
-                continue;
-            };
-            let Ok(version) = Version::from_str(&wheel.version) else {
-                continue;
+                },
             };
             if let (Some(cutoff), Some(uploaded)) = (&self.exclude_newer, &f.upload_time) {
                 if !uploaded_before(uploaded, cutoff) {
@@ -267,7 +307,13 @@ impl Index {
                     continue;
                 }
             }
-            let Some(priority) = self.tags.priority(&wheel) else {
+            let priority = match &parsed {
+                // An sdist is the last resort for its version.
+                None => Some(usize::MAX),
+                Some(wheel) => self.tags.priority(wheel),
+            };
+            let Some(priority) = priority else {
+                let wheel = parsed.as_ref().expect("sdists have a priority");
                 rejected.push(reject(
                     Some(version),
                     format!(
@@ -305,6 +351,7 @@ impl Index {
             url.set_fragment(None);
             let file = WheelFile {
                 filename: f.filename.clone(),
+                sdist: parsed.is_none(),
                 url: url.to_string(),
                 sha256: f.hashes.get("sha256").map(|s| s.to_ascii_lowercase()),
                 size: f.size,
@@ -364,6 +411,25 @@ impl Index {
     }
 
     async fn load_metadata(&self, wheel: &WheelFile) -> Result<Metadata, IndexError> {
+        if wheel.sdist {
+            let builder = self.sdists.as_ref().ok_or_else(|| IndexError::BadMetadata {
+                file: wheel.filename.clone(),
+                message: "an sdist, and sdists are not built".into(),
+            })?;
+            let built = builder.wheel(&wheel.sdist_ref()).await?;
+            let raw = metadata_from_wheel_file(&built.path).map_err(|message| {
+                IndexError::BadMetadata {
+                    file: built.filename.clone(),
+                    message,
+                }
+            })?;
+            return parse_metadata(&String::from_utf8_lossy(&raw)).map_err(|message| {
+                IndexError::BadMetadata {
+                    file: built.filename,
+                    message,
+                }
+            });
+        }
         let cache = self.fetcher.cache();
         let key = wheel.sha256.clone().unwrap_or_else(|| wheel.url.clone());
         let path = cache.keyed("metadata", &key, ".METADATA");

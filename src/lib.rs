@@ -6,10 +6,12 @@
 //! extraction) → [`check`] (ELF) → [`assemble`]. [`build`] runs it.
 //! Library code never prints: progress goes through [`report::Reporter`].
 
+pub mod apt;
 pub mod assemble;
 pub mod build;
 pub mod cache;
 pub mod check;
+pub mod docker;
 pub mod fetch;
 pub mod fsutil;
 pub mod index;
@@ -18,6 +20,8 @@ pub mod recipe;
 pub mod release;
 pub mod report;
 pub mod resolve;
+pub mod sandbox;
+pub mod sdist;
 pub mod tags;
 pub mod target;
 pub mod toml_file;
@@ -40,6 +44,10 @@ pub enum Error {
     Check(#[from] check::CheckError),
     #[error(transparent)]
     Assemble(#[from] assemble::AssembleError),
+    #[error(transparent)]
+    Docker(#[from] docker::DockerError),
+    #[error(transparent)]
+    Apt(#[from] apt::AptError),
     #[error("{0}")]
     Usage(String),
     #[error("interrupted")]
@@ -71,6 +79,8 @@ impl Error {
             Error::Release(e) => e.hint(),
             Error::Check(e) => e.hint(),
             Error::Assemble(e) => e.hint(),
+            Error::Docker(e) => e.hint(),
+            Error::Apt(e) => e.hint(),
             Error::Usage(_) | Error::Interrupted => None,
         }
     }

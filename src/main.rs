@@ -258,6 +258,13 @@ impl Reporter for CliReporter {
             ));
         }
     }
+    fn step(&self, what: &str) {
+        self.spinner.set_message(what.to_string());
+        tracing::info!("{what}");
+    }
+    fn step_done(&self, what: &str, seconds: f64) {
+        tracing::info!("{what}: {seconds:.1} s");
+    }
     fn warn(&self, message: &str) {
         self.multi.suspend(|| eprintln!("warning: {message}"));
     }
@@ -541,7 +548,7 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
         Command::Inspect { path, target, json } => {
             let target = Target::load(target.as_deref().unwrap_or(target::DEFAULT_TARGET))?;
             let infos = check::scan(&path)?;
-            let verdicts = check::judge_all(&target, infos);
+            let verdicts = check::judge_all(&target, infos, &Default::default());
             let ok = verdicts.iter().all(|v| v.ok);
             if json {
                 print_json(&serde_json::json!({
@@ -710,13 +717,19 @@ fn main() -> ExitCode {
     };
     let cancel = Arc::new(AtomicBool::new(false));
     let result = runtime.block_on(async {
-        tokio::select! {
+        let result = tokio::select! {
             r = run(cli, cancel.clone()) => r,
             _ = tokio::signal::ctrl_c() => {
                 cancel.store(true, Ordering::Relaxed);
                 Err(Error::Interrupted)
             }
+        };
+        // Containers of a step cut short by an error or Ctrl-C.
+        let left = bundle::docker::remove_leftovers().await;
+        if left > 0 {
+            tracing::info!("removed {left} container(s) left by an interrupted step");
         }
+        result
     });
     // Dropping the work future above removed its temporary files; do not
     // wait for background fetches.

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::fetch::Fetcher;
 use crate::index::Index;
-use crate::recipe::{Check, Recipe};
+use crate::recipe::{Check, Recipe, Sdists};
+use crate::sdist::SdistBuilder;
 use crate::release::{self, PlannedRelease, ReleaseError};
 use crate::resolve::{self, ResolveError, ResolveOptions};
 use crate::target::{Target, TargetSummary};
@@ -45,6 +46,24 @@ pub struct PlannedWheel {
     pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// Set when the wheel is built from an sdist in the target image: then
+    /// `url` is the sdist's and `filename`/`sha256` are the built wheel's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdist: Option<PlannedSdist>,
+}
+
+/// The sdist a wheel is built from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PlannedSdist {
+    pub filename: String,
+    pub sha256: String,
+}
+
+/// Debian packages to install in the target's image, and programs to take.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PlannedApt {
+    pub packages: Vec<String>,
+    pub binaries: Vec<String>,
 }
 
 /// A package left out of the bundle, and why.
@@ -65,6 +84,10 @@ pub struct Plan {
     pub wheels: Vec<PlannedWheel>,
     #[serde(default)]
     pub releases: Vec<PlannedRelease>,
+    /// Installed at build time in a container of the target image; the
+    /// versions installed are recorded in the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apt: Option<PlannedApt>,
     pub excluded: Vec<Excluded>,
     pub checks: Vec<Check>,
 }
@@ -88,14 +111,22 @@ pub async fn plan(
     let mut wheels = Vec::new();
     let mut excluded = Vec::new();
     if !recipe.pypi.requirements.is_empty() {
-        let index = Arc::new(Index::new(
+        let mut index = Index::new(
             &options.index_url,
             fetcher.clone(),
             target,
             recipe.pypi.exclude_newer.clone(),
-        )?);
+        )?;
+        if recipe.pypi.sdists == Sdists::Build {
+            index = index.with_sdists(Arc::new(SdistBuilder::new(
+                target,
+                fetcher.clone(),
+                &options.index_url,
+            )));
+        }
+        let index = Arc::new(index);
         let resolution = resolve::resolve(
-            index,
+            index.clone(),
             target,
             recipe.pypi.requirements.clone(),
             &options.resolve,
@@ -103,14 +134,37 @@ pub async fn plan(
         )
         .await?;
         for p in resolution.packages {
-            wheels.push(PlannedWheel {
-                package: p.name.to_string(),
-                version: p.version.to_string(),
-                filename: p.wheel.filename,
-                url: p.wheel.url,
-                sha256: p.wheel.sha256,
-                size: p.wheel.size,
-            });
+            let planned = match (p.wheel.sdist, index.sdist_builder()) {
+                (true, Some(builder)) => {
+                    // Built already, for its metadata: this is a cache hit.
+                    let built = builder
+                        .wheel(&p.wheel.sdist_ref())
+                        .await
+                        .map_err(|e| PlanError::Index(e.into()))?;
+                    PlannedWheel {
+                        package: p.name.to_string(),
+                        version: p.version.to_string(),
+                        filename: built.filename,
+                        url: p.wheel.url,
+                        sha256: Some(built.sha256),
+                        size: Some(built.size),
+                        sdist: Some(PlannedSdist {
+                            filename: p.wheel.filename,
+                            sha256: built.sdist_sha256,
+                        }),
+                    }
+                }
+                _ => PlannedWheel {
+                    package: p.name.to_string(),
+                    version: p.version.to_string(),
+                    filename: p.wheel.filename,
+                    url: p.wheel.url,
+                    sha256: p.wheel.sha256,
+                    size: p.wheel.size,
+                    sdist: None,
+                },
+            };
+            wheels.push(planned);
         }
         for e in resolution.excluded {
             excluded.push(Excluded {
@@ -139,6 +193,10 @@ pub async fn plan(
             .collect(),
         wheels,
         releases,
+        apt: recipe.apt.as_ref().map(|a| PlannedApt {
+            packages: a.packages.clone(),
+            binaries: a.binaries.clone(),
+        }),
         excluded,
         checks: recipe.checks(),
     })

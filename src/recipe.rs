@@ -17,6 +17,7 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../recipes/code-interpreter-2023.toml"),
     ),
     ("deno", include_str!("../recipes/deno.toml")),
+    ("lua5.3", include_str!("../recipes/lua5.3.toml")),
     ("sqlite-utils", include_str!("../recipes/sqlite-utils.toml")),
 ];
 
@@ -64,7 +65,7 @@ pub struct Check {
     pub expect: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Sdists {
     #[default]
@@ -102,7 +103,7 @@ pub struct Release {
     pub check: Vec<Check>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Apt {
     #[serde(default)]
@@ -132,6 +133,8 @@ struct RawRecipe {
 #[derive(Debug, Clone, Default)]
 pub struct Pypi {
     pub requirements: Vec<Requirement<VerbatimUrl>>,
+    /// Build wheels from sdists (in the target image) when a version has no wheel.
+    pub sdists: Sdists,
     pub exclude_newer: Option<String>,
     pub check: Vec<Check>,
 }
@@ -173,23 +176,37 @@ impl Recipe {
                 })?;
                 pypi.requirements.push(req);
             }
-            if let Some(s) = &p.sdists {
-                if *s.get_ref() == Sdists::Build {
-                    return Err(invalid(
-                        s.span().start,
-                        "sdists = \"build\" needs the Docker build stage, which this version of bundle does not have yet; only wheels are bundled".into(),
-                    ));
-                }
-            }
+            pypi.sdists = p.sdists.map(|s| s.into_inner()).unwrap_or_default();
             pypi.exclude_newer = p.exclude_newer;
             pypi.check = p.check;
         }
         let apt = match raw.apt {
             Some(a) => {
-                return Err(invalid(
-                    a.span().start,
-                    "[apt] recipes need the Docker build stage, which this version of bundle does not have yet".into(),
-                ))
+                let at = a.span().start;
+                let a = a.into_inner();
+                if a.packages.is_empty() {
+                    return Err(invalid(at, "[apt] lists no `packages` to install".into()));
+                }
+                if a.binaries.is_empty() {
+                    return Err(invalid(
+                        at,
+                        "[apt] lists no `binaries` to take from the installed packages".into(),
+                    ));
+                }
+                let plain = |s: &String| {
+                    !s.is_empty()
+                        && !s.starts_with(['-', '.'])
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "+-._:=~".contains(c))
+                };
+                if let Some(bad) = a.packages.iter().chain(&a.binaries).find(|s| !plain(s)) {
+                    let at = text.find(&format!("\"{bad}\"")).unwrap_or(at);
+                    return Err(invalid(
+                        at,
+                        format!("`{bad}` is not a Debian package or program name"),
+                    ));
+                }
+                Some(a)
             }
             None => None,
         };
@@ -253,6 +270,26 @@ impl Recipe {
         if self.pypi.exclude_newer.is_none() {
             self.pypi.exclude_newer = other.pypi.exclude_newer;
         }
+        if other.pypi.sdists == Sdists::Build {
+            self.pypi.sdists = Sdists::Build;
+        }
+        self.apt = match (self.apt.take(), other.apt) {
+            (Some(mut a), Some(b)) => {
+                for p in b.packages {
+                    if !a.packages.contains(&p) {
+                        a.packages.push(p);
+                    }
+                }
+                for p in b.binaries {
+                    if !a.binaries.contains(&p) {
+                        a.binaries.push(p);
+                    }
+                }
+                a.check.extend(b.check);
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
         self.releases.extend(other.releases);
         if self.target.is_none() {
             self.target = other.target;

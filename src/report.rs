@@ -6,8 +6,12 @@ pub enum Stage {
     Plan,
     Fetch,
     Stage,
+    /// Docker work: apt packages, wheels built from sdists.
+    Build,
     Check,
     Assemble,
+    /// Running the bundle in the target's sandbox image.
+    Verify,
 }
 
 impl Stage {
@@ -16,8 +20,10 @@ impl Stage {
             Stage::Plan => "resolving",
             Stage::Fetch => "fetching",
             Stage::Stage => "staging",
+            Stage::Build => "building",
             Stage::Check => "checking",
             Stage::Assemble => "assembling",
+            Stage::Verify => "verifying",
         }
     }
 }
@@ -36,6 +42,10 @@ pub trait Reporter: Send + Sync {
     fn download_progress(&self, _id: u64, _bytes: u64) {}
     /// Transfer `id` ended (successfully or not).
     fn download_done(&self, _id: u64) {}
+    /// A long step begins inside a stage (a Docker command, an image build).
+    fn step(&self, _what: &str) {}
+    /// A step ended after `seconds`.
+    fn step_done(&self, _what: &str, _seconds: f64) {}
     /// Something the user should know that does not stop the work.
     fn warn(&self, _message: &str) {}
 }

@@ -192,7 +192,8 @@ impl Provider {
                     .values()
                     .rev()
                     .find(|c| c.version.is_stable() && c.yanked().is_none());
-                if let Some(c) = newest {
+                // An sdist's metadata means a build: only when chosen.
+                if let Some(c) = newest.filter(|c| !c.wheel.sdist) {
                     let _ = index.metadata(&c.wheel).await;
                 }
             }

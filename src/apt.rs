@@ -1,0 +1,565 @@
+//! `[apt]` recipes: install packages in a container of the target's sandbox
+//! image, take the named binaries and the shared libraries they need that
+//! the sandbox lacks, and make the binaries find those libraries by
+//! themselves (RUNPATH `$ORIGIN/../lib`, or a wrapper script).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::check;
+use crate::docker::{sh_quote, Container, ContainerSpec, DockerError, Engine, ExecOptions};
+use crate::recipe::Apt;
+use crate::report::Reporter;
+use crate::sandbox::{self, APT_ENV};
+use crate::target::Target;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AptError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error("`{binary}` is not on PATH in {image} after installing {packages}")]
+    BinaryNotFound {
+        binary: String,
+        image: String,
+        packages: String,
+        candidates: Vec<String>,
+    },
+    #[error("{needed_by} needs {library}, which is not in {image}")]
+    LibraryNotFound {
+        library: String,
+        needed_by: String,
+        image: String,
+    },
+    #[error("copying {path} out of the container: {message}")]
+    CopyOut { path: String, message: String },
+    #[error("writing {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl AptError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            AptError::Docker(e) => e.hint(),
+            AptError::BinaryNotFound { candidates, .. } if !candidates.is_empty() => Some(format!(
+                "the packages installed these programs: {}; list one of them in `binaries`",
+                candidates.join(", ")
+            )),
+            AptError::BinaryNotFound { .. } => {
+                Some("check `binaries` in the recipe: name programs the packages install".into())
+            }
+            AptError::LibraryNotFound { .. } => Some(
+                "add the package that provides it to `packages` in the recipe".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// One installed Debian package.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AptPackage {
+    pub package: String,
+    pub version: String,
+    pub architecture: String,
+}
+
+/// How a binary finds the bundle's `lib/`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Link {
+    /// Its RUNPATH was set to `$ORIGIN/../lib`.
+    Runpath,
+    /// `bin/<name>` is a shell script that sets LD_LIBRARY_PATH and runs
+    /// `libexec/<name>`.
+    Wrapper,
+}
+
+/// A file the apt stage wrote into the bundle.
+#[derive(Debug, Clone)]
+pub struct AptFile {
+    /// `bin/<name>`, `lib/<soname>` or `libexec/<name>`.
+    pub path: String,
+    pub library: bool,
+    /// The path it was copied from, in the image.
+    pub from: String,
+    pub package: Option<String>,
+    pub version: Option<String>,
+    pub link: Option<Link>,
+}
+
+/// What the apt stage produced.
+#[derive(Debug, Clone)]
+pub struct AptBuild {
+    /// Packages the install added to the image, with versions.
+    pub installed: Vec<AptPackage>,
+    pub files: Vec<AptFile>,
+    /// Sonames the sandbox image already has (not bundled).
+    pub system_libraries: BTreeSet<String>,
+}
+
+/// glibc's own libraries: the target always has them, and a copy from
+/// another glibc would not work with the target's loader.
+pub fn is_glibc(soname: &str) -> bool {
+    const GLIBC: &[&str] = &[
+        "libc.so",
+        "libm.so",
+        "libdl.so",
+        "libpthread.so",
+        "librt.so",
+        "libresolv.so",
+        "libutil.so",
+        "libnsl.so",
+        "libanl.so",
+        "libmvec.so",
+        "libthread_db.so",
+        "libBrokenLocale.so",
+        "libc_malloc_debug.so",
+    ];
+    soname.starts_with("ld-linux")
+        || soname.starts_with("ld64.so")
+        || soname.starts_with("libnss_")
+        || GLIBC
+            .iter()
+            .any(|g| soname == *g || soname.starts_with(&format!("{g}.")))
+}
+
+fn timed(reporter: &dyn Reporter, what: &str, started: Instant) {
+    reporter.step_done(what, started.elapsed().as_secs_f64());
+}
+
+fn dpkg_list(text: &str) -> BTreeMap<String, AptPackage> {
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.split('\t');
+            let (package, version, architecture, status) =
+                (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            status.ends_with(" installed").then(|| {
+                (
+                    package.to_string(),
+                    AptPackage {
+                        package: package.to_string(),
+                        version: version.to_string(),
+                        architecture: architecture.to_string(),
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+const DPKG_QUERY: &str =
+    "dpkg-query -W -f='${Package}\\t${Version}\\t${Architecture}\\t${Status}\\n'";
+
+/// Install `apt.packages` in the target's sandbox image and write the
+/// binaries and libraries into `root` (`bin/`, `lib/`, maybe `libexec/`).
+pub async fn build(
+    engine: &Engine,
+    target: &Target,
+    apt: &Apt,
+    root: &Path,
+    cache: &crate::cache::Cache,
+    reporter: &dyn Reporter,
+) -> Result<AptBuild, AptError> {
+    let started = Instant::now();
+    let sandbox_tag = sandbox::sandbox_image(engine, target, reporter).await?;
+    let system_libraries =
+        sandbox::libraries(engine, &sandbox_tag, &target.platform, cache).await?;
+    timed(reporter, "sandbox image and its libraries", started);
+
+    let c = engine
+        .start(&ContainerSpec {
+            image: sandbox_tag.clone(),
+            platform: target.platform.clone(),
+            network: true,
+            user: Some("0".into()),
+            purpose: "apt".into(),
+        })
+        .await?;
+    let result = build_in(&c, target, apt, root, &system_libraries, reporter).await;
+    c.remove().await;
+    let (installed, files) = result?;
+    Ok(AptBuild {
+        installed,
+        files,
+        system_libraries,
+    })
+}
+
+async fn build_in(
+    c: &Container,
+    target: &Target,
+    apt: &Apt,
+    root: &Path,
+    system: &BTreeSet<String>,
+    reporter: &dyn Reporter,
+) -> Result<(Vec<AptPackage>, Vec<AptFile>), AptError> {
+    let root_opts = ExecOptions::default();
+    let image = target.image.clone();
+    let packages = apt
+        .packages
+        .iter()
+        .map(|p| sh_quote(p))
+        .collect::<Vec<_>>()
+        .join(" ");
+
+    // Install, recording what the install added.
+    let before = dpkg_list(&c.run_ok(DPKG_QUERY, "dpkg-query", &root_opts).await?.stdout);
+    let what = format!("apt-get install {}", apt.packages.join(" "));
+    reporter.step(&what);
+    let started = Instant::now();
+    c.run_ok(
+        &format!("set -e; {APT_ENV}; $APT update; $APT install -y {packages}"),
+        &what,
+        &root_opts,
+    )
+    .await?;
+    timed(reporter, &what, started);
+    let after = dpkg_list(&c.run_ok(DPKG_QUERY, "dpkg-query", &root_opts).await?.stdout);
+    let installed: Vec<AptPackage> = after
+        .iter()
+        .filter(|(name, p)| before.get(*name).map(|b| &b.version) != Some(&p.version))
+        .map(|(_, p)| p.clone())
+        .collect();
+
+    // The binaries, through PATH, symlinks and alternatives.
+    let started = Instant::now();
+    let mut binaries: Vec<(String, String)> = Vec::new();
+    for b in &apt.binaries {
+        let out = c
+            .exec(
+                &format!(
+                    "p=$(command -v {b}) && case \"$p\" in /*) readlink -f \"$p\";; *) exit 1;; esac",
+                    b = sh_quote(b)
+                ),
+                &root_opts,
+            )
+            .await?;
+        let real = out.stdout.trim().to_string();
+        if out.code != 0 || real.is_empty() {
+            let listed = c
+                .exec(
+                    &format!("dpkg -L {packages} 2>/dev/null | grep -E '/s?bin/[^/]+$' | sort -u"),
+                    &root_opts,
+                )
+                .await?;
+            return Err(AptError::BinaryNotFound {
+                binary: b.clone(),
+                image,
+                packages: apt.packages.join(", "),
+                candidates: listed
+                    .stdout
+                    .lines()
+                    .filter_map(|l| l.rsplit('/').next())
+                    .map(str::to_string)
+                    .collect(),
+            });
+        }
+        binaries.push((b.clone(), real));
+    }
+
+    // The library closure: DT_NEEDED, recursively, resolved inside the
+    // container; what the sandbox has and glibc itself stay out.
+    let ldconfig = c.run_ok("ldconfig -p", "ldconfig -p", &root_opts).await?;
+    let cache_map: BTreeMap<String, String> = sandbox::parse_ldconfig(&ldconfig.stdout)
+        .into_iter()
+        .rev()
+        .collect();
+    let triple = match target.arch {
+        crate::target::Arch::X86_64 => "x86_64-linux-gnu",
+        crate::target::Arch::Aarch64 => "aarch64-linux-gnu",
+    };
+    let mut libraries: BTreeMap<String, String> = BTreeMap::new(); // soname → real path
+    let mut dynamic: BTreeSet<String> = BTreeSet::new(); // real paths with a dynamic section
+    let mut queue: VecDeque<(String, String)> = binaries
+        .iter()
+        .map(|(name, real)| (format!("bin/{name}"), real.clone()))
+        .collect();
+    while let Some((label, path)) = queue.pop_front() {
+        let data = c.read_file(&path).await?;
+        let Some(info) = check::read_elf(&label, &data) else {
+            continue; // a script: copied as it is
+        };
+        if info.interpreter.is_some() || info.soname.is_some() {
+            dynamic.insert(path.clone());
+        }
+        let origin = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
+        for needed in &info.needed {
+            if is_glibc(needed) || system.contains(needed) || libraries.contains_key(needed) {
+                continue;
+            }
+            let mut dirs: Vec<String> = info
+                .runpath
+                .iter()
+                .map(|r| r.replace("$ORIGIN", origin).replace("${ORIGIN}", origin))
+                .collect();
+            if let Some(p) = cache_map.get(needed) {
+                dirs.push(p.rsplit_once('/').map(|(d, _)| d).unwrap_or("/").to_string());
+            }
+            for d in ["/lib", "/usr/lib"] {
+                dirs.push(format!("{d}/{triple}"));
+                dirs.push(d.to_string());
+            }
+            let script = format!(
+                "for d in {}; do if [ -e \"$d/{n}\" ]; then readlink -f \"$d/{n}\"; exit 0; fi; done; exit 1",
+                dirs.iter().map(|d| sh_quote(d)).collect::<Vec<_>>().join(" "),
+                n = needed.replace(['"', '$', '`', '\\'], "")
+            );
+            let out = c.exec(&script, &root_opts).await?;
+            let real = out.stdout.trim().to_string();
+            if out.code != 0 || real.is_empty() {
+                return Err(AptError::LibraryNotFound {
+                    library: needed.clone(),
+                    needed_by: label.clone(),
+                    image,
+                });
+            }
+            libraries.insert(needed.clone(), real.clone());
+            queue.push_back((format!("lib/{needed}"), real));
+        }
+    }
+    timed(reporter, "binaries and library closure", started);
+
+    // Which package each file came from.
+    let sources: Vec<&String> = binaries
+        .iter()
+        .map(|(_, p)| p)
+        .chain(libraries.values())
+        .collect();
+    let owners = owners(c, &sources).await?;
+    let version_of = |path: &str| {
+        let pkg = owners.get(path).cloned();
+        let version = pkg
+            .as_ref()
+            .and_then(|p| after.get(p))
+            .map(|p| p.version.clone());
+        (pkg, version)
+    };
+
+    // Stage in the container, patch, copy out.
+    let started = Instant::now();
+    let mut stage = String::from(
+        "set -e; rm -rf /tmp/bundle-out; mkdir -p /tmp/bundle-out/bin /tmp/bundle-out/lib; cd /tmp/bundle-out\n",
+    );
+    for (name, real) in &binaries {
+        stage.push_str(&format!(
+            "cp {} bin/{n}; chmod 755 bin/{n}\n",
+            sh_quote(real),
+            n = sh_quote(name)
+        ));
+    }
+    for (soname, real) in &libraries {
+        stage.push_str(&format!(
+            "cp {} lib/{n}; chmod 644 lib/{n}\n",
+            sh_quote(real),
+            n = sh_quote(soname)
+        ));
+    }
+    c.run_ok(&stage, "staging the files", &root_opts).await?;
+    let mut link = None;
+    if !libraries.is_empty() {
+        let mut patch = format!(
+            "set -e; {APT_ENV}; command -v patchelf >/dev/null || $APT install -y patchelf >/dev/null; cd /tmp/bundle-out\n"
+        );
+        for (name, real) in &binaries {
+            if dynamic.contains(real) {
+                patch.push_str(&format!(
+                    "patchelf --set-rpath '$ORIGIN/../lib' bin/{}\n",
+                    sh_quote(name)
+                ));
+            }
+        }
+        for (soname, real) in &libraries {
+            if dynamic.contains(real) {
+                patch.push_str(&format!(
+                    "patchelf --set-rpath '$ORIGIN' lib/{}\n",
+                    sh_quote(soname)
+                ));
+            }
+        }
+        let out = c.exec(&patch, &root_opts).await?;
+        if out.code == 0 {
+            link = Some(Link::Runpath);
+        } else {
+            reporter.warn(&format!(
+                "cannot set RUNPATH with patchelf ({}); using wrapper scripts instead",
+                out.combined().lines().last().unwrap_or("")
+            ));
+            // Start again from unpatched copies.
+            c.run_ok(&stage, "staging the files", &root_opts).await?;
+            link = Some(Link::Wrapper);
+        }
+    }
+    let tar = c.copy_out("/tmp/bundle-out").await?;
+    let mut expected: BTreeMap<String, u32> = BTreeMap::new();
+    for (name, _) in &binaries {
+        expected.insert(format!("bin/{name}"), 0o755);
+    }
+    for soname in libraries.keys() {
+        expected.insert(format!("lib/{soname}"), 0o644);
+    }
+    unpack(&tar, root, &expected)?;
+    timed(reporter, "staging, RUNPATH and copy-out", started);
+
+    let mut files = Vec::new();
+    for (name, real) in &binaries {
+        let (package, version) = version_of(real);
+        let mut path = format!("bin/{name}");
+        if link == Some(Link::Wrapper) && dynamic.contains(real) {
+            path = wrap(root, name)?;
+        }
+        files.push(AptFile {
+            path,
+            library: false,
+            from: real.clone(),
+            package,
+            version,
+            link: if dynamic.contains(real) { link } else { None },
+        });
+    }
+    for (soname, real) in &libraries {
+        let (package, version) = version_of(real);
+        files.push(AptFile {
+            path: format!("lib/{soname}"),
+            library: true,
+            from: real.clone(),
+            package,
+            version,
+            link: None,
+        });
+    }
+    Ok((installed, files))
+}
+
+/// The package owning each path (`dpkg -S`), trying the path and, for
+/// merged-/usr systems, its other spelling.
+async fn owners(c: &Container, paths: &[&String]) -> Result<BTreeMap<String, String>, AptError> {
+    let mut script = String::new();
+    for p in paths {
+        let alt = p
+            .strip_prefix("/usr")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("/usr{p}"));
+        script.push_str(&format!(
+            "o=$(dpkg -S {q} 2>/dev/null || dpkg -S {a} 2>/dev/null || true); printf '%s\\t%s\\n' {q} \"$(echo \"$o\" | head -n1 | cut -d: -f1)\"\n",
+            q = sh_quote(p),
+            a = sh_quote(&alt)
+        ));
+    }
+    let out = c.run_ok(&script, "dpkg -S", &ExecOptions::default()).await?;
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(_, o)| !o.is_empty())
+        .map(|(p, o)| (p.to_string(), o.to_string()))
+        .collect())
+}
+
+/// Unpack the copied-out folder: exactly the expected regular files.
+fn unpack(tar: &[u8], root: &Path, expected: &BTreeMap<String, u32>) -> Result<(), AptError> {
+    let bad = |message: String| AptError::CopyOut {
+        path: "/tmp/bundle-out".into(),
+        message,
+    };
+    let mut archive = tar::Archive::new(tar);
+    let mut seen = BTreeSet::new();
+    for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        let name = entry
+            .path()
+            .map_err(|e| bad(e.to_string()))?
+            .to_string_lossy()
+            .into_owned();
+        let Some(rel) = name.strip_prefix("bundle-out/") else {
+            continue;
+        };
+        let Some(mode) = expected.get(rel) else {
+            continue;
+        };
+        if !entry.header().entry_type().is_file() {
+            return Err(bad(format!("{rel} is not a regular file")));
+        }
+        let mut data = Vec::new();
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| bad(e.to_string()))?;
+        let dest = root.join(rel);
+        let io = |source| AptError::Io {
+            path: dest.clone(),
+            source,
+        };
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::write(&dest, &data).map_err(io)?;
+        crate::fsutil::set_mode(&dest, *mode).map_err(io)?;
+        seen.insert(rel.to_string());
+    }
+    if let Some(missing) = expected.keys().find(|k| !seen.contains(*k)) {
+        return Err(bad(format!("{missing} is missing from the copy")));
+    }
+    Ok(())
+}
+
+/// Move `bin/<name>` to `libexec/<name>` and put a wrapper script in its
+/// place that points the loader at `lib/`. Returns the wrapper's path.
+fn wrap(root: &Path, name: &str) -> Result<String, AptError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| AptError::Io { path, source }
+    };
+    let libexec = root.join("libexec");
+    std::fs::create_dir_all(&libexec).map_err(io(&libexec))?;
+    let real = libexec.join(name);
+    let bin = root.join("bin").join(name);
+    std::fs::rename(&bin, &real).map_err(io(&real))?;
+    let script = format!(
+        "#!/bin/sh\n# Written by bundle: run libexec/{name} with the bundle's lib/.\n\
+         here=$(dirname \"$(readlink -f \"$0\")\")\n\
+         LD_LIBRARY_PATH=\"$here/../lib${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\" exec \"$here/../libexec/{name}\" \"$@\"\n"
+    );
+    std::fs::write(&bin, script).map_err(io(&bin))?;
+    crate::fsutil::set_mode(&bin, 0o755).map_err(io(&bin))?;
+    Ok(format!("bin/{name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glibc_libraries_are_never_bundled() {
+        for l in [
+            "libc.so.6",
+            "libm.so.6",
+            "libdl.so.2",
+            "libpthread.so.0",
+            "librt.so.1",
+            "ld-linux-x86-64.so.2",
+            "ld-linux-aarch64.so.1",
+            "libnss_files.so.2",
+        ] {
+            assert!(is_glibc(l), "{l}");
+        }
+        for l in ["libreadline.so.8", "libcrypto.so.1.1", "libmagic.so.1", "libcurl.so.4"] {
+            assert!(!is_glibc(l), "{l}");
+        }
+    }
+
+    #[test]
+    fn dpkg_query_lines() {
+        let text = "lua5.3\t5.3.3-1.1+deb11u1\tamd64\tinstall ok installed\n\
+                    gone\t1\tamd64\tdeinstall ok config-files\n";
+        let m = dpkg_list(text);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m["lua5.3"].version, "5.3.3-1.1+deb11u1");
+    }
+}

@@ -1,0 +1,671 @@
+//! The Docker engine, through its API (bollard): images, containers, exec,
+//! and files in and out through the archive endpoint.
+//!
+//! Every container `bundle` starts carries the label `bundle` and the target
+//! platform, runs `sleep infinity` under an init process, and is recorded in
+//! a process-wide list until removed. [`remove_leftovers`] removes whatever
+//! is still on that list; the CLI calls it on every exit path, so an error or
+//! Ctrl-C in the middle of a step leaves no container behind.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bollard::container::LogOutput;
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, ContainerConfig, ExecConfig, HostConfig};
+use bollard::query_parameters::{
+    CommitContainerOptions, CreateContainerOptions, CreateImageOptions,
+    DownloadFromContainerOptions, RemoveContainerOptions, UploadToContainerOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use crate::report::Reporter;
+
+/// Label put on every container and image `bundle` creates.
+pub const LABEL: &str = "bundle";
+/// Label naming the platform a container was created for.
+pub const LABEL_PLATFORM: &str = "bundle.platform";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("{needs} Docker: start it or set DOCKER_HOST")]
+    Unreachable {
+        needs: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("image {image} is not present locally and cannot be pulled")]
+    Pull {
+        image: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("docker: {action}")]
+    Api {
+        action: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("{what} failed (exit code {code}) in {image}:\n{output}")]
+    Failed {
+        what: String,
+        image: String,
+        code: i64,
+        output: String,
+    },
+    #[error("{what} did not finish within {seconds} s in {image}")]
+    TimedOut {
+        what: String,
+        image: String,
+        seconds: u64,
+    },
+    #[error("reading {path} from the container: {message}")]
+    Archive { path: String, message: String },
+}
+
+impl DockerError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            DockerError::Unreachable { .. } => Some(
+                "install Docker (e.g. `apt-get install docker.io`) and start `dockerd`, or point DOCKER_HOST at a daemon; PyPI-only and release-only recipes do not need it".into(),
+            ),
+            DockerError::Pull { image, .. } => Some(format!(
+                "no registry is reachable: build or load {image} locally (`docker import`, `docker load`) or use a target whose image is present"
+            )),
+            DockerError::Failed { .. } => {
+                Some("the output above is the command's own; run with -v for every step".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The output of a command run in a container.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub timed_out: bool,
+}
+
+impl ExecOutput {
+    /// Standard output then standard error, trimmed, for messages.
+    pub fn combined(&self) -> String {
+        let mut s = self.stdout.trim_end().to_string();
+        let e = self.stderr.trim_end();
+        if !e.is_empty() {
+            if !s.is_empty() {
+                s.push('\n');
+            }
+            s.push_str(e);
+        }
+        s
+    }
+}
+
+/// How to run one command.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub env: Vec<String>,
+    /// Enforced inside the container with coreutils `timeout`.
+    pub timeout: Option<Duration>,
+}
+
+/// What a new container looks like.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub image: String,
+    pub platform: String,
+    pub network: bool,
+    pub user: Option<String>,
+    /// Why it exists (`apt`, `sdist`, `verify`...), as a label.
+    pub purpose: String,
+}
+
+/// Containers started and not yet removed: id → client.
+static LIVE: Mutex<BTreeMap<String, Docker>> = Mutex::new(BTreeMap::new());
+
+/// Remove every container this process started and has not removed yet.
+/// Returns how many there were.
+pub async fn remove_leftovers() -> usize {
+    let live: Vec<(String, Docker)> = std::mem::take(&mut *LIVE.lock().expect("poisoned"))
+        .into_iter()
+        .collect();
+    let n = live.len();
+    for (id, docker) in live {
+        let _ = docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+    }
+    n
+}
+
+/// A connection to a Docker daemon.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+    version: String,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Engine(API {})", self.version)
+    }
+}
+
+fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> DockerError {
+    let action = action.into();
+    move |source| DockerError::Api { action, source }
+}
+
+fn not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+impl Engine {
+    /// Connect through `DOCKER_HOST` or the local socket and agree on an API
+    /// version. `needs` says who needs it, for the error: "apt recipes need".
+    pub async fn connect(needs: &str) -> Result<Engine, DockerError> {
+        let unreachable = |source| DockerError::Unreachable {
+            needs: needs.to_string(),
+            source,
+        };
+        let docker = Docker::connect_with_defaults()
+            .map_err(unreachable)?
+            .with_timeout(Duration::from_secs(600));
+        let docker = match tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+            .await
+        {
+            Ok(r) => r.map_err(unreachable)?,
+            Err(_) => {
+                return Err(unreachable(bollard::errors::Error::RequestTimeoutError));
+            }
+        };
+        let version = docker.client_version().to_string();
+        tracing::debug!("docker API {version}");
+        Ok(Engine { docker, version })
+    }
+
+    /// The API version in use (the lower of client's and daemon's).
+    pub fn api_version(&self) -> &str {
+        &self.version
+    }
+
+    /// The image's id, or None when it is not present locally.
+    pub async fn image_id(&self, image: &str) -> Result<Option<String>, DockerError> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(i.id),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(api(format!("inspecting image {image}"))(e)),
+        }
+    }
+
+    /// Make sure `image` is present: use it when it is, else pull it for
+    /// `platform`. Returns its id.
+    pub async fn ensure_image(
+        &self,
+        image: &str,
+        platform: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<String, DockerError> {
+        if let Some(id) = self.image_id(image).await? {
+            return Ok(id);
+        }
+        reporter.step(&format!("pulling {image} ({platform})"));
+        let (name, tag) = split_tag(image);
+        let mut stream = self.docker.create_image(
+            Some(CreateImageOptions {
+                from_image: Some(name.to_string()),
+                tag: Some(tag.to_string()),
+                platform: platform.to_string(),
+                ..Default::default()
+            }),
+            None,
+            None,
+        );
+        let mut last = String::new();
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|source| DockerError::Pull {
+                image: image.to_string(),
+                source,
+            })?;
+            let mut line = info.status.unwrap_or_default();
+            if let Some(d) = info.progress_detail {
+                if let (Some(c), Some(t)) = (d.current, d.total) {
+                    line.push_str(&format!(" {} / {} MB", c / 1_000_000, t / 1_000_000));
+                }
+            }
+            if !line.is_empty() && line != last {
+                reporter.step(&format!("pulling {image}: {line}"));
+                last = line;
+            }
+        }
+        self.image_id(image).await?.ok_or_else(|| DockerError::Archive {
+            path: image.to_string(),
+            message: "the pull finished but the image is not there".into(),
+        })
+    }
+
+    /// Create and start a container that idles until removed.
+    pub async fn start(&self, spec: &ContainerSpec) -> Result<Container, DockerError> {
+        let mut labels = HashMap::new();
+        labels.insert(LABEL.to_string(), env!("CARGO_PKG_VERSION").to_string());
+        labels.insert(LABEL_PLATFORM.to_string(), spec.platform.clone());
+        labels.insert("bundle.purpose".to_string(), spec.purpose.clone());
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(vec!["sleep".into(), "infinity".into()]),
+            entrypoint: Some(Vec::new()),
+            user: spec.user.clone(),
+            labels: Some(labels),
+            network_disabled: Some(!spec.network),
+            host_config: Some(HostConfig {
+                init: Some(true),
+                network_mode: Some(if spec.network { "bridge" } else { "none" }.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: None,
+                    platform: spec.platform.clone(),
+                }),
+                body,
+            )
+            .await
+            .map_err(api(format!("creating a container of {}", spec.image)))?;
+        LIVE.lock()
+            .expect("poisoned")
+            .insert(created.id.clone(), self.docker.clone());
+        let container = Container {
+            engine: self.clone(),
+            id: created.id,
+            image: spec.image.clone(),
+        };
+        if let Err(e) = self.docker.start_container(&container.id, None).await {
+            container.remove().await;
+            return Err(api(format!("starting a container of {}", spec.image))(e));
+        }
+        tracing::debug!("started container {} of {}", container.short_id(), spec.image);
+        Ok(container)
+    }
+
+    /// A local image made from `base` by running `script` (as root, with
+    /// network) and committing the result as `tag`. Reused when `tag` exists.
+    pub async fn derived_image(
+        &self,
+        base: &str,
+        platform: &str,
+        tag: &str,
+        script: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<String, DockerError> {
+        if self.image_id(tag).await?.is_some() {
+            return Ok(tag.to_string());
+        }
+        reporter.step(&format!("preparing image {tag} from {base}"));
+        let c = self
+            .start(&ContainerSpec {
+                image: base.to_string(),
+                platform: platform.to_string(),
+                network: true,
+                user: Some("0".into()),
+                purpose: "image".into(),
+            })
+            .await?;
+        let result = async {
+            c.run_ok(script, &format!("preparing {tag}"), &ExecOptions::default())
+                .await?;
+            c.commit(tag).await
+        }
+        .await;
+        c.remove().await;
+        result.map(|_| tag.to_string())
+    }
+}
+
+fn split_tag(image: &str) -> (&str, &str) {
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (image, "latest"),
+    }
+}
+
+/// A running container; remove it with [`Container::remove`].
+#[derive(Debug)]
+pub struct Container {
+    engine: Engine,
+    id: String,
+    image: String,
+}
+
+impl Container {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.id[..self.id.len().min(12)]
+    }
+
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// Run `script` with `sh -c` and collect its output.
+    pub async fn exec(&self, script: &str, options: &ExecOptions) -> Result<ExecOutput, DockerError> {
+        let docker = &self.engine.docker;
+        let mut cmd: Vec<String> = Vec::new();
+        if let Some(t) = options.timeout {
+            cmd.extend([
+                "timeout".into(),
+                "-k".into(),
+                "5".into(),
+                format!("{}", t.as_secs().max(1)),
+            ]);
+        }
+        cmd.extend(["sh".into(), "-c".into(), script.to_string()]);
+        tracing::debug!("exec in {}: {script}", self.short_id());
+        let started = Instant::now();
+        let exec = docker
+            .create_exec(
+                &self.id,
+                ExecConfig {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd),
+                    user: options.user.clone(),
+                    working_dir: options.workdir.clone(),
+                    env: (!options.env.is_empty()).then(|| options.env.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api("creating an exec"))?;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let results = docker
+            .start_exec(
+                &exec.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: Some(64 * 1024),
+                }),
+            )
+            .await
+            .map_err(api("starting an exec"))?;
+        if let StartExecResults::Attached { mut output, .. } = results {
+            // A backstop in case the command ignores `timeout`'s signals.
+            let limit = options.timeout.map(|t| t + Duration::from_secs(15));
+            let collect = async {
+                while let Some(item) = output.next().await {
+                    match item.map_err(api("reading exec output"))? {
+                        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                            stdout.extend_from_slice(&message)
+                        }
+                        LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                        LogOutput::StdIn { .. } => {}
+                    }
+                }
+                Ok::<(), DockerError>(())
+            };
+            match limit {
+                Some(l) => match tokio::time::timeout(l, collect).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        return Ok(ExecOutput {
+                            code: 124,
+                            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+                            elapsed: started.elapsed(),
+                            timed_out: true,
+                        })
+                    }
+                },
+                None => collect.await?,
+            }
+        }
+        let inspect = docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(api("inspecting an exec"))?;
+        let code = inspect.exit_code.unwrap_or(-1);
+        Ok(ExecOutput {
+            code,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            elapsed: started.elapsed(),
+            timed_out: options.timeout.is_some() && code == 124,
+        })
+    }
+
+    /// Run `script`; a non-zero exit is an error naming `what` with the output.
+    pub async fn run_ok(
+        &self,
+        script: &str,
+        what: &str,
+        options: &ExecOptions,
+    ) -> Result<ExecOutput, DockerError> {
+        let out = self.exec(script, options).await?;
+        if out.timed_out {
+            return Err(DockerError::TimedOut {
+                what: what.to_string(),
+                image: self.image.clone(),
+                seconds: options.timeout.map(|t| t.as_secs()).unwrap_or(0),
+            });
+        }
+        if out.code != 0 {
+            return Err(DockerError::Failed {
+                what: what.to_string(),
+                image: self.image.clone(),
+                code: out.code,
+                output: tail(&out.combined(), 40),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The tar archive of `path` (a file or a folder) in the container.
+    pub async fn copy_out(&self, path: &str) -> Result<Vec<u8>, DockerError> {
+        let mut stream = self.engine.docker.download_from_container(
+            &self.id,
+            Some(DownloadFromContainerOptions {
+                path: path.to_string(),
+            }),
+        );
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            tar.extend_from_slice(&chunk.map_err(api(format!("copying {path} out")))?);
+        }
+        Ok(tar)
+    }
+
+    /// The bytes of one regular file in the container.
+    pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, DockerError> {
+        let tar = self.copy_out(path).await?;
+        let bad = |message: String| DockerError::Archive {
+            path: path.to_string(),
+            message,
+        };
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut entries = archive.entries().map_err(|e| bad(e.to_string()))?;
+        match entries.next() {
+            Some(Ok(mut entry)) => {
+                if !entry.header().entry_type().is_file() {
+                    return Err(bad("not a regular file".into()));
+                }
+                let mut data = Vec::new();
+                entry
+                    .read_to_end(&mut data)
+                    .map_err(|e| bad(e.to_string()))?;
+                Ok(data)
+            }
+            Some(Err(e)) => Err(bad(e.to_string())),
+            None => Err(bad("empty archive".into())),
+        }
+    }
+
+    /// Unpack the tar archive `tar` into folder `dir` of the container.
+    pub async fn copy_in(&self, dir: &str, tar: Vec<u8>) -> Result<(), DockerError> {
+        self.engine
+            .docker
+            .upload_to_container(
+                &self.id,
+                Some(UploadToContainerOptions {
+                    path: dir.to_string(),
+                    ..Default::default()
+                }),
+                bollard::body_full(tar.into()),
+            )
+            .await
+            .map_err(api(format!("copying files into {dir}")))
+    }
+
+    /// Save the container's filesystem as image `tag` (labelled `bundle`).
+    pub async fn commit(&self, tag: &str) -> Result<(), DockerError> {
+        let (repo, t) = split_tag(tag);
+        let mut labels = HashMap::new();
+        labels.insert(LABEL.to_string(), env!("CARGO_PKG_VERSION").to_string());
+        self.engine
+            .docker
+            .commit_container(
+                CommitContainerOptions {
+                    container: Some(self.id.clone()),
+                    repo: Some(repo.to_string()),
+                    tag: Some(t.to_string()),
+                    pause: true,
+                    ..Default::default()
+                },
+                ContainerConfig {
+                    labels: Some(labels),
+                    cmd: Some(vec!["sleep".into(), "infinity".into()]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api(format!("saving image {tag}")))?;
+        Ok(())
+    }
+
+    /// Remove the container (forcibly). Errors are logged, not returned:
+    /// this runs on failure paths too.
+    pub async fn remove(&self) {
+        let removed = self
+            .engine
+            .docker
+            .remove_container(
+                &self.id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+        match removed {
+            Ok(()) => {
+                LIVE.lock().expect("poisoned").remove(&self.id);
+            }
+            Err(e) if not_found(&e) => {
+                LIVE.lock().expect("poisoned").remove(&self.id);
+            }
+            Err(e) => tracing::warn!("cannot remove container {}: {e}", self.short_id()),
+        }
+    }
+
+    /// Leave the container running (for `--keep`): it is no longer removed
+    /// by [`remove_leftovers`].
+    pub fn keep(&self) {
+        LIVE.lock().expect("poisoned").remove(&self.id);
+    }
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    let mut out = String::new();
+    if start > 0 {
+        out.push_str(&format!("[... {start} earlier lines]\n"));
+    }
+    out.push_str(&lines[start..].join("\n"));
+    out
+}
+
+/// Quote `s` for a POSIX shell.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:+,@%".contains(c))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// A tar archive holding `files` (path → (mode, bytes)), for [`Container::copy_in`].
+pub fn tar_of(files: &[(String, u32, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, mode, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(*mode);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, path, data.as_slice())?;
+    }
+    b.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("lua5.3"), "lua5.3");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
+        assert_eq!(sh_quote(""), "''");
+    }
+
+    #[test]
+    fn image_tags() {
+        assert_eq!(split_tag("ubuntu:20.04"), ("ubuntu", "20.04"));
+        assert_eq!(split_tag("ubuntu"), ("ubuntu", "latest"));
+        assert_eq!(
+            split_tag("localhost:5000/x/y"),
+            ("localhost:5000/x/y", "latest")
+        );
+    }
+
+    #[test]
+    fn tails() {
+        assert_eq!(tail("a\nb\nc", 2), "[... 1 earlier lines]\nb\nc");
+        assert_eq!(tail("a", 2), "a");
+    }
+}

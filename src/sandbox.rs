@@ -1,0 +1,190 @@
+//! Images of a target, made locally and cached by a hash of what went into
+//! them:
+//! - the *sandbox* image: the target's `image` plus its `system_packages`,
+//!   its `user` and its `upload_dir`, i.e. what the sandbox already has;
+//! - the *build* image: the sandbox image plus compilers and Python headers,
+//!   for wheels built from sdists.
+//!
+//! Also: the shared libraries a sandbox image has, read from a pristine
+//! container of it (`ldconfig -p`), never from a hard-coded list.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::cache::{sha256_hex, Cache};
+use crate::docker::{sh_quote, ContainerSpec, DockerError, Engine, ExecOptions};
+use crate::report::Reporter;
+use crate::target::Target;
+
+/// Bumped when the scripts below change, so old images are not reused.
+const RECIPE_VERSION: &str = "1";
+
+/// Shell prelude for apt-get in images of Debian and Ubuntu.
+pub const APT_ENV: &str = "export DEBIAN_FRONTEND=noninteractive; \
+     APT='apt-get -q -o Dpkg::Use-Pty=0 -o APT::Install-Recommends=false'";
+
+fn key(parts: &[&str]) -> String {
+    sha256_hex(parts.join("\n").as_bytes())[..16].to_string()
+}
+
+/// The target's sandbox image (made once, then reused). Returns its tag.
+pub async fn sandbox_image(
+    engine: &Engine,
+    target: &Target,
+    reporter: &dyn Reporter,
+) -> Result<String, DockerError> {
+    let base_id = engine
+        .ensure_image(&target.image, &target.platform, reporter)
+        .await?;
+    let mut packages = target.system_packages.clone();
+    packages.sort();
+    let packages = packages.join(" ");
+    let tag = format!(
+        "bundle-sandbox:{}",
+        key(&[
+            RECIPE_VERSION,
+            &base_id,
+            &target.platform,
+            &packages,
+            &target.user,
+            &target.upload_dir
+        ])
+    );
+    let user = sh_quote(&target.user);
+    let upload = sh_quote(&target.upload_dir);
+    let install = if packages.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "$APT update && $APT install -y {} && rm -rf /var/lib/apt/lists/*",
+            packages
+                .split(' ')
+                .map(sh_quote)
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    };
+    let script = format!(
+        "set -e; {APT_ENV}; {install}
+        id -u {user} >/dev/null 2>&1 || useradd --create-home --shell /bin/sh {user}
+        mkdir -p {upload} && chown {user} {upload}"
+    );
+    let started = std::time::Instant::now();
+    if engine.image_id(&tag).await?.is_none() {
+        engine
+            .derived_image(&target.image, &target.platform, &tag, &script, reporter)
+            .await?;
+        reporter.step_done(
+            &format!("sandbox image for {}", target.name),
+            started.elapsed().as_secs_f64(),
+        );
+    }
+    Ok(tag)
+}
+
+/// The build image for sdists: the sandbox image plus a C toolchain and the
+/// Python headers and pip of the image's distribution.
+pub async fn build_image(
+    engine: &Engine,
+    target: &Target,
+    reporter: &dyn Reporter,
+) -> Result<String, DockerError> {
+    let sandbox = sandbox_image(engine, target, reporter).await?;
+    let id = engine.image_id(&sandbox).await?.unwrap_or_default();
+    let tag = format!("bundle-build:{}", key(&[RECIPE_VERSION, &id]));
+    if engine.image_id(&tag).await?.is_none() {
+        let started = std::time::Instant::now();
+        let script = format!(
+            "set -e; {APT_ENV}; $APT update && $APT install -y build-essential python3-dev python3-pip python3-venv \
+             && rm -rf /var/lib/apt/lists/*"
+        );
+        engine
+            .derived_image(&sandbox, &target.platform, &tag, &script, reporter)
+            .await?;
+        reporter.step_done(
+            &format!("build image for {}", target.name),
+            started.elapsed().as_secs_f64(),
+        );
+    }
+    Ok(tag)
+}
+
+/// Sonames (and library file names) in an image, from `ldconfig -p` in a
+/// pristine container with no network. Cached by image id.
+pub async fn libraries(
+    engine: &Engine,
+    image: &str,
+    platform: &str,
+    cache: &Cache,
+) -> Result<BTreeSet<String>, DockerError> {
+    let id = engine.image_id(image).await?.unwrap_or_else(|| image.into());
+    let path = cache.keyed("docker", &format!("libs-{id}"), ".txt");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(text.lines().map(str::to_string).collect());
+    }
+    let c = engine
+        .start(&ContainerSpec {
+            image: image.to_string(),
+            platform: platform.to_string(),
+            network: false,
+            user: Some("0".into()),
+            purpose: "libraries".into(),
+        })
+        .await?;
+    let out = c
+        .run_ok(
+            "ldconfig -p",
+            "listing the image's libraries",
+            &ExecOptions {
+                timeout: Some(Duration::from_secs(60)),
+                ..Default::default()
+            },
+        )
+        .await;
+    c.remove().await;
+    let libs = parse_ldconfig(&out?.stdout)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect::<BTreeSet<_>>();
+    let text: String = libs.iter().map(|l| format!("{l}\n")).collect();
+    if let Err(e) = cache.write_atomic(&path, text.as_bytes()) {
+        tracing::warn!("cannot cache {}: {e}", path.display());
+    }
+    Ok(libs)
+}
+
+/// `(soname, path)` pairs from `ldconfig -p` output.
+pub fn parse_ldconfig(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let (left, path) = l.split_once(" => ")?;
+            let name = left.trim().split(" (").next()?.trim();
+            (!name.is_empty()).then(|| (name.to_string(), path.trim().to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldconfig_output() {
+        let text = "123 libs found in cache `/etc/ld.so.cache'\n\
+            \tlibreadline.so.8 (libc6,x86-64) => /lib/x86_64-linux-gnu/libreadline.so.8\n\
+            \tlibm.so.6 (libc6,x86-64, OS ABI: Linux 3.2.0) => /lib/x86_64-linux-gnu/libm.so.6\n";
+        assert_eq!(
+            parse_ldconfig(text),
+            vec![
+                (
+                    "libreadline.so.8".to_string(),
+                    "/lib/x86_64-linux-gnu/libreadline.so.8".to_string()
+                ),
+                (
+                    "libm.so.6".to_string(),
+                    "/lib/x86_64-linux-gnu/libm.so.6".to_string()
+                ),
+            ]
+        );
+    }
+}

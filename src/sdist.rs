@@ -1,0 +1,408 @@
+//! Wheels built from sdists, inside the target's build image, for recipes
+//! with `sdists = "build"`.
+//!
+//! The sdist is downloaded and verified like any file. Its build
+//! requirements (`[build-system] requires`, read from its pyproject.toml
+//! without running anything) are resolved for the target and fetched as
+//! wheels. The build then runs in a container of the build image with no
+//! network: `pip wheel --no-deps --no-index --find-links <those wheels>`,
+//! with the image's own Python. The wheel is cached by the sdist's hash and
+//! the image it was built in.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pep508_rs::{Requirement, VerbatimUrl};
+
+use crate::cache::sha256_hex;
+use crate::docker::{sh_quote, tar_of, ContainerSpec, DockerError, Engine, ExecOptions};
+use crate::fetch::{Blob, FetchError, Fetcher};
+use crate::target::Target;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SdistError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("cannot read {file}: {message}")]
+    Unreadable { file: String, message: String },
+    #[error("resolving the build requirements of {file}: {message}")]
+    BuildRequires { file: String, message: String },
+    #[error("the build image's Python is {found}, but target {target} has Python {expected}")]
+    WrongPython {
+        found: String,
+        expected: String,
+        target: String,
+    },
+    #[error("building {file} in {image} failed:\n{output}")]
+    Failed {
+        file: String,
+        image: String,
+        output: String,
+    },
+    #[error("{file}: {message}")]
+    Io { file: String, message: String },
+}
+
+impl SdistError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SdistError::Docker(e) => e.hint(),
+            SdistError::Fetch(e) => e.hint(),
+            SdistError::Failed { .. } => Some(
+                "the output is pip's, from the target image; a missing C library is installed with the target's `system_packages`".into(),
+            ),
+            SdistError::WrongPython { .. } => {
+                Some("set the target's `python` to the version its image has".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An sdist chosen by the resolver.
+#[derive(Debug, Clone)]
+pub struct SdistRef {
+    pub filename: String,
+    pub url: String,
+    pub sha256: Option<String>,
+}
+
+/// A wheel built from an sdist, in the cache.
+#[derive(Debug, Clone)]
+pub struct BuiltWheel {
+    pub filename: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    /// The verified sdist's sha256.
+    pub sdist_sha256: String,
+}
+
+/// Builds wheels from sdists for one target. Docker is reached only when a
+/// build is not already in the cache.
+pub struct SdistBuilder {
+    target: Target,
+    fetcher: Arc<Fetcher>,
+    index_url: String,
+    engine: tokio::sync::OnceCell<Engine>,
+    /// One build at a time; each sdist built once per run.
+    lock: tokio::sync::Mutex<HashMap<String, BuiltWheel>>,
+}
+
+impl std::fmt::Debug for SdistBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SdistBuilder({})", self.target.name)
+    }
+}
+
+impl SdistBuilder {
+    pub fn new(target: &Target, fetcher: Arc<Fetcher>, index_url: &str) -> SdistBuilder {
+        SdistBuilder {
+            target: target.clone(),
+            fetcher,
+            index_url: index_url.to_string(),
+            engine: tokio::sync::OnceCell::new(),
+            lock: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn engine(&self) -> Result<&Engine, DockerError> {
+        self.engine
+            .get_or_try_init(|| Engine::connect("sdists = \"build\" needs"))
+            .await
+    }
+
+    /// The wheel built from `sdist` (from the cache, or built now).
+    pub async fn wheel(&self, sdist: &SdistRef) -> Result<BuiltWheel, SdistError> {
+        let mut done = self.lock.lock().await;
+        if let Some(w) = done.get(&sdist.url) {
+            return Ok(w.clone());
+        }
+        let blob = self
+            .fetcher
+            .download(&sdist.url, sdist.sha256.as_deref(), &sdist.filename)
+            .await?;
+        let key = format!(
+            "{}\n{}\n{}\n{}",
+            blob.sha256, self.target.image, self.target.platform, self.target.python
+        );
+        let dir = self.fetcher.cache().keyed("built", &key, "");
+        let built = match cached_wheel(&dir) {
+            Some(w) => w,
+            None => self.build(sdist, &blob, &dir).await?,
+        };
+        let built = BuiltWheel {
+            sdist_sha256: blob.sha256.clone(),
+            ..built
+        };
+        done.insert(sdist.url.clone(), built.clone());
+        Ok(built)
+    }
+
+    async fn build(&self, sdist: &SdistRef, blob: &Blob, dir: &Path) -> Result<BuiltWheel, SdistError> {
+        let reporter = self.fetcher.reporter().clone();
+        let file = sdist.filename.clone();
+        let requires = build_requires(&blob.path, &file)?;
+        let deps = self.fetch_build_requires(&file, requires).await?;
+
+        let engine = self.engine().await?;
+        let started = Instant::now();
+        let image = crate::sandbox::build_image(engine, &self.target, reporter.as_ref()).await?;
+        let what = format!("building {file}");
+        reporter.step(&what);
+        let c = engine
+            .start(&ContainerSpec {
+                image: image.clone(),
+                platform: self.target.platform.clone(),
+                network: false,
+                user: Some("0".into()),
+                purpose: "sdist".into(),
+            })
+            .await?;
+        let result = async {
+            let mut files = Vec::new();
+            let read = |p: &Path| {
+                std::fs::read(p).map_err(|e| SdistError::Io {
+                    file: p.display().to_string(),
+                    message: e.to_string(),
+                })
+            };
+            files.push((format!("build/{file}"), 0o644, read(&blob.path)?));
+            for (name, path) in &deps {
+                files.push((format!("build/deps/{name}"), 0o644, read(path)?));
+            }
+            let tar = tar_of(&files).map_err(|e| SdistError::Io {
+                file: file.clone(),
+                message: e.to_string(),
+            })?;
+            c.run_ok("mkdir -p /build/deps /build/out", "mkdir", &ExecOptions::default())
+                .await?;
+            c.copy_in("/", tar).await?;
+            let (major, minor) = self.target.python_major_minor();
+            let version = c
+                .run_ok(
+                    "python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'",
+                    "python3 --version",
+                    &ExecOptions::default(),
+                )
+                .await?;
+            let found = version.stdout.trim().to_string();
+            if found != format!("{major}.{minor}") {
+                return Err(SdistError::WrongPython {
+                    found,
+                    expected: self.target.python.to_string(),
+                    target: self.target.name.clone(),
+                });
+            }
+            let out = c
+                .exec(
+                    &format!(
+                        "cd /build && python3 -m pip wheel --no-deps --no-index --find-links /build/deps \
+                         --disable-pip-version-check --no-cache-dir --wheel-dir /build/out {}",
+                        sh_quote(&format!("/build/{file}"))
+                    ),
+                    &ExecOptions::default(),
+                )
+                .await?;
+            if out.code != 0 {
+                return Err(SdistError::Failed {
+                    file: file.clone(),
+                    image: image.clone(),
+                    output: crate::docker::tail(&out.combined(), 40),
+                });
+            }
+            Ok(c.copy_out("/build/out").await?)
+        }
+        .await;
+        c.remove().await;
+        let tar = result?;
+        reporter.step_done(&what, started.elapsed().as_secs_f64());
+        store_wheel(&tar, dir, &file)
+    }
+
+    /// Resolve and fetch the build requirements, as wheels, for the target.
+    async fn fetch_build_requires(
+        &self,
+        file: &str,
+        requires: Vec<Requirement<VerbatimUrl>>,
+    ) -> Result<Vec<(String, PathBuf)>, SdistError> {
+        let failed = |message: String| SdistError::BuildRequires {
+            file: file.to_string(),
+            message,
+        };
+        // The build environment starts empty: nothing is preinstalled.
+        let mut target = self.target.clone();
+        target.preinstalled.clear();
+        let index = Arc::new(
+            crate::index::Index::new(&self.index_url, self.fetcher.clone(), &target, None)
+                .map_err(|e| failed(e.to_string()))?,
+        );
+        let resolution = crate::resolve::resolve(
+            index,
+            &target,
+            requires,
+            &Default::default(),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+        let mut out = Vec::new();
+        for p in resolution.packages {
+            let blob = self
+                .fetcher
+                .download(&p.wheel.url, p.wheel.sha256.as_deref(), &p.wheel.filename)
+                .await?;
+            out.push((p.wheel.filename, blob.path));
+        }
+        Ok(out)
+    }
+}
+
+fn cached_wheel(dir: &Path) -> Option<BuiltWheel> {
+    let entry = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".whl"))?;
+    let data = std::fs::read(entry.path()).ok()?;
+    Some(BuiltWheel {
+        filename: entry.file_name().to_string_lossy().into_owned(),
+        path: entry.path(),
+        sha256: sha256_hex(&data),
+        size: data.len() as u64,
+        sdist_sha256: String::new(),
+    })
+}
+
+/// Take the one wheel out of the copied `/build/out` and keep it in `dir`.
+fn store_wheel(tar: &[u8], dir: &Path, file: &str) -> Result<BuiltWheel, SdistError> {
+    let bad = |message: String| SdistError::Io {
+        file: file.to_string(),
+        message,
+    };
+    let mut archive = tar::Archive::new(tar);
+    let mut wheel: Option<(String, Vec<u8>)> = None;
+    for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if entry.header().entry_type().is_file()
+            && name.ends_with(".whl")
+            && crate::tags::WheelName::parse(&name).is_some()
+            && !name.starts_with('.')
+        {
+            let mut data = Vec::new();
+            entry
+                .read_to_end(&mut data)
+                .map_err(|e| bad(e.to_string()))?;
+            wheel = Some((name, data));
+        }
+    }
+    let (name, data) = wheel.ok_or_else(|| bad("pip wrote no wheel".into()))?;
+    let parent = dir.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent).map_err(|e| bad(e.to_string()))?;
+    let tmp = tempfile::tempdir_in(parent).map_err(|e| bad(e.to_string()))?;
+    std::fs::write(tmp.path().join(&name), &data).map_err(|e| bad(e.to_string()))?;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(tmp.keep(), dir).map_err(|e| bad(e.to_string()))?;
+    Ok(BuiltWheel {
+        path: dir.join(&name),
+        filename: name,
+        sha256: sha256_hex(&data),
+        size: data.len() as u64,
+        sdist_sha256: String::new(),
+    })
+}
+
+/// `[build-system] requires` of an sdist, read from its pyproject.toml; the
+/// setuptools default when there is none. `wheel` is added for setuptools,
+/// whose older versions ask for it during the build.
+pub fn build_requires(path: &Path, file: &str) -> Result<Vec<Requirement<VerbatimUrl>>, SdistError> {
+    let bad = |message: String| SdistError::Unreadable {
+        file: file.to_string(),
+        message,
+    };
+    let pyproject = read_pyproject(path, file).map_err(bad)?;
+    let mut requires: Vec<String> = vec!["setuptools>=40.8.0".into(), "wheel".into()];
+    let mut backend = None;
+    if let Some(text) = pyproject {
+        let value: toml::Value =
+            toml::from_str(&text).map_err(|e| bad(format!("pyproject.toml: {e}")))?;
+        if let Some(bs) = value.get("build-system") {
+            if let Some(list) = bs.get("requires").and_then(|r| r.as_array()) {
+                requires = list
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
+            }
+            backend = bs
+                .get("build-backend")
+                .and_then(|b| b.as_str())
+                .map(str::to_string);
+        }
+    }
+    let setuptools = backend.as_deref().is_none_or(|b| b.starts_with("setuptools"));
+    if setuptools && !requires.iter().any(|r| r.trim_start().starts_with("wheel")) {
+        requires.push("wheel".into());
+    }
+    requires
+        .iter()
+        .map(|r| {
+            Requirement::<VerbatimUrl>::from_str(r)
+                .map_err(|e| bad(format!("build requirement `{r}`: {e}")))
+        })
+        .collect()
+}
+
+/// The top-level pyproject.toml of an sdist (.tar.gz or .zip), if any.
+fn read_pyproject(path: &Path, file: &str) -> Result<Option<String>, String> {
+    let is_top = |name: &str| {
+        let mut parts = name.trim_start_matches("./").split('/');
+        parts.next().is_some() && parts.next() == Some("pyproject.toml") && parts.next().is_none()
+    };
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    if file.ends_with(".zip") {
+        let mut zip = zip::ZipArchive::new(f).map_err(|e| e.to_string())?;
+        let name = (0..zip.len())
+            .filter_map(|i| zip.name_for_index(i).map(str::to_string))
+            .find(|n| is_top(n));
+        let Some(name) = name else { return Ok(None) };
+        let mut text = String::new();
+        zip.by_name(&name)
+            .map_err(|e| e.to_string())?
+            .take(1 << 20)
+            .read_to_string(&mut text)
+            .map_err(|e| e.to_string())?;
+        return Ok(Some(text));
+    }
+    if !(file.ends_with(".tar.gz") || file.ends_with(".tgz")) {
+        return Err("only .tar.gz and .zip sdists can be built".into());
+    }
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let name = entry
+            .path()
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .into_owned();
+        if is_top(&name) && entry.header().entry_type().is_file() {
+            let mut text = String::new();
+            (&mut entry)
+                .take(1 << 20)
+                .read_to_string(&mut text)
+                .map_err(|e| e.to_string())?;
+            return Ok(Some(text));
+        }
+    }
+    Ok(None)
+}
