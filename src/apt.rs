@@ -55,9 +55,9 @@ impl AptError {
             AptError::BinaryNotFound { .. } => {
                 Some("check `binaries` in the recipe: name programs the packages install".into())
             }
-            AptError::LibraryNotFound { .. } => Some(
-                "add the package that provides it to `packages` in the recipe".into(),
-            ),
+            AptError::LibraryNotFound { .. } => {
+                Some("add the package that provides it to `packages` in the recipe".into())
+            }
             _ => None,
         }
     }
@@ -301,7 +301,12 @@ async fn build_in(
                 .map(|r| r.replace("$ORIGIN", origin).replace("${ORIGIN}", origin))
                 .collect();
             if let Some(p) = cache_map.get(needed) {
-                dirs.push(p.rsplit_once('/').map(|(d, _)| d).unwrap_or("/").to_string());
+                dirs.push(
+                    p.rsplit_once('/')
+                        .map(|(d, _)| d)
+                        .unwrap_or("/")
+                        .to_string(),
+                );
             }
             for d in ["/lib", "/usr/lib"] {
                 dirs.push(format!("{d}/{triple}"));
@@ -453,7 +458,9 @@ async fn owners(c: &Container, paths: &[&String]) -> Result<BTreeMap<String, Str
             a = sh_quote(&alt)
         ));
     }
-    let out = c.run_ok(&script, "dpkg -S", &ExecOptions::default()).await?;
+    let out = c
+        .run_ok(&script, "dpkg -S", &ExecOptions::default())
+        .await?;
     Ok(out
         .stdout
         .lines()
@@ -549,7 +556,12 @@ mod tests {
         ] {
             assert!(is_glibc(l), "{l}");
         }
-        for l in ["libreadline.so.8", "libcrypto.so.1.1", "libmagic.so.1", "libcurl.so.4"] {
+        for l in [
+            "libreadline.so.8",
+            "libcrypto.so.1.1",
+            "libmagic.so.1",
+            "libcurl.so.4",
+        ] {
             assert!(!is_glibc(l), "{l}");
         }
     }

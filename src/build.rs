@@ -376,8 +376,15 @@ pub async fn build_plan(
             check: Vec::new(),
         };
         std::fs::create_dir_all(&root).map_err(io_err(&root))?;
-        let built = apt::build(&engine, target, &apt, &root, fetcher.cache(), reporter.as_ref())
-            .await?;
+        let built = apt::build(
+            &engine,
+            target,
+            &apt,
+            &root,
+            fetcher.cache(),
+            reporter.as_ref(),
+        )
+        .await?;
         for f in built.files {
             let p = root.join(&f.path);
             let data = std::fs::read(&p).map_err(io_err(&p))?;

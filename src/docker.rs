@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bollard::container::LogOutput;
 use bollard::exec::{StartExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, ContainerConfig, ExecConfig, HostConfig};
+use bollard::models::{ContainerConfig, ContainerCreateBody, ExecConfig, HostConfig};
 use bollard::query_parameters::{
     CommitContainerOptions, CreateContainerOptions, CreateImageOptions,
     DownloadFromContainerOptions, RemoveContainerOptions, UploadToContainerOptions,
@@ -193,14 +193,13 @@ impl Engine {
         let docker = Docker::connect_with_defaults()
             .map_err(unreachable)?
             .with_timeout(Duration::from_secs(600));
-        let docker = match tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
-            .await
-        {
-            Ok(r) => r.map_err(unreachable)?,
-            Err(_) => {
-                return Err(unreachable(bollard::errors::Error::RequestTimeoutError));
-            }
-        };
+        let docker =
+            match tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version()).await {
+                Ok(r) => r.map_err(unreachable)?,
+                Err(_) => {
+                    return Err(unreachable(bollard::errors::Error::RequestTimeoutError));
+                }
+            };
         let version = docker.client_version().to_string();
         tracing::debug!("docker API {version}");
         Ok(Engine { docker, version })
@@ -260,10 +259,12 @@ impl Engine {
                 last = line;
             }
         }
-        self.image_id(image).await?.ok_or_else(|| DockerError::Archive {
-            path: image.to_string(),
-            message: "the pull finished but the image is not there".into(),
-        })
+        self.image_id(image)
+            .await?
+            .ok_or_else(|| DockerError::Archive {
+                path: image.to_string(),
+                message: "the pull finished but the image is not there".into(),
+            })
     }
 
     /// Create and start a container that idles until removed.
@@ -309,7 +310,11 @@ impl Engine {
             container.remove().await;
             return Err(api(format!("starting a container of {}", spec.image))(e));
         }
-        tracing::debug!("started container {} of {}", container.short_id(), spec.image);
+        tracing::debug!(
+            "started container {} of {}",
+            container.short_id(),
+            spec.image
+        );
         Ok(container)
     }
 
@@ -376,7 +381,11 @@ impl Container {
     }
 
     /// Run `script` with `sh -c` and collect its output.
-    pub async fn exec(&self, script: &str, options: &ExecOptions) -> Result<ExecOutput, DockerError> {
+    pub async fn exec(
+        &self,
+        script: &str,
+        options: &ExecOptions,
+    ) -> Result<ExecOutput, DockerError> {
         let docker = &self.engine.docker;
         let mut cmd: Vec<String> = Vec::new();
         if let Some(t) = options.timeout {
@@ -618,8 +627,7 @@ pub fn tail(s: &str, n: usize) -> String {
 /// Quote `s` for a POSIX shell.
 pub fn sh_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:+,@%".contains(c))
     {
         return s.to_string();

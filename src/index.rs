@@ -412,10 +412,13 @@ impl Index {
 
     async fn load_metadata(&self, wheel: &WheelFile) -> Result<Metadata, IndexError> {
         if wheel.sdist {
-            let builder = self.sdists.as_ref().ok_or_else(|| IndexError::BadMetadata {
-                file: wheel.filename.clone(),
-                message: "an sdist, and sdists are not built".into(),
-            })?;
+            let builder = self
+                .sdists
+                .as_ref()
+                .ok_or_else(|| IndexError::BadMetadata {
+                    file: wheel.filename.clone(),
+                    message: "an sdist, and sdists are not built".into(),
+                })?;
             let built = builder.wheel(&wheel.sdist_ref()).await?;
             let raw = metadata_from_wheel_file(&built.path).map_err(|message| {
                 IndexError::BadMetadata {

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::fetch::Fetcher;
 use crate::index::Index;
 use crate::recipe::{Check, Recipe, Sdists};
-use crate::sdist::SdistBuilder;
 use crate::release::{self, PlannedRelease, ReleaseError};
 use crate::resolve::{self, ResolveError, ResolveOptions};
+use crate::sdist::SdistBuilder;
 use crate::target::{Target, TargetSummary};
 
 pub const PLAN_SCHEMA: u32 = 1;

@@ -117,7 +117,10 @@ pub async fn libraries(
     platform: &str,
     cache: &Cache,
 ) -> Result<BTreeSet<String>, DockerError> {
-    let id = engine.image_id(image).await?.unwrap_or_else(|| image.into());
+    let id = engine
+        .image_id(image)
+        .await?
+        .unwrap_or_else(|| image.into());
     let path = cache.keyed("docker", &format!("libs-{id}"), ".txt");
     if let Ok(text) = std::fs::read_to_string(&path) {
         return Ok(text.lines().map(str::to_string).collect());

@@ -146,7 +146,12 @@ impl SdistBuilder {
         Ok(built)
     }
 
-    async fn build(&self, sdist: &SdistRef, blob: &Blob, dir: &Path) -> Result<BuiltWheel, SdistError> {
+    async fn build(
+        &self,
+        sdist: &SdistRef,
+        blob: &Blob,
+        dir: &Path,
+    ) -> Result<BuiltWheel, SdistError> {
         let reporter = self.fetcher.reporter().clone();
         let file = sdist.filename.clone();
         let requires = build_requires(&blob.path, &file)?;
@@ -326,7 +331,10 @@ fn store_wheel(tar: &[u8], dir: &Path, file: &str) -> Result<BuiltWheel, SdistEr
 /// `[build-system] requires` of an sdist, read from its pyproject.toml; the
 /// setuptools default when there is none. `wheel` is added for setuptools,
 /// whose older versions ask for it during the build.
-pub fn build_requires(path: &Path, file: &str) -> Result<Vec<Requirement<VerbatimUrl>>, SdistError> {
+pub fn build_requires(
+    path: &Path,
+    file: &str,
+) -> Result<Vec<Requirement<VerbatimUrl>>, SdistError> {
     let bad = |message: String| SdistError::Unreadable {
         file: file.to_string(),
         message,
@@ -350,7 +358,9 @@ pub fn build_requires(path: &Path, file: &str) -> Result<Vec<Requirement<Verbati
                 .map(str::to_string);
         }
     }
-    let setuptools = backend.as_deref().is_none_or(|b| b.starts_with("setuptools"));
+    let setuptools = backend
+        .as_deref()
+        .is_none_or(|b| b.starts_with("setuptools"));
     if setuptools && !requires.iter().any(|r| r.trim_start().starts_with("wheel")) {
         requires.push("wheel".into());
     }

@@ -404,6 +404,28 @@ pub fn publish(server: &Server, wheels: &[WheelSpec]) {
 /// `ranges`: whether wheel files honour Range requests.
 /// `sdists`: (project, filename) source distributions to list.
 pub fn publish_with(server: &Server, wheels: &[WheelSpec], ranges: bool, sdists: &[(&str, &str)]) {
+    let listed: Vec<(String, String, Option<Vec<u8>>)> = sdists
+        .iter()
+        .map(|(p, f)| (p.to_string(), f.to_string(), None))
+        .collect();
+    publish_files(server, wheels, ranges, &listed)
+}
+
+/// Wheels plus sdists served with real bytes: (project, filename, bytes).
+pub fn publish_sdists(server: &Server, wheels: &[WheelSpec], sdists: &[(&str, String, Vec<u8>)]) {
+    let listed: Vec<(String, String, Option<Vec<u8>>)> = sdists
+        .iter()
+        .map(|(p, f, b)| (p.to_string(), f.clone(), Some(b.clone())))
+        .collect();
+    publish_files(server, wheels, true, &listed)
+}
+
+fn publish_files(
+    server: &Server,
+    wheels: &[WheelSpec],
+    ranges: bool,
+    sdists: &[(String, String, Option<Vec<u8>>)],
+) {
     let mut projects: HashMap<String, Vec<serde_json::Value>> = HashMap::new();
     for w in wheels {
         let bytes = w.build();
@@ -435,14 +457,26 @@ pub fn publish_with(server: &Server, wheels: &[WheelSpec], ranges: bool, sdists:
         let key = w.name.to_lowercase().replace(['_', '.'], "-");
         projects.entry(key).or_default().push(file);
     }
-    for (project, fname) in sdists {
+    for (project, fname, bytes) in sdists {
+        let hash = match bytes {
+            Some(b) => {
+                server.route(
+                    &format!("/files/{fname}"),
+                    b.clone(),
+                    "application/gzip",
+                    true,
+                );
+                sha256(b)
+            }
+            None => "0".repeat(64),
+        };
         projects
             .entry(project.to_string())
             .or_default()
             .push(serde_json::json!({
                 "filename": fname,
                 "url": format!("../../files/{fname}"),
-                "hashes": {"sha256": "0".repeat(64)},
+                "hashes": {"sha256": hash},
             }));
     }
     for (name, files) in projects {
@@ -506,4 +540,54 @@ pub fn plan_json(cwd: &Path, cache: &Path, args: &[&str]) -> serde_json::Value {
 pub fn fails(cmd: &mut assert_cmd::Command, code: i32) -> String {
     let out = cmd.assert().code(code).get_output().stderr.clone();
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The locally built Debian 11 (glibc 2.31) image the Docker tests use;
+/// `.ci/run` builds it with debootstrap and `docker import`.
+pub const TEST_IMAGE: &str = "bundle-test/bullseye:glibc2.31";
+
+/// Whether Docker tests can run: a daemon answers and the test image is
+/// there. Without them the test is skipped with the reason, unless
+/// BUNDLE_TEST_DOCKER=1, which makes it fail.
+pub fn docker_ready() -> bool {
+    let reason = match std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", TEST_IMAGE])
+        .output()
+    {
+        Err(e) => format!("the docker CLI cannot run: {e}"),
+        Ok(o) if o.status.success() => return true,
+        Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+    };
+    if std::env::var("BUNDLE_TEST_DOCKER").is_ok_and(|v| v == "1") {
+        panic!("BUNDLE_TEST_DOCKER=1 but Docker is not usable: {reason} (bash .ci/run sets it up)");
+    }
+    eprintln!(
+        "skipping Docker test: {reason} (bash .ci/run starts dockerd and builds {TEST_IMAGE})"
+    );
+    false
+}
+
+/// Run the docker CLI; its stdout (panics on failure to start).
+pub fn docker(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI")
+}
+
+/// Ids of containers carrying the `bundle` label, running or not.
+pub fn bundle_containers() -> Vec<String> {
+    let out = docker(&["ps", "-a", "-q", "--filter", "label=bundle"]);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A test target profile under tests/fixtures/targets.
+pub fn fixture_target(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/targets/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }

@@ -1,0 +1,447 @@
+//! The Docker backend against a real daemon and the locally built Debian 11
+//! (glibc 2.31) image: apt recipes with their library closure, wheels built
+//! from sdists, and container clean-up. Skipped with a reason when Docker is
+//! not usable, unless BUNDLE_TEST_DOCKER=1.
+//!
+//! apt-get in the containers reaches the Debian mirror through the default
+//! bridge; everything from the Python index comes from a 127.0.0.1 server.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// One Docker test at a time: they count the daemon's containers.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Run `script` in a pristine container of the test image, with no network
+/// and `dir` mounted read-only at /b.
+fn run_pristine(image: &str, dir: &Path, script: &str) -> (bool, String) {
+    let mount = format!("{}:/b:ro", dir.display());
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--platform",
+        "linux/amd64",
+        "-v",
+        &mount,
+        image,
+        "sh",
+        "-c",
+        script,
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn apt_lua_carries_readline_and_runs_in_a_pristine_container() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    bundle(work.path(), cache.path())
+        .args([
+            "build",
+            "lua5.3",
+            "--target",
+            &fixture_target("debian11-bare"),
+        ])
+        .assert()
+        .success();
+    let dir = work.path().join("dist/lua5.3");
+    assert!(dir.join("bin/lua5.3").is_file());
+    assert!(dir.join("lib/libreadline.so.8").is_file());
+    let names = read_zip_names(&work.path().join("dist/lua5.3.zip"));
+    assert!(
+        names.contains(&"lua5.3/lib/libreadline.so.8".to_string()),
+        "{names:?}"
+    );
+
+    let manifest: serde_json::Value =
+        serde_json::from_str(&read_to_string(&dir.join("manifest.json"))).unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    let bin = files.iter().find(|f| f["path"] == "bin/lua5.3").unwrap();
+    assert_eq!(bin["kind"], "binary");
+    assert_eq!(bin["package"], "lua5.3");
+    assert_eq!(bin["link"], "runpath");
+    let lib = files
+        .iter()
+        .find(|f| f["path"] == "lib/libreadline.so.8")
+        .unwrap();
+    assert_eq!(lib["kind"], "library");
+    assert_eq!(lib["package"], "libreadline8");
+    // glibc itself, and what the bare image has (libtinfo), stay out.
+    let bundled: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert!(!bundled.iter().any(|p| p.starts_with("lib/libc.so")
+        || p.starts_with("lib/libm.so")
+        || p.starts_with("lib/libdl.so")
+        || p.starts_with("lib/libtinfo")));
+    let apt = manifest["apt"].as_array().unwrap();
+    let lua = apt.iter().find(|p| p["package"] == "lua5.3").unwrap();
+    assert!(
+        lua["version"].as_str().unwrap().starts_with("5.3."),
+        "{lua}"
+    );
+
+    // RUNPATH as readelf sees it.
+    let dynamic = std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(dir.join("bin/lua5.3"))
+        .output()
+        .unwrap();
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    assert!(
+        dynamic.contains("RUNPATH") && dynamic.contains("[$ORIGIN/../lib]"),
+        "{dynamic}"
+    );
+
+    // It runs in a pristine container of the image, with no network...
+    let (ok, out) = run_pristine(
+        TEST_IMAGE,
+        &dir,
+        "/b/bin/lua5.3 -v && echo 'print(6*7)' | /b/bin/lua5.3 -",
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("Lua 5.3") && out.contains("42"), "{out}");
+    // ...where the binary alone fails for want of readline.
+    let (ok, out) = run_pristine(TEST_IMAGE, &dir, "cp /b/bin/lua5.3 /tmp/lua && /tmp/lua -v");
+    assert!(!ok);
+    assert!(
+        out.contains("libreadline.so.8: cannot open shared object file"),
+        "{out}"
+    );
+    assert!(bundle_containers().is_empty(), "containers left behind");
+}
+
+#[test]
+fn apt_errors_name_the_cause_and_leave_nothing() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("wrongbin.toml"),
+        "[apt]\npackages = [\"lua5.3\"]\nbinaries = [\"luajit\"]\n",
+    )
+    .unwrap();
+    let err = fails(
+        bundle(work.path(), cache.path()).args([
+            "build",
+            "wrongbin.toml",
+            "--target",
+            &fixture_target("debian11-bare"),
+        ]),
+        1,
+    );
+    assert!(err.contains("`luajit` is not on PATH"), "{err}");
+    assert!(
+        err.contains("lua5.3"),
+        "the hint lists what was installed: {err}"
+    );
+    assert!(!work.path().join("dist/wrongbin").exists());
+    assert!(bundle_containers().is_empty(), "containers left behind");
+}
+
+#[test]
+fn without_a_daemon_apt_recipes_say_so() {
+    // Needs no daemon: DOCKER_HOST points at nothing.
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let err = fails(
+        bundle(work.path(), cache.path())
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args([
+                "build",
+                "lua5.3",
+                "--target",
+                &fixture_target("debian11-bare"),
+            ]),
+        1,
+    );
+    assert!(
+        err.contains("apt recipes need Docker: start it or set DOCKER_HOST"),
+        "{err}"
+    );
+    assert!(!work.path().join("dist/lua5.3").exists());
+}
+
+#[test]
+fn ctrl_c_during_a_docker_step_removes_the_container() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bundle"))
+        .current_dir(work.path())
+        .env("BUNDLE_CACHE_DIR", cache.path())
+        .args([
+            "-q",
+            "build",
+            "lua5.3",
+            "--target",
+            &fixture_target("debian11-bare"),
+        ])
+        .spawn()
+        .unwrap();
+    // Wait for the apt container (the sandbox image exists by now or is
+    // being made; either way a labelled container appears).
+    let started = Instant::now();
+    while bundle_containers().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no container appeared"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "bundle ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(bundle_containers().is_empty(), "containers left behind");
+    assert!(!work.path().join("dist/lua5.3").exists());
+}
+
+/// A PEP 517 backend small enough to write here: it copies modules, compiles
+/// C extensions with `cc`, and writes the wheel.
+const TINYBUILD: &str = r#"
+import base64, hashlib, json, os, platform, subprocess, sys, sysconfig, zipfile
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    c = json.load(open("build.json"))
+    files = {}
+    for m in c.get("modules", []):
+        files[m] = open(m, "rb").read()
+    tag, pure = "py3-none-any", "true"
+    for e in c.get("extensions", []):
+        out = e["name"] + sysconfig.get_config_var("EXT_SUFFIX")
+        inc = sysconfig.get_paths()["include"]
+        subprocess.check_call(["cc", "-shared", "-fPIC", "-O2", "-I", inc, e["source"], "-o", out])
+        files[out] = open(out, "rb").read()
+        v = "cp%d%d" % sys.version_info[:2]
+        tag, pure = "%s-%s-linux_%s" % (v, v, platform.machine()), "false"
+    dist = "%s-%s" % (c["name"].replace("-", "_"), c["version"])
+    meta = "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (c["name"], c["version"])
+    meta += "".join("Requires-Dist: %s\n" % r for r in c.get("requires", []))
+    files[dist + ".dist-info/METADATA"] = meta.encode()
+    files[dist + ".dist-info/WHEEL"] = (
+        "Wheel-Version: 1.0\nGenerator: tinybuild\nRoot-Is-Purelib: %s\nTag: %s\n" % (pure, tag)
+    ).encode()
+    record = ""
+    for name, data in files.items():
+        h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record += "%s,sha256=%s,%d\n" % (name, h, len(data))
+    record += dist + ".dist-info/RECORD,,\n"
+    files[dist + ".dist-info/RECORD"] = record.encode()
+    wheel = "%s-%s.whl" % (dist, tag)
+    with zipfile.ZipFile(os.path.join(wheel_directory, wheel), "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return wheel
+"#;
+
+/// A .tar.gz sdist whose pyproject.toml names the tinybuild backend.
+fn sdist(
+    name: &str,
+    version: &str,
+    config: serde_json::Value,
+    files: &[(&str, &str)],
+) -> (String, Vec<u8>) {
+    let top = format!("{name}-{version}");
+    let mut all: Vec<(String, String)> = vec![
+        (
+            "pyproject.toml".into(),
+            "[build-system]\nrequires = [\"tinybuild\"]\nbuild-backend = \"tinybuild.backend\"\n"
+                .into(),
+        ),
+        ("build.json".into(), config.to_string()),
+        (
+            "PKG-INFO".into(),
+            format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+        ),
+    ];
+    all.extend(files.iter().map(|(p, t)| (p.to_string(), t.to_string())));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    {
+        let mut tar = tar::Builder::new(&mut gz);
+        for (path, text) in &all {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(text.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(0);
+            tar.append_data(&mut h, format!("{top}/{path}"), text.as_bytes())
+                .unwrap();
+        }
+        tar.finish().unwrap();
+    }
+    gz.flush().unwrap();
+    (format!("{top}.tar.gz"), gz.finish().unwrap())
+}
+
+#[test]
+fn sdists_are_built_into_wheels_in_the_target_image() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    let server = Server::start();
+    let (pure_name, pure) = sdist(
+        "pureonly",
+        "1.2.2",
+        serde_json::json!({"name": "pureonly", "version": "1.2.2", "modules": ["pureonly.py"], "requires": ["helper>=1"]}),
+        &[(
+            "pureonly.py",
+            "def hello():\n    return 'hello from pureonly'\n",
+        )],
+    );
+    let (fast_name, fast) = sdist(
+        "fastext",
+        "0.12.2",
+        serde_json::json!({"name": "fastext", "version": "0.12.2", "extensions": [{"name": "fastext", "source": "fastext.c"}]}),
+        &[(
+            "fastext.c",
+            r#"#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+static PyObject *twice(PyObject *self, PyObject *args) {
+    long n; if (!PyArg_ParseTuple(args, "l", &n)) return NULL;
+    return PyLong_FromLong(2 * n);
+}
+static PyMethodDef methods[] = {{"twice", twice, METH_VARARGS, ""}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "fastext", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_fastext(void) { return PyModule_Create(&mod); }
+"#,
+        )],
+    );
+    publish_sdists(
+        &server,
+        &[
+            WheelSpec::new("helper", "1.0"),
+            WheelSpec::new("tinybuild", "1.0")
+                .file("tinybuild/backend.py", TINYBUILD.as_bytes().to_vec()),
+        ],
+        &[
+            ("pureonly", pure_name.clone(), pure),
+            ("fastext", fast_name.clone(), fast),
+        ],
+    );
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("built.toml"),
+        "[pypi]\nrequirements = [\"pureonly==1.2.2\", \"fastext\"]\nsdists = \"build\"\n",
+    )
+    .unwrap();
+    let build = |extra_env: Option<(&str, &str)>| {
+        let mut cmd = bundle(work.path(), cache.path());
+        cmd.args([
+            "build",
+            "built.toml",
+            "--index-url",
+            &server.index_url(),
+            "--target",
+            &fixture_target("debian11"),
+        ]);
+        if let Some((k, v)) = extra_env {
+            cmd.env(k, v);
+        }
+        cmd.assert().success();
+    };
+    build(None);
+    let dir = work.path().join("dist/built");
+    let mut wheels: Vec<String> = std::fs::read_dir(dir.join("wheels"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    wheels.sort();
+    assert_eq!(
+        wheels,
+        [
+            "fastext-0.12.2-cp39-cp39-linux_x86_64.whl",
+            "helper-1.0-py3-none-any.whl",
+            "pureonly-1.2.2-py3-none-any.whl",
+        ],
+        "helper comes from pureonly's built metadata; tinybuild is only for building"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&read_to_string(&dir.join("manifest.json"))).unwrap();
+    let fast_entry = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["package"] == "fastext")
+        .unwrap()
+        .clone();
+    assert_eq!(fast_entry["built_from"], fast_name.as_str());
+
+    // The C extension imports on the target, offline.
+    let sandbox = sandbox_image_with_python();
+    let (ok, out) = run_pristine(
+        &sandbox,
+        &dir,
+        "cd /tmp && python3 -m pip install --no-index --find-links /b/wheels --target /tmp/site /b/wheels/*.whl >/dev/null \
+         && PYTHONPATH=/tmp/site python3 -c 'import fastext, pureonly; print(fastext.twice(21), pureonly.hello())'",
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("42 hello from pureonly"), "{out}");
+
+    // The build is cached by the sdist's hash: a rebuild needs no Docker.
+    build(Some(("DOCKER_HOST", "unix:///nonexistent/docker.sock")));
+    let again = read_to_string(&dir.join("manifest.json"));
+    assert!(again.contains(&fast_entry["sha256"].as_str().unwrap().to_string()));
+    assert!(bundle_containers().is_empty(), "containers left behind");
+}
+
+/// The sandbox image bundle made for the debian11 profile (python3 and pip).
+fn sandbox_image_with_python() -> String {
+    let out = docker(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        "bundle-sandbox",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .map(str::to_string)
+        .find(|image| {
+            docker(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                image,
+                "python3",
+                "-m",
+                "pip",
+                "--version",
+            ])
+            .status
+            .success()
+        })
+        .expect("a sandbox image with python3 and pip")
+}
