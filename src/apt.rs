@@ -419,6 +419,15 @@ async fn build_in(
         let mut path = format!("bin/{name}");
         if link == Some(Link::Wrapper) && dynamic.contains(real) {
             path = wrap(root, name)?;
+            let (package, version) = version_of(real);
+            files.push(AptFile {
+                path: format!("libexec/{name}"),
+                library: false,
+                from: real.clone(),
+                package,
+                version,
+                link: None,
+            });
         }
         files.push(AptFile {
             path,

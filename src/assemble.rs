@@ -91,6 +91,9 @@ pub struct Manifest {
     pub name: String,
     pub created_by: String,
     pub target: TargetSummary,
+    /// What was asked for (PEP 508), e.g. for verify's import checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requirements: Vec<String>,
     pub files: Vec<FileEntry>,
     pub excluded: Vec<Excluded>,
     pub checks: Vec<Check>,
@@ -183,7 +186,7 @@ pub fn prompt_text(manifest: &Manifest, target: &Target, archive_name: Option<&s
     let bins: Vec<&FileEntry> = manifest
         .files
         .iter()
-        .filter(|f| f.kind == FileKind::Binary)
+        .filter(|f| f.kind == FileKind::Binary && f.path.starts_with("bin/"))
         .collect();
     let mut what = Vec::new();
     if !wheels.is_empty() {

@@ -465,6 +465,7 @@ pub async fn build_plan(
         name: name.clone(),
         created_by: format!("bundle {}", env!("CARGO_PKG_VERSION")),
         target: plan.target.clone(),
+        requirements: plan.requirements.clone(),
         files: entries.into_values().collect(),
         excluded: plan.excluded.clone(),
         checks: plan.checks.clone(),

@@ -637,9 +637,35 @@ pub fn sh_quote(s: &str) -> String {
 
 /// A tar archive holding `files` (path → (mode, bytes)), for [`Container::copy_in`].
 pub fn tar_of(files: &[(String, u32, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
+    tar_owned(files, (0, 0))
+}
+
+/// As [`tar_of`], with files owned by `(uid, gid)` once unpacked.
+pub fn tar_owned(files: &[(String, u32, Vec<u8>)], owner: (u64, u64)) -> std::io::Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
+    let mut dirs = std::collections::BTreeSet::new();
+    for (path, _, _) in files {
+        let mut p = std::path::Path::new(path).parent();
+        while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
+            dirs.insert(d.to_string_lossy().into_owned());
+            p = d.parent();
+        }
+    }
+    // Folders first, owned like the files (else the daemon makes them root's).
+    for d in &dirs {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o755);
+        h.set_mtime(0);
+        h.set_uid(owner.0);
+        h.set_gid(owner.1);
+        b.append_data(&mut h, format!("{d}/"), std::io::empty())?;
+    }
     for (path, mode, data) in files {
         let mut h = tar::Header::new_gnu();
+        h.set_uid(owner.0);
+        h.set_gid(owner.1);
         h.set_size(data.len() as u64);
         h.set_mode(*mode);
         h.set_mtime(0);

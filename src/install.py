@@ -47,6 +47,11 @@ def install_wheels(manifest):
         )
         return False
     paths = [os.path.join(HERE, f["path"]) for f in wheels]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    for p in missing:
+        say("ERROR: %s is listed in manifest.json but missing from the bundle" % os.path.relpath(p, HERE))
+    # Install what is there: pip then names any dependency left unsatisfied.
+    paths = [p for p in paths if p not in missing]
     cmd = [
         sys.executable, "-m", "pip", "install",
         "--no-index", "--find-links", os.path.join(HERE, "wheels"),
@@ -57,7 +62,7 @@ def install_wheels(manifest):
     if result.returncode != 0:
         say("ERROR: pip failed with exit code %d" % result.returncode)
         return False
-    return True
+    return not missing
 
 
 def make_executable(manifest):
@@ -65,7 +70,13 @@ def make_executable(manifest):
         if f["kind"] == "binary":
             p = os.path.join(HERE, f["path"])
             mode = os.stat(p).st_mode
-            os.chmod(p, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+            want = mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+            if want == mode:
+                continue
+            try:
+                os.chmod(p, want)
+            except OSError as e:
+                say("WARNING: cannot make %s executable: %s" % (f["path"], e))
 
 
 def check_env():
@@ -80,9 +91,8 @@ def check_env():
             dirs.append(d)
     dirs.append(os.path.expanduser("~/.local/bin"))
     env["PATH"] = os.pathsep.join(dirs + [env.get("PATH", "")])
-    lib = os.path.join(HERE, "lib")
-    if os.path.isdir(lib):
-        env["LD_LIBRARY_PATH"] = os.pathsep.join([lib, env.get("LD_LIBRARY_PATH", "")])
+    # No LD_LIBRARY_PATH: programs find the bundle's lib/ by themselves
+    # (RUNPATH or a wrapper), as they must when the user runs them.
     return env
 
 
@@ -118,7 +128,8 @@ def main():
     make_executable(manifest)
     if os.path.isdir(os.path.join(HERE, "bin")):
         say("programs are in %s" % os.path.join(HERE, "bin"))
-    if "--no-check" not in sys.argv[1:] and not run_checks(manifest):
+    skip = "--no-check" in sys.argv[1:] or os.environ.get("BUNDLE_INSTALL_NO_CHECK") == "1"
+    if not skip and not run_checks(manifest):
         return 1
     say("done")
     return 0

@@ -25,6 +25,7 @@ pub mod sdist;
 pub mod tags;
 pub mod target;
 pub mod toml_file;
+pub mod verify;
 pub mod zipdir;
 
 /// Any failure of a `bundle` command.
@@ -48,6 +49,8 @@ pub enum Error {
     Docker(#[from] docker::DockerError),
     #[error(transparent)]
     Apt(#[from] apt::AptError),
+    #[error(transparent)]
+    Verify(#[from] verify::VerifyError),
     #[error("{0}")]
     Usage(String),
     #[error("interrupted")]
@@ -81,6 +84,7 @@ impl Error {
             Error::Assemble(e) => e.hint(),
             Error::Docker(e) => e.hint(),
             Error::Apt(e) => e.hint(),
+            Error::Verify(e) => e.hint(),
             Error::Usage(_) | Error::Interrupted => None,
         }
     }

@@ -91,7 +91,7 @@ enum Command {
         /// Build exactly what `bundle lock` saved in <name>.lock.json.
         #[arg(long)]
         locked: bool,
-        /// Run the bundle in the target's sandbox image (not in this version: needs the Docker stage).
+        /// Then run the bundle in the target's sandbox image (needs Docker), as `bundle verify` does.
         #[arg(long)]
         verify: bool,
         /// Print the result as JSON on stdout.
@@ -114,12 +114,22 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Run a bundle in the target's sandbox image (not in this version: needs the Docker stage).
+    /// Run a bundle in the target's sandbox image: no network, the sandbox user, its checks.
     Verify {
         /// A bundle folder or archive.
         bundle: PathBuf,
+        /// Target profile (default: the one named in the bundle's manifest).
         #[arg(long, short = 't', value_name = "NAME|FILE")]
         target: Option<String>,
+        /// Index for the target's preinstalled packages the bundle relies on.
+        #[arg(long, env = "PIP_INDEX_URL", default_value = bundle::index::DEFAULT_INDEX, value_name = "URL")]
+        index_url: String,
+        /// Leave the container running for inspection and print its id.
+        #[arg(long)]
+        keep: bool,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Report what ELF files need (libraries, highest GLIBC) and whether they run on the target.
     Inspect {
@@ -339,6 +349,66 @@ fn print_json<T: serde::Serialize>(value: &T) {
     out(&text);
 }
 
+/// The target a bundle was made for, from its manifest (folder or archive).
+fn manifest_target(path: &std::path::Path) -> Result<String, Error> {
+    let name = bundle::verify::manifest_of(path)?.target.name;
+    if target::builtin_names().contains(&name) {
+        Ok(name)
+    } else {
+        Err(Error::Usage(format!(
+            "the bundle was made for target `{name}`, which is not built in: pass --target <its .toml file>"
+        )))
+    }
+}
+
+/// Print the verify table; exit 1 (with the failing step) when a step failed.
+fn finish_verify(report: bundle::verify::Report, json: bool, quiet: bool) -> Result<(), Error> {
+    if !json && !quiet {
+        eprintln!(
+            "Verify {} in {} ({}, user {}, no network, upload folder {})",
+            report.bundle, report.target, report.image, report.user, report.upload_dir
+        );
+        let width = report
+            .steps
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(4)
+            .min(50);
+        eprintln!("  {:<width$}  {:<6}  {:>8}", "step", "result", "time");
+        for s in &report.steps {
+            let name: String = s.name.chars().take(50).collect();
+            eprintln!(
+                "  {:<width$}  {:<6}  {:>7.1}s",
+                name,
+                if s.ok { "ok" } else { "FAILED" },
+                s.seconds
+            );
+        }
+    }
+    if let Some(id) = &report.container {
+        eprintln!("kept container {id}: docker exec -it {id} sh; remove it with docker rm -f {id}");
+    }
+    match report.error() {
+        None => {
+            if !json && !quiet {
+                eprintln!("All steps passed.");
+            }
+            Ok(())
+        }
+        Some(e) => {
+            if let Some(s) = report.failure() {
+                eprintln!("\n--- {} ---", s.name);
+                if let Some(c) = &s.command {
+                    eprintln!("$ {c}");
+                }
+                eprintln!("{}\n", s.output.trim_end());
+            }
+            Err(e.into())
+        }
+    }
+}
+
 fn print_build_summary(out: &BuildOutput, elapsed: Duration) {
     let m = &out.manifest;
     let t = &m.target;
@@ -385,6 +455,18 @@ fn print_build_summary(out: &BuildOutput, elapsed: Duration) {
             b.path,
             b.version.as_deref().unwrap_or(""),
             b.glibc.as_deref().unwrap_or("-")
+        );
+    }
+    for l in m
+        .files
+        .iter()
+        .filter(|f| f.kind == bundle::assemble::FileKind::Library)
+    {
+        eprintln!(
+            "  library   {} ({} {})",
+            l.path,
+            l.package.as_deref().unwrap_or("?"),
+            l.version.as_deref().unwrap_or("")
         );
     }
     if !m.excluded.is_empty() {
@@ -462,11 +544,6 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
             verify,
             json,
         } => {
-            if verify {
-                return Err(Error::Usage(
-                    "--verify needs the Docker verify stage, which this version of bundle does not have yet".into(),
-                ));
-            }
             let mut options = options_from(&resolve);
             options.out = out;
             options.format = match format {
@@ -483,11 +560,32 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
             let result = build::build(&options, reporter.clone(), cancel).await;
             reporter.finish();
             let output = result?;
-            if json {
+            if json && !verify {
                 print_json(&output);
             }
             if !cli.quiet {
                 print_build_summary(&output, started.elapsed());
+            }
+            if verify {
+                let (_, target) = build::load(&options)?;
+                let path = output.archive.clone().unwrap_or(output.bundle_dir.clone());
+                let fetcher = build::fetcher(&options, reporter.clone())?;
+                let result = bundle::verify::verify(
+                    &path,
+                    &target,
+                    fetcher,
+                    &bundle::verify::VerifyOptions {
+                        index_url: options.index_url.clone(),
+                        keep: false,
+                    },
+                )
+                .await;
+                reporter.finish();
+                let report = result?;
+                if json {
+                    print_json(&serde_json::json!({"build": output, "verify": report}));
+                }
+                return finish_verify(report, json, cli.quiet);
             }
             Ok(())
         }
@@ -659,9 +757,37 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Verify { .. } => Err(Error::Usage(
-            "`bundle verify` needs the Docker verify stage, which this version of bundle does not have yet".into(),
-        )),
+        Command::Verify {
+            bundle: path,
+            target,
+            index_url,
+            keep,
+            json,
+        } => {
+            let target = match target {
+                Some(t) => Target::load(&t)?,
+                None => Target::load(&manifest_target(&path)?)?,
+            };
+            let reporter = Arc::new(CliReporter::new(cli.quiet));
+            let options = Options {
+                index_url: index_url.clone(),
+                ..Options::default()
+            };
+            let fetcher = build::fetcher(&options, reporter.clone())?;
+            let result = bundle::verify::verify(
+                &path,
+                &target,
+                fetcher,
+                &bundle::verify::VerifyOptions { index_url, keep },
+            )
+            .await;
+            reporter.finish();
+            let report = result?;
+            if json {
+                print_json(&report);
+            }
+            finish_verify(report, json, cli.quiet)
+        }
         Command::Target(TargetCmd::Capture) => {
             out(CAPTURE_SNIPPET);
             Ok(())

@@ -53,3 +53,60 @@ fn backports_for_python_3_8_are_kept() {
     let plan = live_plan(&["matplotlib"]);
     assert!(names(&plan, "wheels").contains(&"importlib-resources".to_string()));
 }
+
+#[test]
+#[ignore = "needs the real package index and Docker with the test image"]
+fn real_sdist_only_packages_build_and_import_on_glibc_2_31() {
+    assert!(docker_ready(), "needs Docker and {TEST_IMAGE}");
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("sdists.toml"),
+        "[pypi]\nrequirements = [\"click-default-group==1.2.2\", \"python-Levenshtein==0.12.2\"]\n\
+         sdists = \"build\"\n\
+         check = [{ run = \"python3 -c 'import Levenshtein; print(Levenshtein.distance(\\\"kitten\\\", \\\"sitting\\\"))'\", expect = \"3\" }]\n",
+    )
+    .unwrap();
+    let out = bundle(work.path(), work.path())
+        .args([
+            "build",
+            "sdists.toml",
+            "--verify",
+            "--target",
+            &fixture_target("debian11"),
+        ])
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("All steps passed."), "{err}");
+    let manifest = read_to_string(&work.path().join("dist/sdists/manifest.json"));
+    assert!(
+        manifest.contains("\"built_from\": \"click-default-group-1.2.2.tar.gz\""),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains("python_Levenshtein-0.12.2-cp39-cp39-linux_x86_64.whl"),
+        "{manifest}"
+    );
+}
+
+#[test]
+#[ignore = "needs the real package index and Docker with the test image"]
+fn sqlite_utils_verifies_in_the_test_sandbox() {
+    assert!(docker_ready(), "needs Docker and {TEST_IMAGE}");
+    let work = tempfile::tempdir().unwrap();
+    let out = bundle(work.path(), work.path())
+        .args([
+            "build",
+            "sqlite-utils",
+            "--verify",
+            "--target",
+            &fixture_target("debian11"),
+        ])
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("check: sqlite-utils --version") && err.contains("All steps passed."),
+        "{err}"
+    );
+}

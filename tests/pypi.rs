@@ -327,7 +327,9 @@ fn no_compatible_wheel_explains_each_file() {
         1,
     );
     assert!(
-        err.contains("native-1.3.tar.gz: source distribution (wheels only)"),
+        err.contains(
+            "native-1.3.tar.gz: source distribution (wheels only; see sdists = \"build\")"
+        ),
         "{err}"
     );
     assert!(

@@ -1,0 +1,681 @@
+//! `bundle verify`: run a bundle in a faithful copy of the target sandbox
+//! (no network, the target's user, files arriving in its upload folder, its
+//! Python and the packages it already has, its command time limit) and
+//! report each step.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pep508_rs::{Requirement, VerbatimUrl};
+use serde::Serialize;
+
+use crate::assemble::{FileKind, Manifest};
+use crate::docker::{
+    sh_quote, tar_of, tar_owned, Container, ContainerSpec, DockerError, Engine, ExecOptions,
+};
+use crate::fetch::Fetcher;
+use crate::report::{Reporter, Stage};
+use crate::target::Target;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error("{path} is not a bundle: {message}")]
+    NotABundle { path: PathBuf, message: String },
+    #[error("the preinstalled packages of target {target} cannot be prepared: {message}")]
+    Preinstalled { target: String, message: String },
+    #[error("verify failed at step `{step}` ({failed} of {total} steps failed)")]
+    Failed {
+        step: String,
+        failed: usize,
+        total: usize,
+    },
+}
+
+impl VerifyError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            VerifyError::Docker(e) => e.hint(),
+            VerifyError::NotABundle { .. } => Some(
+                "pass a folder or archive written by `bundle build` (it holds manifest.json)"
+                    .into(),
+            ),
+            VerifyError::Failed { .. } => Some(
+                "the step's own output is above; `--keep` leaves the container for a look inside"
+                    .into(),
+            ),
+            VerifyError::Preinstalled { .. } => None,
+        }
+    }
+}
+
+/// One step of a verify run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub name: String,
+    pub ok: bool,
+    pub seconds: f64,
+    /// The command run in the sandbox, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Its output (the end of it, when long).
+    pub output: String,
+}
+
+/// The result of a verify run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub bundle: String,
+    pub target: String,
+    pub image: String,
+    pub user: String,
+    pub upload_dir: String,
+    pub ok: bool,
+    pub steps: Vec<Step>,
+    /// The container, when `--keep` left it running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+impl Report {
+    /// The first failed step, if any.
+    pub fn failure(&self) -> Option<&Step> {
+        self.steps.iter().find(|s| !s.ok)
+    }
+
+    /// The error a failed run ends with, if a step failed.
+    pub fn error(&self) -> Option<VerifyError> {
+        self.failure().map(|s| VerifyError::Failed {
+            step: s.name.clone(),
+            failed: self.steps.iter().filter(|s| !s.ok).count(),
+            total: self.steps.len(),
+        })
+    }
+}
+
+/// A bundle as uploaded: the files to upload, and its contents read on the
+/// host (never run here).
+struct Bundle {
+    name: String,
+    manifest: Manifest,
+    /// (file name, bytes) uploaded into the upload folder; a folder bundle
+    /// is uploaded as `<name>/...`.
+    uploads: Vec<(String, u32, Vec<u8>)>,
+    prompt: String,
+    /// The bundle's folder on the host (unpacked from the archive if need be).
+    dir: PathBuf,
+    _unpacked: Option<tempfile::TempDir>,
+}
+
+fn not_a_bundle(path: &Path) -> impl Fn(String) -> VerifyError + '_ {
+    move |message| VerifyError::NotABundle {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// The manifest of a bundle folder or archive.
+pub fn manifest_of(path: &Path) -> Result<Manifest, VerifyError> {
+    read_bundle(path).map(|b| b.manifest)
+}
+
+fn read_bundle(path: &Path) -> Result<Bundle, VerifyError> {
+    let bad = not_a_bundle(path);
+    let (dir, unpacked, uploads) = if path.is_dir() {
+        let files = crate::fsutil::relative_files(path).map_err(|e| bad(e.to_string()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut uploads = Vec::new();
+        for (rel, full) in files {
+            let data = std::fs::read(&full).map_err(|e| bad(e.to_string()))?;
+            uploads.push((format!("{name}/{rel}"), 0o644, data));
+        }
+        (path.to_path_buf(), None, uploads)
+    } else {
+        let data = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = tempfile::tempdir().map_err(|e| bad(e.to_string()))?;
+        unpack_archive(&file, &data, tmp.path()).map_err(&bad)?;
+        let top: Vec<PathBuf> = std::fs::read_dir(tmp.path())
+            .map_err(|e| bad(e.to_string()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("manifest.json").is_file())
+            .collect();
+        let [dir] = top.as_slice() else {
+            return Err(bad("the archive holds no <name>/manifest.json".into()));
+        };
+        (dir.clone(), Some(tmp), vec![(file, 0o644, data)])
+    };
+    let text = std::fs::read_to_string(dir.join("manifest.json"))
+        .map_err(|e| bad(format!("manifest.json: {e}")))?;
+    let manifest: Manifest =
+        serde_json::from_str(&text).map_err(|e| bad(format!("manifest.json: {e}")))?;
+    let prompt = std::fs::read_to_string(dir.join("PROMPT.txt"))
+        .map_err(|e| bad(format!("PROMPT.txt: {e}")))?;
+    Ok(Bundle {
+        name: manifest.name.clone(),
+        manifest,
+        uploads,
+        prompt,
+        dir,
+        _unpacked: unpacked,
+    })
+}
+
+/// Unpack a bundle archive on the host to read it; names that would land
+/// outside `dest` are refused.
+fn unpack_archive(file: &str, data: &[u8], dest: &Path) -> Result<(), String> {
+    let safe = |name: &str| -> Option<PathBuf> {
+        let p = Path::new(name);
+        p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+            .then(|| dest.join(p))
+    };
+    let write = |name: &str, bytes: &[u8]| -> Result<(), String> {
+        let out =
+            safe(name).ok_or_else(|| format!("`{name}` would be written outside its folder"))?;
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(out, bytes).map_err(|e| e.to_string())
+    };
+    if file.ends_with(".zip") {
+        let mut zip =
+            zip::ZipArchive::new(std::io::Cursor::new(data)).map_err(|e| e.to_string())?;
+        for i in 0..zip.len() {
+            let mut f = zip.by_index(i).map_err(|e| e.to_string())?;
+            if f.is_dir() {
+                continue;
+            }
+            let name = f.name().to_string();
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+            write(&name, &bytes)?;
+        }
+        Ok(())
+    } else if file.ends_with(".tar.gz") || file.ends_with(".tgz") {
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(data));
+        for entry in tar.entries().map_err(|e| e.to_string())? {
+            let mut entry = entry.map_err(|e| e.to_string())?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let name = entry
+                .path()
+                .map_err(|e| e.to_string())?
+                .to_string_lossy()
+                .into_owned();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+            write(&name, &bytes)?;
+        }
+        Ok(())
+    } else {
+        Err("expected a bundle folder, a .zip or a .tar.gz".into())
+    }
+}
+
+/// The prompt's Python code, split where it starts the installer:
+/// (unpack part, install part).
+fn prompt_code(prompt: &str) -> Option<(String, String)> {
+    let start = prompt.find("```python\n")? + "```python\n".len();
+    let end = start + prompt[start..].find("```")?;
+    let code = &prompt[start..end];
+    match code.find("import subprocess") {
+        Some(i) => Some((code[..i].to_string(), code[i..].to_string())),
+        None => Some((String::new(), code.to_string())),
+    }
+}
+
+/// Module names a wheel provides at top level (`top_level.txt`, else the
+/// names in the archive).
+fn top_level_modules(wheel: &Path) -> Vec<String> {
+    let Ok(f) = std::fs::File::open(wheel) else {
+        return Vec::new();
+    };
+    let Ok(mut zip) = zip::ZipArchive::new(f) else {
+        return Vec::new();
+    };
+    let names: Vec<String> = (0..zip.len())
+        .filter_map(|i| zip.name_for_index(i).map(str::to_string))
+        .collect();
+    if let Some(tl) = names
+        .iter()
+        .find(|n| n.ends_with(".dist-info/top_level.txt") && n.matches('/').count() == 1)
+    {
+        let mut text = String::new();
+        if let Ok(mut f) = zip.by_name(&tl.clone()) {
+            let _ = f.read_to_string(&mut text);
+        }
+        let mods: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('_') && !l.contains('/'))
+            .map(str::to_string)
+            .collect();
+        if !mods.is_empty() {
+            return mods;
+        }
+    }
+    let mut mods = BTreeSet::new();
+    for n in &names {
+        let first = n.split('/').next().unwrap_or("");
+        if first.ends_with(".dist-info") || first.ends_with(".data") || first.starts_with('_') {
+            continue;
+        }
+        if n.contains('/') {
+            if n.ends_with("/__init__.py") && n.matches('/').count() == 1 {
+                mods.insert(first.to_string());
+            }
+        } else if let Some(m) = n.strip_suffix(".py") {
+            mods.insert(m.to_string());
+        } else if n.ends_with(".so") {
+            mods.insert(n.split('.').next().unwrap_or("").to_string());
+        }
+    }
+    mods.into_iter().filter(|m| !m.is_empty()).collect()
+}
+
+/// What `verify` needs besides the bundle.
+pub struct VerifyOptions {
+    pub index_url: String,
+    pub keep: bool,
+}
+
+/// Verify the bundle at `path` in `target`'s sandbox.
+pub async fn verify(
+    path: &Path,
+    target: &Target,
+    fetcher: Arc<Fetcher>,
+    options: &VerifyOptions,
+) -> Result<Report, VerifyError> {
+    let reporter = fetcher.reporter().clone();
+    reporter.stage(Stage::Verify);
+    let bundle = read_bundle(path)?;
+    let engine = Engine::connect("bundle verify needs").await?;
+    let started = Instant::now();
+    let base = crate::sandbox::sandbox_image(&engine, target, reporter.as_ref()).await?;
+    let image =
+        preinstalled_image(&engine, target, &bundle.manifest, &base, &fetcher, options).await?;
+    reporter.step_done("sandbox image", started.elapsed().as_secs_f64());
+
+    let c = engine
+        .start(&ContainerSpec {
+            image: image.clone(),
+            platform: target.platform.clone(),
+            network: false,
+            user: Some(target.user.clone()),
+            purpose: "verify".into(),
+        })
+        .await?;
+    let steps = run_steps(&c, &bundle, target, reporter.as_ref()).await;
+    let container = if options.keep {
+        c.keep();
+        Some(c.id().to_string())
+    } else {
+        c.remove().await;
+        None
+    };
+    let steps = steps?;
+    Ok(Report {
+        bundle: path.display().to_string(),
+        target: target.name.clone(),
+        image,
+        user: target.user.clone(),
+        upload_dir: target.upload_dir.clone(),
+        ok: steps.iter().all(|s| s.ok),
+        steps,
+        container,
+    })
+}
+
+async fn run_steps(
+    c: &Container,
+    bundle: &Bundle,
+    target: &Target,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Step>, VerifyError> {
+    let up = target.upload_dir.trim_end_matches('/').to_string();
+    let home_dir = format!("{up}/{}", bundle.name);
+    let timeout = Some(Duration::from_secs(target.command_timeout_s));
+    let mut steps = Vec::new();
+
+    // 1. Upload, as a user does: the files land in the upload folder.
+    let started = Instant::now();
+    let names: Vec<String> = bundle
+        .uploads
+        .iter()
+        .map(|(n, _, _)| n.clone())
+        .filter(|n| !n.contains('/'))
+        .collect();
+    reporter.step("uploading");
+    // Uploaded files belong to the sandbox user.
+    let ids = c
+        .run_ok("id -u; id -g", "id", &ExecOptions::default())
+        .await?;
+    let mut nums = ids
+        .stdout
+        .split_whitespace()
+        .map(|n| n.parse::<u64>().unwrap_or(0));
+    let owner = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+    let tar = tar_owned(&bundle.uploads, owner).map_err(|e| VerifyError::NotABundle {
+        path: bundle.dir.clone(),
+        message: e.to_string(),
+    })?;
+    c.copy_in(&up, tar).await?;
+    steps.push(Step {
+        name: "upload".into(),
+        ok: true,
+        seconds: started.elapsed().as_secs_f64(),
+        command: None,
+        output: if names.is_empty() {
+            format!("{}/ into {up}", bundle.name)
+        } else {
+            format!("{} into {up}", names.join(", "))
+        },
+    });
+
+    // 2-3. What PROMPT.txt tells the sandbox to run: unpack, then install.py
+    // (its checks run below, one step each).
+    let Some((unpack, install)) = prompt_code(&bundle.prompt) else {
+        return Err(VerifyError::NotABundle {
+            path: bundle.dir.clone(),
+            message: "PROMPT.txt has no ```python code block".into(),
+        });
+    };
+    let python = |name: &str, code: &str| {
+        let script = format!(
+            "cd {up} && cat > /tmp/bundle-{name}.py <<'BUNDLE_EOF'\n{code}\nBUNDLE_EOF\npython3 /tmp/bundle-{name}.py",
+            up = sh_quote(&up)
+        );
+        (
+            format!(
+                "PROMPT.txt code: {}",
+                code.lines().last().unwrap_or("").trim()
+            ),
+            script,
+        )
+    };
+    let mut programs: Vec<(String, String, Option<String>)> = Vec::new();
+    // A folder is uploaded unpacked: only an archive needs the unpack code.
+    let from_archive = bundle.uploads.iter().any(|(n, _, _)| !n.contains('/'));
+    if from_archive && !unpack.trim().is_empty() {
+        let (shown, script) = python("unpack", &unpack);
+        programs.push(("unpack".into(), script, Some(shown)));
+    }
+    let (shown, script) = python("install", &install);
+    programs.push(("install.py".into(), script, Some(shown)));
+    for (name, script, shown) in programs {
+        let step = run_step(
+            c,
+            &name,
+            &script,
+            shown,
+            timeout,
+            &["BUNDLE_INSTALL_NO_CHECK=1"],
+            reporter,
+        )
+        .await?;
+        let ok = step.ok;
+        steps.push(step);
+        if !ok {
+            return Ok(steps);
+        }
+    }
+
+    // 4. The recipe's checks, and an import of each top-level wheel.
+    let env_path = format!(
+        "export PATH={bin}:$HOME/.local/bin:/usr/local/bin:$PATH; cd {home}; ",
+        bin = sh_quote(&format!("{home_dir}/bin")),
+        home = sh_quote(&home_dir)
+    );
+    for check in &bundle.manifest.checks {
+        let mut step = run_step(
+            c,
+            &format!("check: {}", check.run),
+            &format!("{env_path}{}", check.run),
+            Some(check.run.clone()),
+            timeout,
+            &[],
+            reporter,
+        )
+        .await?;
+        if let Some(expect) = &check.expect {
+            if step.ok && !step.output.contains(expect.as_str()) {
+                step.ok = false;
+                step.output = format!("expected {expect:?} in the output:\n{}", step.output);
+            }
+        }
+        steps.push(step);
+    }
+    let top: BTreeSet<String> = bundle
+        .manifest
+        .requirements
+        .iter()
+        .filter_map(|r| Requirement::<VerbatimUrl>::from_str(r).ok())
+        .map(|r| r.name.to_string())
+        .collect();
+    for f in bundle
+        .manifest
+        .files
+        .iter()
+        .filter(|f| f.kind == FileKind::Wheel)
+    {
+        let Some(package) = &f.package else { continue };
+        let normalized = pep508_rs::PackageName::from_str(package)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|_| package.clone());
+        if !top.is_empty() && !top.contains(&normalized) {
+            continue;
+        }
+        for module in top_level_modules(&bundle.dir.join(&f.path))
+            .into_iter()
+            .take(1)
+        {
+            let code = format!("import {module}");
+            let step = run_step(
+                c,
+                &format!("import {module}"),
+                &format!("cd /tmp && python3 -c {}", sh_quote(&code)),
+                Some(format!("python3 -c '{code}'")),
+                timeout,
+                &[],
+                reporter,
+            )
+            .await?;
+            steps.push(step);
+        }
+    }
+    Ok(steps)
+}
+
+async fn run_step(
+    c: &Container,
+    name: &str,
+    script: &str,
+    shown: Option<String>,
+    timeout: Option<Duration>,
+    env: &[&str],
+    reporter: &dyn Reporter,
+) -> Result<Step, VerifyError> {
+    reporter.step(name);
+    // One stream, in the order it was written.
+    let script = format!("exec 2>&1\n{script}");
+    let out = c
+        .exec(
+            &script,
+            &ExecOptions {
+                timeout,
+                env: env.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+        )
+        .await?;
+    reporter.step_done(name, out.elapsed.as_secs_f64());
+    let mut output = crate::docker::tail(&out.combined(), 60);
+    if out.timed_out {
+        output = format!(
+            "timed out after {} s (the target's command_timeout_s)\n{output}",
+            timeout.map(|t| t.as_secs()).unwrap_or(0)
+        );
+    } else if out.code != 0 {
+        output = format!("exit code {}\n{output}", out.code);
+    }
+    Ok(Step {
+        name: name.to_string(),
+        ok: out.code == 0 && !out.timed_out,
+        seconds: out.elapsed.as_secs_f64(),
+        command: shown,
+        output,
+    })
+}
+
+/// The sandbox image plus the preinstalled packages this bundle relies on
+/// (those the resolution left out, and their own dependencies, at the
+/// target's versions), installed from wheels fetched for the target.
+async fn preinstalled_image(
+    engine: &Engine,
+    target: &Target,
+    manifest: &Manifest,
+    base: &str,
+    fetcher: &Arc<Fetcher>,
+    options: &VerifyOptions,
+) -> Result<String, VerifyError> {
+    if manifest.excluded.is_empty() {
+        return Ok(base.to_string());
+    }
+    let failed = |message: String| VerifyError::Preinstalled {
+        target: target.name.clone(),
+        message,
+    };
+    // Resolve the excluded pins from scratch, then pin whatever else the
+    // target has to its version, until nothing changes.
+    let mut scratch = target.clone();
+    scratch.preinstalled.clear();
+    let mut pins: Vec<String> = manifest
+        .excluded
+        .iter()
+        .map(|e| format!("{}=={}", e.package, e.version))
+        .collect();
+    let mut wheels = Vec::new();
+    for _ in 0..4 {
+        let reqs = pins
+            .iter()
+            .map(|p| Requirement::<VerbatimUrl>::from_str(p).map_err(|e| failed(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let index = Arc::new(
+            crate::index::Index::new(&options.index_url, fetcher.clone(), &scratch, None)
+                .map_err(|e| failed(e.to_string()))?,
+        );
+        let resolution = crate::resolve::resolve(
+            index,
+            &scratch,
+            reqs,
+            &Default::default(),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+        let mut more = Vec::new();
+        for p in &resolution.packages {
+            if let Some(v) = target.preinstalled.get(&p.name) {
+                if *v != p.version && !pins.iter().any(|x| x.starts_with(&format!("{}==", p.name)))
+                {
+                    more.push(format!("{}=={v}", p.name));
+                }
+            }
+        }
+        wheels = resolution.packages;
+        if more.is_empty() {
+            break;
+        }
+        pins.extend(more);
+    }
+    let mut files = Vec::new();
+    let mut hashes = Vec::new();
+    for w in &wheels {
+        let blob = fetcher
+            .download(&w.wheel.url, w.wheel.sha256.as_deref(), &w.wheel.filename)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        hashes.push(blob.sha256.clone());
+        let data = std::fs::read(&blob.path).map_err(|e| failed(e.to_string()))?;
+        files.push((format!("wheels/{}", w.wheel.filename), 0o644, data));
+    }
+    hashes.sort();
+    let key = crate::cache::sha256_hex(format!("{base}\n{}", hashes.join("\n")).as_bytes());
+    let tag = format!("bundle-verify:{}", &key[..16]);
+    if engine.image_id(&tag).await?.is_some() {
+        return Ok(tag);
+    }
+    fetcher.reporter().step(&format!(
+        "installing {} preinstalled package(s) into the sandbox image",
+        wheels.len()
+    ));
+    let c = engine
+        .start(&ContainerSpec {
+            image: base.to_string(),
+            platform: target.platform.clone(),
+            network: false,
+            user: Some("0".into()),
+            purpose: "verify-image".into(),
+        })
+        .await?;
+    let result = async {
+        let tar = tar_of(&files).map_err(|e| failed(e.to_string()))?;
+        c.run_ok("mkdir -p /tmp/bundle-pre", "mkdir", &ExecOptions::default())
+            .await?;
+        c.copy_in("/tmp/bundle-pre", tar).await?;
+        c.run_ok(
+            "python3 -m pip install --no-index --no-deps --disable-pip-version-check /tmp/bundle-pre/wheels/*.whl \
+             && rm -rf /tmp/bundle-pre",
+            "installing the preinstalled packages",
+            &ExecOptions::default(),
+        )
+        .await?;
+        c.commit(&tag).await?;
+        Ok::<(), VerifyError>(())
+    }
+    .await;
+    c.remove().await;
+    result.map(|_| tag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_code_splits_unpack_from_install() {
+        let prompt = "I uploaded x.zip.\n\n```python\nimport zipfile\nzipfile.ZipFile(\"/mnt/data/x.zip\").extractall(\"/mnt/data\")\nimport subprocess, sys\nsubprocess.run([sys.executable, \"/mnt/data/x/install.py\"], check=True)\n```\n";
+        let (unpack, install) = prompt_code(prompt).unwrap();
+        assert!(unpack.contains("extractall"));
+        assert!(install.starts_with("import subprocess"));
+        assert!(install.contains("install.py"));
+    }
+
+    #[test]
+    fn archives_cannot_write_outside() {
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        w.start_file("../evil", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut w, b"x").unwrap();
+        let data = w.finish().unwrap().into_inner();
+        let d = tempfile::tempdir().unwrap();
+        let e = unpack_archive("b.zip", &data, &d.path().join("in")).unwrap_err();
+        assert!(e.contains("outside"), "{e}");
+        assert!(!d.path().join("evil").exists());
+    }
+}

@@ -1,0 +1,333 @@
+//! `bundle verify` and `bundle build --verify` against a real Docker daemon
+//! and the Debian 11 test image with python3 and pip as system packages.
+//! Wheels come from a 127.0.0.1 index; apt-get in the build container
+//! reaches the Debian mirror through the default bridge.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use common::*;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An index with `app` (needs `dep`) and `dep`.
+fn index() -> Server {
+    let server = Server::start();
+    publish(
+        &server,
+        &[
+            WheelSpec::new("app", "1.0").requires(&["dep>=2"]),
+            WheelSpec::new("dep", "2.0"),
+        ],
+    );
+    server
+}
+
+const RECIPE: &str = r#"description = "app wheels plus lua5.3 and jq from apt"
+[pypi]
+requirements = ["app"]
+check = [{ run = "python3 -c 'import app, dep; print(app.__version__, dep.__version__)'", expect = "1.0 2.0" }]
+[apt]
+packages = ["lua5.3", "jq"]
+binaries = ["lua5.3", "jq"]
+check = [{ run = "lua5.3 -v", expect = "Lua 5.3" }, { run = "jq --version", expect = "jq-1" }]
+"#;
+
+fn build(
+    work: &Path,
+    cache: &Path,
+    server: &Server,
+    target: &str,
+    extra: &[&str],
+) -> assert_cmd::Command {
+    std::fs::write(work.join("combo.toml"), RECIPE).unwrap();
+    let mut cmd = bundle(work, cache);
+    cmd.args([
+        "build",
+        "combo.toml",
+        "--index-url",
+        &server.index_url(),
+        "--target",
+        target,
+    ])
+    .args(extra);
+    cmd
+}
+
+fn verify(
+    work: &Path,
+    cache: &Path,
+    server: &Server,
+    what: &str,
+    target: &str,
+) -> assert_cmd::Command {
+    let mut cmd = bundle(work, cache);
+    cmd.args([
+        "verify",
+        what,
+        "--index-url",
+        &server.index_url(),
+        "--target",
+        target,
+    ]);
+    cmd
+}
+
+#[test]
+fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    let server = index();
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let target = fixture_target("debian11");
+
+    // build --verify passes, and says which steps ran.
+    let out = build(work.path(), cache.path(), &server, &target, &["--verify"])
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    for step in [
+        "upload",
+        "unpack",
+        "install.py",
+        "check: lua5.3 -v",
+        "check: jq --version",
+        "import app",
+        "All steps passed.",
+    ] {
+        assert!(err.contains(step), "{step} missing from:\n{err}");
+    }
+    // jq's libraries are not in the sandbox image: the bundle carries them.
+    let dir = work.path().join("dist/combo");
+    assert!(dir.join("lib/libjq.so.1").is_file());
+    assert!(dir.join("lib/libonig.so.5").is_file());
+
+    // The JSON report of the archive.
+    let out = verify(
+        work.path(),
+        cache.path(),
+        &server,
+        "dist/combo.zip",
+        &target,
+    )
+    .arg("--json")
+    .assert()
+    .success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["user"], "sandbox");
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps[..3], ["upload", "unpack", "install.py"]);
+
+    // A missing library: the loader's message names it.
+    let broken = work.path().join("broken-lib/combo");
+    copy_dir(&dir, &broken);
+    std::fs::remove_file(broken.join("lib/libjq.so.1")).unwrap();
+    let err = fails(
+        &mut verify(
+            work.path(),
+            cache.path(),
+            &server,
+            broken.to_str().unwrap(),
+            &target,
+        ),
+        1,
+    );
+    assert!(
+        err.contains("verify failed at step `check: jq --version`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("libjq.so.1: cannot open shared object file"),
+        "{err}"
+    );
+
+    // A missing wheel: pip names the package.
+    let broken = work.path().join("broken-wheel/combo");
+    copy_dir(&dir, &broken);
+    std::fs::remove_file(broken.join("wheels/dep-2.0-py3-none-any.whl")).unwrap();
+    let err = fails(
+        &mut verify(
+            work.path(),
+            cache.path(),
+            &server,
+            broken.to_str().unwrap(),
+            &target,
+        ),
+        1,
+    );
+    assert!(err.contains("verify failed at step `install.py`"), "{err}");
+    assert!(
+        err.contains("No matching distribution found for dep"),
+        "{err}"
+    );
+    assert!(bundle_containers().is_empty(), "containers left behind");
+}
+
+#[test]
+fn preinstalled_packages_come_from_the_target_and_time_limits_hold() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    let server = index();
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    // The debian11 profile, with `dep` preinstalled and a short time limit.
+    let profile = std::fs::read_to_string(fixture_target("debian11")).unwrap();
+    let profile = profile
+        .replace("preinstalled = []", "preinstalled = [\"dep==2.0\"]")
+        .replace("command_timeout_s = 60", "command_timeout_s = 5");
+    let target = work.path().join("debian11-pre.toml");
+    std::fs::write(&target, profile).unwrap();
+    let target = target.to_str().unwrap().to_string();
+
+    build(work.path(), cache.path(), &server, &target, &[])
+        .assert()
+        .success();
+    let dir = work.path().join("dist/combo");
+    assert!(!dir.join("wheels/dep-2.0-py3-none-any.whl").exists());
+    // dep is not in the bundle: verify must put it in the sandbox image.
+    for _ in 0..2 {
+        verify(
+            work.path(),
+            cache.path(),
+            &server,
+            "dist/combo.zip",
+            &target,
+        )
+        .assert()
+        .success();
+    }
+
+    // A check slower than the target's command_timeout_s fails.
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&read_to_string(&manifest_path)).unwrap();
+    manifest["checks"] = serde_json::json!([{"run": "sleep 30"}]);
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let err = fails(
+        &mut verify(
+            work.path(),
+            cache.path(),
+            &server,
+            dir.to_str().unwrap(),
+            &target,
+        ),
+        1,
+    );
+    assert!(err.contains("check: sleep 30"), "{err}");
+    assert!(err.contains("timed out after 5 s"), "{err}");
+    assert!(bundle_containers().is_empty(), "containers left behind");
+}
+
+#[test]
+fn keep_leaves_the_container_and_says_which() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    let server = index();
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("app.toml"),
+        "[pypi]\nrequirements = [\"app\"]\n",
+    )
+    .unwrap();
+    let target = fixture_target("debian11");
+    bundle(work.path(), cache.path())
+        .args([
+            "build",
+            "app.toml",
+            "--index-url",
+            &server.index_url(),
+            "--target",
+            &target,
+        ])
+        .assert()
+        .success();
+    let out = verify(work.path(), cache.path(), &server, "dist/app.zip", &target)
+        .arg("--keep")
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let kept = bundle_containers();
+    assert_eq!(kept.len(), 1, "{err}");
+    assert!(
+        err.contains(&format!("kept container {}", kept[0])),
+        "{err}"
+    );
+    // Inside it, the bundle is installed for the sandbox user.
+    let out = docker(&[
+        "exec",
+        &kept[0],
+        "python3",
+        "-c",
+        "import app; print(app.__file__)",
+    ]);
+    let path = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(path.contains("/home/sandbox/.local/"), "{path}");
+    docker(&["rm", "-f", &kept[0]]);
+    assert!(bundle_containers().is_empty());
+}
+
+#[test]
+fn verify_without_a_daemon_says_so() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = work.path().join("b");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        r#"{"schema":1,"name":"b","created_by":"t","target":{"name":"ubuntu-20.04","platform":"linux/amd64","glibc":"2.31","python":"3.8.10"},"files":[],"excluded":[],"checks":[]}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("PROMPT.txt"), "```python\nprint(1)\n```\n").unwrap();
+    let err = fails(
+        bundle(work.path(), cache.path())
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(["verify", "b"]),
+        1,
+    );
+    assert!(
+        err.contains("bundle verify needs Docker: start it or set DOCKER_HOST"),
+        "{err}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in walk(from) {
+        let rel = entry.strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &dest).unwrap();
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
