@@ -389,16 +389,23 @@ async fn build_in(
                 ));
             }
         }
-        let out = c.exec(&patch, &root_opts).await?;
-        if out.code == 0 {
-            link = Some(Link::Runpath);
+        let out = if apt.link == Some(Link::Wrapper) {
+            None
         } else {
+            Some(c.exec(&patch, &root_opts).await?)
+        };
+        if let Some(out) = out.as_ref().filter(|o| o.code == 0) {
+            tracing::debug!("patchelf: {}", out.combined());
+            link = Some(Link::Runpath);
+        } else if let Some(out) = out {
             reporter.warn(&format!(
                 "cannot set RUNPATH with patchelf ({}); using wrapper scripts instead",
                 out.combined().lines().last().unwrap_or("")
             ));
             // Start again from unpatched copies.
             c.run_ok(&stage, "staging the files", &root_opts).await?;
+            link = Some(Link::Wrapper);
+        } else {
             link = Some(Link::Wrapper);
         }
     }

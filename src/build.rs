@@ -373,6 +373,7 @@ pub async fn build_plan(
         let apt = recipe::Apt {
             packages: planned.packages.clone(),
             binaries: planned.binaries.clone(),
+            link: planned.link,
             check: Vec::new(),
         };
         std::fs::create_dir_all(&root).map_err(io_err(&root))?;
@@ -401,7 +402,7 @@ pub async fn build_plan(
                     size: data.len() as u64,
                     package: f.package,
                     version: f.version,
-                    source: Some(format!("{}:{}", target.image, f.from)),
+                    source: Some(format!("{} in {}", f.from, target.image)),
                     glibc: None,
                     needed: None,
                     link: f.link,

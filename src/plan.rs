@@ -64,6 +64,8 @@ pub struct PlannedSdist {
 pub struct PlannedApt {
     pub packages: Vec<String>,
     pub binaries: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<crate::apt::Link>,
 }
 
 /// A package left out of the bundle, and why.
@@ -196,6 +198,7 @@ pub async fn plan(
         apt: recipe.apt.as_ref().map(|a| PlannedApt {
             packages: a.packages.clone(),
             binaries: a.binaries.clone(),
+            link: a.link,
         }),
         excluded,
         checks: recipe.checks(),

@@ -110,6 +110,10 @@ pub struct Apt {
     pub packages: Vec<String>,
     #[serde(default)]
     pub binaries: Vec<String>,
+    /// How binaries find `lib/`: "runpath" (default: patched with
+    /// `$ORIGIN/../lib`) or "wrapper" (unmodified, behind a shell script).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<crate::apt::Link>,
     #[serde(default)]
     pub check: Vec<Check>,
 }
@@ -286,6 +290,7 @@ impl Recipe {
                     }
                 }
                 a.check.extend(b.check);
+                a.link = a.link.or(b.link);
                 Some(a)
             }
             (a, b) => a.or(b),

@@ -131,6 +131,55 @@ fn apt_lua_carries_readline_and_runs_in_a_pristine_container() {
 }
 
 #[test]
+fn apt_wrapper_link_leaves_the_binary_unmodified() {
+    if !docker_ready() {
+        return;
+    }
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("luaw.toml"),
+        "[apt]\npackages = [\"lua5.3\"]\nbinaries = [\"lua5.3\"]\nlink = \"wrapper\"\n",
+    )
+    .unwrap();
+    bundle(work.path(), cache.path())
+        .args([
+            "build",
+            "luaw.toml",
+            "--target",
+            &fixture_target("debian11-bare"),
+        ])
+        .assert()
+        .success();
+    let dir = work.path().join("dist/luaw");
+    let wrapper = read_to_string(&dir.join("bin/lua5.3"));
+    assert!(
+        wrapper.starts_with("#!/bin/sh") && wrapper.contains("LD_LIBRARY_PATH"),
+        "{wrapper}"
+    );
+    let dynamic = std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(dir.join("libexec/lua5.3"))
+        .output()
+        .unwrap();
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    assert!(
+        dynamic.contains("libreadline.so.8") && !dynamic.contains("RUNPATH"),
+        "{dynamic}"
+    );
+    let manifest = read_to_string(&dir.join("manifest.json"));
+    assert!(manifest.contains("\"link\": \"wrapper\""), "{manifest}");
+    assert!(
+        manifest.contains("\"path\": \"libexec/lua5.3\""),
+        "{manifest}"
+    );
+    let (ok, out) = run_pristine(TEST_IMAGE, &dir, "/b/bin/lua5.3 -v");
+    assert!(ok && out.contains("Lua 5.3"), "{out}");
+    assert!(bundle_containers().is_empty(), "containers left behind");
+}
+
+#[test]
 fn apt_errors_name_the_cause_and_leave_nothing() {
     if !docker_ready() {
         return;
