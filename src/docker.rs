@@ -37,7 +37,7 @@ pub enum DockerError {
         #[source]
         source: bollard::errors::Error,
     },
-    #[error("image {image} is not present locally and cannot be pulled")]
+    #[error("image {image} is not present locally and pulling it failed")]
     Pull {
         image: String,
         #[source]
@@ -73,7 +73,7 @@ impl DockerError {
                 "install Docker (e.g. `apt-get install docker.io`) and start `dockerd`, or point DOCKER_HOST at a daemon; PyPI-only and release-only recipes do not need it".into(),
             ),
             DockerError::Pull { image, .. } => Some(format!(
-                "no registry is reachable: build or load {image} locally (`docker import`, `docker load`) or use a target whose image is present"
+                "the daemon could not pull it (no registry reachable, or no such image): build or load {image} locally (`docker import`, `docker load`), or use a target whose image `docker images` lists"
             )),
             DockerError::Failed { .. } => {
                 Some("the output above is the command's own; run with -v for every step".into())

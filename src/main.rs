@@ -603,7 +603,24 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
                     plan.target.python
                 );
                 for w in &plan.wheels {
-                    outln!("  wheel     {}=={}  {}", w.package, w.version, w.filename);
+                    match &w.sdist {
+                        Some(s) => outln!(
+                            "  wheel     {}=={}  {} (built from {})",
+                            w.package,
+                            w.version,
+                            w.filename,
+                            s.filename
+                        ),
+                        None => outln!("  wheel     {}=={}  {}", w.package, w.version, w.filename),
+                    }
+                }
+                if let Some(a) = &plan.apt {
+                    outln!(
+                        "  apt       {}  (binaries: {}; installed at build time in {})",
+                        a.packages.join(" "),
+                        a.binaries.join(" "),
+                        plan.target.name
+                    );
                 }
                 for r in &plan.releases {
                     outln!("  release   {} {}  {}", r.name, r.version, r.url);

@@ -158,8 +158,8 @@ impl SdistBuilder {
         let deps = self.fetch_build_requires(&file, requires).await?;
 
         let engine = self.engine().await?;
-        let started = Instant::now();
         let image = crate::sandbox::build_image(engine, &self.target, reporter.as_ref()).await?;
+        let started = Instant::now();
         let what = format!("building {file}");
         reporter.step(&what);
         let c = engine
