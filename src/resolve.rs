@@ -663,3 +663,26 @@ fn append_rejections(report: &mut String, project: &crate::index::Project, range
         report.push_str(&format!("\n  ... and {} more", lines.len() - MAX));
     }
 }
+
+/// Resolve `requirements` for `target` as if nothing were installed there
+/// yet, with wheels only: for build environments and for the packages a
+/// verify sandbox must be given. Errors are returned as text.
+pub async fn resolve_standalone(
+    index_url: &str,
+    fetcher: Arc<crate::fetch::Fetcher>,
+    target: &Target,
+    requirements: Vec<Requirement<VerbatimUrl>>,
+) -> Result<Resolution, String> {
+    let mut empty = target.clone();
+    empty.preinstalled.clear();
+    let index = Index::new(index_url, fetcher, &empty, None).map_err(|e| e.to_string())?;
+    resolve(
+        Arc::new(index),
+        &empty,
+        requirements,
+        &ResolveOptions::default(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .map_err(|e| e.to_string())
+}

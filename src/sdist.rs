@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -243,21 +242,14 @@ impl SdistBuilder {
             message,
         };
         // The build environment starts empty: nothing is preinstalled.
-        let mut target = self.target.clone();
-        target.preinstalled.clear();
-        let index = Arc::new(
-            crate::index::Index::new(&self.index_url, self.fetcher.clone(), &target, None)
-                .map_err(|e| failed(e.to_string()))?,
-        );
-        let resolution = crate::resolve::resolve(
-            index,
-            &target,
+        let resolution = crate::resolve::resolve_standalone(
+            &self.index_url,
+            self.fetcher.clone(),
+            &self.target,
             requires,
-            &Default::default(),
-            Arc::new(AtomicBool::new(false)),
         )
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(failed)?;
         let mut out = Vec::new();
         for p in resolution.packages {
             let blob = self

@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -562,8 +561,6 @@ async fn preinstalled_image(
     };
     // Resolve the excluded pins from scratch, then pin whatever else the
     // target has to its version, until nothing changes.
-    let mut scratch = target.clone();
-    scratch.preinstalled.clear();
     let mut pins: Vec<String> = manifest
         .excluded
         .iter()
@@ -575,19 +572,10 @@ async fn preinstalled_image(
             .iter()
             .map(|p| Requirement::<VerbatimUrl>::from_str(p).map_err(|e| failed(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        let index = Arc::new(
-            crate::index::Index::new(&options.index_url, fetcher.clone(), &scratch, None)
-                .map_err(|e| failed(e.to_string()))?,
-        );
-        let resolution = crate::resolve::resolve(
-            index,
-            &scratch,
-            reqs,
-            &Default::default(),
-            Arc::new(AtomicBool::new(false)),
-        )
-        .await
-        .map_err(|e| failed(e.to_string()))?;
+        let resolution =
+            crate::resolve::resolve_standalone(&options.index_url, fetcher.clone(), target, reqs)
+                .await
+                .map_err(failed)?;
         let mut more = Vec::new();
         for p in &resolution.packages {
             if let Some(v) = target.preinstalled.get(&p.name) {

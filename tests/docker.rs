@@ -10,17 +10,9 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// One Docker test at a time: they count the daemon's containers.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Run `script` in a pristine container of the test image, with no network
 /// and `dir` mounted read-only at /b.
@@ -50,13 +42,8 @@ fn run_pristine(image: &str, dir: &Path, script: &str) -> (bool, String) {
 
 #[test]
 fn apt_lua_carries_readline_and_runs_in_a_pristine_container() {
-    if !docker_ready() {
-        return;
-    }
-    let _g = serial();
-    let work = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    bundle(work.path(), cache.path())
+    let Some(t) = docker_test() else { return };
+    t.bundle()
         .args([
             "build",
             "lua5.3",
@@ -65,10 +52,10 @@ fn apt_lua_carries_readline_and_runs_in_a_pristine_container() {
         ])
         .assert()
         .success();
-    let dir = work.path().join("dist/lua5.3");
+    let dir = t.work.path().join("dist/lua5.3");
     assert!(dir.join("bin/lua5.3").is_file());
     assert!(dir.join("lib/libreadline.so.8").is_file());
-    let names = read_zip_names(&work.path().join("dist/lua5.3.zip"));
+    let names = read_zip_names(&t.work.path().join("dist/lua5.3.zip"));
     assert!(
         names.contains(&"lua5.3/lib/libreadline.so.8".to_string()),
         "{names:?}"
@@ -132,27 +119,16 @@ fn apt_lua_carries_readline_and_runs_in_a_pristine_container() {
 
 #[test]
 fn apt_wrapper_link_leaves_the_binary_unmodified() {
-    if !docker_ready() {
-        return;
-    }
-    let _g = serial();
-    let work = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    std::fs::write(
-        work.path().join("luaw.toml"),
+    let Some(t) = docker_test() else { return };
+    t.build(
+        "luaw",
         "[apt]\npackages = [\"lua5.3\"]\nbinaries = [\"lua5.3\"]\nlink = \"wrapper\"\n",
+        &fixture_target("debian11-bare"),
+        &[],
     )
-    .unwrap();
-    bundle(work.path(), cache.path())
-        .args([
-            "build",
-            "luaw.toml",
-            "--target",
-            &fixture_target("debian11-bare"),
-        ])
-        .assert()
-        .success();
-    let dir = work.path().join("dist/luaw");
+    .assert()
+    .success();
+    let dir = t.work.path().join("dist/luaw");
     let wrapper = read_to_string(&dir.join("bin/lua5.3"));
     assert!(
         wrapper.starts_with("#!/bin/sh") && wrapper.contains("LD_LIBRARY_PATH"),
@@ -181,24 +157,14 @@ fn apt_wrapper_link_leaves_the_binary_unmodified() {
 
 #[test]
 fn apt_errors_name_the_cause_and_leave_nothing() {
-    if !docker_ready() {
-        return;
-    }
-    let _g = serial();
-    let work = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    std::fs::write(
-        work.path().join("wrongbin.toml"),
-        "[apt]\npackages = [\"lua5.3\"]\nbinaries = [\"luajit\"]\n",
-    )
-    .unwrap();
+    let Some(t) = docker_test() else { return };
     let err = fails(
-        bundle(work.path(), cache.path()).args([
-            "build",
-            "wrongbin.toml",
-            "--target",
+        &mut t.build(
+            "wrongbin",
+            "[apt]\npackages = [\"lua5.3\"]\nbinaries = [\"luajit\"]\n",
             &fixture_target("debian11-bare"),
-        ]),
+            &[],
+        ),
         1,
     );
     assert!(err.contains("`luajit` is not on PATH"), "{err}");
@@ -206,7 +172,7 @@ fn apt_errors_name_the_cause_and_leave_nothing() {
         err.contains("lua5.3"),
         "the hint lists what was installed: {err}"
     );
-    assert!(!work.path().join("dist/wrongbin").exists());
+    assert!(!t.work.path().join("dist/wrongbin").exists());
     assert!(bundle_containers().is_empty(), "containers left behind");
 }
 
@@ -235,15 +201,10 @@ fn without_a_daemon_apt_recipes_say_so() {
 
 #[test]
 fn ctrl_c_during_a_docker_step_removes_the_container() {
-    if !docker_ready() {
-        return;
-    }
-    let _g = serial();
-    let work = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let Some(t) = docker_test() else { return };
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bundle"))
-        .current_dir(work.path())
-        .env("BUNDLE_CACHE_DIR", cache.path())
+        .current_dir(t.work.path())
+        .env("BUNDLE_CACHE_DIR", t.cache.path())
         .args([
             "-q",
             "build",
@@ -271,7 +232,7 @@ fn ctrl_c_during_a_docker_step_removes_the_container() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     assert!(bundle_containers().is_empty(), "containers left behind");
-    assert!(!work.path().join("dist/lua5.3").exists());
+    assert!(!t.work.path().join("dist/lua5.3").exists());
 }
 
 /// A PEP 517 backend small enough to write here: it copies modules, compiles
@@ -355,10 +316,7 @@ fn sdist(
 
 #[test]
 fn sdists_are_built_into_wheels_in_the_target_image() {
-    if !docker_ready() {
-        return;
-    }
-    let _g = serial();
+    let Some(t) = docker_test() else { return };
     let server = Server::start();
     let (pure_name, pure) = sdist(
         "pureonly",
@@ -399,38 +357,29 @@ PyMODINIT_FUNC PyInit_fastext(void) { return PyModule_Create(&mod); }
             ("fastext", fast_name.clone(), fast),
         ],
     );
-    let work = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
-    std::fs::write(
-        work.path().join("built.toml"),
-        "[pypi]\nrequirements = [\"pureonly==1.2.2\", \"fastext\"]\nsdists = \"build\"\n\
-         check = [{ run = \"python3 -c 'import fastext, pureonly; print(fastext.twice(21), pureonly.hello())'\", expect = \"42 hello from pureonly\" }]\n",
-    )
-    .unwrap();
+    let recipe = "[pypi]\nrequirements = [\"pureonly==1.2.2\", \"fastext\"]\nsdists = \"build\"\n\
+         check = [{ run = \"python3 -c 'import fastext, pureonly; print(fastext.twice(21), pureonly.hello())'\", expect = \"42 hello from pureonly\" }]\n";
+    let index = server.index_url();
     let build = |extra: &[&str], extra_env: Option<(&str, &str)>| {
-        let mut cmd = bundle(work.path(), cache.path());
-        cmd.args([
-            "build",
-            "built.toml",
-            "--index-url",
-            &server.index_url(),
-            "--target",
+        let mut cmd = t.build(
+            "built",
+            recipe,
             &fixture_target("debian11"),
-        ])
-        .args(extra);
+            &["--index-url", &index],
+        );
+        cmd.args(extra);
         if let Some((k, v)) = extra_env {
             cmd.env(k, v);
         }
         cmd.assert().success()
     };
     // Built, then verified on the target: the C extension imports there.
-    let out = build(&["--verify"], None);
-    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let err = stderr_of(&build(&["--verify"], None));
     assert!(
         err.contains("check: python3 -c 'import fastext") && err.contains("All steps passed."),
         "{err}"
     );
-    let dir = work.path().join("dist/built");
+    let dir = t.work.path().join("dist/built");
     let mut wheels: Vec<String> = std::fs::read_dir(dir.join("wheels"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -6,15 +6,8 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use common::*;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// An index with `app` (needs `dep`) and `dep`.
 fn index() -> Server {
@@ -39,35 +32,19 @@ binaries = ["lua5.3", "jq"]
 check = [{ run = "lua5.3 -v", expect = "Lua 5.3" }, { run = "jq --version", expect = "jq-1" }]
 "#;
 
-fn build(
-    work: &Path,
-    cache: &Path,
-    server: &Server,
-    target: &str,
-    extra: &[&str],
-) -> assert_cmd::Command {
-    std::fs::write(work.join("combo.toml"), RECIPE).unwrap();
-    let mut cmd = bundle(work, cache);
-    cmd.args([
-        "build",
-        "combo.toml",
-        "--index-url",
-        &server.index_url(),
-        "--target",
+fn build(t: &DockerTest, server: &Server, target: &str, extra: &[&str]) -> assert_cmd::Command {
+    let mut cmd = t.build(
+        "combo",
+        RECIPE,
         target,
-    ])
-    .args(extra);
+        &["--index-url", &server.index_url()],
+    );
+    cmd.args(extra);
     cmd
 }
 
-fn verify(
-    work: &Path,
-    cache: &Path,
-    server: &Server,
-    what: &str,
-    target: &str,
-) -> assert_cmd::Command {
-    let mut cmd = bundle(work, cache);
+fn verify(t: &DockerTest, server: &Server, what: &str, target: &str) -> assert_cmd::Command {
+    let mut cmd = t.bundle();
     cmd.args([
         "verify",
         what,
@@ -81,20 +58,16 @@ fn verify(
 
 #[test]
 fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
-    if !docker_ready() {
-        return;
-    }
-    let _g = serial();
+    let Some(t) = docker_test() else { return };
     let server = index();
-    let work = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
     let target = fixture_target("debian11");
 
     // build --verify passes, and says which steps ran.
-    let out = build(work.path(), cache.path(), &server, &target, &["--verify"])
-        .assert()
-        .success();
-    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let err = stderr_of(
+        &build(&t, &server, &target, &["--verify"])
+            .assert()
+            .success(),
+    );
     for step in [
         "upload",
         "unpack",
@@ -107,21 +80,15 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
         assert!(err.contains(step), "{step} missing from:\n{err}");
     }
     // jq's libraries are not in the sandbox image: the bundle carries them.
-    let dir = work.path().join("dist/combo");
+    let dir = t.work.path().join("dist/combo");
     assert!(dir.join("lib/libjq.so.1").is_file());
     assert!(dir.join("lib/libonig.so.5").is_file());
 
     // The JSON report of the archive.
-    let out = verify(
-        work.path(),
-        cache.path(),
-        &server,
-        "dist/combo.zip",
-        &target,
-    )
-    .arg("--json")
-    .assert()
-    .success();
+    let out = verify(&t, &server, "dist/combo.zip", &target)
+        .arg("--json")
+        .assert()
+        .success();
     let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(report["ok"], true);
     assert_eq!(report["user"], "sandbox");
@@ -134,17 +101,11 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
     assert_eq!(steps[..3], ["upload", "unpack", "install.py"]);
 
     // A missing library: the loader's message names it.
-    let broken = work.path().join("broken-lib/combo");
+    let broken = t.work.path().join("broken-lib/combo");
     copy_dir(&dir, &broken);
     std::fs::remove_file(broken.join("lib/libjq.so.1")).unwrap();
     let err = fails(
-        &mut verify(
-            work.path(),
-            cache.path(),
-            &server,
-            broken.to_str().unwrap(),
-            &target,
-        ),
+        &mut verify(&t, &server, broken.to_str().unwrap(), &target),
         1,
     );
     assert!(
@@ -157,17 +118,11 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
     );
 
     // A missing wheel: pip names the package.
-    let broken = work.path().join("broken-wheel/combo");
+    let broken = t.work.path().join("broken-wheel/combo");
     copy_dir(&dir, &broken);
     std::fs::remove_file(broken.join("wheels/dep-2.0-py3-none-any.whl")).unwrap();
     let err = fails(
-        &mut verify(
-            work.path(),
-            cache.path(),
-            &server,
-            broken.to_str().unwrap(),
-            &target,
-        ),
+        &mut verify(&t, &server, broken.to_str().unwrap(), &target),
         1,
     );
     assert!(err.contains("verify failed at step `install.py`"), "{err}");
@@ -180,38 +135,25 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
 
 #[test]
 fn preinstalled_packages_come_from_the_target_and_time_limits_hold() {
-    if !docker_ready() {
-        return;
-    }
-    let _g = serial();
+    let Some(t) = docker_test() else { return };
     let server = index();
-    let work = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
     // The debian11 profile, with `dep` preinstalled and a short time limit.
     let profile = std::fs::read_to_string(fixture_target("debian11")).unwrap();
     let profile = profile
         .replace("preinstalled = []", "preinstalled = [\"dep==2.0\"]")
         .replace("command_timeout_s = 60", "command_timeout_s = 5");
-    let target = work.path().join("debian11-pre.toml");
+    let target = t.work.path().join("debian11-pre.toml");
     std::fs::write(&target, profile).unwrap();
     let target = target.to_str().unwrap().to_string();
 
-    build(work.path(), cache.path(), &server, &target, &[])
-        .assert()
-        .success();
-    let dir = work.path().join("dist/combo");
+    build(&t, &server, &target, &[]).assert().success();
+    let dir = t.work.path().join("dist/combo");
     assert!(!dir.join("wheels/dep-2.0-py3-none-any.whl").exists());
     // dep is not in the bundle: verify must put it in the sandbox image.
     for _ in 0..2 {
-        verify(
-            work.path(),
-            cache.path(),
-            &server,
-            "dist/combo.zip",
-            &target,
-        )
-        .assert()
-        .success();
+        verify(&t, &server, "dist/combo.zip", &target)
+            .assert()
+            .success();
     }
 
     // A check slower than the target's command_timeout_s fails.
@@ -220,16 +162,7 @@ fn preinstalled_packages_come_from_the_target_and_time_limits_hold() {
         serde_json::from_str(&read_to_string(&manifest_path)).unwrap();
     manifest["checks"] = serde_json::json!([{"run": "sleep 30"}]);
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
-    let err = fails(
-        &mut verify(
-            work.path(),
-            cache.path(),
-            &server,
-            dir.to_str().unwrap(),
-            &target,
-        ),
-        1,
-    );
+    let err = fails(&mut verify(&t, &server, dir.to_str().unwrap(), &target), 1);
     assert!(err.contains("check: sleep 30"), "{err}");
     assert!(err.contains("timed out after 5 s"), "{err}");
     assert!(bundle_containers().is_empty(), "containers left behind");
@@ -237,20 +170,15 @@ fn preinstalled_packages_come_from_the_target_and_time_limits_hold() {
 
 #[test]
 fn keep_leaves_the_container_and_says_which() {
-    if !docker_ready() {
-        return;
-    }
-    let _g = serial();
+    let Some(t) = docker_test() else { return };
     let server = index();
-    let work = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
     std::fs::write(
-        work.path().join("app.toml"),
+        t.work.path().join("app.toml"),
         "[pypi]\nrequirements = [\"app\"]\n",
     )
     .unwrap();
     let target = fixture_target("debian11");
-    bundle(work.path(), cache.path())
+    t.bundle()
         .args([
             "build",
             "app.toml",
@@ -261,7 +189,7 @@ fn keep_leaves_the_container_and_says_which() {
         ])
         .assert()
         .success();
-    let out = verify(work.path(), cache.path(), &server, "dist/app.zip", &target)
+    let out = verify(&t, &server, "dist/app.zip", &target)
         .arg("--keep")
         .assert()
         .success();

@@ -591,3 +591,52 @@ pub fn fixture_target(name: &str) -> String {
         env!("CARGO_MANIFEST_DIR")
     )
 }
+
+/// What a Docker test works in: its folders, and the lock that keeps the
+/// test binary's Docker tests one at a time (they count containers).
+pub struct DockerTest {
+    pub work: tempfile::TempDir,
+    pub cache: tempfile::TempDir,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+static DOCKER_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A [`DockerTest`], or None (after saying why) when Docker is not usable.
+pub fn docker_test() -> Option<DockerTest> {
+    if !docker_ready() {
+        return None;
+    }
+    Some(DockerTest {
+        _serial: DOCKER_SERIAL.lock().unwrap_or_else(|e| e.into_inner()),
+        work: tempfile::tempdir().unwrap(),
+        cache: tempfile::tempdir().unwrap(),
+    })
+}
+
+impl DockerTest {
+    /// `bundle` in this test's folders.
+    pub fn bundle(&self) -> assert_cmd::Command {
+        bundle(self.work.path(), self.cache.path())
+    }
+
+    /// Write `<name>.toml` and build it for `target` (a profile's path).
+    pub fn build(
+        &self,
+        name: &str,
+        recipe: &str,
+        target: &str,
+        extra: &[&str],
+    ) -> assert_cmd::Command {
+        std::fs::write(self.work.path().join(format!("{name}.toml")), recipe).unwrap();
+        let mut cmd = self.bundle();
+        cmd.args(["build", &format!("{name}.toml"), "--target", target])
+            .args(extra);
+        cmd
+    }
+}
+
+/// What a finished command wrote on stderr.
+pub fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+}
