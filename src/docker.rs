@@ -331,7 +331,9 @@ impl Engine {
         if self.image_id(tag).await?.is_some() {
             return Ok(tag.to_string());
         }
-        reporter.step(&format!("preparing image {tag} from {base}"));
+        let what = format!("preparing image {tag} from {base}");
+        reporter.step(&what);
+        let started = Instant::now();
         let c = self
             .start(&ContainerSpec {
                 image: base.to_string(),
@@ -348,7 +350,9 @@ impl Engine {
         }
         .await;
         c.remove().await;
-        result.map(|_| tag.to_string())
+        result?;
+        reporter.step_done(&what, started.elapsed().as_secs_f64());
+        Ok(tag.to_string())
     }
 }
 

@@ -69,17 +69,9 @@ pub async fn sandbox_image(
         id -u {user} >/dev/null 2>&1 || useradd --create-home --shell /bin/sh {user}
         mkdir -p {upload} && chown {user} {upload}"
     );
-    let started = std::time::Instant::now();
-    if engine.image_id(&tag).await?.is_none() {
-        engine
-            .derived_image(&target.image, &target.platform, &tag, &script, reporter)
-            .await?;
-        reporter.step_done(
-            &format!("sandbox image for {}", target.name),
-            started.elapsed().as_secs_f64(),
-        );
-    }
-    Ok(tag)
+    engine
+        .derived_image(&target.image, &target.platform, &tag, &script, reporter)
+        .await
 }
 
 /// The build image for sdists: the sandbox image plus a C toolchain and the
@@ -92,21 +84,13 @@ pub async fn build_image(
     let sandbox = sandbox_image(engine, target, reporter).await?;
     let id = engine.image_id(&sandbox).await?.unwrap_or_default();
     let tag = format!("bundle-build:{}", key(&[RECIPE_VERSION, &id]));
-    if engine.image_id(&tag).await?.is_none() {
-        let started = std::time::Instant::now();
-        let script = format!(
-            "set -e; {APT_ENV}; $APT update && $APT install -y build-essential python3-dev python3-pip python3-venv \
-             && rm -rf /var/lib/apt/lists/*"
-        );
-        engine
-            .derived_image(&sandbox, &target.platform, &tag, &script, reporter)
-            .await?;
-        reporter.step_done(
-            &format!("build image for {}", target.name),
-            started.elapsed().as_secs_f64(),
-        );
-    }
-    Ok(tag)
+    let script = format!(
+        "set -e; {APT_ENV}; $APT update && $APT install -y build-essential python3-dev python3-pip python3-venv \
+         && rm -rf /var/lib/apt/lists/*"
+    );
+    engine
+        .derived_image(&sandbox, &target.platform, &tag, &script, reporter)
+        .await
 }
 
 /// Sonames (and library file names) in an image, from `ldconfig -p` in a
