@@ -426,6 +426,30 @@ mod tests {
     }
 
     #[test]
+    fn apt_tables_are_checked_where_they_are() {
+        let e = Recipe::parse("x", "[apt]\npackages = [\"lua5.3\"]\n", "x.toml").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("x.toml:1:1: [apt] lists no `binaries`"),
+            "{e}"
+        );
+        let text = "[apt]\npackages = [\"lua5.3\", \"evil; rm -rf /\"]\nbinaries = [\"lua5.3\"]\n";
+        let e = Recipe::parse("x", text, "x.toml").unwrap_err();
+        assert!(
+            e.to_string().starts_with("x.toml:2:23: `evil; rm -rf /`"),
+            "{e}"
+        );
+        let text = "[apt]\npackages = [\"lua5.3\"]\nbinaries = [\"lua5.3\"]\nlink = \"copy\"\n";
+        assert!(Recipe::parse("x", text, "x.toml").is_err());
+        let r = Recipe::parse("lua5.3", include_str!("../recipes/lua5.3.toml"), "lua5.3").unwrap();
+        let apt = r.apt.unwrap();
+        assert_eq!(
+            (apt.packages, apt.binaries),
+            (vec!["lua5.3".to_string()], vec!["lua5.3".to_string()])
+        );
+    }
+
+    #[test]
     fn args_mix_recipes_and_requirements() {
         let r = from_args(
             &[

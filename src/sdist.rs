@@ -408,3 +408,71 @@ fn read_pyproject(path: &Path, file: &str) -> Result<Option<String>, String> {
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sdist_with(pyproject: Option<&str>) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("pkg-1.0.tar.gz");
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::default(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        let mut add = |name: &str, text: &str| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(text.len() as u64);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, name, text.as_bytes()).unwrap();
+        };
+        add("pkg-1.0/setup.py", "");
+        // A pyproject.toml below the top folder is not the sdist's own.
+        add(
+            "pkg-1.0/sub/pyproject.toml",
+            "[build-system]\nrequires = [\"nope\"]\n",
+        );
+        if let Some(p) = pyproject {
+            add("pkg-1.0/pyproject.toml", p);
+        }
+        tar.into_inner().unwrap().finish().unwrap();
+        (d, path)
+    }
+
+    fn names(reqs: Vec<Requirement<VerbatimUrl>>) -> Vec<String> {
+        reqs.iter().map(|r| r.to_string()).collect()
+    }
+
+    #[test]
+    fn setuptools_is_the_default_backend() {
+        let (_d, path) = sdist_with(None);
+        let reqs = build_requires(&path, "pkg-1.0.tar.gz").unwrap();
+        assert_eq!(names(reqs), ["setuptools>=40.8.0", "wheel"]);
+    }
+
+    #[test]
+    fn declared_requirements_are_used_and_setuptools_gets_wheel() {
+        let (_d, path) = sdist_with(Some(
+            "[build-system]\nrequires = [\"setuptools>=61\", \"cython<3\"]\nbuild-backend = \"setuptools.build_meta\"\n",
+        ));
+        let reqs = build_requires(&path, "pkg-1.0.tar.gz").unwrap();
+        assert_eq!(names(reqs), ["setuptools>=61", "cython<3", "wheel"]);
+        let (_d, path) = sdist_with(Some(
+            "[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n",
+        ));
+        let reqs = build_requires(&path, "pkg-1.0.tar.gz").unwrap();
+        assert_eq!(names(reqs), ["hatchling"]);
+    }
+
+    #[test]
+    fn a_bad_pyproject_is_reported() {
+        let (_d, path) = sdist_with(Some("[build-system\n"));
+        let e = build_requires(&path, "pkg-1.0.tar.gz").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cannot read pkg-1.0.tar.gz: pyproject.toml"),
+            "{e}"
+        );
+    }
+}
