@@ -414,3 +414,35 @@ PyMODINIT_FUNC PyInit_fastext(void) { return PyModule_Create(&mod); }
     assert!(again.contains(&fast_entry["sha256"].as_str().unwrap().to_string()));
     assert!(bundle_containers().is_empty(), "containers left behind");
 }
+
+#[test]
+fn the_engine_speaks_the_daemons_api_version() {
+    let Some(_t) = docker_test() else { return };
+    let out = docker(&["version", "--format", "{{.Server.APIVersion}}"]);
+    let daemon = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let engine = rt
+        .block_on(bundle::docker::Engine::connect("this test needs"))
+        .unwrap();
+    // bollard speaks a newer API than this daemon; it must step down.
+    assert_eq!(engine.api_version(), daemon);
+}
+
+#[test]
+fn an_image_that_is_neither_local_nor_pullable_is_named() {
+    let Some(t) = docker_test() else { return };
+    let profile = read_to_string(Path::new(&fixture_target("debian11-bare")))
+        .replace(TEST_IMAGE, "bundle-test/absent:none");
+    let target = t.work.path().join("absent.toml");
+    std::fs::write(&target, profile).unwrap();
+    let err = fails(
+        t.bundle()
+            .args(["build", "lua5.3", "--target", target.to_str().unwrap()]),
+        1,
+    );
+    assert!(
+        err.contains("image bundle-test/absent:none is not present locally and pulling it failed"),
+        "{err}"
+    );
+    assert!(bundle_containers().is_empty(), "containers left behind");
+}
