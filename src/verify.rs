@@ -608,10 +608,12 @@ async fn preinstalled_image(
     if engine.image_id(&tag).await?.is_some() {
         return Ok(tag);
     }
-    fetcher.reporter().step(&format!(
+    let what = format!(
         "installing {} preinstalled package(s) into the sandbox image",
         wheels.len()
-    ));
+    );
+    fetcher.reporter().step(&what);
+    let started = Instant::now();
     let c = engine
         .start(&ContainerSpec {
             image: base.to_string(),
@@ -638,7 +640,11 @@ async fn preinstalled_image(
     }
     .await;
     c.remove().await;
-    result.map(|_| tag)
+    result?;
+    fetcher
+        .reporter()
+        .step_done(&what, started.elapsed().as_secs_f64());
+    Ok(tag)
 }
 
 #[cfg(test)]
