@@ -225,8 +225,9 @@ fn ctrl_c_during_a_docker_step_removes_the_container() {
         assert!(child.try_wait().unwrap().is_none(), "bundle ended early");
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // The shell's own `kill`: no procps needed.
+    std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap();
     let status = child.wait().unwrap();
