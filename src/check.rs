@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::archive::ArchiveKind;
 use crate::target::Target;
 
 /// Libraries a glibc Linux target is assumed to have: glibc's own, plus the
@@ -262,11 +263,6 @@ pub fn judge(target: &Target, elf: ElfInfo, provided: &BTreeSet<String>) -> Verd
     }
 }
 
-fn is_archive(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.ends_with(".whl") || n.ends_with(".zip")
-}
-
 /// ELF files inside a wheel (paths are member names), through the cache.
 pub fn scan_wheel_cached(
     path: &Path,
@@ -332,25 +328,22 @@ fn prefixed(label: &str, members: Vec<ElfInfo>) -> impl Iterator<Item = ElfInfo>
     })
 }
 
-fn tar_kind(name: &str) -> Option<bool> {
-    let n = name.to_ascii_lowercase();
-    if n.ends_with(".tar.gz") || n.ends_with(".tgz") {
-        Some(false)
-    } else if n.ends_with(".tar.xz") || n.ends_with(".txz") {
-        Some(true)
-    } else {
-        None
-    }
-}
-
 fn scan_file(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), CheckError> {
-    if is_archive(label) {
-        out.extend(prefixed(label, zip_members(path)?));
-        return Ok(());
-    }
-    if let Some(xz) = tar_kind(label) {
-        out.extend(prefixed(label, tar_members(path, xz)?));
-        return Ok(());
+    // Wheels are zips.
+    let kind = match ArchiveKind::from_name(label) {
+        ArchiveKind::Bare if label.to_ascii_lowercase().ends_with(".whl") => ArchiveKind::Zip,
+        kind => kind,
+    };
+    match kind {
+        ArchiveKind::Zip => {
+            out.extend(prefixed(label, zip_members(path)?));
+            return Ok(());
+        }
+        ArchiveKind::TarGz | ArchiveKind::TarXz => {
+            out.extend(prefixed(label, tar_members(path, kind)?));
+            return Ok(());
+        }
+        ArchiveKind::Bare => {}
     }
     let mut head = [0u8; 4];
     let mut f = std::fs::File::open(path).map_err(|source| CheckError::Io {
@@ -416,13 +409,9 @@ fn zip_members(path: &Path) -> Result<Vec<ElfInfo>, CheckError> {
 }
 
 /// ELF files in a tar.gz (or tar.xz), named by member path, sorted.
-fn tar_members(path: &Path, xz: bool) -> Result<Vec<ElfInfo>, CheckError> {
+fn tar_members(path: &Path, kind: ArchiveKind) -> Result<Vec<ElfInfo>, CheckError> {
     let (file, bad) = open_archive(path)?;
-    let reader: Box<dyn Read> = if xz {
-        Box::new(xz2::read::XzDecoder::new(file))
-    } else {
-        Box::new(flate2::read::GzDecoder::new(file))
-    };
+    let reader = kind.tar_reader(file).expect("a tar kind");
     let mut tar = tar::Archive::new(reader);
     let mut found = Vec::new();
     for entry in tar.entries().map_err(|e| bad(e.to_string()))? {

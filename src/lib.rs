@@ -7,6 +7,7 @@
 //! Library code never prints: progress goes through [`report::Reporter`].
 
 pub mod apt;
+pub mod archive;
 pub mod assemble;
 pub mod build;
 pub mod cache;

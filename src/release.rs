@@ -1,12 +1,12 @@
 //! `[[release]]` recipes: one asset of a release, pinned by sha256, and the
 //! members of it that become `bin/<name>`.
 
-use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::archive::ArchiveKind;
+use crate::archive::{read_members, safe_link, safe_member_path, ArchiveError, Member};
 use crate::fetch::{FetchError, Fetcher};
 use crate::recipe::Release;
 use crate::target::{Arch, Target};
@@ -87,35 +87,6 @@ impl ReleaseError {
                 | ReleaseError::Template { .. }
                 | ReleaseError::LatestNotGithub { .. }
         )
-    }
-}
-
-/// How the asset is packed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ArchiveKind {
-    Zip,
-    TarGz,
-    TarXz,
-    Bare,
-}
-
-impl ArchiveKind {
-    pub fn from_url(url: &str) -> ArchiveKind {
-        let path = url
-            .split(['?', '#'])
-            .next()
-            .unwrap_or(url)
-            .to_ascii_lowercase();
-        if path.ends_with(".zip") {
-            ArchiveKind::Zip
-        } else if path.ends_with(".tar.gz") || path.ends_with(".tgz") {
-            ArchiveKind::TarGz
-        } else if path.ends_with(".tar.xz") || path.ends_with(".txz") {
-            ArchiveKind::TarXz
-        } else {
-            ArchiveKind::Bare
-        }
     }
 }
 
@@ -304,131 +275,6 @@ pub async fn plan_release(
     })
 }
 
-/// A path inside an archive that stays inside the extraction folder.
-fn safe_member_path(name: &str) -> Result<PathBuf, String> {
-    if name.starts_with('/') || name.starts_with('\\') {
-        return Err("absolute path".into());
-    }
-    let mut out = PathBuf::new();
-    for c in Path::new(name).components() {
-        match c {
-            Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    return Err("`..` leaves the folder".into());
-                }
-            }
-            Component::RootDir | Component::Prefix(_) => return Err("absolute path".into()),
-        }
-    }
-    Ok(out)
-}
-
-/// A symlink at `member` pointing to `target` stays inside the folder.
-fn safe_link(member: &Path, target: &str) -> Result<PathBuf, String> {
-    if target.starts_with('/') {
-        return Err(format!("symlink to absolute path {target}"));
-    }
-    let base = member.parent().unwrap_or(Path::new(""));
-    let joined = base.join(target);
-    safe_member_path(&joined.to_string_lossy())
-        .map_err(|_| format!("symlink to {target} points outside"))
-}
-
-enum Member {
-    File(Vec<u8>),
-    Link(String),
-}
-
-fn read_members(
-    name: &str,
-    kind: ArchiveKind,
-    path: &Path,
-) -> Result<BTreeMap<PathBuf, Member>, ReleaseError> {
-    let bad = |message: String| ReleaseError::BadArchive {
-        name: name.to_string(),
-        message,
-    };
-    let unsafe_ = |member: &str, why: String| ReleaseError::Unsafe {
-        name: name.to_string(),
-        member: member.to_string(),
-        why,
-    };
-    let mut out = BTreeMap::new();
-    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
-    match kind {
-        ArchiveKind::Bare => unreachable!("bare files have no members"),
-        ArchiveKind::Zip => {
-            let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
-            for i in 0..zip.len() {
-                let mut entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
-                let raw = entry.name().to_string();
-                let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
-                if entry.is_dir() {
-                    continue;
-                }
-                let mut data = Vec::new();
-                entry
-                    .read_to_end(&mut data)
-                    .map_err(|e| bad(e.to_string()))?;
-                let is_link = entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000);
-                if is_link {
-                    let t = String::from_utf8_lossy(&data).into_owned();
-                    safe_link(&p, &t).map_err(|why| unsafe_(&raw, why))?;
-                    out.insert(p, Member::Link(t));
-                } else {
-                    out.insert(p, Member::File(data));
-                }
-            }
-        }
-        ArchiveKind::TarGz | ArchiveKind::TarXz => {
-            let reader: Box<dyn Read> = if kind == ArchiveKind::TarGz {
-                Box::new(flate2::read::GzDecoder::new(file))
-            } else {
-                Box::new(xz2::read::XzDecoder::new(file))
-            };
-            let mut tar = tar::Archive::new(reader);
-            for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
-                let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-                let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-                let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
-                let ty = entry.header().entry_type();
-                if ty.is_symlink() || ty.is_hard_link() {
-                    let t = entry
-                        .link_name_bytes()
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        .unwrap_or_default();
-                    if ty.is_hard_link() {
-                        safe_member_path(&t).map_err(|why| unsafe_(&raw, why))?;
-                        let src = safe_member_path(&t).map_err(|why| unsafe_(&raw, why))?;
-                        let rel = pathdiff(&src, p.parent().unwrap_or(Path::new("")));
-                        out.insert(p, Member::Link(rel));
-                    } else {
-                        safe_link(&p, &t).map_err(|why| unsafe_(&raw, why))?;
-                        out.insert(p, Member::Link(t));
-                    }
-                } else if ty.is_file() {
-                    let mut data = Vec::new();
-                    entry
-                        .read_to_end(&mut data)
-                        .map_err(|e| bad(e.to_string()))?;
-                    out.insert(p, Member::File(data));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Relative path from `base` to `to` (both archive-relative, safe).
-fn pathdiff(to: &Path, base: &Path) -> String {
-    let up = base.components().count();
-    let mut s = "../".repeat(up);
-    s.push_str(&to.to_string_lossy());
-    s
-}
-
 /// Extract the release's `files` from the cached asset into `dest_dir/<basename>`,
 /// executable. Returns the written paths (relative names).
 pub fn extract(
@@ -455,7 +301,17 @@ pub fn extract(
         written.push(base);
         return Ok(written);
     }
-    let members = read_members(&release.name, release.archive, asset)?;
+    let members = read_members(release.archive, asset).map_err(|e| match e {
+        ArchiveError::Bad(message) => ReleaseError::BadArchive {
+            name: release.name.clone(),
+            message,
+        },
+        ArchiveError::Unsafe { member, why } => ReleaseError::Unsafe {
+            name: release.name.clone(),
+            member,
+            why,
+        },
+    })?;
     for want in &release.files {
         let wanted = safe_member_path(want).map_err(|why| ReleaseError::Unsafe {
             name: release.name.clone(),
@@ -567,39 +423,5 @@ mod tests {
             h.to_uppercase()
         );
         assert_eq!(parse_checksum_file(&ps, "x.zip").unwrap(), h);
-    }
-
-    #[test]
-    fn member_paths() {
-        assert!(safe_member_path("a/b/c").is_ok());
-        assert!(safe_member_path("a/../b").is_ok());
-        assert!(safe_member_path("../x").is_err());
-        assert!(safe_member_path("a/../../x").is_err());
-        assert!(safe_member_path("/etc/passwd").is_err());
-        assert!(safe_link(Path::new("a/b"), "c").is_ok());
-        assert!(safe_link(Path::new("a/b"), "../c").is_ok());
-        assert!(safe_link(Path::new("a/b"), "../../c").is_err());
-        assert!(safe_link(Path::new("b"), "/bin/sh").is_err());
-    }
-
-    #[test]
-    fn archive_kinds() {
-        assert_eq!(ArchiveKind::from_url("https://x/a.zip"), ArchiveKind::Zip);
-        assert_eq!(
-            ArchiveKind::from_url("https://x/a.tar.gz"),
-            ArchiveKind::TarGz
-        );
-        assert_eq!(
-            ArchiveKind::from_url("https://x/a.tgz?x=1"),
-            ArchiveKind::TarGz
-        );
-        assert_eq!(
-            ArchiveKind::from_url("https://x/a.tar.xz"),
-            ArchiveKind::TarXz
-        );
-        assert_eq!(
-            ArchiveKind::from_url("https://x/jq-linux64"),
-            ArchiveKind::Bare
-        );
     }
 }

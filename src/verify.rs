@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use pep508_rs::{Requirement, VerbatimUrl};
 use serde::Serialize;
 
+use crate::archive::{read_members, ArchiveError, ArchiveKind, Member};
 use crate::assemble::{FileKind, Manifest};
 use crate::docker::{
     sh_quote, tar_of, tar_owned, Container, ContainerSpec, DockerError, Engine, ExecOptions,
@@ -145,7 +146,7 @@ fn read_bundle(path: &Path) -> Result<Bundle, VerifyError> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = tempfile::tempdir().map_err(|e| bad(e.to_string()))?;
-        unpack_archive(&file, &data, tmp.path()).map_err(&bad)?;
+        unpack_archive(path, tmp.path()).map_err(&bad)?;
         let top: Vec<PathBuf> = std::fs::read_dir(tmp.path())
             .map_err(|e| bad(e.to_string()))?
             .flatten()
@@ -173,57 +174,32 @@ fn read_bundle(path: &Path) -> Result<Bundle, VerifyError> {
     })
 }
 
-/// Unpack a bundle archive on the host to read it; names that would land
-/// outside `dest` are refused.
-fn unpack_archive(file: &str, data: &[u8], dest: &Path) -> Result<(), String> {
-    let safe = |name: &str| -> Option<PathBuf> {
-        let p = Path::new(name);
-        p.components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)))
-            .then(|| dest.join(p))
-    };
-    let write = |name: &str, bytes: &[u8]| -> Result<(), String> {
-        let out =
-            safe(name).ok_or_else(|| format!("`{name}` would be written outside its folder"))?;
+/// Unpack a bundle archive (.zip or .tar.gz) on the host to read it;
+/// members that would land outside `dest` are refused.
+fn unpack_archive(path: &Path, dest: &Path) -> Result<(), String> {
+    let name = path.to_string_lossy();
+    let kind = ArchiveKind::from_name(&name);
+    if !matches!(kind, ArchiveKind::Zip | ArchiveKind::TarGz) {
+        return Err("expected a bundle folder, a .zip or a .tar.gz".into());
+    }
+    let members = read_members(kind, path).map_err(|e| match e {
+        ArchiveError::Bad(m) => m,
+        ArchiveError::Unsafe { member, why } => {
+            format!("`{member}` would be written outside its folder ({why})")
+        }
+    })?;
+    for (rel, member) in members {
+        // Links are not followed: a bundle's own archives have none.
+        let Member::File(bytes) = member else {
+            continue;
+        };
+        let out = dest.join(rel);
         if let Some(parent) = out.parent() {
             std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
         }
-        std::fs::write(out, bytes).map_err(|e| e.to_string())
-    };
-    if file.ends_with(".zip") {
-        let mut zip =
-            zip::ZipArchive::new(std::io::Cursor::new(data)).map_err(|e| e.to_string())?;
-        for i in 0..zip.len() {
-            let mut f = zip.by_index(i).map_err(|e| e.to_string())?;
-            if f.is_dir() {
-                continue;
-            }
-            let name = f.name().to_string();
-            let mut bytes = Vec::new();
-            f.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-            write(&name, &bytes)?;
-        }
-        Ok(())
-    } else if file.ends_with(".tar.gz") || file.ends_with(".tgz") {
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(data));
-        for entry in tar.entries().map_err(|e| e.to_string())? {
-            let mut entry = entry.map_err(|e| e.to_string())?;
-            if !entry.header().entry_type().is_file() {
-                continue;
-            }
-            let name = entry
-                .path()
-                .map_err(|e| e.to_string())?
-                .to_string_lossy()
-                .into_owned();
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-            write(&name, &bytes)?;
-        }
-        Ok(())
-    } else {
-        Err("expected a bundle folder, a .zip or a .tar.gz".into())
+        std::fs::write(out, bytes).map_err(|e| e.to_string())?;
     }
+    Ok(())
 }
 
 /// The prompt's Python code, split where it starts the installer:
@@ -668,7 +644,9 @@ mod tests {
         std::io::Write::write_all(&mut w, b"x").unwrap();
         let data = w.finish().unwrap().into_inner();
         let d = tempfile::tempdir().unwrap();
-        let e = unpack_archive("b.zip", &data, &d.path().join("in")).unwrap_err();
+        let zip = d.path().join("b.zip");
+        std::fs::write(&zip, data).unwrap();
+        let e = unpack_archive(&zip, &d.path().join("in")).unwrap_err();
         assert!(e.contains("outside"), "{e}");
         assert!(!d.path().join("evil").exists());
     }
