@@ -4,7 +4,6 @@
 //! themselves (RUNPATH `$ORIGIN/../lib`, or a wrapper script).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -409,7 +408,7 @@ async fn build_in(
             link = Some(Link::Wrapper);
         }
     }
-    let tar = c.copy_out("/tmp/bundle-out").await?;
+    let members = c.copy_out_members("/tmp/bundle-out").await?;
     let mut expected: BTreeMap<String, u32> = BTreeMap::new();
     for (name, _) in &binaries {
         expected.insert(format!("bin/{name}"), 0o755);
@@ -417,7 +416,7 @@ async fn build_in(
     for soname in libraries.keys() {
         expected.insert(format!("lib/{soname}"), 0o644);
     }
-    unpack(&tar, root, &expected)?;
+    unpack(members, root, &expected)?;
     timed(reporter, "staging, RUNPATH and copy-out", started);
 
     let mut files = Vec::new();
@@ -486,34 +485,27 @@ async fn owners(c: &Container, paths: &[&String]) -> Result<BTreeMap<String, Str
         .collect())
 }
 
-/// Unpack the copied-out folder: exactly the expected regular files.
-fn unpack(tar: &[u8], root: &Path, expected: &BTreeMap<String, u32>) -> Result<(), AptError> {
+/// Write the copied-out folder's members: exactly the expected regular files.
+fn unpack(
+    members: Vec<(String, Option<Vec<u8>>)>,
+    root: &Path,
+    expected: &BTreeMap<String, u32>,
+) -> Result<(), AptError> {
     let bad = |message: String| AptError::CopyOut {
         path: "/tmp/bundle-out".into(),
         message,
     };
-    let mut archive = tar::Archive::new(tar);
     let mut seen = BTreeSet::new();
-    for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
-        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-        let name = entry
-            .path()
-            .map_err(|e| bad(e.to_string()))?
-            .to_string_lossy()
-            .into_owned();
+    for (name, data) in members {
         let Some(rel) = name.strip_prefix("bundle-out/") else {
             continue;
         };
         let Some(mode) = expected.get(rel) else {
             continue;
         };
-        if !entry.header().entry_type().is_file() {
+        let Some(data) = data else {
             return Err(bad(format!("{rel} is not a regular file")));
-        }
-        let mut data = Vec::new();
-        entry
-            .read_to_end(&mut data)
-            .map_err(|e| bad(e.to_string()))?;
+        };
         let dest = root.join(rel);
         let io = |source| AptError::Io {
             path: dest.clone(),

@@ -516,28 +516,44 @@ impl Container {
         Ok(tar)
     }
 
-    /// The bytes of one regular file in the container.
-    pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, DockerError> {
+    /// The members of `path` (a file or a folder), copied out: each one's
+    /// path in the archive, and its bytes when it is a regular file.
+    pub async fn copy_out_members(
+        &self,
+        path: &str,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, DockerError> {
         let tar = self.copy_out(path).await?;
-        let bad = |message: String| DockerError::Archive {
+        let bad = |e: std::io::Error| DockerError::Archive {
             path: path.to_string(),
-            message,
+            message: e.to_string(),
         };
         let mut archive = tar::Archive::new(tar.as_slice());
-        let mut entries = archive.entries().map_err(|e| bad(e.to_string()))?;
-        match entries.next() {
-            Some(Ok(mut entry)) => {
-                if !entry.header().entry_type().is_file() {
-                    return Err(bad("not a regular file".into()));
-                }
+        let mut members = Vec::new();
+        for entry in archive.entries().map_err(bad)? {
+            let mut entry = entry.map_err(bad)?;
+            let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
+            let data = if entry.header().entry_type().is_file() {
                 let mut data = Vec::new();
-                entry
-                    .read_to_end(&mut data)
-                    .map_err(|e| bad(e.to_string()))?;
-                Ok(data)
-            }
-            Some(Err(e)) => Err(bad(e.to_string())),
-            None => Err(bad("empty archive".into())),
+                entry.read_to_end(&mut data).map_err(bad)?;
+                Some(data)
+            } else {
+                None
+            };
+            members.push((name, data));
+        }
+        Ok(members)
+    }
+
+    /// The bytes of one regular file in the container.
+    pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, DockerError> {
+        let bad = |message: &str| DockerError::Archive {
+            path: path.to_string(),
+            message: message.to_string(),
+        };
+        match self.copy_out_members(path).await?.into_iter().next() {
+            Some((_, Some(data))) => Ok(data),
+            Some((_, None)) => Err(bad("not a regular file")),
+            None => Err(bad("empty archive")),
         }
     }
 

@@ -222,13 +222,13 @@ impl SdistBuilder {
                     output: crate::docker::tail(&out.combined(), 40),
                 });
             }
-            Ok(c.copy_out("/build/out").await?)
+            Ok(c.copy_out_members("/build/out").await?)
         }
         .await;
         c.remove().await;
-        let tar = result?;
+        let members = result?;
         reporter.step_done(&what, started.elapsed().as_secs_f64());
-        store_wheel(&tar, dir, &file)
+        store_wheel(members, dir, &file)
     }
 
     /// Resolve and fetch the build requirements, as wheels, for the target.
@@ -278,32 +278,26 @@ fn cached_wheel(dir: &Path) -> Option<BuiltWheel> {
 }
 
 /// Take the one wheel out of the copied `/build/out` and keep it in `dir`.
-fn store_wheel(tar: &[u8], dir: &Path, file: &str) -> Result<BuiltWheel, SdistError> {
+fn store_wheel(
+    members: Vec<(String, Option<Vec<u8>>)>,
+    dir: &Path,
+    file: &str,
+) -> Result<BuiltWheel, SdistError> {
     let bad = |message: String| SdistError::Io {
         file: file.to_string(),
         message,
     };
-    let mut archive = tar::Archive::new(tar);
-    let mut wheel: Option<(String, Vec<u8>)> = None;
-    for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
-        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-        let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if entry.header().entry_type().is_file()
-            && name.ends_with(".whl")
-            && crate::tags::WheelName::parse(&name).is_some()
-            && !name.starts_with('.')
-        {
-            let mut data = Vec::new();
-            entry
-                .read_to_end(&mut data)
-                .map_err(|e| bad(e.to_string()))?;
-            wheel = Some((name, data));
-        }
-    }
+    let wheel = members
+        .into_iter()
+        .rev()
+        .filter_map(|(path, data)| {
+            let name = Path::new(&path).file_name()?.to_string_lossy().into_owned();
+            let wheel = name.ends_with(".whl")
+                && crate::tags::WheelName::parse(&name).is_some()
+                && !name.starts_with('.');
+            Some((name, data?)).filter(|_| wheel)
+        })
+        .next();
     let (name, data) = wheel.ok_or_else(|| bad("pip wrote no wheel".into()))?;
     let parent = dir.parent().unwrap_or(dir);
     std::fs::create_dir_all(parent).map_err(|e| bad(e.to_string()))?;
