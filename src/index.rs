@@ -411,7 +411,8 @@ impl Index {
     }
 
     async fn load_metadata(&self, wheel: &WheelFile) -> Result<Metadata, IndexError> {
-        if wheel.sdist {
+        // (METADATA, the file it was read from, for errors)
+        let (raw, file) = if wheel.sdist {
             let builder = self
                 .sdists
                 .as_ref()
@@ -426,30 +427,25 @@ impl Index {
                     message,
                 }
             })?;
-            return parse_metadata(&String::from_utf8_lossy(&raw)).map_err(|message| {
-                IndexError::BadMetadata {
-                    file: built.filename,
-                    message,
+            (raw, built.filename)
+        } else {
+            let cache = self.fetcher.cache();
+            let key = wheel.sha256.clone().unwrap_or_else(|| wheel.url.clone());
+            let path = cache.keyed("metadata", &key, ".METADATA");
+            let raw = match std::fs::read(&path) {
+                Ok(raw) => raw,
+                Err(_) => {
+                    let raw = self.fetch_metadata(wheel).await?;
+                    if let Err(e) = cache.write_atomic(&path, &raw) {
+                        tracing::warn!("cannot cache metadata at {}: {e}", path.display());
+                    }
+                    raw
                 }
-            });
-        }
-        let cache = self.fetcher.cache();
-        let key = wheel.sha256.clone().unwrap_or_else(|| wheel.url.clone());
-        let path = cache.keyed("metadata", &key, ".METADATA");
-        let raw = match std::fs::read(&path) {
-            Ok(raw) => raw,
-            Err(_) => {
-                let raw = self.fetch_metadata(wheel).await?;
-                if let Err(e) = cache.write_atomic(&path, &raw) {
-                    tracing::warn!("cannot cache metadata at {}: {e}", path.display());
-                }
-                raw
-            }
+            };
+            (raw, wheel.filename.clone())
         };
-        parse_metadata(&String::from_utf8_lossy(&raw)).map_err(|message| IndexError::BadMetadata {
-            file: wheel.filename.clone(),
-            message,
-        })
+        parse_metadata(&String::from_utf8_lossy(&raw))
+            .map_err(|message| IndexError::BadMetadata { file, message })
     }
 
     /// PEP 658 file, else a range read of the wheel's zip directory, else the
