@@ -277,18 +277,19 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 /// Run the whole pipeline and write `out/<name>/` and `out/<name>.<ext>`.
+/// `recipe` and `target` come from [`load`]; `fetcher` from [`fetcher`].
 pub async fn build(
     options: &Options,
-    reporter: Arc<dyn Reporter>,
+    recipe: &Recipe,
+    target: &Target,
+    fetcher: Arc<Fetcher>,
     cancel: Arc<AtomicBool>,
 ) -> Result<BuildOutput, Error> {
-    let (recipe, target) = load(options)?;
-    let fetcher = fetcher(options, reporter.clone())?;
     let plan = match &options.locked {
-        Some(path) => read_lock(path, &recipe, &target)?,
-        None => make_plan(options, &recipe, &target, fetcher.clone(), cancel).await?,
+        Some(path) => read_lock(path, recipe, target)?,
+        None => make_plan(options, recipe, target, fetcher.clone(), cancel).await?,
     };
-    build_plan(options, &plan, &target, fetcher).await
+    build_plan(options, &plan, target, fetcher).await
 }
 
 /// Fetch, stage, check and assemble an already resolved Plan.

@@ -551,13 +551,14 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
                 FormatArg::TarGz => Format::TarGz,
                 FormatArg::Dir => Format::Dir,
             };
+            let (recipe, target) = build::load(&options)?;
             if locked {
-                let (recipe, _) = build::load(&options)?;
                 options.locked = Some(PathBuf::from(format!("{}.lock.json", recipe.name)));
             }
             let reporter = Arc::new(CliReporter::new(cli.quiet));
             let started = Instant::now();
-            let result = build::build(&options, reporter.clone(), cancel).await;
+            let fetcher = build::fetcher(&options, reporter.clone())?;
+            let result = build::build(&options, &recipe, &target, fetcher.clone(), cancel).await;
             reporter.finish();
             let output = result?;
             if json && !verify {
@@ -567,9 +568,7 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
                 print_build_summary(&output, started.elapsed());
             }
             if verify {
-                let (_, target) = build::load(&options)?;
                 let path = output.archive.clone().unwrap_or(output.bundle_dir.clone());
-                let fetcher = build::fetcher(&options, reporter.clone())?;
                 let result = bundle::verify::verify(
                     &path,
                     &target,
