@@ -302,31 +302,34 @@ fn unpinned_release_is_refused_with_its_hash() {
 #[test]
 fn zip_slip_and_symlink_escape_are_refused() {
     let w = world();
-    let evil_zip = zip_of(&[("tool", b"x", 0o755), ("../../evil", b"owned", 0o644)]);
-    w.pinned("slip", "/dl/slip.zip", &evil_zip, "tool");
-    w.bundle()
-        .args(["build", "slip"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
+    let cases: [(&str, &str, Vec<u8>, &str); 3] = [
+        (
+            "slip",
+            "/dl/slip.zip",
+            zip_of(&[("tool", b"x", 0o755), ("../../evil", b"owned", 0o644)]),
             "`../../evil` would be written outside the bundle",
-        ));
-    let evil_tar = gz(&tar_of(&[("real", b"x")], &[("tool", "/etc/passwd")]));
-    w.pinned("link", "/dl/link.tar.gz", &evil_tar, "tool");
-    w.bundle()
-        .args(["build", "link"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
+        ),
+        (
+            "link",
+            "/dl/link.tar.gz",
+            gz(&tar_of(&[("real", b"x")], &[("tool", "/etc/passwd")])),
             "symlink to absolute path /etc/passwd",
-        ));
-    let evil_tar = gz(&tar_of(&[("real", b"x")], &[("tool", "../../x")]));
-    w.pinned("up", "/dl/up.tar.gz", &evil_tar, "tool");
-    w.bundle()
-        .args(["build", "up"])
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("points outside"));
+        ),
+        (
+            "up",
+            "/dl/up.tar.gz",
+            gz(&tar_of(&[("real", b"x")], &[("tool", "../../x")])),
+            "points outside",
+        ),
+    ];
+    for (name, path, archive, refusal) in &cases {
+        w.pinned(name, path, archive, "tool");
+        w.bundle()
+            .args(["build", name])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(*refusal));
+    }
     assert!(!w.cwd.path().join("dist/slip").exists());
     assert!(!w.cwd.path().join("evil").exists());
     assert!(!w.cwd.path().parent().unwrap().join("evil").exists());
