@@ -1,6 +1,8 @@
-//! Reading archives safely: their kind by name, and their members with
-//! paths (and link targets) that stay inside the folder they unpack into.
-//! Used for release assets, bundle archives and the ELF check.
+//! Reading archives safely: their kind by name, their members with paths
+//! (and link targets) that stay inside the folder they unpack into, and
+//! their contents streamed under limits, so that memory and disk stay
+//! bounded whatever an archive holds. Used for release assets, bundle
+//! archives and the ELF check.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -15,6 +17,57 @@ pub enum ArchiveError {
     Bad(String),
     #[error("member `{member}` would be written outside the folder ({why})")]
     Unsafe { member: String, why: String },
+    #[error("the archive holds `{member}` twice")]
+    Duplicate { member: String },
+    #[error("`{member}` is a symlink loop")]
+    Loop { member: String },
+    #[error("the archive unpacks to more than {limit} ({what}); stopped")]
+    Bomb { what: &'static str, limit: String },
+}
+
+/// How much an archive may unpack to. From the environment, else defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `BUNDLE_MAX_UNPACKED_BYTES` (2 GiB): bytes an archive may unpack to,
+    /// counting every member read or passed over.
+    pub max_bytes: u64,
+    /// `BUNDLE_MAX_UNPACK_RATIO` (200): unpacked bytes per compressed byte,
+    /// checked once more than [`RATIO_FLOOR`] bytes have been unpacked.
+    pub max_ratio: u64,
+    /// `BUNDLE_MAX_ARCHIVE_MEMBERS` (200 000): members an archive may list.
+    pub max_members: usize,
+}
+
+/// Below this many unpacked bytes the ratio is not checked (small, very
+/// compressible files are normal).
+pub const RATIO_FLOOR: u64 = 32 << 20;
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_bytes: 2 << 30,
+            max_ratio: 200,
+            max_members: 200_000,
+        }
+    }
+}
+
+impl Limits {
+    pub fn from_env() -> Limits {
+        let d = Limits::default();
+        let num = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        Limits {
+            max_bytes: num("BUNDLE_MAX_UNPACKED_BYTES").unwrap_or(d.max_bytes),
+            max_ratio: num("BUNDLE_MAX_UNPACK_RATIO").unwrap_or(d.max_ratio),
+            max_members: num("BUNDLE_MAX_ARCHIVE_MEMBERS")
+                .map(|n| n as usize)
+                .unwrap_or(d.max_members),
+        }
+    }
 }
 
 /// How an archive is packed, by its name.
@@ -89,54 +142,183 @@ pub fn safe_link(member: &Path, target: &str) -> Result<PathBuf, String> {
         .map_err(|_| format!("symlink to {target} points outside"))
 }
 
-/// One archive member.
+/// One archive member, as listed (no contents).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Member {
-    File(Vec<u8>),
+pub enum Entry {
+    /// A regular file of the given (declared) size.
+    File { size: u64 },
+    /// A symbolic or hard link, as a path relative to the member's folder.
     Link(String),
 }
 
-/// Every member of a zip or tar archive, by normalized path. Member paths
-/// and link targets that would leave the extraction folder are refused.
-pub fn read_members(
-    kind: ArchiveKind,
-    path: &Path,
-) -> Result<BTreeMap<PathBuf, Member>, ArchiveError> {
-    let bad = |e: &dyn std::fmt::Display| ArchiveError::Bad(e.to_string());
-    let unsafe_ = |member: &str, why: String| ArchiveError::Unsafe {
+/// Every member of an archive, by normalized path.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub members: BTreeMap<PathBuf, Entry>,
+}
+
+impl Listing {
+    /// Follow links from `member` to the regular file it names. Loops, and
+    /// chains longer than 40 links, are reported as loops.
+    pub fn resolve(&self, member: &Path) -> Result<Option<PathBuf>, ArchiveError> {
+        let mut key = member.to_path_buf();
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            match self.members.get(&key) {
+                Some(Entry::File { .. }) => return Ok(Some(key)),
+                None => return Ok(None),
+                Some(Entry::Link(t)) => {
+                    if !seen.insert(key.clone()) || seen.len() > 40 {
+                        return Err(ArchiveError::Loop {
+                            member: member.display().to_string(),
+                        });
+                    }
+                    key = safe_link(&key, t).map_err(|why| ArchiveError::Unsafe {
+                        member: key.display().to_string(),
+                        why,
+                    })?;
+                }
+            }
+        }
+    }
+}
+
+/// Counts what passes through a reader.
+struct Counting<R> {
+    inner: R,
+    count: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Stops a decompressed stream that grows past the limits: total bytes,
+/// and bytes per compressed byte read beneath it.
+struct Guard<R> {
+    inner: R,
+    limits: Limits,
+    unpacked: u64,
+    compressed: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+fn bomb(what: &'static str, limit: String) -> std::io::Error {
+    std::io::Error::other(ArchiveError::Bomb { what, limit })
+}
+
+impl<R: Read> Read for Guard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.unpacked += n as u64;
+        if self.unpacked > self.limits.max_bytes {
+            return Err(bomb(
+                "BUNDLE_MAX_UNPACKED_BYTES",
+                format!("{} bytes", self.limits.max_bytes),
+            ));
+        }
+        let packed = self.compressed.get().max(1);
+        if self.unpacked > RATIO_FLOOR && self.unpacked / packed > self.limits.max_ratio {
+            return Err(bomb(
+                "BUNDLE_MAX_UNPACK_RATIO",
+                format!("{} times its compressed size", self.limits.max_ratio),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// An I/O error, or the limit that stopped it.
+fn from_io(e: std::io::Error) -> ArchiveError {
+    if e.get_ref().is_some_and(|i| i.is::<ArchiveError>()) {
+        if let Ok(inner) = e.into_inner().expect("checked").downcast::<ArchiveError>() {
+            return *inner;
+        }
+        return ArchiveError::Bad("archive limit".into());
+    }
+    ArchiveError::Bad(e.to_string())
+}
+
+fn bad(e: impl std::fmt::Display) -> ArchiveError {
+    ArchiveError::Bad(e.to_string())
+}
+
+fn unsafe_(member: &str, why: String) -> ArchiveError {
+    ArchiveError::Unsafe {
         member: member.to_string(),
         why,
+    }
+}
+
+/// A tar stream of the file, guarded by the limits.
+fn open_tar(kind: ArchiveKind, path: &Path, limits: Limits) -> Result<tar::Archive<Box<dyn Read>>, ArchiveError> {
+    let file = std::fs::File::open(path).map_err(bad)?;
+    let compressed = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counting = Counting {
+        inner: std::io::BufReader::new(file),
+        count: compressed.clone(),
     };
-    let mut out = BTreeMap::new();
-    let file = std::fs::File::open(path).map_err(|e| bad(&e))?;
+    let decoded = kind.tar_reader(counting).expect("a tar kind");
+    let guarded: Box<dyn Read> = Box::new(Guard {
+        inner: decoded,
+        limits,
+        unpacked: 0,
+        compressed,
+    });
+    Ok(tar::Archive::new(guarded))
+}
+
+/// List the members of a zip or tar archive without unpacking them. Member
+/// paths and link targets that would leave the folder, and members listed
+/// twice, are refused.
+pub fn list(kind: ArchiveKind, path: &Path, limits: Limits) -> Result<Listing, ArchiveError> {
+    let mut listing = Listing::default();
+    let mut add = |raw: &str, p: PathBuf, e: Entry| -> Result<(), ArchiveError> {
+        if listing.members.len() >= limits.max_members {
+            return Err(ArchiveError::Bomb {
+                what: "BUNDLE_MAX_ARCHIVE_MEMBERS",
+                limit: format!("{} members", limits.max_members),
+            });
+        }
+        if listing.members.insert(p, e).is_some() {
+            return Err(ArchiveError::Duplicate {
+                member: raw.to_string(),
+            });
+        }
+        Ok(())
+    };
     match kind {
-        ArchiveKind::Bare => unreachable!("bare files have no members"),
+        ArchiveKind::Bare => return Err(bad("a bare file has no members")),
         ArchiveKind::Zip => {
-            let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(&e))?;
+            let file = std::fs::File::open(path).map_err(bad)?;
+            let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(bad)?;
             for i in 0..zip.len() {
-                let mut entry = zip.by_index(i).map_err(|e| bad(&e))?;
+                let mut entry = zip.by_index(i).map_err(bad)?;
                 let raw = entry.name().to_string();
                 let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
                 if entry.is_dir() {
                     continue;
                 }
-                let mut data = Vec::new();
-                entry.read_to_end(&mut data).map_err(|e| bad(&e))?;
-                let is_link = entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000);
-                if is_link {
-                    let t = String::from_utf8_lossy(&data).into_owned();
+                if entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000) {
+                    let mut t = String::new();
+                    (&mut entry)
+                        .take(4096)
+                        .read_to_string(&mut t)
+                        .map_err(bad)?;
                     safe_link(&p, &t).map_err(|why| unsafe_(&raw, why))?;
-                    out.insert(p, Member::Link(t));
+                    add(&raw, p, Entry::Link(t))?;
                 } else {
-                    out.insert(p, Member::File(data));
+                    add(&raw, p, Entry::File { size: entry.size() })?;
                 }
             }
         }
         ArchiveKind::TarGz | ArchiveKind::TarXz => {
-            let reader = kind.tar_reader(file).expect("a tar kind");
-            let mut tar = tar::Archive::new(reader);
-            for entry in tar.entries().map_err(|e| bad(&e))? {
-                let mut entry = entry.map_err(|e| bad(&e))?;
+            let mut tar = open_tar(kind, path, limits)?;
+            for entry in tar.entries().map_err(from_io)? {
+                let entry = entry.map_err(from_io)?;
                 let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
                 let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
                 let ty = entry.header().entry_type();
@@ -145,23 +327,111 @@ pub fn read_members(
                         .link_name_bytes()
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
                         .unwrap_or_default();
-                    if ty.is_hard_link() {
+                    let t = if ty.is_hard_link() {
+                        // Hard links name their target from the archive's root.
                         let src = safe_member_path(&t).map_err(|why| unsafe_(&raw, why))?;
-                        let rel = pathdiff(&src, p.parent().unwrap_or(Path::new("")));
-                        out.insert(p, Member::Link(rel));
+                        pathdiff(&src, p.parent().unwrap_or(Path::new("")))
                     } else {
                         safe_link(&p, &t).map_err(|why| unsafe_(&raw, why))?;
-                        out.insert(p, Member::Link(t));
-                    }
+                        t
+                    };
+                    add(&raw, p, Entry::Link(t))?;
                 } else if ty.is_file() {
-                    let mut data = Vec::new();
-                    entry.read_to_end(&mut data).map_err(|e| bad(&e))?;
-                    out.insert(p, Member::File(data));
+                    add(&raw, p, Entry::File { size: entry.size() })?;
                 }
             }
         }
     }
-    Ok(out)
+    Ok(listing)
+}
+
+/// Stream the regular files for which `wanted` is true to `sink`, under
+/// the limits; nothing else is kept. The sink gets the normalized path and
+/// a reader that ends at the member's end.
+pub fn stream_files(
+    kind: ArchiveKind,
+    path: &Path,
+    limits: Limits,
+    wanted: &dyn Fn(&Path) -> bool,
+    sink: &mut dyn FnMut(&Path, &mut dyn Read) -> Result<(), ArchiveError>,
+) -> Result<(), ArchiveError> {
+    match kind {
+        ArchiveKind::Bare => Err(bad("a bare file has no members")),
+        ArchiveKind::Zip => {
+            let file = std::fs::File::open(path).map_err(bad)?;
+            let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(bad)?;
+            let mut unpacked = 0u64;
+            for i in 0..zip.len() {
+                let entry = zip.by_index(i).map_err(bad)?;
+                let raw = entry.name().to_string();
+                let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
+                let link = entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000);
+                if entry.is_dir() || link || !wanted(&p) {
+                    continue;
+                }
+                let compressed = std::rc::Rc::new(std::cell::Cell::new(entry.compressed_size()));
+                let room = limits.max_bytes.saturating_sub(unpacked);
+                let mut guard = Guard {
+                    inner: entry,
+                    limits: Limits {
+                        max_bytes: room,
+                        ..limits
+                    },
+                    unpacked: 0,
+                    compressed,
+                };
+                sink(&p, &mut guard)?;
+                // Drain what the sink left, so the limits see it all.
+                std::io::copy(&mut guard, &mut std::io::sink()).map_err(from_io)?;
+                unpacked += guard.unpacked;
+            }
+            Ok(())
+        }
+        ArchiveKind::TarGz | ArchiveKind::TarXz => {
+            let mut tar = open_tar(kind, path, limits)?;
+            for entry in tar.entries().map_err(from_io)? {
+                let mut entry = entry.map_err(from_io)?;
+                if !entry.header().entry_type().is_file() {
+                    continue;
+                }
+                let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
+                if wanted(&p) {
+                    sink(&p, &mut entry)?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Write a member's stream to `dest` (a new file).
+pub fn write_member(reader: &mut dyn Read, dest: &Path) -> Result<u64, ArchiveError> {
+    let mut out = std::fs::File::create(dest).map_err(|e| bad(format!("{}: {e}", dest.display())))?;
+    std::io::copy(reader, &mut out).map_err(from_io)
+}
+
+/// Unpack every regular file of a zip or tar archive under `dest` (links
+/// are not followed or made). Returns the members written.
+pub fn unpack_files(
+    kind: ArchiveKind,
+    path: &Path,
+    limits: Limits,
+    dest: &Path,
+) -> Result<Vec<PathBuf>, ArchiveError> {
+    // Listing first refuses escapes and duplicates before anything is written.
+    list(kind, path, limits)?;
+    let mut written = Vec::new();
+    stream_files(kind, path, limits, &|_| true, &mut |p, r| {
+        let out = dest.join(p);
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).map_err(bad)?;
+        }
+        write_member(r, &out)?;
+        written.push(p.to_path_buf());
+        Ok(())
+    })?;
+    Ok(written)
 }
 
 /// Relative path from `base` to `to` (both archive-relative, safe).
@@ -175,6 +445,7 @@ fn pathdiff(to: &Path, base: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn member_paths() {
@@ -216,5 +487,79 @@ mod tests {
         assert_eq!(ArchiveKind::from_name("a.whl"), ArchiveKind::Bare);
         assert!(ArchiveKind::Zip.tar_reader(std::io::empty()).is_none());
         assert!(ArchiveKind::TarXz.tar_reader(std::io::empty()).is_some());
+    }
+
+    fn tar_gz(dir: &Path, members: &[(&str, &[u8])], links: &[(&str, &str)]) -> PathBuf {
+        let path = dir.join("a.tar.gz");
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut b = tar::Builder::new(gz);
+        for (name, data) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        for (name, target) in links {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            h.set_entry_type(tar::EntryType::Symlink);
+            b.append_link(&mut h, name, target).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap().flush().unwrap();
+        path
+    }
+
+    #[test]
+    fn loops_and_duplicates_are_named() {
+        let d = tempfile::tempdir().unwrap();
+        let p = tar_gz(d.path(), &[("x/a", b"1")], &[("x/l1", "l2"), ("x/l2", "l1")]);
+        let listing = list(ArchiveKind::TarGz, &p, Limits::default()).unwrap();
+        let e = listing.resolve(Path::new("x/l1")).unwrap_err();
+        assert!(matches!(e, ArchiveError::Loop { .. }), "{e}");
+        assert_eq!(e.to_string(), "`x/l1` is a symlink loop");
+        assert_eq!(
+            listing.resolve(Path::new("x/a")).unwrap().unwrap(),
+            PathBuf::from("x/a")
+        );
+        let p = tar_gz(d.path(), &[("x/a", b"1"), ("./x/a", b"2")], &[]);
+        let e = list(ArchiveKind::TarGz, &p, Limits::default()).unwrap_err();
+        assert!(matches!(e, ArchiveError::Duplicate { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_bomb_is_stopped_by_the_ratio_and_the_total() {
+        let d = tempfile::tempdir().unwrap();
+        let zeros = vec![0u8; 48 << 20];
+        let p = tar_gz(d.path(), &[("bomb", &zeros), ("tool", b"\x7fELF")], &[]);
+        let e = list(ArchiveKind::TarGz, &p, Limits::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("BUNDLE_MAX_UNPACK_RATIO"),
+            "{e}"
+        );
+        let small = Limits {
+            max_bytes: 1 << 20,
+            max_ratio: u64::MAX,
+            ..Limits::default()
+        };
+        let e = list(ArchiveKind::TarGz, &p, small).unwrap_err();
+        assert!(e.to_string().contains("BUNDLE_MAX_UNPACKED_BYTES"), "{e}");
+        // Within generous limits, only the wanted member reaches the sink.
+        let roomy = Limits {
+            max_ratio: u64::MAX,
+            ..Limits::default()
+        };
+        let mut got = Vec::new();
+        stream_files(ArchiveKind::TarGz, &p, roomy, &|p| p == Path::new("tool"), &mut |p, r| {
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).unwrap();
+            got.push((p.to_path_buf(), v));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, vec![(PathBuf::from("tool"), b"\x7fELF".to_vec())]);
     }
 }

@@ -64,7 +64,7 @@ pub enum FileKind {
 pub struct FileEntry {
     pub path: String,
     pub kind: FileKind,
-    pub sha256: String,
+    pub sha256: crate::hash::Sha256,
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,

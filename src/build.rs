@@ -33,6 +33,8 @@ pub struct Options {
     pub offline: bool,
     pub refresh: bool,
     pub upgrade_preinstalled: bool,
+    /// Accept index files and releases that come without a sha256.
+    pub allow_unhashed: bool,
     pub cache_dir: PathBuf,
     pub out: PathBuf,
     pub format: Format,
@@ -52,6 +54,7 @@ impl Default for Options {
             offline: false,
             refresh: false,
             upgrade_preinstalled: false,
+            allow_unhashed: false,
             cache_dir: crate::cache::default_dir(),
             out: PathBuf::from("dist"),
             format: Format::Zip,
@@ -85,14 +88,7 @@ pub fn load(options: &Options) -> Result<(Recipe, Target), Error> {
     if let Some(n) = &options.name {
         recipe.name = n.clone();
     }
-    // The name becomes a folder, an archive name and part of PROMPT.txt's code.
-    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-');
-    if recipe.name.is_empty() || recipe.name.starts_with('.') || !recipe.name.chars().all(plain) {
-        return Err(Error::Usage(format!(
-            "`{}` cannot be used as a bundle name (letters, digits, . _ + - only); pass --name",
-            recipe.name
-        )));
-    }
+    check_name(&recipe.name)?;
     let target_name = options
         .target
         .clone()
@@ -102,10 +98,41 @@ pub fn load(options: &Options) -> Result<(Recipe, Target), Error> {
     Ok((recipe, target))
 }
 
+/// The longest bundle name: it becomes a folder and archive names with
+/// suffixes (`.zip.001`), which must fit in a file name.
+pub const MAX_NAME: usize = 100;
+
+/// The name becomes a folder, an archive name, an argument and part of
+/// PROMPT.txt's code: a plain file name that no tool reads as an option.
+pub fn check_name(name: &str) -> Result<(), Error> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-');
+    let why = if name.is_empty() {
+        Some("it is empty".to_string())
+    } else if name.starts_with(['.', '-']) {
+        Some("it starts with `.` or `-`".into())
+    } else if !name.chars().all(plain) {
+        Some("only letters, digits and . _ + - are allowed".into())
+    } else if name.len() > MAX_NAME {
+        Some(format!("it is {} characters long; at most {MAX_NAME}", name.len()))
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => {
+            let shown: String = name.chars().take(60).flat_map(char::escape_default).collect();
+            Err(Error::Usage(format!(
+                "`{shown}` cannot be used as a bundle name: {why}; pass --name NAME"
+            )))
+        }
+    }
+}
+
 pub fn fetcher(options: &Options, reporter: Arc<dyn Reporter>) -> Result<Arc<Fetcher>, Error> {
     Ok(Arc::new(
         Fetcher::new(Cache::new(&options.cache_dir), options.offline, reporter)?
-            .with_refresh(options.refresh),
+            .with_refresh(options.refresh)
+            .with_allow_unhashed(options.allow_unhashed),
     ))
 }
 
@@ -204,7 +231,7 @@ async fn fetch_all(
                     .await
                     .map_err(|e| Error::Plan(PlanError::Index(e.into())));
                 let blob = built.map(|b| {
-                    if w.sha256.as_deref().is_some_and(|s| s != b.sha256) {
+                    if w.sha256.as_ref().is_some_and(|s| *s != b.sha256) {
                         reporter.warn(&format!(
                             "{} was rebuilt from {} and differs from the planned build (builds are not byte-reproducible)",
                             b.filename, sdist.filename
@@ -222,8 +249,9 @@ async fn fetch_all(
         }
         let f = fetcher.clone();
         let (url, sha, label) = (w.url.clone(), w.sha256.clone(), w.filename.clone());
+        let size = w.size;
         set.spawn(async move {
-            let blob = f.download(&url, sha.as_deref(), &label).await;
+            let blob = f.download(&url, sha.as_ref(), size, &label).await;
             // Read the wheel's ELF files now, while other downloads run;
             // the check stage then finds the result in the cache.
             if let Ok(b) = &blob {
@@ -244,7 +272,7 @@ async fn fetch_all(
             (
                 1,
                 i,
-                f.download(&url, Some(&sha), &label)
+                f.download(&url, Some(&sha), None, &label)
                     .await
                     .map_err(Error::from),
             )
@@ -307,10 +335,13 @@ pub async fn build_plan(
     reporter.stage(Stage::Stage);
     let out = &options.out;
     std::fs::create_dir_all(out).map_err(io_err(out))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".bundle-")
-        .tempdir_in(out)
-        .map_err(io_err(out))?;
+    // Staging folders of runs that were killed are removed first; a live
+    // run's folder is locked and left alone.
+    let reaped = crate::fsutil::reap(out, ".bundle-", std::time::Duration::from_secs(3600));
+    if reaped > 0 {
+        tracing::info!("removed {reaped} staging folder(s) left in {} by killed runs", out.display());
+    }
+    let staging = crate::fsutil::RunDir::create(out, ".bundle-").map_err(io_err(out))?;
     let root = staging.path().join(&name);
     let mut entries: BTreeMap<String, FileEntry> = BTreeMap::new();
     if !plan.wheels.is_empty() {
@@ -318,7 +349,8 @@ pub async fn build_plan(
         std::fs::create_dir_all(&wheels_dir).map_err(io_err(&wheels_dir))?;
         for (w, blob) in plan.wheels.iter().zip(&wheel_blobs) {
             let dest = wheels_dir.join(&w.filename);
-            std::fs::copy(&blob.path, &dest).map_err(io_err(&dest))?;
+            // The manifest's hash is that of the bytes written here.
+            let (sha256, size) = crate::fetch::copy_verified(blob, &dest)?;
             crate::fsutil::set_mode(&dest, 0o644).map_err(io_err(&dest))?;
             let path = format!("wheels/{}", w.filename);
             entries.insert(
@@ -326,8 +358,8 @@ pub async fn build_plan(
                 FileEntry {
                     path,
                     kind: FileKind::Wheel,
-                    sha256: blob.sha256.clone(),
-                    size: blob.size,
+                    sha256,
+                    size,
                     package: Some(w.package.clone()),
                     version: Some(w.version.clone()),
                     source: Some(w.url.clone()),
@@ -351,7 +383,7 @@ pub async fn build_plan(
                 FileEntry {
                     path,
                     kind: FileKind::Binary,
-                    sha256: crate::cache::sha256_hex(&data),
+                    sha256: crate::hash::Sha256::of(&data),
                     size: data.len() as u64,
                     package: Some(r.name.clone()),
                     version: Some(r.version.clone()),
@@ -399,7 +431,7 @@ pub async fn build_plan(
                     } else {
                         FileKind::Binary
                     },
-                    sha256: crate::cache::sha256_hex(&data),
+                    sha256: crate::hash::Sha256::of(&data),
                     size: data.len() as u64,
                     package: f.package,
                     version: f.version,
@@ -419,7 +451,7 @@ pub async fn build_plan(
     reporter.stage(Stage::Check);
     let mut warnings = Vec::new();
     if root.exists() {
-        let wheel_hashes: BTreeMap<String, String> = entries
+        let wheel_hashes: BTreeMap<String, crate::hash::Sha256> = entries
             .values()
             .filter(|e| e.kind == FileKind::Wheel)
             .map(|e| (e.path.clone(), e.sha256.clone()))

@@ -97,6 +97,10 @@ pub struct ElfInfo {
     /// DT_RUNPATH and DT_RPATH entries, as written (`$ORIGIN/../lib`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runpath: Vec<String>,
+    /// Set when the file starts like ELF but cannot be read as ELF
+    /// (truncated or damaged): why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt: Option<String>,
 }
 
 /// The verdict for one file.
@@ -134,7 +138,23 @@ pub fn read_elf(path: &str, data: &[u8]) -> Option<ElfInfo> {
     if data.len() < 4 || &data[..4] != b"\x7fELF" {
         return None;
     }
-    let elf = goblin::elf::Elf::parse(data).ok()?;
+    let elf = match goblin::elf::Elf::parse(data) {
+        Ok(elf) => elf,
+        Err(e) => {
+            return Some(ElfInfo {
+                path: path.to_string(),
+                machine: "unknown".into(),
+                needed: Vec::new(),
+                glibc: None,
+                glibcxx: None,
+                cxxabi: None,
+                interpreter: None,
+                soname: None,
+                runpath: Vec::new(),
+                corrupt: Some(e.to_string()),
+            })
+        }
+    };
     let mut glibc = None;
     let mut glibcxx = None;
     let mut cxxabi = None;
@@ -183,6 +203,7 @@ pub fn read_elf(path: &str, data: &[u8]) -> Option<ElfInfo> {
             .filter(|p| !p.is_empty())
             .map(str::to_string)
             .collect(),
+        corrupt: None,
     })
 }
 
@@ -191,6 +212,22 @@ pub fn read_elf(path: &str, data: &[u8]) -> Option<ElfInfo> {
 pub fn judge(target: &Target, elf: ElfInfo, provided: &BTreeSet<String>) -> Verdict {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    if let Some(why) = &elf.corrupt {
+        let msg = format!("{} is a damaged or truncated ELF file ({why})", elf.path);
+        // Inside a wheel it may be test data; anywhere else it is a program.
+        if elf.path.contains(".whl!") {
+            warnings.push(msg);
+        } else {
+            errors.push(msg);
+        }
+        return Verdict {
+            ok: errors.is_empty(),
+            elf,
+            errors,
+            warnings,
+            missing: Vec::new(),
+        };
+    }
     if elf.machine != target.arch.as_str() {
         let msg = format!(
             "{} is built for {}; target {} is {}",
@@ -266,19 +303,19 @@ pub fn judge(target: &Target, elf: ElfInfo, provided: &BTreeSet<String>) -> Verd
 /// ELF files inside a wheel (paths are member names), through the cache.
 pub fn scan_wheel_cached(
     path: &Path,
-    sha256: &str,
+    sha256: &crate::hash::Sha256,
     cache: &crate::cache::Cache,
 ) -> Result<Vec<ElfInfo>, CheckError> {
-    let key = cache.keyed("elf", &format!("v1 {sha256}"), ".json");
-    if let Some(m) = std::fs::read(&key)
-        .ok()
+    let key = cache.keyed("elf", &format!("v2 {sha256}"), ".json");
+    if let Some(m) = cache
+        .read_checked(&key)
         .and_then(|b| serde_json::from_slice::<Vec<ElfInfo>>(&b).ok())
     {
         return Ok(m);
     }
     let m = zip_members(path)?;
     let json = serde_json::to_vec(&m).expect("serializable");
-    if let Err(e) = cache.write_atomic(&key, &json) {
+    if let Err(e) = cache.write_checked(&key, &json) {
         tracing::warn!("cannot cache ELF scan at {}: {e}", key.display());
     }
     Ok(m)
@@ -286,7 +323,10 @@ pub fn scan_wheel_cached(
 
 /// Wheels of a staged bundle, by relative path: their sha256 and the cache
 /// that keeps their scans (wheels are immutable by hash).
-pub type CachedWheels<'a> = (&'a BTreeMap<String, String>, &'a crate::cache::Cache);
+pub type CachedWheels<'a> = (
+    &'a BTreeMap<String, crate::hash::Sha256>,
+    &'a crate::cache::Cache,
+);
 
 /// ELF files under a folder, paths relative to it. Wheels listed in
 /// `cached` are read through the cache.
@@ -495,7 +535,34 @@ mod tests {
             interpreter: None,
             soname: None,
             runpath: Vec::new(),
+            corrupt: None,
         }
+    }
+
+    #[test]
+    fn damaged_elf_is_reported_not_skipped() {
+        // A valid-looking ELF header for x86_64 whose tables point past the end.
+        let mut data = vec![0u8; 64];
+        data[..4].copy_from_slice(b"\x7fELF");
+        data[4] = 2; // 64-bit
+        data[5] = 1; // little-endian
+        data[6] = 1;
+        data[16] = 3; // ET_DYN
+        data[18] = 62; // x86_64
+        data[20] = 1;
+        data[32..40].copy_from_slice(&4096u64.to_le_bytes()); // e_phoff past the end
+        data[52] = 64;
+        data[54] = 56;
+        data[56] = 4; // four program headers
+        let info = read_elf("bin/tool", &data).expect("starts like ELF");
+        assert!(info.corrupt.is_some(), "{info:?}");
+        let t = Target::load("ubuntu-20.04").unwrap();
+        let v = judge(&t, info.clone(), &BTreeSet::new());
+        assert!(!v.ok);
+        assert!(v.errors[0].contains("damaged or truncated ELF"), "{v:?}");
+        let mut in_wheel = info;
+        in_wheel.path = "w-1-py3-none-any.whl!x/tool".into();
+        assert!(judge(&t, in_wheel, &BTreeSet::new()).ok);
     }
 
     #[test]
@@ -542,6 +609,7 @@ mod tests {
     #[test]
     fn non_elf_is_skipped() {
         assert!(read_elf("x", b"#!/bin/sh\n").is_none());
-        assert!(read_elf("x", b"\x7fELF garbage").is_none());
+        // What starts like ELF and is not is reported, not passed over.
+        assert!(read_elf("x", b"\x7fELF garbage").unwrap().corrupt.is_some());
     }
 }

@@ -1,11 +1,18 @@
 //! The Docker engine, through its API (bollard): images, containers, exec,
 //! and files in and out through the archive endpoint.
 //!
-//! Every container `bundle` starts carries the label `bundle` and the target
-//! platform, runs `sleep infinity` under an init process, and is recorded in
-//! a process-wide list until removed. [`remove_leftovers`] removes whatever
-//! is still on that list; the CLI calls it on every exit path, so an error or
-//! Ctrl-C in the middle of a step leaves no container behind.
+//! Every container `bundle` starts carries the label `bundle`, the target
+//! platform and its owner (this boot of this machine, and this process), and
+//! cannot outlive that owner:
+//! - its main process, under an init, waits on its standard input, to which
+//!   `bundle` stays attached; it is created with auto-remove. When `bundle`
+//!   ends in any way, SIGKILL included, the kernel closes the attach
+//!   connection, the daemon closes the container's input, the main process
+//!   exits, and the daemon removes the container;
+//! - it is recorded in a process-wide list until removed: [`remove_leftovers`]
+//!   removes whatever is still there, on every exit path of the CLI;
+//! - on connecting, [`Engine::connect`] removes containers whose owner on
+//!   this machine is no longer alive (a daemon that missed the close).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -16,8 +23,9 @@ use bollard::container::LogOutput;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{ContainerConfig, ContainerCreateBody, ExecConfig, HostConfig};
 use bollard::query_parameters::{
-    CommitContainerOptions, CreateContainerOptions, CreateImageOptions,
-    DownloadFromContainerOptions, RemoveContainerOptions, UploadToContainerOptions,
+    AttachContainerOptions, CommitContainerOptions, CreateContainerOptions, CreateImageOptions,
+    DownloadFromContainerOptions, ListContainersOptions, RemoveContainerOptions,
+    UploadToContainerOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -28,6 +36,58 @@ use crate::report::Reporter;
 pub const LABEL: &str = "bundle";
 /// Label naming the platform a container was created for.
 pub const LABEL_PLATFORM: &str = "bundle.platform";
+/// Label naming the process that owns a container: `<boot id>/<pid>/<start>`.
+pub const LABEL_OWNER: &str = "bundle.owner";
+
+/// This process, as named in [`LABEL_OWNER`]: the machine's boot id, the
+/// pid, and the process's start time (which tells a reused pid apart).
+pub fn owner_id() -> String {
+    owner_of(std::process::id()).unwrap_or_else(|| format!("unknown/{}/0", std::process::id()))
+}
+
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// The owner id process `pid` would have now, if it is alive.
+fn owner_of(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (start time) counts from after the command name's `)`.
+    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?;
+    Some(format!("{}/{pid}/{start}", boot_id()?))
+}
+
+/// Whether the owner named by a label is gone. Owners on other machines (or
+/// other boots) cannot be judged, and count as alive.
+fn owner_gone(label: &str) -> bool {
+    let mut parts = label.split('/');
+    let (Some(boot), Some(pid), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    if Some(boot.to_string()) != boot_id() {
+        return false;
+    }
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    owner_of(pid).as_deref() != Some(label)
+}
+
+/// Extra labels from `BUNDLE_DOCKER_LABELS` (`key=value,key2=value2`), for
+/// telling containers of one CI job or test apart.
+fn extra_labels() -> Vec<(String, String)> {
+    std::env::var("BUNDLE_DOCKER_LABELS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            let k = k.trim();
+            (!k.is_empty()).then(|| (k.to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -172,6 +232,17 @@ fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> Dock
     move |source| DockerError::Api { action, source }
 }
 
+/// The daemon is removing it already (auto-remove).
+fn removing(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            ..
+        }
+    )
+}
+
 fn not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
@@ -202,7 +273,57 @@ impl Engine {
             };
         let version = docker.client_version().to_string();
         tracing::debug!("docker API {version}");
-        Ok(Engine { docker, version })
+        let engine = Engine { docker, version };
+        let reaped = engine.reap_orphans().await;
+        if reaped > 0 {
+            tracing::info!("removed {reaped} container(s) left by runs that were killed");
+        }
+        Ok(engine)
+    }
+
+    /// Remove containers whose owning `bundle` process on this machine is
+    /// gone. Returns how many.
+    pub async fn reap_orphans(&self) -> usize {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![LABEL_OWNER.to_string()]);
+        let Ok(list) = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+        else {
+            return 0;
+        };
+        let mut n = 0;
+        for c in list {
+            let owner = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_OWNER))
+                .cloned()
+                .unwrap_or_default();
+            let Some(id) = c.id.filter(|_| owner_gone(&owner)) else {
+                continue;
+            };
+            let removed = self
+                .docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+            if removed.is_ok() {
+                n += 1;
+            }
+        }
+        n
     }
 
     /// The API version in use (the lower of client's and daemon's).
@@ -267,21 +388,48 @@ impl Engine {
             })
     }
 
-    /// Create and start a container that idles until removed.
+    /// Create and start a container that idles until removed, and that
+    /// cannot outlive this process (see the module's documentation).
     pub async fn start(&self, spec: &ContainerSpec) -> Result<Container, DockerError> {
+        self.start_with(spec, true).await
+    }
+
+    /// A container left running after this process ends (`verify --keep`):
+    /// no lifetime guard, no auto-remove, no owner label.
+    pub async fn start_kept(&self, spec: &ContainerSpec) -> Result<Container, DockerError> {
+        self.start_with(spec, false).await
+    }
+
+    async fn start_with(
+        &self,
+        spec: &ContainerSpec,
+        guarded: bool,
+    ) -> Result<Container, DockerError> {
         let mut labels = HashMap::new();
         labels.insert(LABEL.to_string(), env!("CARGO_PKG_VERSION").to_string());
         labels.insert(LABEL_PLATFORM.to_string(), spec.platform.clone());
         labels.insert("bundle.purpose".to_string(), spec.purpose.clone());
+        labels.extend(extra_labels());
+        let cmd: Vec<String> = if guarded {
+            labels.insert(LABEL_OWNER.to_string(), owner_id());
+            // Ends when the input closes: when this process lets go of it.
+            vec!["sh".into(), "-c".into(), "read _ignored; exit 0".into()]
+        } else {
+            vec!["sleep".into(), "infinity".into()]
+        };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            cmd: Some(vec!["sleep".into(), "infinity".into()]),
+            cmd: Some(cmd),
             entrypoint: Some(Vec::new()),
             user: spec.user.clone(),
             labels: Some(labels),
             network_disabled: Some(!spec.network),
+            open_stdin: Some(guarded),
+            stdin_once: Some(guarded),
+            attach_stdin: Some(guarded),
             host_config: Some(HostConfig {
                 init: Some(true),
+                auto_remove: Some(guarded),
                 network_mode: Some(if spec.network { "bridge" } else { "none" }.into()),
                 ..Default::default()
             }),
@@ -301,11 +449,32 @@ impl Engine {
         LIVE.lock()
             .expect("poisoned")
             .insert(created.id.clone(), self.docker.clone());
-        let container = Container {
+        let mut container = Container {
             engine: self.clone(),
             id: created.id,
             image: spec.image.clone(),
+            lifeline: Mutex::new(None),
         };
+        if guarded {
+            let attached = self
+                .docker
+                .attach_container(
+                    &container.id,
+                    Some(AttachContainerOptions {
+                        stdin: true,
+                        stream: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+            match attached {
+                Ok(a) => container.lifeline = Mutex::new(Some(a)),
+                Err(e) => {
+                    container.remove().await;
+                    return Err(api(format!("attaching to a container of {}", spec.image))(e));
+                }
+            }
+        }
         if let Err(e) = self.docker.start_container(&container.id, None).await {
             container.remove().await;
             return Err(api(format!("starting a container of {}", spec.image))(e));
@@ -363,12 +532,23 @@ fn split_tag(image: &str) -> (&str, &str) {
     }
 }
 
-/// A running container; remove it with [`Container::remove`].
-#[derive(Debug)]
+/// A running container; remove it with [`Container::remove`]. Dropping it
+/// without removing it also ends it: the daemon removes it once the
+/// attachment held here closes.
 pub struct Container {
     engine: Engine,
     id: String,
     image: String,
+    /// The attachment to the main process's input: the container lives as
+    /// long as this is open.
+    /// (In a mutex only to be shareable between threads; never locked.)
+    lifeline: Mutex<Option<bollard::container::AttachContainerResults>>,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Container({} of {})", self.short_id(), self.image)
+    }
 }
 
 impl Container {
@@ -618,7 +798,7 @@ impl Container {
             Ok(()) => {
                 LIVE.lock().expect("poisoned").remove(&self.id);
             }
-            Err(e) if not_found(&e) => {
+            Err(e) if not_found(&e) || removing(&e) => {
                 LIVE.lock().expect("poisoned").remove(&self.id);
             }
             Err(e) => tracing::warn!("cannot remove container {}: {e}", self.short_id()),

@@ -1,19 +1,20 @@
-//! One HTTP client for everything: timeouts, retries, streaming to disk while
-//! hashing, and the content-addressed cache. Nothing unverified leaves here.
+//! One HTTP client for everything: timeouts, retries, size and rate limits,
+//! streaming to disk while hashing, and the content-addressed cache.
+//! Nothing unverified leaves here: cached files are checked before use.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CACHE_CONTROL, ETAG, IF_NONE_MATCH, RANGE};
 use reqwest::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
-use crate::cache::{hex, Cache};
+use crate::cache::{Cache, Lookup};
+use crate::hash::{Hasher, Sha256};
 use crate::report::Reporter;
 
 const ATTEMPTS: u32 = 3;
@@ -26,6 +27,25 @@ pub enum FetchError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("{url} did not answer within {seconds} s")]
+    NoAnswer { url: String, seconds: u64 },
+    #[error("{url} sent nothing for {seconds} s")]
+    Stalled { url: String, seconds: u64 },
+    #[error("{url} is too slow: {bytes} bytes in {seconds} s, below the minimum of {min_rate} bytes/s")]
+    TooSlow {
+        url: String,
+        bytes: u64,
+        seconds: u64,
+        min_rate: u64,
+    },
+    #[error("{url} sent more than {limit} bytes ({what}); the transfer was stopped")]
+    TooLarge {
+        url: String,
+        limit: u64,
+        what: &'static str,
+    },
+    #[error("{url} sent {got} bytes, but its size is given as {declared}")]
+    SizeMismatch { url: String, declared: u64, got: u64 },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("{url} was not found (HTTP 404)")]
@@ -38,6 +58,12 @@ pub enum FetchError {
     },
     #[error("{url} is not in the cache and --offline forbids the network")]
     Offline { url: String },
+    #[error("the cached copy of {url} is corrupt (sha256 {actual}, expected {expected}); it was removed, and --offline forbids fetching it again")]
+    CorruptOffline {
+        url: String,
+        expected: String,
+        actual: String,
+    },
     #[error("cache I/O on {path}")]
     Io {
         path: PathBuf,
@@ -54,10 +80,16 @@ impl FetchError {
             FetchError::Http { .. } => Some(
                 "check the network and the URL (for the package index: --index-url or PIP_INDEX_URL); behind a TLS-intercepting proxy, point SSL_CERT_FILE at its CA".into(),
             ),
+            FetchError::NoAnswer { .. } | FetchError::Stalled { .. } | FetchError::TooSlow { .. } => Some(
+                "the server is down or overloaded; try again later, or raise BUNDLE_HTTP_TIMEOUT (seconds) / lower BUNDLE_HTTP_MIN_RATE (bytes/s)".into(),
+            ),
+            FetchError::TooLarge { what, .. } => Some(format!(
+                "nothing was kept; if the file really is that large, raise the limit for {what} (see the README's Reliability section)"
+            )),
             FetchError::HashMismatch { .. } => Some(
                 "the file changed or was tampered with; nothing was kept. If the new file is expected, update the pinned hash".into(),
             ),
-            FetchError::Offline { .. } => {
+            FetchError::Offline { .. } | FetchError::CorruptOffline { .. } => {
                 Some("run once without --offline to fill the cache".into())
             }
             FetchError::Status { status, .. } if *status >= 500 => {
@@ -75,11 +107,78 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
     }
 }
 
+/// How long and how much the client waits and takes. Each comes from an
+/// environment variable (named on the field), else the default shown.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// `BUNDLE_CONNECT_TIMEOUT`, seconds (10): one connection attempt.
+    pub connect_timeout: Duration,
+    /// `BUNDLE_HTTP_TIMEOUT`, seconds (30): the time a server has to answer,
+    /// across all retries; also the longest silence inside a body, and the
+    /// window over which `min_rate` is measured.
+    pub timeout: Duration,
+    /// `BUNDLE_HTTP_MIN_RATE`, bytes per second (1024): a body slower than
+    /// this over a whole window is cut.
+    pub min_rate: u64,
+    /// `BUNDLE_MAX_PAGE_BYTES` (64 MiB): index pages, checksum files, API answers.
+    pub max_page: u64,
+    /// `BUNDLE_MAX_METADATA_BYTES` (16 MiB): PEP 658 metadata files.
+    pub max_metadata: u64,
+    /// `BUNDLE_MAX_FILE_BYTES` (4 GiB): a file whose size nobody declared.
+    /// A file with a declared size (the index's `size`) may not exceed it.
+    pub max_file: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            min_rate: 1024,
+            max_page: 64 << 20,
+            max_metadata: 16 << 20,
+            max_file: 4 << 30,
+        }
+    }
+}
+
+fn env_number(name: &str) -> Option<f64> {
+    let v = std::env::var(name).ok()?;
+    match v.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Some(n),
+        _ => {
+            tracing::warn!("ignoring {name}={v:?}: not a non-negative number");
+            None
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults, overridden by the environment.
+    pub fn from_env() -> Limits {
+        let d = Limits::default();
+        let secs = |name, default: Duration| {
+            env_number(name)
+                .map(|s| Duration::from_secs_f64(s.max(0.001)))
+                .unwrap_or(default)
+        };
+        let bytes = |name, default: u64| env_number(name).map(|n| n as u64).unwrap_or(default);
+        Limits {
+            connect_timeout: secs("BUNDLE_CONNECT_TIMEOUT", d.connect_timeout),
+            timeout: secs("BUNDLE_HTTP_TIMEOUT", d.timeout),
+            min_rate: bytes("BUNDLE_HTTP_MIN_RATE", d.min_rate),
+            max_page: bytes("BUNDLE_MAX_PAGE_BYTES", d.max_page),
+            max_metadata: bytes("BUNDLE_MAX_METADATA_BYTES", d.max_metadata),
+            max_file: bytes("BUNDLE_MAX_FILE_BYTES", d.max_file),
+        }
+    }
+}
+
 /// A verified file in the cache.
 #[derive(Debug, Clone)]
 pub struct Blob {
     pub path: PathBuf,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub size: u64,
 }
 
@@ -99,11 +198,90 @@ struct PageMeta {
     max_age: Option<u64>,
 }
 
+/// Reads a body chunk by chunk under the limits: no silence longer than
+/// the window, no window slower than the minimum rate, no more than `cap`.
+struct Pace<'a> {
+    url: &'a str,
+    limits: &'a Limits,
+    cap: u64,
+    what: &'static str,
+    window_start: Instant,
+    window_bytes: u64,
+    total: u64,
+}
+
+impl<'a> Pace<'a> {
+    fn new(url: &'a str, limits: &'a Limits, cap: u64, what: &'static str) -> Pace<'a> {
+        Pace {
+            url,
+            limits,
+            cap,
+            what,
+            window_start: Instant::now(),
+            window_bytes: 0,
+            total: 0,
+        }
+    }
+
+    async fn next(&mut self, resp: &mut Response) -> Result<Option<bytes::Bytes>, FetchError> {
+        let window = self.limits.timeout;
+        loop {
+            let left = window.saturating_sub(self.window_start.elapsed());
+            match tokio::time::timeout(left, resp.chunk()).await {
+                Ok(chunk) => {
+                    let chunk = chunk.map_err(|source| FetchError::Http {
+                        url: self.url.to_string(),
+                        source,
+                    })?;
+                    let Some(chunk) = chunk else { return Ok(None) };
+                    self.total += chunk.len() as u64;
+                    self.window_bytes += chunk.len() as u64;
+                    if self.total > self.cap {
+                        return Err(FetchError::TooLarge {
+                            url: self.url.to_string(),
+                            limit: self.cap,
+                            what: self.what,
+                        });
+                    }
+                    if self.window_start.elapsed() >= window {
+                        self.end_window()?;
+                    }
+                    return Ok(Some(chunk));
+                }
+                Err(_) => self.end_window()?,
+            }
+        }
+    }
+
+    fn end_window(&mut self) -> Result<(), FetchError> {
+        let seconds = self.limits.timeout.as_secs_f64();
+        if self.window_bytes == 0 {
+            return Err(FetchError::Stalled {
+                url: self.url.to_string(),
+                seconds: seconds.ceil() as u64,
+            });
+        }
+        if (self.window_bytes as f64) < self.limits.min_rate as f64 * seconds {
+            return Err(FetchError::TooSlow {
+                url: self.url.to_string(),
+                bytes: self.window_bytes,
+                seconds: seconds.ceil() as u64,
+                min_rate: self.limits.min_rate,
+            });
+        }
+        self.window_start = Instant::now();
+        self.window_bytes = 0;
+        Ok(())
+    }
+}
+
 pub struct Fetcher {
     client: reqwest::Client,
     cache: Cache,
     offline: bool,
     refresh: bool,
+    allow_unhashed: bool,
+    limits: Limits,
     limit: Arc<Semaphore>,
     /// Bounds whole-file transfers (body included), for steady progress.
     transfers: Arc<Semaphore>,
@@ -139,24 +317,32 @@ fn max_age(headers: &HeaderMap) -> Option<u64> {
 
 impl Fetcher {
     /// A client that trusts the operating system's certificate store (and
-    /// `SSL_CERT_FILE` / `SSL_CERT_DIR`), with timeouts.
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR`), with the limits of the environment.
+    /// Temporary files left by killed runs are removed here.
     pub fn new(
         cache: Cache,
         offline: bool,
         reporter: Arc<dyn Reporter>,
     ) -> Result<Fetcher, FetchError> {
+        let limits = Limits::from_env();
         let client = reqwest::Client::builder()
             .user_agent(concat!("bundle/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
+            .connect_timeout(limits.connect_timeout)
+            .read_timeout(limits.timeout)
             .pool_max_idle_per_host(16)
             .build()
             .map_err(FetchError::Client)?;
+        let reaped = cache.reap();
+        if reaped > 0 {
+            tracing::info!("removed {reaped} temporary folder(s) left in the cache by killed runs");
+        }
         Ok(Fetcher {
             client,
             cache,
             offline,
             refresh: false,
+            allow_unhashed: false,
+            limits,
             limit: Arc::new(Semaphore::new(16)),
             transfers: Arc::new(Semaphore::new(8)),
             next_id: AtomicU64::new(1),
@@ -168,6 +354,21 @@ impl Fetcher {
     pub fn with_refresh(mut self, refresh: bool) -> Self {
         self.refresh = refresh;
         self
+    }
+
+    /// Accept index files and releases that come without a sha256 (a
+    /// policy the index and release planning read from here).
+    pub fn with_allow_unhashed(mut self, allow: bool) -> Self {
+        self.allow_unhashed = allow;
+        self
+    }
+
+    pub fn allow_unhashed(&self) -> bool {
+        self.allow_unhashed
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     pub fn cache(&self) -> &Cache {
@@ -182,7 +383,8 @@ impl Fetcher {
         &self.reporter
     }
 
-    /// GET with retries on connection failures, timeouts and 5xx.
+    /// GET with retries on connection failures and 5xx. The server has
+    /// `limits.timeout` in all, across attempts, to send its headers.
     async fn send(&self, url: &str, headers: HeaderMap) -> Result<Response, FetchError> {
         if self.offline {
             return Err(FetchError::Offline {
@@ -190,11 +392,21 @@ impl Fetcher {
             });
         }
         let _permit = self.limit.acquire().await.expect("semaphore never closed");
+        let budget = self.limits.timeout;
+        let deadline = Instant::now() + budget;
+        let no_answer = || FetchError::NoAnswer {
+            url: url.to_string(),
+            seconds: budget.as_secs_f64().ceil() as u64,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
             tracing::debug!(url, attempt, "GET");
-            let result = self.client.get(url).headers(headers.clone()).send().await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let request = self.client.get(url).headers(headers.clone()).send();
+            let Ok(result) = tokio::time::timeout(left, request).await else {
+                return Err(no_answer());
+            };
             match result {
                 Ok(resp) if resp.status().is_server_error() && attempt < ATTEMPTS => {
                     tracing::debug!(url, status = %resp.status(), "retrying");
@@ -214,10 +426,8 @@ impl Fetcher {
                     })
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e)
-                    if attempt < ATTEMPTS
-                        && (e.is_connect() || e.is_timeout() || e.is_request()) =>
-                {
+                Err(e) if e.is_timeout() => return Err(no_answer()),
+                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_request()) => {
                     tracing::debug!(url, error = %e, "retrying");
                 }
                 Err(source) => {
@@ -227,23 +437,48 @@ impl Fetcher {
                     })
                 }
             }
-            tokio::time::sleep(Duration::from_millis(200 * (1 << attempt))).await;
+            let pause = Duration::from_millis(200 * (1 << attempt));
+            if Instant::now() + pause >= deadline {
+                return Err(no_answer());
+            }
+            tokio::time::sleep(pause).await;
         }
     }
 
-    async fn read_all(url: &str, resp: Response) -> Result<Vec<u8>, FetchError> {
-        resp.bytes()
-            .await
-            .map(|b| b.to_vec())
-            .map_err(|source| FetchError::Http {
+    /// The whole body, up to `cap` bytes, within the rate limits.
+    async fn read_capped(
+        &self,
+        url: &str,
+        mut resp: Response,
+        cap: u64,
+        what: &'static str,
+    ) -> Result<Vec<u8>, FetchError> {
+        if let Some(len) = resp.content_length().filter(|l| *l > cap) {
+            tracing::debug!(url, len, cap, "refusing an oversized body");
+            return Err(FetchError::TooLarge {
                 url: url.to_string(),
-                source,
-            })
+                limit: cap,
+                what,
+            });
+        }
+        let mut pace = Pace::new(url, &self.limits, cap, what);
+        let mut out = Vec::new();
+        while let Some(chunk) = pace.next(&mut resp).await? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
     }
 
-    /// GET a small document (no caching).
+    /// GET a small document (no caching), up to `BUNDLE_MAX_PAGE_BYTES`.
     pub async fn get(&self, url: &str, accept: Option<&str>) -> Result<Vec<u8>, FetchError> {
         self.get_with_token(url, accept, None).await
+    }
+
+    /// GET a PEP 658 metadata file, up to `BUNDLE_MAX_METADATA_BYTES`.
+    pub async fn get_metadata(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let resp = self.send(url, HeaderMap::new()).await?;
+        self.read_capped(url, resp, self.limits.max_metadata, "metadata files: BUNDLE_MAX_METADATA_BYTES")
+            .await
     }
 
     /// GET a small document, with a bearer token when given (API calls).
@@ -261,31 +496,39 @@ impl Fetcher {
             headers.insert(reqwest::header::AUTHORIZATION, v);
         }
         let resp = self.send(url, headers).await?;
-        Self::read_all(url, resp).await
+        self.read_capped(url, resp, self.limits.max_page, "pages: BUNDLE_MAX_PAGE_BYTES")
+            .await
     }
 
     /// GET an index page through the HTTP cache: fresh entries (per
     /// Cache-Control max-age) are used as they are, stale ones are
     /// revalidated with their ETag, and `--offline` uses whatever is cached.
-    /// Returns the body and its final content type.
+    /// A cached body is checked against its own sha256; a damaged one is
+    /// fetched again.
     pub async fn get_page(&self, url: &str, accept: &str) -> Result<Vec<u8>, FetchError> {
         let meta_path = self
             .cache
             .keyed("http", &format!("{accept} {url}"), ".json");
         let body_path = meta_path.with_extension("body");
-        let cached: Option<PageMeta> = std::fs::read(&meta_path)
+        let mut cached: Option<PageMeta> = std::fs::read(&meta_path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .filter(|m: &PageMeta| m.url == url && body_path.is_file());
-        if let Some(meta) = &cached {
+        let mut body = None;
+        if cached.is_some() {
+            body = self.cache.read_checked(&body_path);
+            if body.is_none() {
+                // Damaged: forget the validators too, so the page comes whole.
+                cached = None;
+            }
+        }
+        if let (Some(meta), Some(b)) = (&cached, &body) {
             let fresh = meta
                 .max_age
                 .is_some_and(|age| now().saturating_sub(meta.fetched) < age);
             if self.offline || (fresh && !self.refresh) {
-                if let Ok(body) = std::fs::read(&body_path) {
-                    tracing::debug!(url, "index page from cache");
-                    return Ok(body);
-                }
+                tracing::debug!(url, "index page from cache");
+                return Ok(b.clone());
             }
         }
         let mut headers = HeaderMap::new();
@@ -304,14 +547,17 @@ impl Fetcher {
         // Without Cache-Control (some mirrors and proxies strip it), use
         // PyPI's own policy of ten minutes; `--refresh` bypasses it.
         let age = max_age(resp.headers()).or(Some(default_page_ttl()));
-        let body = if resp.status() == StatusCode::NOT_MODIFIED {
-            std::fs::read(&body_path).map_err(io_err(&body_path))?
-        } else {
-            let body = Self::read_all(url, resp).await?;
-            self.cache
-                .write_atomic(&body_path, &body)
-                .map_err(io_err(&body_path))?;
-            body
+        let body = match (resp.status() == StatusCode::NOT_MODIFIED, body) {
+            (true, Some(b)) => b,
+            _ => {
+                let body = self
+                    .read_capped(url, resp, self.limits.max_page, "pages: BUNDLE_MAX_PAGE_BYTES")
+                    .await?;
+                self.cache
+                    .write_checked(&body_path, &body)
+                    .map_err(io_err(&body_path))?;
+                body
+            }
         };
         let meta = PageMeta {
             url: url.to_string(),
@@ -326,8 +572,13 @@ impl Fetcher {
         Ok(body)
     }
 
-    /// Request a byte range (`bytes=-N` or `bytes=A-B`).
-    pub async fn get_range(&self, url: &str, range: &str) -> Result<RangeReply, FetchError> {
+    /// Request a byte range (`bytes=-N` or `bytes=A-B`) of at most `cap` bytes.
+    pub async fn get_range(
+        &self,
+        url: &str,
+        range: &str,
+        cap: u64,
+    ) -> Result<RangeReply, FetchError> {
         let mut headers = HeaderMap::new();
         headers.insert(RANGE, HeaderValue::from_str(range).expect("valid range"));
         let resp = self.send(url, headers).await?;
@@ -340,31 +591,56 @@ impl Fetcher {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit('/').next())
             .and_then(|t| t.parse().ok());
-        let bytes = Self::read_all(url, resp).await?;
+        let bytes = self
+            .read_capped(url, resp, cap, "a range larger than asked for")
+            .await?;
         Ok(RangeReply::Partial { bytes, total })
     }
 
-    /// The cached blob for a known sha256, if present.
-    pub fn cached_blob(&self, sha256: &str) -> Option<Blob> {
+    /// The cached blob for a known sha256, verified; None when it is not
+    /// there or was corrupt (and has been removed).
+    pub fn cached_blob(&self, sha256: &Sha256) -> Result<Option<Blob>, FetchError> {
         let path = self.cache.blob(sha256);
-        let size = std::fs::metadata(&path).ok()?.len();
-        Some(Blob {
-            path,
-            sha256: sha256.to_string(),
-            size,
-        })
+        match self.cache.lookup(sha256).map_err(io_err(&path))? {
+            Lookup::Verified { path, size } => Ok(Some(Blob {
+                path,
+                sha256: sha256.clone(),
+                size,
+            })),
+            Lookup::Missing | Lookup::Corrupt { .. } => Ok(None),
+        }
     }
 
-    /// Download `url` into the cache, verifying `expected` sha256 when given.
-    /// A cached blob with that hash is returned without touching the network.
+    /// Download `url` into the cache, verifying `expected` sha256 when given
+    /// and stopping at `size` bytes when the size is declared. A cached blob
+    /// with that hash is checked and returned without touching the network;
+    /// a corrupt one is removed and fetched again.
     pub async fn download(
         &self,
         url: &str,
-        expected: Option<&str>,
+        expected: Option<&Sha256>,
+        size: Option<u64>,
         label: &str,
     ) -> Result<Blob, FetchError> {
-        if let Some(blob) = expected.and_then(|h| self.cached_blob(h)) {
-            return Ok(blob);
+        if let Some(h) = expected {
+            let path = self.cache.blob(h);
+            match self.cache.lookup(h).map_err(io_err(&path))? {
+                Lookup::Verified { path, size } => {
+                    return Ok(Blob {
+                        path,
+                        sha256: h.clone(),
+                        size,
+                    })
+                }
+                Lookup::Corrupt { actual, .. } if self.offline => {
+                    return Err(FetchError::CorruptOffline {
+                        url: url.to_string(),
+                        expected: h.to_string(),
+                        actual: actual.to_string(),
+                    })
+                }
+                Lookup::Corrupt { .. } | Lookup::Missing => {}
+            }
         }
         let _transfer = self
             .transfers
@@ -372,33 +648,44 @@ impl Fetcher {
             .await
             .expect("semaphore never closed");
         let resp = self.send(url, HeaderMap::new()).await?;
-        self.store_response(url, resp, expected, label).await
+        self.store_response(url, resp, expected, size, label).await
     }
 
-    /// Stream a response to the cache while hashing; keep it only if it verifies.
+    /// Stream a response to the cache while hashing; keep it only if it
+    /// verifies. The body may not exceed `size` when given, else
+    /// `BUNDLE_MAX_FILE_BYTES`.
     pub async fn store_response(
         &self,
         url: &str,
         mut resp: Response,
-        expected: Option<&str>,
+        expected: Option<&Sha256>,
+        size: Option<u64>,
         label: &str,
     ) -> Result<Blob, FetchError> {
+        let (cap, what) = match size {
+            Some(s) => (s, "the size the index declares"),
+            None => (self.limits.max_file, "files of undeclared size: BUNDLE_MAX_FILE_BYTES"),
+        };
+        if let Some(len) = resp.content_length().filter(|l| *l > cap) {
+            tracing::debug!(url, len, cap, "refusing an oversized body");
+            return Err(FetchError::TooLarge {
+                url: url.to_string(),
+                limit: cap,
+                what,
+            });
+        }
         let tmp_dir = self.cache.tmp_dir().map_err(io_err(self.cache.root()))?;
         let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
         let (std_file, tmp_path) = tmp.into_parts();
         let mut file = tokio::fs::File::from_std(std_file);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.reporter
-            .download_start(id, label, resp.content_length());
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
+            .download_start(id, label, size.or(resp.content_length()));
+        let mut hasher = Hasher::default();
         let result: Result<(), FetchError> = async {
-            while let Some(chunk) = resp.chunk().await.map_err(|source| FetchError::Http {
-                url: url.to_string(),
-                source,
-            })? {
+            let mut pace = Pace::new(url, &self.limits, cap, what);
+            while let Some(chunk) = pace.next(&mut resp).await? {
                 hasher.update(&chunk);
-                size += chunk.len() as u64;
                 file.write_all(&chunk).await.map_err(io_err(&tmp_path))?;
                 self.reporter.download_progress(id, chunk.len() as u64);
             }
@@ -409,16 +696,23 @@ impl Fetcher {
         self.reporter.download_done(id);
         result?;
         drop(file);
-        let actual = hex(&hasher.finalize());
+        let (actual, got) = hasher.finish();
         if let Some(expected) = expected {
-            if !expected.eq_ignore_ascii_case(&actual) {
+            if *expected != actual {
                 // `tmp_path` is deleted on drop: nothing unverified is kept.
                 return Err(FetchError::HashMismatch {
                     url: url.to_string(),
                     expected: expected.to_string(),
-                    actual,
+                    actual: actual.to_string(),
                 });
             }
+        }
+        if let Some(declared) = size.filter(|s| *s != got) {
+            return Err(FetchError::SizeMismatch {
+                url: url.to_string(),
+                declared,
+                got,
+            });
         }
         let dest = self.cache.blob(&actual);
         if let Some(parent) = dest.parent() {
@@ -432,7 +726,39 @@ impl Fetcher {
         Ok(Blob {
             path: dest,
             sha256: actual,
-            size,
+            size: got,
         })
     }
+}
+
+/// Copy a verified blob to `dest`, hashing the bytes as they are written:
+/// the result is the digest of what `dest` holds. When that is not
+/// `expected`, the blob changed after it was verified; `dest` is removed and
+/// the cached blob too.
+pub fn copy_verified(blob: &Blob, dest: &Path) -> Result<(Sha256, u64), FetchError> {
+    use std::io::{Read, Write};
+    let mut src = std::fs::File::open(&blob.path).map_err(io_err(&blob.path))?;
+    let mut out = std::fs::File::create(dest).map_err(io_err(dest))?;
+    let mut hasher = Hasher::default();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = src.read(&mut buf).map_err(io_err(&blob.path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(io_err(dest))?;
+    }
+    out.flush().map_err(io_err(dest))?;
+    let (actual, size) = hasher.finish();
+    if actual != blob.sha256 {
+        let _ = std::fs::remove_file(dest);
+        let _ = std::fs::remove_file(&blob.path);
+        return Err(FetchError::HashMismatch {
+            url: blob.path.display().to_string(),
+            expected: blob.sha256.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok((actual, size))
 }

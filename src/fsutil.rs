@@ -36,3 +36,103 @@ pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
+
+/// A temporary folder owned by this process: `parent/<prefix><random>/`,
+/// holding a `.lock` file that stays locked (flock) while the process
+/// lives. Removed on drop. When the process is killed, the kernel releases
+/// the lock, and the next run's [`reap`] removes the folder.
+#[derive(Debug)]
+pub struct RunDir {
+    dir: Option<tempfile::TempDir>,
+    _lock: std::fs::File,
+}
+
+const LOCK: &str = ".lock";
+
+impl RunDir {
+    pub fn create(parent: &Path, prefix: &str) -> std::io::Result<RunDir> {
+        std::fs::create_dir_all(parent)?;
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir_in(parent)?;
+        let lock = std::fs::File::create(dir.path().join(LOCK))?;
+        lock.try_lock().map_err(std::io::Error::other)?;
+        Ok(RunDir {
+            dir: Some(dir),
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.as_ref().expect("present until drop").path()
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if let Some(d) = self.dir.take() {
+            let _ = d.close();
+        }
+    }
+}
+
+/// Folders of a pattern that no live process owns.
+/// A folder without a lock file (from a run killed in the instant between
+/// creating it and locking it, or from an older version) counts as stale
+/// once it is `grace` old.
+pub fn reap(parent: &Path, prefix: &str, grace: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(prefix) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let path = e.path();
+        let stale = match std::fs::File::open(path.join(LOCK)) {
+            // Locked by its owner: in use. Unlocked: the owner is gone.
+            Ok(f) => f.try_lock().is_ok(),
+            Err(_) => e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= grace),
+        };
+        if stale && std::fs::remove_dir_all(&path).is_ok() {
+            tracing::debug!("removed {}, left by a run that ended early", path.display());
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_dirs_are_reaped_only_when_their_owner_is_gone() {
+        let parent = tempfile::tempdir().unwrap();
+        let live = RunDir::create(parent.path(), ".x-").unwrap();
+        // A folder whose lock nobody holds, as a killed run leaves it.
+        let dead = parent.path().join(".x-dead");
+        std::fs::create_dir_all(dead.join("sub")).unwrap();
+        std::fs::write(dead.join(LOCK), b"").unwrap();
+        // A fresh folder with no lock file is given its grace period.
+        let young = parent.path().join(".x-young");
+        std::fs::create_dir(&young).unwrap();
+        let other = parent.path().join("keep");
+        std::fs::create_dir(&other).unwrap();
+        assert_eq!(reap(parent.path(), ".x-", std::time::Duration::from_secs(600)), 1);
+        assert!(live.path().is_dir());
+        assert!(!dead.exists());
+        assert!(young.is_dir() && other.is_dir());
+        assert_eq!(reap(parent.path(), ".x-", std::time::Duration::ZERO), 1);
+        assert!(!young.exists() && live.path().is_dir());
+        let p = live.path().to_path_buf();
+        drop(live);
+        assert!(!p.exists());
+    }
+}

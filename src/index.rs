@@ -13,6 +13,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::fetch::{FetchError, Fetcher, RangeReply};
+use crate::hash::{BadHash, Sha256};
 use crate::tags::{TagPolicy, WheelName};
 use crate::target::Target;
 
@@ -30,6 +31,21 @@ pub enum IndexError {
     BadPage { url: String, message: String },
     #[error("cannot read the metadata of {file}: {message}")]
     BadMetadata { file: String, message: String },
+    #[error("{url}: the {what} of {file} is invalid")]
+    BadHash {
+        url: String,
+        file: String,
+        what: &'static str,
+        #[source]
+        source: BadHash,
+    },
+    #[error("the metadata of {file} says {field} `{found}`, but the file is {expected}")]
+    MetadataMismatch {
+        file: String,
+        field: &'static str,
+        found: String,
+        expected: String,
+    },
     #[error("invalid index URL `{0}`")]
     BadIndexUrl(String),
     #[error(transparent)]
@@ -47,6 +63,9 @@ impl IndexError {
             ),
             IndexError::Fetch(e) => e.hint(),
             IndexError::Sdist(e) => e.hint(),
+            IndexError::BadHash { .. } | IndexError::MetadataMismatch { .. } => Some(
+                "the index is broken or hostile; nothing from it was used for this file. Report it to the index's operator".into(),
+            ),
             _ => None,
         }
     }
@@ -97,10 +116,10 @@ pub struct WheelFile {
     pub filename: String,
     pub sdist: bool,
     pub url: String,
-    pub sha256: Option<String>,
+    pub sha256: Option<Sha256>,
     pub size: Option<u64>,
     /// PEP 658: `Some(hash)` when a `.metadata` file is served (hash optional).
-    pub core_metadata: Option<Option<String>>,
+    pub core_metadata: Option<Option<Sha256>>,
     pub yanked: Option<String>,
     pub requires_python: Option<String>,
     priority: usize,
@@ -151,6 +170,8 @@ pub struct Project {
 /// Parsed core metadata (the parts resolution needs).
 #[derive(Debug, Clone, Default)]
 pub struct Metadata {
+    pub name: Option<String>,
+    pub version: Option<String>,
     pub requires_dist: Vec<Requirement<VerbatimUrl>>,
     pub provides_extra: Vec<ExtraName>,
     pub requires_python: Option<String>,
@@ -252,10 +273,15 @@ impl Index {
             url: url.to_string(),
             message: e.to_string(),
         })?;
-        Ok(self.filter_files(name, &url, page.files))
+        self.filter_files(name, &url, page.files)
     }
 
-    fn filter_files(&self, name: &PackageName, page_url: &Url, files: Vec<FileJson>) -> Project {
+    fn filter_files(
+        &self,
+        name: &PackageName,
+        page_url: &Url,
+        files: Vec<FileJson>,
+    ) -> Result<Project, IndexError> {
         let mut candidates: BTreeMap<Version, Candidate> = BTreeMap::new();
         let mut rejected = Vec::new();
         let file_count = files.len();
@@ -342,18 +368,42 @@ impl Index {
             let Ok(url) = page_url.join(&f.url) else {
                 continue;
             };
-            let core_metadata = match f.core_metadata {
+            let bad_hash = |what, source| IndexError::BadHash {
+                url: page_url.to_string(),
+                file: f.filename.clone(),
+                what,
+                source,
+            };
+            let core_metadata = match &f.core_metadata {
                 Some(BoolOrHashes::Bool(true)) => Some(None),
-                Some(BoolOrHashes::Hashes(h)) => Some(h.get("sha256").cloned()),
+                Some(BoolOrHashes::Hashes(h)) => Some(
+                    h.get("sha256")
+                        .map(|v| Sha256::parse(v))
+                        .transpose()
+                        .map_err(|e| bad_hash("core-metadata sha256", e))?,
+                ),
                 _ => None,
             };
+            let sha256 = f
+                .hashes
+                .get("sha256")
+                .map(|v| Sha256::parse(v))
+                .transpose()
+                .map_err(|e| bad_hash("sha256", e))?;
+            if sha256.is_none() && !self.fetcher.allow_unhashed() {
+                rejected.push(reject(
+                    Some(version),
+                    "the index gives no sha256 (pass --allow-unhashed to accept it)".into(),
+                ));
+                continue;
+            }
             let mut url = url;
             url.set_fragment(None);
             let file = WheelFile {
                 filename: f.filename.clone(),
                 sdist: parsed.is_none(),
                 url: url.to_string(),
-                sha256: f.hashes.get("sha256").map(|s| s.to_ascii_lowercase()),
+                sha256,
                 size: f.size,
                 core_metadata,
                 yanked,
@@ -383,12 +433,12 @@ impl Index {
                 }
             }
         }
-        Project {
+        Ok(Project {
             name: name.clone(),
             candidates,
             rejected,
             file_count,
-        }
+        })
     }
 
     /// Core metadata of a wheel (memoized; cached on disk).
@@ -430,13 +480,16 @@ impl Index {
             (raw, built.filename)
         } else {
             let cache = self.fetcher.cache();
-            let key = wheel.sha256.clone().unwrap_or_else(|| wheel.url.clone());
-            let path = cache.keyed("metadata", &key, ".METADATA");
-            let raw = match std::fs::read(&path) {
-                Ok(raw) => raw,
-                Err(_) => {
+            let key = match &wheel.sha256 {
+                Some(h) => h.to_string(),
+                None => wheel.url.clone(),
+            };
+            let path = cache.keyed("metadata", &format!("v2 {key}"), ".METADATA");
+            let raw = match cache.read_checked(&path) {
+                Some(raw) => raw,
+                None => {
                     let raw = self.fetch_metadata(wheel).await?;
-                    if let Err(e) = cache.write_atomic(&path, &raw) {
+                    if let Err(e) = cache.write_checked(&path, &raw) {
                         tracing::warn!("cannot cache metadata at {}: {e}", path.display());
                     }
                     raw
@@ -444,8 +497,13 @@ impl Index {
             };
             (raw, wheel.filename.clone())
         };
-        parse_metadata(&String::from_utf8_lossy(&raw))
-            .map_err(|message| IndexError::BadMetadata { file, message })
+        let meta = parse_metadata(&String::from_utf8_lossy(&raw))
+            .map_err(|message| IndexError::BadMetadata {
+                file: file.clone(),
+                message,
+            })?;
+        check_identity(&meta, &file)?;
+        Ok(meta)
     }
 
     /// PEP 658 file, else a range read of the wheel's zip directory, else the
@@ -456,24 +514,22 @@ impl Index {
             message,
         };
         // A wheel already in the cache needs no network at all.
-        if let Some(blob) = wheel
-            .sha256
-            .as_deref()
-            .and_then(|h| self.fetcher.cached_blob(h))
-        {
-            return metadata_from_wheel_file(&blob.path).map_err(bad);
+        if let Some(h) = &wheel.sha256 {
+            if let Some(blob) = self.fetcher.cached_blob(h)? {
+                return metadata_from_wheel_file(&blob.path).map_err(bad);
+            }
         }
         if let Some(hash) = &wheel.core_metadata {
             let url = format!("{}.metadata", wheel.url);
-            match self.fetcher.get(&url, None).await {
+            match self.fetcher.get_metadata(&url).await {
                 Ok(bytes) => {
                     if let Some(expected) = hash {
-                        let actual = crate::cache::sha256_hex(&bytes);
-                        if !actual.eq_ignore_ascii_case(expected) {
+                        let actual = Sha256::of(&bytes);
+                        if actual != *expected {
                             return Err(FetchError::HashMismatch {
                                 url,
-                                expected: expected.clone(),
-                                actual,
+                                expected: expected.to_string(),
+                                actual: actual.to_string(),
                             }
                             .into());
                         }
@@ -486,30 +542,43 @@ impl Index {
                 Err(e) => return Err(e.into()),
             }
         }
-        match self.metadata_by_range(wheel).await? {
-            RangeOutcome::Found(bytes) => Ok(bytes),
+        let whole = match self.metadata_by_range(wheel).await? {
+            RangeOutcome::Found(bytes) => return Ok(bytes),
             RangeOutcome::Whole(resp) => {
-                let blob = self
-                    .fetcher
-                    .store_response(&wheel.url, resp, wheel.sha256.as_deref(), &wheel.filename)
-                    .await?;
-                metadata_from_wheel_file(&blob.path).map_err(bad)
+                self.fetcher
+                    .store_response(
+                        &wheel.url,
+                        resp,
+                        wheel.sha256.as_ref(),
+                        wheel.size,
+                        &wheel.filename,
+                    )
+                    .await?
             }
             RangeOutcome::Unreadable => {
-                let blob = self
-                    .fetcher
-                    .download(&wheel.url, wheel.sha256.as_deref(), &wheel.filename)
-                    .await?;
-                metadata_from_wheel_file(&blob.path).map_err(bad)
+                self.fetcher
+                    .download(
+                        &wheel.url,
+                        wheel.sha256.as_ref(),
+                        wheel.size,
+                        &wheel.filename,
+                    )
+                    .await?
             }
-        }
+        };
+        metadata_from_wheel_file(&whole.path).map_err(bad)
     }
 
+    /// METADATA from byte ranges of the wheel: its tail, its central
+    /// directory, its local entry. Every offset comes from the remote file
+    /// and is checked; anything odd falls back to reading the whole wheel.
     async fn metadata_by_range(&self, wheel: &WheelFile) -> Result<RangeOutcome, IndexError> {
+        use crate::zipdir;
         const TAIL: u64 = 64 * 1024;
+        let max_meta = self.fetcher.limits().max_metadata;
         let (tail, total) = match self
             .fetcher
-            .get_range(&wheel.url, &format!("bytes=-{TAIL}"))
+            .get_range(&wheel.url, &format!("bytes=-{TAIL}"), TAIL)
             .await?
         {
             RangeReply::Whole(resp) => return Ok(RangeOutcome::Whole(resp)),
@@ -518,44 +587,89 @@ impl Index {
         let Some(total) = total.or(wheel.size) else {
             return Ok(RangeOutcome::Unreadable);
         };
-        let tail_start = total.saturating_sub(tail.len() as u64);
-        let Some(dir) = crate::zipdir::find_central_directory(&tail, tail_start) else {
+        let Some(tail_start) = total.checked_sub(tail.len() as u64) else {
             return Ok(RangeOutcome::Unreadable);
         };
-        let cd: Vec<u8> = if dir.offset >= tail_start {
-            let s = (dir.offset - tail_start) as usize;
-            tail[s..(s + dir.size as usize).min(tail.len())].to_vec()
-        } else {
-            match self
+        let Some(dir) = zipdir::find_central_directory(&tail, tail_start)
+            .filter(|d| d.size > 0 && d.size <= max_meta)
+            .filter(|d| d.offset.checked_add(d.size).is_some_and(|end| end <= total))
+        else {
+            return Ok(RangeOutcome::Unreadable);
+        };
+        let cd: Vec<u8> = match zipdir::slice_in(&tail, tail_start, dir.offset, dir.size) {
+            Some(cd) => cd.to_vec(),
+            None => match self
                 .fetcher
                 .get_range(
                     &wheel.url,
                     &format!("bytes={}-{}", dir.offset, dir.offset + dir.size - 1),
+                    dir.size,
                 )
                 .await?
             {
                 RangeReply::Partial { bytes, .. } => bytes,
                 RangeReply::Whole(_) => return Ok(RangeOutcome::Unreadable),
-            }
+            },
         };
-        let Some(entry) = crate::zipdir::find_metadata_entry(&cd) else {
+        let Some(entry) = zipdir::find_metadata_entry(&cd)
+            .filter(|e| e.compressed_size <= max_meta && e.uncompressed_size <= max_meta)
+        else {
             return Ok(RangeOutcome::Unreadable);
         };
         // Local header (30 bytes) + name + extra (unknown until read) + data.
         let want = 30 + entry.name_len as u64 + 1024 + entry.compressed_size;
-        let end = (entry.header_offset + want).min(total) - 1;
+        let Some(end) = entry
+            .header_offset
+            .checked_add(want)
+            .map(|e| e.min(total))
+            .filter(|e| *e > entry.header_offset)
+        else {
+            return Ok(RangeOutcome::Unreadable);
+        };
         let local = match self
             .fetcher
-            .get_range(&wheel.url, &format!("bytes={}-{end}", entry.header_offset))
+            .get_range(
+                &wheel.url,
+                &format!("bytes={}-{}", entry.header_offset, end - 1),
+                end - entry.header_offset,
+            )
             .await?
         {
             RangeReply::Partial { bytes, .. } => bytes,
             RangeReply::Whole(_) => return Ok(RangeOutcome::Unreadable),
         };
-        match crate::zipdir::read_local_entry(&local, &entry) {
+        match zipdir::read_local_entry(&local, &entry) {
             Some(bytes) => Ok(RangeOutcome::Found(bytes)),
             None => Ok(RangeOutcome::Unreadable),
         }
+    }
+}
+
+/// The metadata names the project and version of the file it came from.
+fn check_identity(meta: &Metadata, file: &str) -> Result<(), IndexError> {
+    let Some(wheel) = WheelName::parse(file) else {
+        return Ok(());
+    };
+    let mismatch = |field, found: &str, expected: &str| IndexError::MetadataMismatch {
+        file: file.to_string(),
+        field,
+        found: found.to_string(),
+        expected: expected.to_string(),
+    };
+    let norm = |n: &str| PackageName::from_str(n).map(|p| p.to_string()).ok();
+    match &meta.name {
+        Some(n) if norm(n).is_some() && norm(n) == norm(&wheel.name) => {}
+        Some(n) => return Err(mismatch("Name", n, &wheel.name)),
+        None => return Err(mismatch("Name", "(none)", &wheel.name)),
+    }
+    let same = |a: &str, b: &str| match (Version::from_str(a), Version::from_str(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    match &meta.version {
+        Some(v) if same(v, &wheel.version) => Ok(()),
+        Some(v) => Err(mismatch("Version", v, &wheel.version)),
+        None => Err(mismatch("Version", "(none)", &wheel.version)),
     }
 }
 
@@ -639,6 +753,8 @@ pub fn parse_metadata(text: &str) -> Result<Metadata, String> {
                 }
             }
             "requires-python" => meta.requires_python = Some(v),
+            "name" if meta.name.is_none() => meta.name = Some(v),
+            "version" if meta.version.is_none() => meta.version = Some(v),
             _ => {}
         }
     }

@@ -6,12 +6,14 @@ Run it with the Python that should receive the packages:
     python3 install.py            # install wheels, make bin/ executable, run checks
     python3 install.py --no-check # skip the checks
 """
+import hashlib
 import json
 import os
 import stat
 import subprocess
 import sys
 import sysconfig
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -23,6 +25,40 @@ def say(msg):
 def load_manifest():
     with open(os.path.join(HERE, "manifest.json"), encoding="utf-8") as f:
         return json.load(f)
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def inside(rel):
+    """The file's full path, or None when the path would leave the bundle."""
+    full = os.path.realpath(os.path.join(HERE, rel))
+    root = os.path.realpath(HERE)
+    return full if full.startswith(root + os.sep) else None
+
+
+def verify_files(manifest):
+    """Every file must be the one `bundle` wrote: checked before anything runs."""
+    bad = []
+    for f in manifest["files"]:
+        full = inside(f["path"])
+        if full is None:
+            bad.append("%s (a path outside the bundle)" % f["path"])
+        elif not os.path.isfile(full):
+            bad.append("%s (missing)" % f["path"])
+        elif sha256_of(full) != f["sha256"].lower():
+            bad.append("%s (changed)" % f["path"])
+    for b in bad:
+        say("ERROR: %s does not match manifest.json" % b)
+    if bad:
+        say("ERROR: %d file(s) of the bundle differ from what was built; nothing was installed. "
+            "Build the bundle again and upload it anew." % len(bad))
+    return not bad
 
 
 def have_pip():
@@ -46,23 +82,28 @@ def install_wheels(manifest):
             "with a Python that has pip." % (sys.executable, len(wheels), os.path.join(HERE, "wheels"))
         )
         return False
-    paths = [os.path.join(HERE, f["path"]) for f in wheels]
-    missing = [p for p in paths if not os.path.isfile(p)]
-    for p in missing:
-        say("ERROR: %s is listed in manifest.json but missing from the bundle" % os.path.relpath(p, HERE))
-    # Install what is there: pip then names any dependency left unsatisfied.
-    paths = [p for p in paths if p not in missing]
+    # pip checks each wheel against its sha256 too (--require-hashes).
+    lines = []
+    for f in wheels:
+        lines.append("%s==%s --hash=sha256:%s" % (f["package"], f["version"], f["sha256"].lower()))
+    fd, reqs = tempfile.mkstemp(prefix="bundle-", suffix=".txt")
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(lines) + "\n")
     cmd = [
         sys.executable, "-m", "pip", "install",
         "--no-index", "--find-links", os.path.join(HERE, "wheels"),
+        "--require-hashes", "-r", reqs,
         "--disable-pip-version-check", "--no-warn-script-location",
-    ] + paths
-    say("installing %d wheel(s) offline" % len(paths))
-    result = subprocess.run(cmd)
+    ]
+    say("installing %d wheel(s) offline" % len(wheels))
+    try:
+        result = subprocess.run(cmd)
+    finally:
+        os.unlink(reqs)
     if result.returncode != 0:
         say("ERROR: pip failed with exit code %d" % result.returncode)
         return False
-    return not missing
+    return True
 
 
 def make_executable(manifest):
@@ -123,6 +164,8 @@ def run_checks(manifest):
 def main():
     manifest = load_manifest()
     say("bundle %s for %s" % (manifest["name"], manifest["target"]["name"]))
+    if not verify_files(manifest):
+        return 1
     if not install_wheels(manifest):
         return 1
     make_executable(manifest)

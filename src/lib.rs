@@ -15,6 +15,7 @@ pub mod check;
 pub mod docker;
 pub mod fetch;
 pub mod fsutil;
+pub mod hash;
 pub mod index;
 pub mod plan;
 pub mod recipe;
@@ -54,8 +55,10 @@ pub enum Error {
     Verify(#[from] verify::VerifyError),
     #[error("{0}")]
     Usage(String),
-    #[error("interrupted")]
-    Interrupted,
+    /// Stopped by a signal (SIGINT, SIGTERM, SIGHUP); the exit code is 128
+    /// plus its number, as shells report it.
+    #[error("interrupted by {name}")]
+    Interrupted { name: &'static str, number: i32 },
 }
 
 impl Error {
@@ -67,8 +70,8 @@ impl Error {
             Error::Plan(plan::PlanError::Release(e)) if e.is_bad_input() => 2,
             Error::Plan(plan::PlanError::Resolve(resolve::ResolveError::Unsupported(_))) => 2,
             Error::Plan(plan::PlanError::Index(index::IndexError::BadIndexUrl(_))) => 2,
-            Error::Interrupted
-            | Error::Plan(plan::PlanError::Resolve(resolve::ResolveError::Cancelled)) => 130,
+            Error::Interrupted { number, .. } => 128 + number,
+            Error::Plan(plan::PlanError::Resolve(resolve::ResolveError::Cancelled)) => 130,
             _ => 1,
         }
     }
@@ -86,7 +89,7 @@ impl Error {
             Error::Docker(e) => e.hint(),
             Error::Apt(e) => e.hint(),
             Error::Verify(e) => e.hint(),
-            Error::Usage(_) | Error::Interrupted => None,
+            Error::Usage(_) | Error::Interrupted { .. } => None,
         }
     }
 }

@@ -63,6 +63,10 @@ struct ResolveArgs {
     /// Let the bundle carry other versions of packages preinstalled on the target.
     #[arg(long)]
     upgrade_preinstalled: bool,
+    /// Accept index files and releases that come without a sha256 (the
+    /// bundle records the hash of what was downloaded).
+    #[arg(long)]
+    allow_unhashed: bool,
     /// Name of the bundle (default: the recipe or requirement names).
     #[arg(long)]
     name: Option<String>,
@@ -306,6 +310,7 @@ fn options_from(r: &ResolveArgs) -> Options {
         offline: r.offline,
         refresh: r.refresh,
         upgrade_preinstalled: r.upgrade_preinstalled,
+        allow_unhashed: r.allow_unhashed,
         name: r.name.clone(),
         ..Options::default()
     }
@@ -837,6 +842,29 @@ async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
     }
 }
 
+/// The first of SIGINT, SIGTERM and SIGHUP to arrive: its name and number.
+async fn interrupted() -> (&'static str, i32) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let next = |s: &mut Option<tokio::signal::unix::Signal>| {
+        let s = s.take();
+        async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => ("SIGINT", 2),
+        _ = next(&mut term) => ("SIGTERM", 15),
+        _ = next(&mut hup) => ("SIGHUP", 1),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -859,11 +887,14 @@ fn main() -> ExitCode {
     };
     let cancel = Arc::new(AtomicBool::new(false));
     let result = runtime.block_on(async {
+        // SIGTERM (CI cancellation, `timeout`, systemd, `docker stop`) and
+        // SIGHUP end the run as Ctrl-C does: the work is dropped, which
+        // removes its temporary files, then its containers are removed.
         let result = tokio::select! {
             r = run(cli, cancel.clone()) => r,
-            _ = tokio::signal::ctrl_c() => {
+            (name, number) = interrupted() => {
                 cancel.store(true, Ordering::Relaxed);
-                Err(Error::Interrupted)
+                Err(Error::Interrupted { name, number })
             }
         };
         // Containers of a step cut short by an error or Ctrl-C.

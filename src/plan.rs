@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::fetch::Fetcher;
+use crate::hash::Sha256;
 use crate::index::Index;
 use crate::recipe::{Check, Recipe, Sdists};
 use crate::release::{self, PlannedRelease, ReleaseError};
@@ -43,7 +44,7 @@ pub struct PlannedWheel {
     pub version: String,
     pub filename: String,
     pub url: String,
-    pub sha256: Option<String>,
+    pub sha256: Option<Sha256>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
     /// Set when the wheel is built from an sdist in the target image: then
@@ -56,7 +57,7 @@ pub struct PlannedWheel {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PlannedSdist {
     pub filename: String,
-    pub sha256: String,
+    pub sha256: Sha256,
 }
 
 /// Debian packages to install in the target's image, and programs to take.

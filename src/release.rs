@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
+use crate::archive::{self, safe_member_path, ArchiveError};
 pub use crate::archive::ArchiveKind;
-use crate::archive::{read_members, safe_link, safe_member_path, ArchiveError, Member};
+use crate::hash::Sha256;
 use crate::fetch::{FetchError, Fetcher};
 use crate::recipe::Release;
 use crate::target::{Arch, Target};
@@ -54,6 +57,15 @@ pub enum ReleaseError {
         member: String,
         available: Vec<String>,
     },
+    #[error("release `{name}`: `files` lists `{first}` and `{second}`, which both become bin/{base}")]
+    SameBasename {
+        name: String,
+        first: String,
+        second: String,
+        base: String,
+    },
+    #[error("release `{name}`: `{url}` is not a valid http(s) URL")]
+    BadUrl { name: String, url: String },
     #[error("release `{name}`: cannot read the archive: {message}")]
     BadArchive { name: String, message: String },
     #[error(transparent)]
@@ -86,6 +98,8 @@ impl ReleaseError {
             ReleaseError::BadPin { .. }
                 | ReleaseError::Template { .. }
                 | ReleaseError::LatestNotGithub { .. }
+                | ReleaseError::SameBasename { .. }
+                | ReleaseError::BadUrl { .. }
         )
     }
 }
@@ -96,7 +110,7 @@ pub struct PlannedRelease {
     pub name: String,
     pub version: String,
     pub url: String,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub archive: ArchiveKind,
     pub files: Vec<String>,
 }
@@ -146,13 +160,20 @@ pub fn expand(
     Ok(out)
 }
 
-fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+/// A URL a release may be fetched from: absolute http or https.
+fn check_url(name: &str, url: &str) -> Result<(), ReleaseError> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
+        _ => Err(ReleaseError::BadUrl {
+            name: name.to_string(),
+            url: url.to_string(),
+        }),
+    }
 }
 
 /// Read a checksum file: `HASH` or `HASH  FILENAME` (first hash wins, or the
 /// line naming `filename` when there are several).
-pub fn parse_checksum_file(text: &str, filename: &str) -> Option<String> {
+pub fn parse_checksum_file(text: &str, filename: &str) -> Option<Sha256> {
     // Also tolerated: BSD `SHA256 (file) = HASH` and PowerShell's
     // `Get-FileHash` table, where the hash is not the first word.
     let mut first = None;
@@ -161,7 +182,7 @@ pub fn parse_checksum_file(text: &str, filename: &str) -> Option<String> {
             .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == '=')
             .filter(|w| !w.is_empty())
             .collect();
-        let Some(hash) = words.iter().find(|w| is_sha256(w)) else {
+        let Some(hash) = words.iter().find_map(|w| Sha256::parse(w).ok()) else {
             continue;
         };
         let names_file = words.iter().any(|w| {
@@ -169,9 +190,9 @@ pub fn parse_checksum_file(text: &str, filename: &str) -> Option<String> {
             w == filename || w.rsplit(['/', '\\']).next() == Some(filename)
         });
         if names_file {
-            return Some(hash.to_ascii_lowercase());
+            return Some(hash);
         }
-        first.get_or_insert(hash.to_ascii_lowercase());
+        first.get_or_insert(hash);
     }
     first
 }
@@ -190,6 +211,13 @@ pub async fn plan_release(
     fetcher: &Fetcher,
     github_api: &str,
 ) -> Result<PlannedRelease, ReleaseError> {
+    // A malformed URL is the recipe's fault, found before any network use.
+    let probe = if r.version == "latest" { "0" } else { &r.version };
+    check_url(&r.name, &expand(&r.name, &r.url, probe, target.arch, None)?)?;
+    if let Some(t) = &r.sha256_url {
+        let url = expand(&r.name, &r.url, probe, target.arch, None)?;
+        check_url(&r.name, &expand(&r.name, t, probe, target.arch, Some(&url))?)?;
+    }
     let (version, url) = if r.version == "latest" {
         let (owner, repo) = github_repo(&r.url).ok_or_else(|| ReleaseError::LatestNotGithub {
             name: r.name.clone(),
@@ -239,17 +267,16 @@ pub async fn plan_release(
         let url = expand(&r.name, &r.url, &r.version, target.arch, None)?;
         (r.version.clone(), url)
     };
+    check_url(&r.name, &url)?;
     let filename = url.rsplit('/').next().unwrap_or(&url).to_string();
     let sha256 = if let Some(pin) = &r.sha256 {
-        if !is_sha256(pin) {
-            return Err(ReleaseError::BadPin {
-                name: r.name.clone(),
-                value: pin.clone(),
-            });
-        }
-        pin.to_ascii_lowercase()
+        Sha256::parse(pin).map_err(|_| ReleaseError::BadPin {
+            name: r.name.clone(),
+            value: pin.clone(),
+        })?
     } else if let Some(t) = &r.sha256_url {
         let sum_url = expand(&r.name, t, &version, target.arch, Some(&url))?;
+        check_url(&r.name, &sum_url)?;
         let body = fetcher.get(&sum_url, None).await?;
         parse_checksum_file(&String::from_utf8_lossy(&body), &filename).ok_or(
             ReleaseError::BadChecksumFile {
@@ -258,12 +285,19 @@ pub async fn plan_release(
             },
         )?
     } else {
-        let blob = fetcher.download(&url, None, &filename).await?;
-        return Err(ReleaseError::Unpinned {
-            name: r.name.clone(),
-            url,
-            actual: blob.sha256,
-        });
+        let blob = fetcher.download(&url, None, None, &filename).await?;
+        if !fetcher.allow_unhashed() {
+            return Err(ReleaseError::Unpinned {
+                name: r.name.clone(),
+                url,
+                actual: blob.sha256.to_string(),
+            });
+        }
+        fetcher.reporter().warn(&format!(
+            "release `{}` is not pinned; --allow-unhashed takes {filename} as downloaded (sha256 {})",
+            r.name, blob.sha256
+        ));
+        blob.sha256
     };
     Ok(PlannedRelease {
         name: r.name.clone(),
@@ -276,7 +310,8 @@ pub async fn plan_release(
 }
 
 /// Extract the release's `files` from the cached asset into `dest_dir/<basename>`,
-/// executable. Returns the written paths (relative names).
+/// executable. Returns the written paths (relative names). Only the wanted
+/// members are unpacked, streamed to disk under the archive limits.
 pub fn extract(
     release: &PlannedRelease,
     asset: &Path,
@@ -286,86 +321,111 @@ pub fn extract(
         let path = path.to_path_buf();
         move |source| ReleaseError::Io { path, source }
     };
-    std::fs::create_dir_all(dest_dir).map_err(io(dest_dir))?;
-    let mut written = Vec::new();
-    if release.archive == ArchiveKind::Bare {
-        let file = release
-            .files
-            .first()
-            .cloned()
-            .unwrap_or(release.name.clone());
-        let base = safe_basename(&release.name, &file)?;
-        let dest = dest_dir.join(&base);
-        std::fs::copy(asset, &dest).map_err(io(&dest))?;
-        crate::fsutil::set_mode(&dest, 0o755).map_err(io(&dest))?;
-        written.push(base);
-        return Ok(written);
-    }
-    let members = read_members(release.archive, asset).map_err(|e| match e {
-        ArchiveError::Bad(message) => ReleaseError::BadArchive {
-            name: release.name.clone(),
-            message,
-        },
+    let name = &release.name;
+    let archive_err = |e: ArchiveError| match e {
         ArchiveError::Unsafe { member, why } => ReleaseError::Unsafe {
-            name: release.name.clone(),
+            name: name.clone(),
             member,
             why,
         },
-    })?;
-    for want in &release.files {
+        other => ReleaseError::BadArchive {
+            name: name.clone(),
+            message: other.to_string(),
+        },
+    };
+    std::fs::create_dir_all(dest_dir).map_err(io(dest_dir))?;
+    // Each wanted file becomes bin/<basename>: two with one basename would
+    // overwrite each other.
+    let mut bases: BTreeMap<String, String> = BTreeMap::new();
+    let wanted_files: Vec<String> = if release.archive == ArchiveKind::Bare {
+        vec![release.files.first().cloned().unwrap_or(name.clone())]
+    } else {
+        release.files.clone()
+    };
+    for want in &wanted_files {
+        let base = safe_basename(name, want)?;
+        if let Some(first) = bases.insert(base.clone(), want.clone()) {
+            return Err(ReleaseError::SameBasename {
+                name: name.clone(),
+                first,
+                second: want.clone(),
+                base,
+            });
+        }
+    }
+    if release.archive == ArchiveKind::Bare {
+        let base = bases.into_keys().next().expect("one file");
+        let dest = dest_dir.join(&base);
+        std::fs::copy(asset, &dest).map_err(io(&dest))?;
+        crate::fsutil::set_mode(&dest, 0o755).map_err(io(&dest))?;
+        return Ok(vec![base]);
+    }
+    let limits = crate::archive::Limits::from_env();
+    let listing = archive::list(release.archive, asset, limits).map_err(archive_err)?;
+    // wanted member (after links) -> basenames it becomes
+    let mut sources: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    for (base, want) in &bases {
         let wanted = safe_member_path(want).map_err(|why| ReleaseError::Unsafe {
-            name: release.name.clone(),
+            name: name.clone(),
             member: want.clone(),
             why,
         })?;
-        let found = members.keys().find(|k| **k == wanted).cloned().or_else(|| {
-            let mut by_name = members
+        let found = if listing.members.contains_key(&wanted) {
+            Some(wanted.clone())
+        } else {
+            let mut by_name = listing
+                .members
                 .keys()
                 .filter(|k| k.file_name() == wanted.file_name());
             match (by_name.next(), by_name.next()) {
                 (Some(one), None) => Some(one.clone()),
                 _ => None,
             }
-        });
-        let Some(mut key) = found else {
-            return Err(ReleaseError::MissingMember {
-                name: release.name.clone(),
-                member: want.clone(),
-                available: members
-                    .keys()
-                    .take(20)
-                    .map(|k| k.display().to_string())
-                    .collect(),
-            });
         };
-        // Follow in-archive symlinks (bounded) to the file itself.
-        let mut hops = 0;
-        let data = loop {
-            match members.get(&key) {
-                Some(Member::File(d)) => break d,
-                Some(Member::Link(t)) if hops < 16 => {
-                    hops += 1;
-                    key = safe_link(&key, t).map_err(|why| ReleaseError::Unsafe {
-                        name: release.name.clone(),
-                        member: key.display().to_string(),
-                        why,
-                    })?;
-                }
-                _ => {
-                    return Err(ReleaseError::MissingMember {
-                        name: release.name.clone(),
-                        member: key.display().to_string(),
-                        available: Vec::new(),
-                    })
-                }
-            }
+        let missing = |member: String, available: Vec<String>| ReleaseError::MissingMember {
+            name: name.clone(),
+            member,
+            available,
         };
-        let base = safe_basename(&release.name, want)?;
-        let dest = dest_dir.join(&base);
-        std::fs::write(&dest, data).map_err(io(&dest))?;
-        crate::fsutil::set_mode(&dest, 0o755).map_err(io(&dest))?;
-        written.push(base);
+        let Some(key) = found else {
+            let available = listing
+                .members
+                .keys()
+                .take(20)
+                .map(|k| k.display().to_string())
+                .collect();
+            return Err(missing(want.clone(), available));
+        };
+        let file = listing
+            .resolve(&key)
+            .map_err(archive_err)?
+            .ok_or_else(|| missing(key.display().to_string(), Vec::new()))?;
+        sources.entry(file).or_default().push(base.clone());
     }
+    let mut written = Vec::new();
+    archive::stream_files(
+        release.archive,
+        asset,
+        limits,
+        &|p| sources.contains_key(p),
+        &mut |p, reader| {
+            let bases = &sources[p];
+            let first = dest_dir.join(&bases[0]);
+            archive::write_member(reader, &first)?;
+            for other in &bases[1..] {
+                std::fs::copy(&first, dest_dir.join(other))
+                    .map_err(|e| ArchiveError::Bad(e.to_string()))?;
+            }
+            written.extend(bases.iter().cloned());
+            Ok(())
+        },
+    )
+    .map_err(archive_err)?;
+    for base in &written {
+        let dest = dest_dir.join(base);
+        crate::fsutil::set_mode(&dest, 0o755).map_err(io(&dest))?;
+    }
+    written.sort();
     Ok(written)
 }
 
@@ -408,20 +468,20 @@ mod tests {
     #[test]
     fn checksum_files() {
         let h = "a".repeat(64);
-        assert_eq!(parse_checksum_file(&h, "x.zip").unwrap(), h);
+        let got = |t: &str, f: &str| parse_checksum_file(t, f).map(|h| h.to_string());
+        assert_eq!(got(&h, "x.zip").unwrap(), h);
         let two = format!("{}  other.zip\n{}  x.zip\n", "b".repeat(64), h);
-        assert_eq!(parse_checksum_file(&two, "x.zip").unwrap(), h);
-        assert_eq!(
-            parse_checksum_file(&format!("{h} *x.zip"), "x.zip").unwrap(),
-            h
-        );
-        assert!(parse_checksum_file("not a hash", "x").is_none());
+        assert_eq!(got(&two, "x.zip").unwrap(), h);
+        assert_eq!(got(&format!("{h} *x.zip"), "x.zip").unwrap(), h);
+        assert!(got("not a hash", "x").is_none());
+        // A path-like or short "hash" is never taken.
+        assert!(got(&format!("../../{}  x.zip", "a".repeat(58)), "x.zip").is_none());
         let bsd = format!("SHA256 (x.zip) = {}", h.to_uppercase());
-        assert_eq!(parse_checksum_file(&bsd, "x.zip").unwrap(), h);
+        assert_eq!(got(&bsd, "x.zip").unwrap(), h);
         let ps = format!(
             "\nAlgorithm  Hash  Path\n---------  ----  ----\nSHA256  {}  C:\\a\\x.zip\n",
             h.to_uppercase()
         );
-        assert_eq!(parse_checksum_file(&ps, "x.zip").unwrap(), h);
+        assert_eq!(got(&ps, "x.zip").unwrap(), h);
     }
 }

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use pep508_rs::{Requirement, VerbatimUrl};
 
-use crate::cache::sha256_hex;
+use crate::hash::Sha256;
 use crate::docker::{sh_quote, tar_of, ContainerSpec, DockerError, Engine, ExecOptions};
 use crate::fetch::{Blob, FetchError, Fetcher};
 use crate::target::Target;
@@ -70,7 +70,7 @@ impl SdistError {
 pub struct SdistRef {
     pub filename: String,
     pub url: String,
-    pub sha256: Option<String>,
+    pub sha256: Option<Sha256>,
 }
 
 /// A wheel built from an sdist, in the cache.
@@ -78,10 +78,10 @@ pub struct SdistRef {
 pub struct BuiltWheel {
     pub filename: String,
     pub path: PathBuf,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub size: u64,
     /// The verified sdist's sha256.
-    pub sdist_sha256: String,
+    pub sdist_sha256: Sha256,
 }
 
 /// Builds wheels from sdists for one target. Docker is reached only when a
@@ -126,20 +126,16 @@ impl SdistBuilder {
         }
         let blob = self
             .fetcher
-            .download(&sdist.url, sdist.sha256.as_deref(), &sdist.filename)
+            .download(&sdist.url, sdist.sha256.as_ref(), None, &sdist.filename)
             .await?;
         let key = format!(
             "{}\n{}\n{}\n{}",
             blob.sha256, self.target.image, self.target.platform, self.target.python
         );
         let dir = self.fetcher.cache().keyed("built", &key, "");
-        let built = match cached_wheel(&dir) {
+        let built = match cached_wheel(&dir, &blob.sha256) {
             Some(w) => w,
             None => self.build(sdist, &blob, &dir).await?,
-        };
-        let built = BuiltWheel {
-            sdist_sha256: blob.sha256.clone(),
-            ..built
         };
         done.insert(sdist.url.clone(), built.clone());
         Ok(built)
@@ -228,7 +224,11 @@ impl SdistBuilder {
         c.remove().await;
         let members = result?;
         reporter.step_done(&what, started.elapsed().as_secs_f64());
-        store_wheel(members, dir, &file)
+        let tmp_root = self.fetcher.cache().tmp_dir().map_err(|e| SdistError::Io {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        store_wheel(members, dir, &file, &blob.sha256, &tmp_root)
     }
 
     /// Resolve and fetch the build requirements, as wheels, for the target.
@@ -254,7 +254,12 @@ impl SdistBuilder {
         for p in resolution.packages {
             let blob = self
                 .fetcher
-                .download(&p.wheel.url, p.wheel.sha256.as_deref(), &p.wheel.filename)
+                .download(
+                    &p.wheel.url,
+                    p.wheel.sha256.as_ref(),
+                    p.wheel.size,
+                    &p.wheel.filename,
+                )
                 .await?;
             out.push((p.wheel.filename, blob.path));
         }
@@ -262,26 +267,44 @@ impl SdistBuilder {
     }
 }
 
-fn cached_wheel(dir: &Path) -> Option<BuiltWheel> {
-    let entry = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with(".whl"))?;
-    let data = std::fs::read(entry.path()).ok()?;
+/// The name of the file, beside a built wheel, that records its sha256.
+const WHEEL_HASH: &str = "wheel.sha256";
+
+/// A wheel built earlier, if it is still intact: its bytes must hash to
+/// what was recorded when it was built. A damaged one is removed (and so
+/// built again).
+fn cached_wheel(dir: &Path, sdist_sha256: &Sha256) -> Option<BuiltWheel> {
+    let recorded = std::fs::read_to_string(dir.join(WHEEL_HASH)).ok()?;
+    let (hash, name) = recorded.trim_end().split_once("  ")?;
+    let recorded = Sha256::parse(hash).ok()?;
+    let path = dir.join(name);
+    let ok_name = name.ends_with(".whl") && !name.contains('/') && !name.starts_with('.');
+    let (actual, size) = Sha256::of_file(&path).ok()?;
+    if !ok_name || actual != recorded {
+        tracing::warn!(
+            "the wheel built earlier in {} is damaged; building it again",
+            dir.display()
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        return None;
+    }
     Some(BuiltWheel {
-        filename: entry.file_name().to_string_lossy().into_owned(),
-        path: entry.path(),
-        sha256: sha256_hex(&data),
-        size: data.len() as u64,
-        sdist_sha256: String::new(),
+        filename: name.to_string(),
+        path,
+        sha256: actual,
+        size,
+        sdist_sha256: sdist_sha256.clone(),
     })
 }
 
-/// Take the one wheel out of the copied `/build/out` and keep it in `dir`.
+/// Take the one wheel out of the copied `/build/out` and keep it in `dir`,
+/// with its sha256 beside it.
 fn store_wheel(
     members: Vec<(String, Option<Vec<u8>>)>,
     dir: &Path,
     file: &str,
+    sdist_sha256: &Sha256,
+    tmp_root: &Path,
 ) -> Result<BuiltWheel, SdistError> {
     let bad = |message: String| SdistError::Io {
         file: file.to_string(),
@@ -299,18 +322,21 @@ fn store_wheel(
         })
         .next();
     let (name, data) = wheel.ok_or_else(|| bad("pip wrote no wheel".into()))?;
+    let sha256 = Sha256::of(&data);
     let parent = dir.parent().unwrap_or(dir);
     std::fs::create_dir_all(parent).map_err(|e| bad(e.to_string()))?;
-    let tmp = tempfile::tempdir_in(parent).map_err(|e| bad(e.to_string()))?;
+    let tmp = tempfile::tempdir_in(tmp_root).map_err(|e| bad(e.to_string()))?;
     std::fs::write(tmp.path().join(&name), &data).map_err(|e| bad(e.to_string()))?;
+    std::fs::write(tmp.path().join(WHEEL_HASH), format!("{sha256}  {name}\n"))
+        .map_err(|e| bad(e.to_string()))?;
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(tmp.keep(), dir).map_err(|e| bad(e.to_string()))?;
     Ok(BuiltWheel {
         path: dir.join(&name),
         filename: name,
-        sha256: sha256_hex(&data),
+        sha256,
         size: data.len() as u64,
-        sdist_sha256: String::new(),
+        sdist_sha256: sdist_sha256.clone(),
     })
 }
 

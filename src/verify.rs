@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use pep508_rs::{Requirement, VerbatimUrl};
 use serde::Serialize;
 
-use crate::archive::{read_members, ArchiveError, ArchiveKind, Member};
+use crate::archive::{ArchiveError, ArchiveKind};
 use crate::assemble::{FileKind, Manifest};
 use crate::docker::{
     sh_quote, tar_of, tar_owned, Container, ContainerSpec, DockerError, Engine, ExecOptions,
@@ -30,6 +30,8 @@ pub enum VerifyError {
     NotABundle { path: PathBuf, message: String },
     #[error("the preinstalled packages of target {target} cannot be prepared: {message}")]
     Preinstalled { target: String, message: String },
+    #[error("{} file(s) of the bundle differ from its manifest.json:\n  {}", .files.len(), .files.join("\n  "))]
+    Tampered { files: Vec<String> },
     #[error("verify failed at step `{step}` ({failed} of {total} steps failed)")]
     Failed {
         step: String,
@@ -51,6 +53,9 @@ impl VerifyError {
                     .into(),
             ),
             VerifyError::Preinstalled { .. } => None,
+            VerifyError::Tampered { .. } => Some(
+                "the bundle was changed after `bundle build` wrote it; build it again rather than upload it".into(),
+            ),
         }
     }
 }
@@ -175,31 +180,40 @@ fn read_bundle(path: &Path) -> Result<Bundle, VerifyError> {
 }
 
 /// Unpack a bundle archive (.zip or .tar.gz) on the host to read it;
-/// members that would land outside `dest` are refused.
+/// members that would land outside `dest` are refused, and the archive
+/// limits apply.
 fn unpack_archive(path: &Path, dest: &Path) -> Result<(), String> {
     let name = path.to_string_lossy();
     let kind = ArchiveKind::from_name(&name);
     if !matches!(kind, ArchiveKind::Zip | ArchiveKind::TarGz) {
         return Err("expected a bundle folder, a .zip or a .tar.gz".into());
     }
-    let members = read_members(kind, path).map_err(|e| match e {
-        ArchiveError::Bad(m) => m,
-        ArchiveError::Unsafe { member, why } => {
-            format!("`{member}` would be written outside its folder ({why})")
-        }
-    })?;
-    for (rel, member) in members {
-        // Links are not followed: a bundle's own archives have none.
-        let Member::File(bytes) = member else {
+    crate::archive::unpack_files(kind, path, crate::archive::Limits::from_env(), dest)
+        .map(drop)
+        .map_err(|e| match e {
+            ArchiveError::Unsafe { member, why } => {
+                format!("`{member}` would be written outside its folder ({why})")
+            }
+            other => other.to_string(),
+        })
+}
+
+/// Files of the bundle that are not what its manifest says: changed,
+/// missing, or named by a path that leaves the bundle.
+pub fn tampered_files(dir: &Path, manifest: &Manifest) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in &manifest.files {
+        let Ok(rel) = crate::archive::safe_member_path(&f.path) else {
+            out.push(format!("{} (a path outside the bundle)", f.path));
             continue;
         };
-        let out = dest.join(rel);
-        if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        match crate::hash::Sha256::of_file(&dir.join(rel)) {
+            Ok((h, _)) if h == f.sha256 => {}
+            Ok((h, _)) => out.push(format!("{} (changed: sha256 {h}, manifest {})", f.path, f.sha256)),
+            Err(_) => out.push(format!("{} (missing)", f.path)),
         }
-        std::fs::write(out, bytes).map_err(|e| e.to_string())?;
     }
-    Ok(())
+    out
 }
 
 /// The prompt's Python code, split where it starts the installer:
@@ -279,6 +293,11 @@ pub async fn verify(
     let reporter = fetcher.reporter().clone();
     reporter.stage(Stage::Verify);
     let bundle = read_bundle(path)?;
+    // Every byte is checked against the manifest before anything runs.
+    let tampered = tampered_files(&bundle.dir, &bundle.manifest);
+    if !tampered.is_empty() {
+        return Err(VerifyError::Tampered { files: tampered });
+    }
     let engine = Engine::connect("bundle verify needs").await?;
     let started = Instant::now();
     let base = crate::sandbox::sandbox_image(&engine, target, reporter.as_ref()).await?;
@@ -286,15 +305,18 @@ pub async fn verify(
         preinstalled_image(&engine, target, &bundle.manifest, &base, &fetcher, options).await?;
     reporter.step_done("sandbox image", started.elapsed().as_secs_f64());
 
-    let c = engine
-        .start(&ContainerSpec {
-            image: image.clone(),
-            platform: target.platform.clone(),
-            network: false,
-            user: Some(target.user.clone()),
-            purpose: "verify".into(),
-        })
-        .await?;
+    let spec = ContainerSpec {
+        image: image.clone(),
+        platform: target.platform.clone(),
+        network: false,
+        user: Some(target.user.clone()),
+        purpose: "verify".into(),
+    };
+    let c = if options.keep {
+        engine.start_kept(&spec).await?
+    } else {
+        engine.start(&spec).await?
+    };
     let steps = run_steps(&c, &bundle, target, reporter.as_ref()).await;
     let container = if options.keep {
         c.keep();
@@ -571,10 +593,15 @@ async fn preinstalled_image(
     let mut hashes = Vec::new();
     for w in &wheels {
         let blob = fetcher
-            .download(&w.wheel.url, w.wheel.sha256.as_deref(), &w.wheel.filename)
+            .download(
+                &w.wheel.url,
+                w.wheel.sha256.as_ref(),
+                w.wheel.size,
+                &w.wheel.filename,
+            )
             .await
             .map_err(|e| failed(e.to_string()))?;
-        hashes.push(blob.sha256.clone());
+        hashes.push(blob.sha256.to_string());
         let data = std::fs::read(&blob.path).map_err(|e| failed(e.to_string()))?;
         files.push((format!("wheels/{}", w.wheel.filename), 0o644, data));
     }

@@ -69,6 +69,15 @@ pub fn find_central_directory(tail: &[u8], tail_start: u64) -> Option<CentralDir
     })
 }
 
+/// The bytes `[offset, offset + size)` of the whole file, when `tail`
+/// (which starts at `tail_start`) holds all of them. Offsets come from the
+/// remote file: every step is checked.
+pub fn slice_in(tail: &[u8], tail_start: u64, offset: u64, size: u64) -> Option<&[u8]> {
+    let start = usize::try_from(offset.checked_sub(tail_start)?).ok()?;
+    let end = start.checked_add(usize::try_from(size).ok()?)?;
+    tail.get(start..end)
+}
+
 /// Find the METADATA entry in a central directory.
 pub fn find_metadata_entry(cd: &[u8]) -> Option<Entry> {
     let mut i = 0;
@@ -81,7 +90,7 @@ pub fn find_metadata_entry(cd: &[u8]) -> Option<Entry> {
         let comment_len = u16_at(cd, i + 32)? as usize;
         let mut offset = u32_at(cd, i + 42)? as u64;
         let name_start = i + 46;
-        let name = cd.get(name_start..name_start + name_len as usize)?;
+        let name = cd.get(name_start..name_start.checked_add(name_len as usize)?)?;
         if is_metadata_path(&String::from_utf8_lossy(name)) {
             // Zip64 extra field carries the real values of saturated fields.
             let extra = cd.get(name_start + name_len as usize..)?.get(..extra_len)?;
@@ -126,7 +135,8 @@ pub fn read_local_entry(local: &[u8], entry: &Entry) -> Option<Vec<u8>> {
     let n = u16_at(local, 26)? as usize;
     let e = u16_at(local, 28)? as usize;
     let start = 30 + n + e;
-    let data = local.get(start..start + usize::try_from(entry.compressed_size).ok()?)?;
+    let end = start.checked_add(usize::try_from(entry.compressed_size).ok()?)?;
+    let data = local.get(start..end)?;
     let limit = entry.uncompressed_size.min(64 * 1024 * 1024);
     match entry.method {
         0 => Some(data.to_vec()),
@@ -168,12 +178,32 @@ mod tests {
             let whole = wheel(method);
             let tail_start = whole.len().saturating_sub(300);
             let dir = find_central_directory(&whole[tail_start..], tail_start as u64).unwrap();
-            let cd = &whole[dir.offset as usize..(dir.offset + dir.size) as usize];
+            let cd = slice_in(&whole, 0, dir.offset, dir.size).unwrap();
             let entry = find_metadata_entry(cd).unwrap();
             let local = &whole[entry.header_offset as usize..];
             let data = read_local_entry(local, &entry).unwrap();
             assert_eq!(data, b"Name: pkg\nVersion: 1.0\n");
         }
+    }
+
+    #[test]
+    fn offsets_past_the_data_are_refused() {
+        let tail = [0u8; 100];
+        assert!(slice_in(&tail, 1000, 1050, 10).is_some());
+        assert!(slice_in(&tail, 1000, 1095, 10).is_none());
+        assert!(slice_in(&tail, 1000, 900, 10).is_none());
+        assert!(slice_in(&tail, 1000, u64::MAX, u64::MAX).is_none());
+        assert!(slice_in(&tail, 0, 5, u64::MAX - 2).is_none());
+        let entry = Entry {
+            name_len: 0,
+            method: 0,
+            compressed_size: u64::MAX,
+            uncompressed_size: 10,
+            header_offset: 0,
+        };
+        let mut local = vec![0x50, 0x4b, 0x03, 0x04];
+        local.resize(40, 0);
+        assert!(read_local_entry(&local, &entry).is_none());
     }
 
     #[test]

@@ -123,3 +123,47 @@ fn says_clearly_when_pip_is_missing() {
     assert!(text.contains("ERROR: pip is not available"), "{text}");
     assert!(text.contains("2 wheel(s)"), "{text}");
 }
+
+#[test]
+fn refuses_a_tampered_bundle_before_installing_anything() {
+    let Some(py) = python() else {
+        eprintln!("SKIP: no python3 with venv on this machine");
+        return;
+    };
+    let (_server, cwd, _cache) = built_demo();
+    let dir = cwd.path().join("dist/demo");
+    // A wheel rewritten to run other code, and another one removed.
+    let app = dir.join("wheels/app-2.0-py3-none-any.whl");
+    let mut bytes = std::fs::read(&app).unwrap();
+    bytes.extend_from_slice(b"injected");
+    std::fs::write(&app, bytes).unwrap();
+    std::fs::remove_file(dir.join("wheels/lib-1.5-py3-none-any.whl")).unwrap();
+    let venv = cwd.path().join("venv");
+    assert!(Command::new(&py)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .unwrap()
+        .success());
+    let out = Command::new(venv.join("bin/python"))
+        .arg(dir.join("install.py"))
+        .env("PIP_NO_INDEX", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("wheels/app-2.0-py3-none-any.whl (changed) does not match manifest.json"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wheels/lib-1.5-py3-none-any.whl (missing) does not match manifest.json"),
+        "{text}"
+    );
+    assert!(!text.contains("installing"), "nothing may be installed: {text}");
+    let listed = Command::new(venv.join("bin/python"))
+        .args(["-c", "import app"])
+        .output()
+        .unwrap();
+    assert!(!listed.status.success(), "app must not be installed");
+}

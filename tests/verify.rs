@@ -100,10 +100,33 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
         .collect();
     assert_eq!(steps[..3], ["upload", "unpack", "install.py"]);
 
-    // A missing library: the loader's message names it.
+    // A tampered bundle: a wheel rewritten to run other code, a library
+    // removed. Nothing runs; each file is named.
+    let tampered = t.work.path().join("tampered/combo");
+    copy_dir(&dir, &tampered);
+    let wheel = tampered.join("wheels/dep-2.0-py3-none-any.whl");
+    let mut bytes = std::fs::read(&wheel).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    std::fs::write(&wheel, bytes).unwrap();
+    std::fs::remove_file(tampered.join("lib/libjq.so.1")).unwrap();
+    let err = fails(
+        &mut verify(&t, &server, tampered.to_str().unwrap(), &target),
+        1,
+    );
+    assert!(
+        err.contains("2 file(s) of the bundle differ from its manifest.json"),
+        "{err}"
+    );
+    assert!(err.contains("wheels/dep-2.0-py3-none-any.whl (changed"), "{err}");
+    assert!(err.contains("lib/libjq.so.1 (missing)"), "{err}");
+    assert!(!err.contains("verify failed at step"), "nothing may run: {err}");
+
+    // A library left out consistently (manifest too): the loader's message
+    // names it.
     let broken = t.work.path().join("broken-lib/combo");
     copy_dir(&dir, &broken);
-    std::fs::remove_file(broken.join("lib/libjq.so.1")).unwrap();
+    remove_with_manifest(&broken, "lib/libjq.so.1");
     let err = fails(
         &mut verify(&t, &server, broken.to_str().unwrap(), &target),
         1,
@@ -120,7 +143,7 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
     // A missing wheel: pip names the package.
     let broken = t.work.path().join("broken-wheel/combo");
     copy_dir(&dir, &broken);
-    std::fs::remove_file(broken.join("wheels/dep-2.0-py3-none-any.whl")).unwrap();
+    remove_with_manifest(&broken, "wheels/dep-2.0-py3-none-any.whl");
     let err = fails(
         &mut verify(&t, &server, broken.to_str().unwrap(), &target),
         1,
@@ -131,6 +154,19 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
         "{err}"
     );
     assert!(bundle_containers().is_empty(), "containers left behind");
+}
+
+/// Remove a file from a bundle folder and from its manifest, as a bundle
+/// built without it would be.
+fn remove_with_manifest(dir: &Path, rel: &str) {
+    std::fs::remove_file(dir.join(rel)).unwrap();
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_str(&read_to_string(&path)).unwrap();
+    m["files"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["path"] != rel);
+    std::fs::write(&path, m.to_string()).unwrap();
 }
 
 #[test]
