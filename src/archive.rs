@@ -254,7 +254,11 @@ fn unsafe_(member: &str, why: String) -> ArchiveError {
 }
 
 /// A tar stream of the file, guarded by the limits.
-fn open_tar(kind: ArchiveKind, path: &Path, limits: Limits) -> Result<tar::Archive<Box<dyn Read>>, ArchiveError> {
+fn open_tar(
+    kind: ArchiveKind,
+    path: &Path,
+    limits: Limits,
+) -> Result<tar::Archive<Box<dyn Read>>, ArchiveError> {
     let file = std::fs::File::open(path).map_err(bad)?;
     let compressed = std::rc::Rc::new(std::cell::Cell::new(0));
     let counting = Counting {
@@ -407,7 +411,8 @@ pub fn stream_files(
 
 /// Write a member's stream to `dest` (a new file).
 pub fn write_member(reader: &mut dyn Read, dest: &Path) -> Result<u64, ArchiveError> {
-    let mut out = std::fs::File::create(dest).map_err(|e| bad(format!("{}: {e}", dest.display())))?;
+    let mut out =
+        std::fs::File::create(dest).map_err(|e| bad(format!("{}: {e}", dest.display())))?;
     std::io::copy(reader, &mut out).map_err(from_io)
 }
 
@@ -516,7 +521,11 @@ mod tests {
     #[test]
     fn loops_and_duplicates_are_named() {
         let d = tempfile::tempdir().unwrap();
-        let p = tar_gz(d.path(), &[("x/a", b"1")], &[("x/l1", "l2"), ("x/l2", "l1")]);
+        let p = tar_gz(
+            d.path(),
+            &[("x/a", b"1")],
+            &[("x/l1", "l2"), ("x/l2", "l1")],
+        );
         let listing = list(ArchiveKind::TarGz, &p, Limits::default()).unwrap();
         let e = listing.resolve(Path::new("x/l1")).unwrap_err();
         assert!(matches!(e, ArchiveError::Loop { .. }), "{e}");
@@ -536,10 +545,7 @@ mod tests {
         let zeros = vec![0u8; 48 << 20];
         let p = tar_gz(d.path(), &[("bomb", &zeros), ("tool", b"\x7fELF")], &[]);
         let e = list(ArchiveKind::TarGz, &p, Limits::default()).unwrap_err();
-        assert!(
-            e.to_string().contains("BUNDLE_MAX_UNPACK_RATIO"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("BUNDLE_MAX_UNPACK_RATIO"), "{e}");
         let small = Limits {
             max_bytes: 1 << 20,
             max_ratio: u64::MAX,
@@ -553,12 +559,18 @@ mod tests {
             ..Limits::default()
         };
         let mut got = Vec::new();
-        stream_files(ArchiveKind::TarGz, &p, roomy, &|p| p == Path::new("tool"), &mut |p, r| {
-            let mut v = Vec::new();
-            r.read_to_end(&mut v).unwrap();
-            got.push((p.to_path_buf(), v));
-            Ok(())
-        })
+        stream_files(
+            ArchiveKind::TarGz,
+            &p,
+            roomy,
+            &|p| p == Path::new("tool"),
+            &mut |p, r| {
+                let mut v = Vec::new();
+                r.read_to_end(&mut v).unwrap();
+                got.push((p.to_path_buf(), v));
+                Ok(())
+            },
+        )
         .unwrap();
         assert_eq!(got, vec![(PathBuf::from("tool"), b"\x7fELF".to_vec())]);
     }

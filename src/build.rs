@@ -113,14 +113,21 @@ pub fn check_name(name: &str) -> Result<(), Error> {
     } else if !name.chars().all(plain) {
         Some("only letters, digits and . _ + - are allowed".into())
     } else if name.len() > MAX_NAME {
-        Some(format!("it is {} characters long; at most {MAX_NAME}", name.len()))
+        Some(format!(
+            "it is {} characters long; at most {MAX_NAME}",
+            name.len()
+        ))
     } else {
         None
     };
     match why {
         None => Ok(()),
         Some(why) => {
-            let shown: String = name.chars().take(60).flat_map(char::escape_default).collect();
+            let shown: String = name
+                .chars()
+                .take(60)
+                .flat_map(char::escape_default)
+                .collect();
             Err(Error::Usage(format!(
                 "`{shown}` cannot be used as a bundle name: {why}; pass --name NAME"
             )))
@@ -339,7 +346,10 @@ pub async fn build_plan(
     // run's folder is locked and left alone.
     let reaped = crate::fsutil::reap(out, ".bundle-", std::time::Duration::from_secs(3600));
     if reaped > 0 {
-        tracing::info!("removed {reaped} staging folder(s) left in {} by killed runs", out.display());
+        tracing::info!(
+            "removed {reaped} staging folder(s) left in {} by killed runs",
+            out.display()
+        );
     }
     let staging = crate::fsutil::RunDir::create(out, ".bundle-").map_err(io_err(out))?;
     let root = staging.path().join(&name);

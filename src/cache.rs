@@ -285,13 +285,19 @@ mod tests {
         assert!(matches!(cache.lookup(&h).unwrap(), Lookup::Verified { .. }));
         // One byte flipped.
         std::fs::write(&p, b"hellO wheel").unwrap();
-        assert!(matches!(cache.lookup(&h).unwrap(), Lookup::Corrupt { size: 11, .. }));
+        assert!(matches!(
+            cache.lookup(&h).unwrap(),
+            Lookup::Corrupt { size: 11, .. }
+        ));
         assert!(!p.exists());
         assert!(matches!(cache.lookup(&h).unwrap(), Lookup::Missing));
         // Emptied.
         let (h, p) = put(&cache, b"second");
         std::fs::write(&p, b"").unwrap();
-        assert!(matches!(cache.lookup(&h).unwrap(), Lookup::Corrupt { size: 0, .. }));
+        assert!(matches!(
+            cache.lookup(&h).unwrap(),
+            Lookup::Corrupt { size: 0, .. }
+        ));
     }
 
     #[test]

@@ -471,7 +471,9 @@ impl Engine {
                 Ok(a) => container.lifeline = Mutex::new(Some(a)),
                 Err(e) => {
                     container.remove().await;
-                    return Err(api(format!("attaching to a container of {}", spec.image))(e));
+                    return Err(api(format!("attaching to a container of {}", spec.image))(
+                        e,
+                    ));
                 }
             }
         }

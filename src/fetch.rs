@@ -31,7 +31,9 @@ pub enum FetchError {
     NoAnswer { url: String, seconds: u64 },
     #[error("{url} sent nothing for {seconds} s")]
     Stalled { url: String, seconds: u64 },
-    #[error("{url} is too slow: {bytes} bytes in {seconds} s, below the minimum of {min_rate} bytes/s")]
+    #[error(
+        "{url} is too slow: {bytes} bytes in {seconds} s, below the minimum of {min_rate} bytes/s"
+    )]
     TooSlow {
         url: String,
         bytes: u64,
@@ -45,7 +47,11 @@ pub enum FetchError {
         what: &'static str,
     },
     #[error("{url} sent {got} bytes, but its size is given as {declared}")]
-    SizeMismatch { url: String, declared: u64, got: u64 },
+    SizeMismatch {
+        url: String,
+        declared: u64,
+        got: u64,
+    },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("{url} was not found (HTTP 404)")]
@@ -477,8 +483,13 @@ impl Fetcher {
     /// GET a PEP 658 metadata file, up to `BUNDLE_MAX_METADATA_BYTES`.
     pub async fn get_metadata(&self, url: &str) -> Result<Vec<u8>, FetchError> {
         let resp = self.send(url, HeaderMap::new()).await?;
-        self.read_capped(url, resp, self.limits.max_metadata, "metadata files: BUNDLE_MAX_METADATA_BYTES")
-            .await
+        self.read_capped(
+            url,
+            resp,
+            self.limits.max_metadata,
+            "metadata files: BUNDLE_MAX_METADATA_BYTES",
+        )
+        .await
     }
 
     /// GET a small document, with a bearer token when given (API calls).
@@ -496,8 +507,13 @@ impl Fetcher {
             headers.insert(reqwest::header::AUTHORIZATION, v);
         }
         let resp = self.send(url, headers).await?;
-        self.read_capped(url, resp, self.limits.max_page, "pages: BUNDLE_MAX_PAGE_BYTES")
-            .await
+        self.read_capped(
+            url,
+            resp,
+            self.limits.max_page,
+            "pages: BUNDLE_MAX_PAGE_BYTES",
+        )
+        .await
     }
 
     /// GET an index page through the HTTP cache: fresh entries (per
@@ -551,7 +567,12 @@ impl Fetcher {
             (true, Some(b)) => b,
             _ => {
                 let body = self
-                    .read_capped(url, resp, self.limits.max_page, "pages: BUNDLE_MAX_PAGE_BYTES")
+                    .read_capped(
+                        url,
+                        resp,
+                        self.limits.max_page,
+                        "pages: BUNDLE_MAX_PAGE_BYTES",
+                    )
                     .await?;
                 self.cache
                     .write_checked(&body_path, &body)
@@ -664,7 +685,10 @@ impl Fetcher {
     ) -> Result<Blob, FetchError> {
         let (cap, what) = match size {
             Some(s) => (s, "the size the index declares"),
-            None => (self.limits.max_file, "files of undeclared size: BUNDLE_MAX_FILE_BYTES"),
+            None => (
+                self.limits.max_file,
+                "files of undeclared size: BUNDLE_MAX_FILE_BYTES",
+            ),
         };
         if let Some(len) = resp.content_length().filter(|l| *l > cap) {
             tracing::debug!(url, len, cap, "refusing an oversized body");

@@ -125,7 +125,10 @@ mod tests {
         std::fs::create_dir(&young).unwrap();
         let other = parent.path().join("keep");
         std::fs::create_dir(&other).unwrap();
-        assert_eq!(reap(parent.path(), ".x-", std::time::Duration::from_secs(600)), 1);
+        assert_eq!(
+            reap(parent.path(), ".x-", std::time::Duration::from_secs(600)),
+            1
+        );
         assert!(live.path().is_dir());
         assert!(!dead.exists());
         assert!(young.is_dir() && other.is_dir());

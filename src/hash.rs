@@ -26,7 +26,11 @@ pub struct BadHash {
 
 impl BadHash {
     fn new(value: &str) -> BadHash {
-        let mut shown: String = value.chars().take(80).flat_map(char::escape_default).collect();
+        let mut shown: String = value
+            .chars()
+            .take(80)
+            .flat_map(char::escape_default)
+            .collect();
         if value.chars().count() > 80 {
             shown.push('…');
         }
@@ -160,7 +164,10 @@ mod tests {
     #[test]
     fn serde_validates() {
         let ok: Sha256 = serde_json::from_str(&format!("\"{}\"", "0".repeat(64))).unwrap();
-        assert_eq!(serde_json::to_string(&ok).unwrap(), format!("\"{}\"", "0".repeat(64)));
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            format!("\"{}\"", "0".repeat(64))
+        );
         let bad = serde_json::from_str::<Sha256>("\"../../x\"").unwrap_err();
         assert!(bad.to_string().contains("not a sha256"), "{bad}");
     }

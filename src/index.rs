@@ -497,11 +497,12 @@ impl Index {
             };
             (raw, wheel.filename.clone())
         };
-        let meta = parse_metadata(&String::from_utf8_lossy(&raw))
-            .map_err(|message| IndexError::BadMetadata {
+        let meta = parse_metadata(&String::from_utf8_lossy(&raw)).map_err(|message| {
+            IndexError::BadMetadata {
                 file: file.clone(),
                 message,
-            })?;
+            }
+        })?;
         check_identity(&meta, &file)?;
         Ok(meta)
     }

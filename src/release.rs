@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use crate::archive::{self, safe_member_path, ArchiveError};
 pub use crate::archive::ArchiveKind;
-use crate::hash::Sha256;
+use crate::archive::{self, safe_member_path, ArchiveError};
 use crate::fetch::{FetchError, Fetcher};
+use crate::hash::Sha256;
 use crate::recipe::Release;
 use crate::target::{Arch, Target};
 
@@ -57,7 +57,9 @@ pub enum ReleaseError {
         member: String,
         available: Vec<String>,
     },
-    #[error("release `{name}`: `files` lists `{first}` and `{second}`, which both become bin/{base}")]
+    #[error(
+        "release `{name}`: `files` lists `{first}` and `{second}`, which both become bin/{base}"
+    )]
     SameBasename {
         name: String,
         first: String,
@@ -212,11 +214,18 @@ pub async fn plan_release(
     github_api: &str,
 ) -> Result<PlannedRelease, ReleaseError> {
     // A malformed URL is the recipe's fault, found before any network use.
-    let probe = if r.version == "latest" { "0" } else { &r.version };
+    let probe = if r.version == "latest" {
+        "0"
+    } else {
+        &r.version
+    };
     check_url(&r.name, &expand(&r.name, &r.url, probe, target.arch, None)?)?;
     if let Some(t) = &r.sha256_url {
         let url = expand(&r.name, &r.url, probe, target.arch, None)?;
-        check_url(&r.name, &expand(&r.name, t, probe, target.arch, Some(&url))?)?;
+        check_url(
+            &r.name,
+            &expand(&r.name, t, probe, target.arch, Some(&url))?,
+        )?;
     }
     let (version, url) = if r.version == "latest" {
         let (owner, repo) = github_repo(&r.url).ok_or_else(|| ReleaseError::LatestNotGithub {

@@ -18,9 +18,9 @@ use std::time::Instant;
 
 use pep508_rs::{Requirement, VerbatimUrl};
 
-use crate::hash::Sha256;
 use crate::docker::{sh_quote, tar_of, ContainerSpec, DockerError, Engine, ExecOptions};
 use crate::fetch::{Blob, FetchError, Fetcher};
+use crate::hash::Sha256;
 use crate::target::Target;
 
 #[derive(Debug, thiserror::Error)]

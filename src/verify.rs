@@ -209,7 +209,10 @@ pub fn tampered_files(dir: &Path, manifest: &Manifest) -> Vec<String> {
         };
         match crate::hash::Sha256::of_file(&dir.join(rel)) {
             Ok((h, _)) if h == f.sha256 => {}
-            Ok((h, _)) => out.push(format!("{} (changed: sha256 {h}, manifest {})", f.path, f.sha256)),
+            Ok((h, _)) => out.push(format!(
+                "{} (changed: sha256 {h}, manifest {})",
+                f.path, f.sha256
+            )),
             Err(_) => out.push(format!("{} (missing)", f.path)),
         }
     }

@@ -447,3 +447,157 @@ fn an_image_that_is_neither_local_nor_pullable_is_named() {
     );
     assert!(bundle_containers().is_empty(), "containers left behind");
 }
+
+/// Containers carrying `label` (`key=value`), running or not.
+fn labelled(label: &str) -> Vec<String> {
+    let out = docker(&["ps", "-a", "-q", "--filter", &format!("label={label}")]);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+fn staging_folders(out: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(out)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".bundle-"))
+        .collect()
+}
+
+#[test]
+fn sigterm_and_sigkill_leave_no_container_and_no_staging_folder() {
+    let Some(t) = docker_test() else { return };
+    let dist = t.work.path().join("dist");
+    for target in ["debian11-bare", "debian11"] {
+        for signal in ["TERM", "KILL"] {
+            let label = format!(
+                "bundle.test=signal-{}-{target}-{signal}",
+                std::process::id()
+            );
+            let build = || {
+                let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("bundle"));
+                cmd.current_dir(t.work.path())
+                    .env("BUNDLE_CACHE_DIR", t.cache.path())
+                    .env("BUNDLE_DOCKER_LABELS", &label)
+                    .args(["-q", "build", "lua5.3", "--target", &fixture_target(target)]);
+                cmd
+            };
+            let mut child = build().spawn().unwrap();
+            // Wait until this run has a container and a staging folder.
+            let started = Instant::now();
+            while labelled(&label).is_empty() || staging_folders(&dist).is_empty() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(180),
+                    "{target}/{signal}: no container appeared"
+                );
+                assert!(child.try_wait().unwrap().is_none(), "bundle ended early");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            std::process::Command::new("sh")
+                .args(["-c", &format!("kill -{signal} {}", child.id())])
+                .status()
+                .unwrap();
+            let status = child.wait().unwrap();
+            if signal == "TERM" {
+                // Handled like Ctrl-C: 128 + 15, everything removed.
+                assert_eq!(status.code(), Some(143), "{target}");
+                assert!(labelled(&label).is_empty(), "{target}: container left");
+                assert!(staging_folders(&dist).is_empty(), "{target}: staging left");
+                continue;
+            }
+            assert_eq!(status.code(), None, "killed by the signal");
+            // Nothing ran in bundle after SIGKILL: its folder is still there,
+            // but its containers end by themselves once the daemon sees the
+            // attach connection close.
+            assert_eq!(staging_folders(&dist).len(), 1);
+            let gone = Instant::now();
+            while !labelled(&label).is_empty() {
+                assert!(
+                    gone.elapsed() < Duration::from_secs(60),
+                    "{target}: the container outlived its owner"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            // The next run removes the killed run's staging folder.
+            let status = build().status().unwrap();
+            assert!(status.success(), "{target}: the next run failed");
+            assert!(staging_folders(&dist).is_empty(), "{target}: staging left");
+            assert!(labelled(&label).is_empty(), "{target}: container left");
+            assert!(dist.join("lua5.3/bin/lua5.3").is_file());
+        }
+    }
+}
+
+#[test]
+fn orphans_whose_owner_is_gone_are_reaped_on_the_next_connect() {
+    let Some(t) = docker_test() else { return };
+    let label = format!("bundle.test=orphan-{}", std::process::id());
+    // A container labelled as owned by a process of this boot that is gone
+    // (pid 0 is never a user process), as a daemon that missed the close
+    // would leave it.
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let owner = format!("bundle.owner={}/999999999/1", boot.trim());
+    let id = docker(&[
+        "create",
+        "--label",
+        "bundle=test",
+        "--label",
+        &owner,
+        "--label",
+        &label,
+        common::TEST_IMAGE,
+        "sleep",
+        "infinity",
+    ]);
+    assert!(
+        id.status.success(),
+        "{}",
+        String::from_utf8_lossy(&id.stderr)
+    );
+    // One that another live process owns is left alone.
+    let me = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let start = me
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    let live_owner = format!(
+        "bundle.owner={}/{}/{start}",
+        boot.trim(),
+        std::process::id()
+    );
+    let kept = docker(&[
+        "create",
+        "--label",
+        "bundle=test",
+        "--label",
+        &live_owner,
+        "--label",
+        &label,
+        common::TEST_IMAGE,
+        "sleep",
+        "infinity",
+    ]);
+    let kept = String::from_utf8_lossy(&kept.stdout).trim().to_string();
+    assert_eq!(labelled(&label).len(), 2);
+    // Any command that connects to Docker reaps.
+    t.bundle()
+        .args([
+            "build",
+            "lua5.3",
+            "--target",
+            &fixture_target("debian11-bare"),
+        ])
+        .assert()
+        .success();
+    let left = labelled(&label);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(kept.starts_with(&left[0]));
+    docker(&["rm", "-f", &kept]);
+}

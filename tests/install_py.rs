@@ -160,7 +160,10 @@ fn refuses_a_tampered_bundle_before_installing_anything() {
         text.contains("wheels/lib-1.5-py3-none-any.whl (missing) does not match manifest.json"),
         "{text}"
     );
-    assert!(!text.contains("installing"), "nothing may be installed: {text}");
+    assert!(
+        !text.contains("installing"),
+        "nothing may be installed: {text}"
+    );
     let listed = Command::new(venv.join("bin/python"))
         .args(["-c", "import app"])
         .output()

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 use predicates::prelude::*;
@@ -652,4 +653,126 @@ fn glibcxx_is_read_and_judged_when_the_target_names_it() {
         .stdout(predicate::str::contains(format!(
             "needs GLIBCXX_{need}; target old-cxx has 3.4.1"
         )));
+}
+
+/// A tar.gz holding `gib` GiB of zeros in member `bomb`, then `tool`, made
+/// small by repeating one fully flushed deflate block: about 1 KiB per MiB.
+fn zeros_bomb(gib: u64, tool: &[u8]) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    fn header(name: &str, size: u64) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_size(size);
+        h.set_mode(0o755);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        h.as_bytes().to_vec()
+    }
+    let mut c = Compress::new(Compression::best(), false);
+    let mut deflate = |input: &[u8], flush: FlushCompress| -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len() + 1024);
+        let start = c.total_in();
+        loop {
+            let done = (c.total_in() - start) as usize;
+            c.compress_vec(&input[done..], &mut out, flush).unwrap();
+            if (c.total_in() - start) as usize == input.len() && out.len() < out.capacity() {
+                return out;
+            }
+            out.reserve(64 * 1024);
+        }
+    };
+    let mib = vec![0u8; 1 << 20];
+    let mut body = deflate(&header("bomb", gib << 30), FlushCompress::Full);
+    body.extend(deflate(&mib, FlushCompress::Full));
+    let block = deflate(&mib, FlushCompress::Full);
+    assert_eq!(
+        block,
+        deflate(&mib, FlushCompress::Full),
+        "a flushed block repeats"
+    );
+    for _ in 1..(gib << 10) {
+        body.extend_from_slice(&block);
+    }
+    let mut tail = header("tool", tool.len() as u64);
+    tail.extend_from_slice(tool);
+    tail.resize(tail.len().div_ceil(512) * 512 + 1024, 0);
+    body.extend(deflate(&tail, FlushCompress::Finish));
+    // gzip: header, the deflate stream, then CRC32 and size. The trailer is
+    // never reached by a reader that stops at the limit; zeros will do.
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    out.extend(body);
+    out.extend_from_slice(&[0; 8]);
+    out
+}
+
+#[test]
+fn an_archive_bomb_is_stopped_with_bounded_memory() {
+    let w = world();
+    let bomb = zeros_bomb(2, b"#!/bin/sh\necho tool\n");
+    assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
+    // The bomb really unpacks to zeros after its header.
+    let mut head = vec![0u8; 8 << 20];
+    std::io::Read::read_exact(
+        &mut flate2::read::DeflateDecoder::new(&bomb[10..]),
+        &mut head,
+    )
+    .unwrap();
+    assert!(head[512..].iter().all(|b| *b == 0));
+    w.pinned("bomb", "/dl/bomb.tar.gz", &bomb, "tool");
+    let mut cmd = bundle_command(w.cwd.path(), w.cache.path());
+    cmd.args(["build", "bomb"]);
+    let run = run_measured(cmd, Duration::from_secs(120));
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("BUNDLE_MAX_UNPACK_RATIO"),
+        "{}",
+        run.stderr
+    );
+    eprintln!("2 GiB tar.gz bomb: peak RSS {} MiB", run.peak_rss >> 20);
+    assert!(run.peak_rss < 150 << 20, "peak RSS {} bytes", run.peak_rss);
+    assert!(!w.cwd.path().join("dist/bomb").exists());
+}
+
+#[test]
+fn duplicate_names_and_symlink_loops_are_refused() {
+    let w = world();
+    // Two `files` that both become bin/tool: bad input, exit 2.
+    let archive = gz(&tar_of(&[("a/tool", b"1"), ("b/tool", b"2")], &[]));
+    let url = w.serve("/dl/two.tar.gz", archive.clone());
+    recipe(
+        w.cwd.path(),
+        "two",
+        &format!(
+            "[[release]]\nname = \"two\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"a/tool\", \"b/tool\"]\n",
+            sha256(&archive)
+        ),
+    );
+    let err = fails(w.bundle().args(["build", "two"]), 2);
+    assert!(
+        err.contains("`files` lists `a/tool` and `b/tool`, which both become bin/tool"),
+        "{err}"
+    );
+    // One member twice in the archive: not a silent overwrite.
+    w.pinned(
+        "dup",
+        "/dl/dup.tar.gz",
+        &gz(&tar_of(&[("tool", b"good"), ("./tool", b"evil")], &[])),
+        "tool",
+    );
+    let err = fails(w.bundle().args(["build", "dup"]), 1);
+    assert!(err.contains("the archive holds `./tool` twice"), "{err}");
+    // A symlink loop is named as one.
+    w.pinned(
+        "loop",
+        "/dl/loop.tar.gz",
+        &gz(&tar_of(
+            &[("x", b"1")],
+            &[("tool", "other"), ("other", "tool")],
+        )),
+        "tool",
+    );
+    let err = fails(w.bundle().args(["build", "loop"]), 1);
+    assert!(err.contains("`tool` is a symlink loop"), "{err}");
+    assert!(!w.cwd.path().join("dist/two").exists());
+    assert!(!w.cwd.path().join("dist/dup").exists());
 }

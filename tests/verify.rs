@@ -118,9 +118,15 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
         err.contains("2 file(s) of the bundle differ from its manifest.json"),
         "{err}"
     );
-    assert!(err.contains("wheels/dep-2.0-py3-none-any.whl (changed"), "{err}");
+    assert!(
+        err.contains("wheels/dep-2.0-py3-none-any.whl (changed"),
+        "{err}"
+    );
     assert!(err.contains("lib/libjq.so.1 (missing)"), "{err}");
-    assert!(!err.contains("verify failed at step"), "nothing may run: {err}");
+    assert!(
+        !err.contains("verify failed at step"),
+        "nothing may run: {err}"
+    );
 
     // A library left out consistently (manifest too): the loader's message
     // names it.

@@ -26,6 +26,21 @@ pub struct Route {
     pub status: u16,
     /// Wait this long before answering.
     pub delay_ms: u64,
+    /// How the body is sent.
+    pub mode: Mode,
+}
+
+/// Hostile ways of answering, for the fault tests. Each one stops by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    /// The headers, with no length, then zeros until the client goes away
+    /// (or 16 GiB, or two minutes).
+    Endless,
+    /// The body one byte at a time, this many milliseconds apart.
+    Drip(u64),
+    /// Read the request and never answer (for two minutes at most).
+    Silent,
 }
 
 #[derive(Debug, Clone)]
@@ -120,8 +135,23 @@ impl Server {
                 ranges,
                 status: 200,
                 delay_ms: 0,
+                mode: Mode::Normal,
             },
         );
+    }
+
+    /// Make an existing route (or a new, empty one) answer in `mode`.
+    pub fn behave(&self, path: &str, mode: Mode) {
+        let mut st = self.state.lock().unwrap();
+        let r = st.routes.entry(path.to_string()).or_insert(Route {
+            body: Vec::new(),
+            content_type: "application/octet-stream".into(),
+            ranges: false,
+            status: 200,
+            delay_ms: 0,
+            mode,
+        });
+        r.mode = mode;
     }
 
     pub fn status(&self, path: &str, status: u16) {
@@ -133,6 +163,7 @@ impl Server {
                 ranges: false,
                 status,
                 delay_ms: 0,
+                mode: Mode::Normal,
             },
         );
     }
@@ -209,6 +240,46 @@ fn respond<S: Write>(
 ) -> std::io::Result<()> {
     if let Some(r) = &route {
         std::thread::sleep(std::time::Duration::from_millis(r.delay_ms));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    match route.as_ref().map(|r| r.mode) {
+        Some(Mode::Silent) => {
+            while std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            return Ok(());
+        }
+        Some(Mode::Endless) => {
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+            )?;
+            let zeros = vec![0u8; 64 * 1024];
+            let mut sent = 0u64;
+            while sent < 16 << 30 && std::time::Instant::now() < deadline {
+                out.write_all(&zeros)?;
+                sent += zeros.len() as u64;
+            }
+            return Ok(());
+        }
+        Some(Mode::Drip(ms)) => {
+            let body = &route.as_ref().unwrap().body;
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            for b in body {
+                if std::time::Instant::now() >= deadline {
+                    break;
+                }
+                out.write_all(&[*b])?;
+                out.flush()?;
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+            return Ok(());
+        }
+        _ => {}
     }
     let Some(route) = route else {
         return write!(
@@ -639,4 +710,78 @@ impl DockerTest {
 /// What a finished command wrote on stderr.
 pub fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+}
+
+/// What a finished child did, with its peak resident memory.
+pub struct Measured {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// Peak resident set size of the child, in bytes (from wait4's rusage).
+    pub peak_rss: u64,
+}
+
+/// Run `cmd` to its end and measure its peak memory. It is killed after
+/// `limit` (a bound on a test that must end, not a timing assertion).
+// The child is reaped by wait4 below, which std's Child cannot do.
+#[allow(clippy::zombie_processes)]
+pub fn run_measured(mut cmd: std::process::Command, limit: std::time::Duration) -> Measured {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let killer = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            // Signal 0 tells whether the process still exists (it stays a
+            // zombie until wait4 below reaps it).
+            let mut st = String::new();
+            let alive = std::fs::File::open(format!("/proc/{pid}/stat"))
+                .and_then(|mut f| f.read_to_string(&mut st))
+                .is_ok()
+                && !st.contains(") Z ");
+            if !alive {
+                return;
+            }
+        }
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    killer.join().unwrap();
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    Measured {
+        code,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+        peak_rss: usage.ru_maxrss as u64 * 1024,
+    }
+}
+
+/// The `bundle` binary as a plain command, in `cwd` with cache `cache`.
+pub fn bundle_command(cwd: &Path, cache: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("bundle"));
+    cmd.current_dir(cwd)
+        .env("BUNDLE_CACHE_DIR", cache)
+        .env_remove("PIP_INDEX_URL")
+        .env("NO_COLOR", "1");
+    cmd
 }
