@@ -269,11 +269,21 @@ impl Index {
             }
             Err(e) => return Err(e.into()),
         };
-        let page: PageJson = serde_json::from_slice(&body).map_err(|e| IndexError::BadPage {
+        self.parse_page(name, &url, &body)
+    }
+
+    /// A project page's body, read and filtered for the target.
+    pub fn parse_page(
+        &self,
+        name: &PackageName,
+        url: &Url,
+        body: &[u8],
+    ) -> Result<Project, IndexError> {
+        let page: PageJson = serde_json::from_slice(body).map_err(|e| IndexError::BadPage {
             url: url.to_string(),
             message: e.to_string(),
         })?;
-        self.filter_files(name, &url, page.files)
+        self.filter_files(name, url, page.files)
     }
 
     fn filter_files(

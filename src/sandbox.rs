@@ -105,9 +105,12 @@ pub async fn libraries(
         .image_id(image)
         .await?
         .unwrap_or_else(|| image.into());
-    let path = cache.keyed("docker", &format!("libs-{id}"), ".txt");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return Ok(text.lines().map(str::to_string).collect());
+    let path = cache.keyed("docker", &format!("libs-v2-{id}"), ".txt");
+    if let Some(text) = cache.read_checked(&path) {
+        return Ok(String::from_utf8_lossy(&text)
+            .lines()
+            .map(str::to_string)
+            .collect());
     }
     let c = engine
         .start(&ContainerSpec {
@@ -134,7 +137,7 @@ pub async fn libraries(
         .map(|(name, _)| name)
         .collect::<BTreeSet<_>>();
     let text: String = libs.iter().map(|l| format!("{l}\n")).collect();
-    if let Err(e) = cache.write_atomic(&path, text.as_bytes()) {
+    if let Err(e) = cache.write_checked(&path, text.as_bytes()) {
         tracing::warn!("cannot cache {}: {e}", path.display());
     }
     Ok(libs)

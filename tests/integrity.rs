@@ -405,6 +405,7 @@ fn endless_bodies_are_cut_with_bounded_memory_and_disk() {
     let mut cmd = bundle_command(cwd.path(), cache.path());
     cmd.args(["build", "endless", "--index-url", &server.index_url()]);
     let run = run_measured(cmd, Duration::from_secs(120));
+    eprintln!("endless wheel: peak RSS {} MiB", run.peak_rss >> 20);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("sent more than"), "{}", run.stderr);
     assert!(
@@ -416,7 +417,6 @@ fn endless_bodies_are_cut_with_bounded_memory_and_disk() {
         cache_tmp_files(cache.path()).is_empty(),
         "no partial file is kept"
     );
-    eprintln!("endless wheel: peak RSS {} MiB", run.peak_rss >> 20);
     assert!(run.peak_rss < 150 << 20, "peak RSS {} bytes", run.peak_rss);
 
     // An endless PEP 658 file stops at the metadata cap.
@@ -427,13 +427,13 @@ fn endless_bodies_are_cut_with_bounded_memory_and_disk() {
     let mut cmd = bundle_command(cwd.path(), cache.path());
     cmd.args(["plan", "endless", "--index-url", &server.index_url()]);
     let run = run_measured(cmd, Duration::from_secs(120));
+    eprintln!("endless metadata: peak RSS {} MiB", run.peak_rss >> 20);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(
         run.stderr.contains("BUNDLE_MAX_METADATA_BYTES"),
         "{}",
         run.stderr
     );
-    eprintln!("endless metadata: peak RSS {} MiB", run.peak_rss >> 20);
     assert!(run.peak_rss < 150 << 20, "peak RSS {} bytes", run.peak_rss);
 }
 
@@ -528,4 +528,55 @@ fn inspect_reports_a_truncated_elf() {
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(text.contains("damaged or truncated ELF"), "{text}");
     assert!(!text.contains("no ELF files"), "{text}");
+}
+
+#[test]
+fn a_killed_download_leaves_nothing_after_the_next_run() {
+    let server = Server::start();
+    let w = WheelSpec::new("big", "1.0").no_pep658();
+    publish(&server, std::slice::from_ref(&w));
+    // The wheel comes slowly enough to be caught in the middle.
+    server.behave(&format!("/files/{}", w.filename()), Mode::Drip(20));
+    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut child = bundle_command(cwd.path(), cache.path())
+        .args(["build", "big", "--index-url", &server.index_url()])
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while cache_tmp_files(cache.path()).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no download started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::process::Command::new("sh")
+        .args(["-c", &format!("kill -KILL {}", child.id())])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), None);
+    assert!(
+        !cache_tmp_files(cache.path()).is_empty(),
+        "the partial file is there"
+    );
+    let staged: Vec<_> = std::fs::read_dir(cwd.path().join("dist"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    // The next run (any that fetches) removes what the killed one left.
+    server.behave(&format!("/files/{}", w.filename()), Mode::Normal);
+    bundle(cwd.path(), cache.path())
+        .args(["build", "big", "--index-url", &server.index_url()])
+        .assert()
+        .success();
+    assert!(
+        walk_files(&cache.path().join("tmp")).is_empty(),
+        "cache tmp is empty"
+    );
+    let left: Vec<String> = std::fs::read_dir(cwd.path().join("dist"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "{left:?} (before: {staged:?})");
 }
