@@ -1,7 +1,7 @@
 //! `bundle`: upload-ready bundles of third-party software for machines that
 //! are not yours.
 //!
-//! The pipeline (see DESIGN.md): [`plan`] (resolve, via [`resolve`] and
+//! The pipeline (see the README): [`plan`] (resolve, via [`resolve`] and
 //! [`index`]) → [`fetch`] (HTTP and the [`cache`]) → stage ([`release`]
 //! extraction) → [`check`] (ELF) → [`assemble`]. [`build`] runs it.
 //! Library code never prints: progress goes through [`report::Reporter`].

@@ -46,7 +46,7 @@ impl RecipeError {
     pub fn hint(&self) -> Option<String> {
         match self {
             RecipeError::Toml(_) | RecipeError::Invalid { .. } => {
-                Some("see the recipe format in DESIGN.md; `bundle recipes` lists examples".into())
+                Some("the recipe format is in the README, under Formats; `bundle recipes` lists the built-in ones".into())
             }
             RecipeError::BadRequirement { .. } => Some(
                 "write a PEP 508 requirement such as `httpx[http2]<1`, or a recipe name from `bundle recipes`".into(),

@@ -60,7 +60,7 @@ impl TargetError {
                 known.join(", ")
             )),
             TargetError::Toml(_) | TargetError::Invalid { .. } => {
-                Some("see the target profile format in DESIGN.md".into())
+                Some("the target profile format is in the README, under Formats; `bundle targets` lists the built-in ones".into())
             }
             TargetError::Read { .. } => None,
         }

@@ -3,11 +3,9 @@
 //! Wheels come from a 127.0.0.1 index; apt-get in the build container
 //! reaches the Debian mirror through the default bridge.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// An index with `app` (needs `dep`) and `dep`.
 fn index() -> Server {
@@ -57,8 +55,9 @@ fn verify(t: &DockerTest, server: &Server, what: &str, target: &str) -> assert_c
 }
 
 #[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
-    let Some(t) = docker_test() else { return };
+    let t = docker_test();
     let server = index();
     let target = fixture_target("debian11");
 
@@ -159,7 +158,7 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
         err.contains("No matching distribution found for dep"),
         "{err}"
     );
-    assert!(bundle_containers().is_empty(), "containers left behind");
+    assert!(t.containers().is_empty(), "containers left behind");
 }
 
 /// Remove a file from a bundle folder and from its manifest, as a bundle
@@ -176,8 +175,9 @@ fn remove_with_manifest(dir: &Path, rel: &str) {
 }
 
 #[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn preinstalled_packages_come_from_the_target_and_time_limits_hold() {
-    let Some(t) = docker_test() else { return };
+    let t = docker_test();
     let server = index();
     // The debian11 profile, with `dep` preinstalled and a short time limit.
     let profile = std::fs::read_to_string(fixture_target("debian11")).unwrap();
@@ -207,12 +207,13 @@ fn preinstalled_packages_come_from_the_target_and_time_limits_hold() {
     let err = fails(&mut verify(&t, &server, dir.to_str().unwrap(), &target), 1);
     assert!(err.contains("check: sleep 30"), "{err}");
     assert!(err.contains("timed out after 5 s"), "{err}");
-    assert!(bundle_containers().is_empty(), "containers left behind");
+    assert!(t.containers().is_empty(), "containers left behind");
 }
 
 #[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn keep_leaves_the_container_and_says_which() {
-    let Some(t) = docker_test() else { return };
+    let t = docker_test();
     let server = index();
     std::fs::write(
         t.work.path().join("app.toml"),
@@ -236,7 +237,7 @@ fn keep_leaves_the_container_and_says_which() {
         .assert()
         .success();
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    let kept = bundle_containers();
+    let kept = t.containers();
     assert_eq!(kept.len(), 1, "{err}");
     assert!(
         err.contains(&format!("kept container {}", kept[0])),
@@ -253,7 +254,7 @@ fn keep_leaves_the_container_and_says_which() {
     let path = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(path.contains("/home/sandbox/.local/"), "{path}");
     docker(&["rm", "-f", &kept[0]]);
-    assert!(bundle_containers().is_empty());
+    assert!(t.containers().is_empty());
 }
 
 #[test]

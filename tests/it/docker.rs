@@ -6,13 +6,11 @@
 //! apt-get in the containers reaches the Debian mirror through the default
 //! bridge; everything from the Python index comes from a 127.0.0.1 server.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Run `script` in a pristine container of the test image, with no network
 /// and `dir` mounted read-only at /b.
@@ -41,8 +39,9 @@ fn run_pristine(image: &str, dir: &Path, script: &str) -> (bool, String) {
 }
 
 #[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn apt_lua_carries_readline_and_runs_in_a_pristine_container() {
-    let Some(t) = docker_test() else { return };
+    let t = docker_test();
     t.bundle()
         .args([
             "build",
@@ -114,12 +113,13 @@ fn apt_lua_carries_readline_and_runs_in_a_pristine_container() {
         out.contains("libreadline.so.8: cannot open shared object file"),
         "{out}"
     );
-    assert!(bundle_containers().is_empty(), "containers left behind");
+    assert!(t.containers().is_empty(), "containers left behind");
 }
 
 #[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn apt_wrapper_link_leaves_the_binary_unmodified() {
-    let Some(t) = docker_test() else { return };
+    let t = docker_test();
     t.build(
         "luaw",
         "[apt]\npackages = [\"lua5.3\"]\nbinaries = [\"lua5.3\"]\nlink = \"wrapper\"\n",
@@ -152,12 +152,13 @@ fn apt_wrapper_link_leaves_the_binary_unmodified() {
     );
     let (ok, out) = run_pristine(TEST_IMAGE, &dir, "/b/bin/lua5.3 -v");
     assert!(ok && out.contains("Lua 5.3"), "{out}");
-    assert!(bundle_containers().is_empty(), "containers left behind");
+    assert!(t.containers().is_empty(), "containers left behind");
 }
 
 #[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn apt_errors_name_the_cause_and_leave_nothing() {
-    let Some(t) = docker_test() else { return };
+    let t = docker_test();
     let err = fails(
         &mut t.build(
             "wrongbin",
@@ -173,7 +174,7 @@ fn apt_errors_name_the_cause_and_leave_nothing() {
         "the hint lists what was installed: {err}"
     );
     assert!(!t.work.path().join("dist/wrongbin").exists());
-    assert!(bundle_containers().is_empty(), "containers left behind");
+    assert!(t.containers().is_empty(), "containers left behind");
 }
 
 #[test]
@@ -200,11 +201,11 @@ fn without_a_daemon_apt_recipes_say_so() {
 }
 
 #[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn ctrl_c_during_a_docker_step_removes_the_container() {
-    let Some(t) = docker_test() else { return };
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("bundle"))
-        .current_dir(t.work.path())
-        .env("BUNDLE_CACHE_DIR", t.cache.path())
+    let t = docker_test();
+    let mut child = t
+        .command()
         .args([
             "-q",
             "build",
@@ -217,7 +218,7 @@ fn ctrl_c_during_a_docker_step_removes_the_container() {
     // Wait for the apt container (the sandbox image exists by now or is
     // being made; either way a labelled container appears).
     let started = Instant::now();
-    while bundle_containers().is_empty() {
+    while t.containers().is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "no container appeared"
@@ -232,7 +233,7 @@ fn ctrl_c_during_a_docker_step_removes_the_container() {
         .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    assert!(bundle_containers().is_empty(), "containers left behind");
+    assert!(t.containers().is_empty(), "containers left behind");
     assert!(!t.work.path().join("dist/lua5.3").exists());
 }
 
@@ -316,8 +317,9 @@ fn sdist(
 }
 
 #[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn sdists_are_built_into_wheels_in_the_target_image() {
-    let Some(t) = docker_test() else { return };
+    let t = docker_test();
     let server = Server::start();
     let (pure_name, pure) = sdist(
         "pureonly",
@@ -413,12 +415,13 @@ PyMODINIT_FUNC PyInit_fastext(void) { return PyModule_Create(&mod); }
     );
     let again = read_to_string(&dir.join("manifest.json"));
     assert!(again.contains(&fast_entry["sha256"].as_str().unwrap().to_string()));
-    assert!(bundle_containers().is_empty(), "containers left behind");
+    assert!(t.containers().is_empty(), "containers left behind");
 }
 
 #[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn the_engine_speaks_the_daemons_api_version() {
-    let Some(_t) = docker_test() else { return };
+    let _t = docker_test();
     let out = docker(&["version", "--format", "{{.Server.APIVersion}}"]);
     let daemon = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -430,8 +433,9 @@ fn the_engine_speaks_the_daemons_api_version() {
 }
 
 #[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn an_image_that_is_neither_local_nor_pullable_is_named() {
-    let Some(t) = docker_test() else { return };
+    let t = docker_test();
     let profile = read_to_string(Path::new(&fixture_target("debian11-bare")))
         .replace(TEST_IMAGE, "bundle-test/absent:none");
     let target = t.work.path().join("absent.toml");
@@ -445,16 +449,7 @@ fn an_image_that_is_neither_local_nor_pullable_is_named() {
         err.contains("image bundle-test/absent:none is not present locally and pulling it failed"),
         "{err}"
     );
-    assert!(bundle_containers().is_empty(), "containers left behind");
-}
-
-/// Containers carrying `label` (`key=value`), running or not.
-fn labelled(label: &str) -> Vec<String> {
-    let out = docker(&["ps", "-a", "-q", "--filter", &format!("label={label}")]);
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
+    assert!(t.containers().is_empty(), "containers left behind");
 }
 
 fn staging_folders(out: &std::path::Path) -> Vec<String> {
@@ -468,8 +463,9 @@ fn staging_folders(out: &std::path::Path) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn sigterm_and_sigkill_leave_no_container_and_no_staging_folder() {
-    let Some(t) = docker_test() else { return };
+    let t = docker_test();
     let dist = t.work.path().join("dist");
     for target in ["debian11-bare", "debian11"] {
         for signal in ["TERM", "KILL"] {
@@ -532,8 +528,9 @@ fn sigterm_and_sigkill_leave_no_container_and_no_staging_folder() {
 }
 
 #[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn orphans_whose_owner_is_gone_are_reaped_on_the_next_connect() {
-    let Some(t) = docker_test() else { return };
+    let t = docker_test();
     let label = format!("bundle.test=orphan-{}", std::process::id());
     // A container labelled as owned by a process of this boot that is gone
     // (pid 0 is never a user process), as a daemon that missed the close
@@ -548,7 +545,7 @@ fn orphans_whose_owner_is_gone_are_reaped_on_the_next_connect() {
         &owner,
         "--label",
         &label,
-        common::TEST_IMAGE,
+        TEST_IMAGE,
         "sleep",
         "infinity",
     ]);
@@ -580,7 +577,7 @@ fn orphans_whose_owner_is_gone_are_reaped_on_the_next_connect() {
         &live_owner,
         "--label",
         &label,
-        common::TEST_IMAGE,
+        TEST_IMAGE,
         "sleep",
         "infinity",
     ]);

@@ -1,38 +1,19 @@
-//! Snapshot tests of what the CLI prints.
+//! Snapshot tests of what the CLI prints, with its exit code: each snapshot
+//! records success, exit code, stdout and stderr.
 
-mod common;
-
-use common::*;
-
-fn stdout(cmd: &mut assert_cmd::Command) -> String {
-    String::from_utf8(cmd.assert().get_output().stdout.clone()).unwrap()
-}
-
-fn stderr(cmd: &mut assert_cmd::Command) -> String {
-    String::from_utf8(cmd.assert().get_output().stderr.clone()).unwrap()
-}
-
-fn filtered<F: FnOnce()>(f: F) {
-    insta::with_settings!({filters => vec![
-        (r"127\.0\.0\.1:\d+", "[SERVER]"),
-        (r"in \d+\.\d+s", "in [TIME]"),
-        (r"[0-9a-f]{64}", "[SHA256]"),
-        (r"/tmp/\.tmp[A-Za-z0-9]+", "[TMP]"),
-    ]}, {
-        f()
-    });
-}
+use crate::bundle_snapshot;
+use crate::common::*;
 
 #[test]
 fn targets_list() {
     let d = tempfile::tempdir().unwrap();
-    insta::assert_snapshot!(stdout(bundle(d.path(), d.path()).arg("targets")));
+    bundle_snapshot!("targets_list", bundle(d.path(), d.path()).arg("targets"));
 }
 
 #[test]
 fn recipes_list() {
     let d = tempfile::tempdir().unwrap();
-    insta::assert_snapshot!(stdout(bundle(d.path(), d.path()).arg("recipes")));
+    bundle_snapshot!("recipes_list", bundle(d.path(), d.path()).arg("recipes"));
 }
 
 fn small_index() -> Server {
@@ -58,51 +39,41 @@ fn small_index() -> Server {
 fn plan_human_and_json() {
     let server = small_index();
     let d = tempfile::tempdir().unwrap();
-    filtered(|| {
-        insta::assert_snapshot!(
-            "plan_human",
-            stdout(bundle(d.path(), d.path()).args([
-                "plan",
-                "app",
-                "--index-url",
-                &server.index_url()
-            ]))
-        );
-        insta::assert_snapshot!(
-            "plan_json",
-            stdout(bundle(d.path(), d.path()).args([
-                "plan",
-                "app",
-                "--json",
-                "--index-url",
-                &server.index_url()
-            ]))
-        );
-    });
+    let index = server.index_url();
+    bundle_snapshot!(
+        "plan_human",
+        bundle(d.path(), d.path()).args(["plan", "app", "--index-url", &index])
+    );
+    bundle_snapshot!(
+        "plan_json",
+        bundle(d.path(), d.path()).args(["plan", "app", "--json", "--index-url", &index])
+    );
 }
 
 #[test]
 fn build_summary_on_stderr() {
     let server = small_index();
     let d = tempfile::tempdir().unwrap();
-    filtered(|| {
-        insta::assert_snapshot!(stderr(bundle(d.path(), d.path()).args([
+    bundle_snapshot!(
+        "build_summary_on_stderr",
+        bundle(d.path(), d.path()).args([
             "build",
             "app",
             "--target",
             "chatgpt-2023",
             "--index-url",
             &server.index_url()
-        ])));
-    });
+        ])
+    );
 }
 
 #[test]
 fn conflict_with_preinstalled_is_explained() {
     let server = small_index();
     let d = tempfile::tempdir().unwrap();
-    filtered(|| {
-        insta::assert_snapshot!(stderr(bundle(d.path(), d.path()).args([
+    bundle_snapshot!(
+        "conflict_with_preinstalled_is_explained",
+        bundle(d.path(), d.path()).args([
             "plan",
             "app",
             "click>=8.2",
@@ -110,8 +81,8 @@ fn conflict_with_preinstalled_is_explained() {
             "chatgpt-2023",
             "--index-url",
             &server.index_url()
-        ])));
-    });
+        ])
+    );
 }
 
 #[test]
@@ -123,5 +94,18 @@ fn unknown_key_error() {
         "[pypi]\nrequirements = [\"a\"]\n\n[[release]]\nname = \"x\"\nversion = \"1\"\nurl = \"u\"\nfiles = [\"x\"]\nsha = \"00\"\n",
     )
     .unwrap();
-    insta::assert_snapshot!(stderr(bundle(d.path(), d.path()).args(["build", "typo"])));
+    bundle_snapshot!(
+        "unknown_key_error",
+        bundle(d.path(), d.path()).args(["build", "typo"])
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    bundle_snapshot!(
+        "unknown_target",
+        bundle(d.path(), d.path()).args(["plan", "app", "--target", "ubuntu-99", "--offline"])
+    );
+    bundle_snapshot!("no_arguments", bundle(d.path(), d.path()).args(["build"]));
 }

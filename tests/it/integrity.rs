@@ -3,12 +3,10 @@
 //! directories, endless and dripping bodies, silent servers, lying
 //! metadata, tampered lock files, and bad names.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn three() -> Vec<WheelSpec> {

@@ -1,8 +1,6 @@
 //! PyPI wheel sets, end to end, against a local PEP 691 index.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -447,22 +445,58 @@ fn failed_build_keeps_the_previous_bundle() {
         .assert()
         .success();
     let before = std::fs::read(cwd.path().join("dist/x.zip")).unwrap();
-    bundle(cwd.path(), cache.path())
-        .args([
+    let manifest = std::fs::read(cwd.path().join("dist/x/manifest.json")).unwrap();
+    // The second build resolves, fetches and stages, then fails the check:
+    // its release is a program for another CPU.
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2; // 64-bit
+    elf[5] = 1; // little-endian
+    elf[6] = 1;
+    elf[16] = 2; // ET_EXEC
+    elf[18] = 183; // aarch64
+    elf[20] = 1;
+    elf[52] = 64;
+    server.route(
+        "/dl/armtool",
+        elf.clone(),
+        "application/octet-stream",
+        false,
+    );
+    std::fs::write(
+        cwd.path().join("x.toml"),
+        format!(
+            "[pypi]\nrequirements = [\"lib==1.5\"]\n[[release]]\nname = \"armtool\"\nversion = \"1\"\nurl = \"{}\"\nsha256 = \"{}\"\nfiles = [\"armtool\"]\n",
+            server.url("/dl/armtool"),
+            sha256(&elf)
+        ),
+    )
+    .unwrap();
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
             "build",
-            "lib==9",
-            "--name",
-            "x",
+            "x.toml",
             "--index-url",
             &server.index_url(),
-        ])
-        .assert()
-        .code(1);
+        ]),
+        1,
+    );
+    assert!(err.contains("bin/armtool is built for aarch64"), "{err}");
     assert_eq!(
         std::fs::read(cwd.path().join("dist/x.zip")).unwrap(),
         before
     );
-    assert!(cwd.path().join("dist/x/manifest.json").is_file());
+    assert_eq!(
+        std::fs::read(cwd.path().join("dist/x/manifest.json")).unwrap(),
+        manifest
+    );
+    assert!(!cwd.path().join("dist/x/bin").exists());
+    let staged: Vec<_> = std::fs::read_dir(cwd.path().join("dist"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(staged.is_empty(), "the staging folder is removed");
 }
 
 #[test]
@@ -913,37 +947,56 @@ fn requires_python_from_metadata_when_the_index_omits_it() {
 
 #[test]
 fn index_file_names_cannot_escape_the_bundle() {
-    let server = Server::start();
-    let w = WheelSpec::new("evil", "1.0");
-    let bytes = w.build();
-    server.route(
-        "/files/x.whl",
-        bytes.clone(),
-        "application/octet-stream",
-        false,
-    );
-    let page = serde_json::json!({
-        "meta": {"api-version": "1.1"},
-        "name": "evil",
-        "files": [{
-            "filename": "../../evil-1.0-py3-none-any.whl",
-            "url": "../../files/x.whl",
-            "hashes": {"sha256": sha256(&bytes)},
-        }],
-    });
-    server.route(
-        "/simple/evil/",
-        serde_json::to_vec(&page).unwrap(),
-        "application/vnd.pypi.simple.v1+json",
-        false,
-    );
-    let cwd = tempfile::tempdir().unwrap();
-    let err = fails(
-        bundle(cwd.path(), cwd.path()).args(["build", "evil", "--index-url", &server.index_url()]),
-        1,
-    );
-    assert!(err.contains("not a plain file name"), "{err}");
-    assert!(!cwd.path().join("evil-1.0-py3-none-any.whl").exists());
+    // wheels/<name> is dist/.bundle-*/<bundle>/wheels/<name> while staged:
+    // three `..` reach dist/, four the working folder. Each depth is tried,
+    // and looked for where it would land.
+    for depth in 2..=4 {
+        let server = Server::start();
+        let w = WheelSpec::new("evil", "1.0");
+        let bytes = w.build();
+        server.route(
+            "/files/x.whl",
+            bytes.clone(),
+            "application/octet-stream",
+            false,
+        );
+        let name = format!("{}escaped-1.0-py3-none-any.whl", "../".repeat(depth));
+        let page = serde_json::json!({
+            "meta": {"api-version": "1.1"},
+            "name": "evil",
+            "files": [{
+                "filename": name,
+                "url": "../../files/x.whl",
+                "hashes": {"sha256": sha256(&bytes)},
+            }],
+        });
+        server.route(
+            "/simple/evil/",
+            serde_json::to_vec(&page).unwrap(),
+            "application/vnd.pypi.simple.v1+json",
+            false,
+        );
+        let cwd = tempfile::tempdir().unwrap();
+        let work = cwd.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        let err = fails(
+            bundle(&work, &cwd.path().join("cache")).args([
+                "build",
+                "evil",
+                "--index-url",
+                &server.index_url(),
+            ]),
+            1,
+        );
+        assert!(err.contains("not a plain file name"), "{err}");
+        for at in [
+            "work/dist/escaped-1.0-py3-none-any.whl",
+            "work/escaped-1.0-py3-none-any.whl",
+            "escaped-1.0-py3-none-any.whl",
+        ] {
+            assert!(!cwd.path().join(at).exists(), "depth {depth}: {at}");
+        }
+    }
 }
 
 #[test]

@@ -617,25 +617,21 @@ pub fn fails(cmd: &mut assert_cmd::Command, code: i32) -> String {
 /// `.ci/run` builds it with debootstrap and `docker import`.
 pub const TEST_IMAGE: &str = "bundle-test/bullseye:glibc2.31";
 
-/// Whether Docker tests can run: a daemon answers and the test image is
-/// there. Without them the test is skipped with the reason, unless
-/// BUNDLE_TEST_DOCKER=1, which makes it fail.
-pub fn docker_ready() -> bool {
+/// Why these tests are ignored in a plain `cargo test`.
+pub const NEEDS_DOCKER: &str = "needs dockerd and the test image (bash .ci/run sets them up)";
+
+/// Panics with the reason when no daemon answers or the test image is
+/// missing: the Docker tests are `#[ignore]`d, and run only when asked for.
+pub fn require_docker() {
     let reason = match std::process::Command::new("docker")
         .args(["image", "inspect", "--format", "{{.Id}}", TEST_IMAGE])
         .output()
     {
         Err(e) => format!("the docker CLI cannot run: {e}"),
-        Ok(o) if o.status.success() => return true,
+        Ok(o) if o.status.success() => return,
         Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
     };
-    if std::env::var("BUNDLE_TEST_DOCKER").is_ok_and(|v| v == "1") {
-        panic!("BUNDLE_TEST_DOCKER=1 but Docker is not usable: {reason} (bash .ci/run sets it up)");
-    }
-    eprintln!(
-        "skipping Docker test: {reason} (bash .ci/run starts dockerd and builds {TEST_IMAGE})"
-    );
-    false
+    panic!("Docker is not usable: {reason} (bash .ci/run starts dockerd and builds {TEST_IMAGE})");
 }
 
 /// Run the docker CLI; its stdout (panics on failure to start).
@@ -646,49 +642,67 @@ pub fn docker(args: &[&str]) -> std::process::Output {
         .expect("docker CLI")
 }
 
-/// Ids of containers carrying the `bundle` label, running or not.
-pub fn bundle_containers() -> Vec<String> {
-    let out = docker(&["ps", "-a", "-q", "--filter", "label=bundle"]);
+/// Ids of containers carrying `label` (`key=value`), running or not.
+pub fn labelled(label: &str) -> Vec<String> {
+    let out = docker(&["ps", "-a", "-q", "--filter", &format!("label={label}")]);
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .map(str::to_string)
         .collect()
 }
 
-/// A test target profile under tests/fixtures/targets.
+/// A test target profile under fixtures/targets.
 pub fn fixture_target(name: &str) -> String {
     format!(
-        "{}/tests/fixtures/targets/{name}.toml",
+        "{}/fixtures/targets/{name}.toml",
         env!("CARGO_MANIFEST_DIR")
     )
 }
 
-/// What a Docker test works in: its folders, and the lock that keeps the
-/// test binary's Docker tests one at a time (they count containers).
+/// What a Docker test works in: its folders, its own container label (so
+/// that it counts only the containers it started), and the lock that keeps
+/// the Docker tests one at a time (two cores; they share derived images).
 pub struct DockerTest {
     pub work: tempfile::TempDir,
     pub cache: tempfile::TempDir,
+    /// `bundle.test=<unique>`, put on every container this test's runs start.
+    pub label: String,
     _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 static DOCKER_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static DOCKER_TESTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// A [`DockerTest`], or None (after saying why) when Docker is not usable.
-pub fn docker_test() -> Option<DockerTest> {
-    if !docker_ready() {
-        return None;
-    }
-    Some(DockerTest {
+/// A [`DockerTest`]; panics when Docker is not usable.
+pub fn docker_test() -> DockerTest {
+    require_docker();
+    let n = DOCKER_TESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    DockerTest {
         _serial: DOCKER_SERIAL.lock().unwrap_or_else(|e| e.into_inner()),
         work: tempfile::tempdir().unwrap(),
         cache: tempfile::tempdir().unwrap(),
-    })
+        label: format!("bundle.test={}-{n}", std::process::id()),
+    }
 }
 
 impl DockerTest {
-    /// `bundle` in this test's folders.
+    /// `bundle` in this test's folders, labelling its containers.
     pub fn bundle(&self) -> assert_cmd::Command {
-        bundle(self.work.path(), self.cache.path())
+        let mut cmd = bundle(self.work.path(), self.cache.path());
+        cmd.env("BUNDLE_DOCKER_LABELS", &self.label);
+        cmd
+    }
+
+    /// The same as a plain command (to send it signals).
+    pub fn command(&self) -> std::process::Command {
+        let mut cmd = bundle_command(self.work.path(), self.cache.path());
+        cmd.env("BUNDLE_DOCKER_LABELS", &self.label);
+        cmd
+    }
+
+    /// This test's containers, running or not.
+    pub fn containers(&self) -> Vec<String> {
+        labelled(&self.label)
     }
 
     /// Write `<name>.toml` and build it for `target` (a profile's path).
@@ -784,4 +798,35 @@ pub fn bundle_command(cwd: &Path, cache: &Path) -> std::process::Command {
         .env_remove("PIP_INDEX_URL")
         .env("NO_COLOR", "1");
     cmd
+}
+
+/// What a finished command did, as a snapshot records it: whether it
+/// succeeded, its exit code (a documented contract), stdout and stderr.
+pub fn render_run(cmd: &mut assert_cmd::Command) -> String {
+    let out = cmd.output().expect("the command runs");
+    format!(
+        "success: {}\nexit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+        out.status.success(),
+        out.status
+            .code()
+            .map_or("none (signal)".to_string(), |c| c.to_string()),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Snapshot a `bundle` run whole (see [`render_run`]), with the parts that
+/// change from run to run (ports, times, hashes, temporary paths) masked.
+#[macro_export]
+macro_rules! bundle_snapshot {
+    ($name:expr, $cmd:expr) => {
+        insta::with_settings!({filters => vec![
+            (r"127\.0\.0\.1:\d+", "[SERVER]"),
+            (r"in \d+\.\d+s", "in [TIME]"),
+            (r"[0-9a-f]{64}", "[SHA256]"),
+            (r"/tmp/\.tmp[A-Za-z0-9]+", "[TMP]"),
+        ]}, {
+            insta::assert_snapshot!($name, $crate::common::render_run($cmd));
+        })
+    };
 }

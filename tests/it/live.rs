@@ -1,9 +1,8 @@
-//! Opt-in tests against the real default index: `cargo test -- --ignored`.
-//! They need the network; the default run never touches it.
+//! Tests against the real default index, compiled only with
+//! `cargo test --features live-tests` (they need the network; the default
+//! run never touches it). Two also need Docker with the test image.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn live_plan(args: &[&str]) -> Value {
@@ -21,7 +20,6 @@ fn names(v: &Value, key: &str) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs the real package index"]
 fn sqlite_utils_for_chatgpt_2023_is_three_uploads() {
     let plan = live_plan(&["sqlite-utils", "--target", "chatgpt-2023"]);
     assert_eq!(
@@ -35,7 +33,6 @@ fn sqlite_utils_for_chatgpt_2023_is_three_uploads() {
 }
 
 #[test]
-#[ignore = "needs the real package index"]
 fn numpy_for_cp38_comes_from_the_manylinux2014_wheel() {
     let plan = live_plan(&["numpy<2"]);
     let f = plan["wheels"][0]["filename"].as_str().unwrap();
@@ -47,7 +44,6 @@ fn numpy_for_cp38_comes_from_the_manylinux2014_wheel() {
 }
 
 #[test]
-#[ignore = "needs the real package index"]
 fn backports_for_python_3_8_are_kept() {
     // matplotlib on 3.8 needs importlib-resources (python_version < "3.9").
     let plan = live_plan(&["matplotlib"]);
@@ -55,9 +51,8 @@ fn backports_for_python_3_8_are_kept() {
 }
 
 #[test]
-#[ignore = "needs the real package index and Docker with the test image"]
 fn real_sdist_only_packages_build_and_import_on_glibc_2_31() {
-    assert!(docker_ready(), "needs Docker and {TEST_IMAGE}");
+    require_docker();
     let work = tempfile::tempdir().unwrap();
     std::fs::write(
         work.path().join("sdists.toml"),
@@ -90,9 +85,8 @@ fn real_sdist_only_packages_build_and_import_on_glibc_2_31() {
 }
 
 #[test]
-#[ignore = "needs the real package index and Docker with the test image"]
 fn sqlite_utils_verifies_in_the_test_sandbox() {
-    assert!(docker_ready(), "needs Docker and {TEST_IMAGE}");
+    require_docker();
     let work = tempfile::tempdir().unwrap();
     let out = bundle(work.path(), work.path())
         .args([
