@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 /// Why an archive cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -70,43 +68,14 @@ impl Limits {
     }
 }
 
-/// How an archive is packed, by its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ArchiveKind {
-    Zip,
-    TarGz,
-    TarXz,
-    Bare,
-}
+pub use crate::model::plan::ArchiveKind;
 
-impl ArchiveKind {
-    /// The kind of a URL's file (query and fragment ignored).
-    pub fn from_url(url: &str) -> ArchiveKind {
-        ArchiveKind::from_name(url.split(['?', '#']).next().unwrap_or(url))
-    }
-
-    /// The kind of a file, by its name's ending (any case).
-    pub fn from_name(name: &str) -> ArchiveKind {
-        let path = name.to_ascii_lowercase();
-        if path.ends_with(".zip") {
-            ArchiveKind::Zip
-        } else if path.ends_with(".tar.gz") || path.ends_with(".tgz") {
-            ArchiveKind::TarGz
-        } else if path.ends_with(".tar.xz") || path.ends_with(".txz") {
-            ArchiveKind::TarXz
-        } else {
-            ArchiveKind::Bare
-        }
-    }
-
-    /// The decompressed tar stream of a tar kind; None for the others.
-    pub fn tar_reader<'a>(self, compressed: impl Read + 'a) -> Option<Box<dyn Read + 'a>> {
-        match self {
-            ArchiveKind::TarGz => Some(Box::new(flate2::read::GzDecoder::new(compressed))),
-            ArchiveKind::TarXz => Some(Box::new(xz2::read::XzDecoder::new(compressed))),
-            ArchiveKind::Zip | ArchiveKind::Bare => None,
-        }
+/// The decompressed tar stream of a tar kind; None for the others.
+pub fn tar_reader<'a>(kind: ArchiveKind, compressed: impl Read + 'a) -> Option<Box<dyn Read + 'a>> {
+    match kind {
+        ArchiveKind::TarGz => Some(Box::new(flate2::read::GzDecoder::new(compressed))),
+        ArchiveKind::TarXz => Some(Box::new(xz2::read::XzDecoder::new(compressed))),
+        ArchiveKind::Zip | ArchiveKind::Bare => None,
     }
 }
 
@@ -265,7 +234,7 @@ fn open_tar(
         inner: std::io::BufReader::new(file),
         count: compressed.clone(),
     };
-    let decoded = kind.tar_reader(counting).expect("a tar kind");
+    let decoded = tar_reader(kind, counting).expect("a tar kind");
     let guarded: Box<dyn Read> = Box::new(Guard {
         inner: decoded,
         limits,
@@ -490,8 +459,8 @@ mod tests {
     fn names_and_urls() {
         assert_eq!(ArchiveKind::from_name("B.TGZ"), ArchiveKind::TarGz);
         assert_eq!(ArchiveKind::from_name("a.whl"), ArchiveKind::Bare);
-        assert!(ArchiveKind::Zip.tar_reader(std::io::empty()).is_none());
-        assert!(ArchiveKind::TarXz.tar_reader(std::io::empty()).is_some());
+        assert!(tar_reader(ArchiveKind::Zip, std::io::empty()).is_none());
+        assert!(tar_reader(ArchiveKind::TarXz, std::io::empty()).is_some());
     }
 
     fn tar_gz(dir: &Path, members: &[(&str, &[u8])], links: &[(&str, &str)]) -> PathBuf {

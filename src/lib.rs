@@ -1,34 +1,41 @@
 //! `bundle`: upload-ready bundles of third-party software for machines that
 //! are not yours.
 //!
-//! The pipeline (see the README): [`plan`] (resolve, via [`resolve`] and
-//! [`index`]) → [`fetch`] (HTTP and the [`cache`]) → stage ([`release`]
-//! extraction) → [`check`] (ELF) → [`assemble`]. [`build`] runs it.
+//! The pipeline, one folder a stage, wired together in [`pipeline`]:
+//!
+//! ```text
+//! config (recipe + target) ─▶ resolve ─▶ Plan ─▶ fetch ─▶ stage ─▶ check ─▶ assemble ─▶ bundle
+//!                                                                                      └▶ verify
+//! ```
+//!
+//! - [`model`]: the serialized contracts (Plan, manifest, digests);
+//! - [`config`]: recipes and target profiles;
+//! - [`resolve`]: the index seen through the target's tags, and PubGrub;
+//! - [`fetch`]: the HTTP client and the cache;
+//! - [`stage`]: releases, apt packages and sdists made into files;
+//! - [`docker`]: the engine and the target's images;
+//! - [`check`]: the ELF check; [`assemble`]: manifest, installer, archives;
+//! - [`verify`]: the bundle run in the target's sandbox.
+//!
 //! Library code never prints: progress goes through [`report::Reporter`].
 
-pub mod apt;
 pub mod archive;
 pub mod assemble;
-pub mod build;
-pub mod cache;
 pub mod check;
+pub mod config;
 pub mod docker;
 pub mod fetch;
 pub mod fsutil;
-pub mod hash;
-pub mod index;
-pub mod plan;
-pub mod recipe;
-pub mod release;
+pub mod model;
+pub mod pipeline;
 pub mod report;
 pub mod resolve;
-pub mod sandbox;
-pub mod sdist;
-pub mod tags;
-pub mod target;
-pub mod toml_file;
+pub mod stage;
 pub mod verify;
-pub mod zipdir;
+
+use config::{recipe, target};
+use resolve::index;
+use stage::{apt, release};
 
 /// Any failure of a `bundle` command.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +45,7 @@ pub enum Error {
     #[error(transparent)]
     Target(#[from] target::TargetError),
     #[error(transparent)]
-    Plan(#[from] plan::PlanError),
+    Plan(#[from] pipeline::PlanError),
     #[error(transparent)]
     Fetch(#[from] fetch::FetchError),
     #[error(transparent)]
@@ -67,11 +74,11 @@ impl Error {
         match self {
             Error::Recipe(_) | Error::Target(_) | Error::Usage(_) => 2,
             Error::Release(e) if e.is_bad_input() => 2,
-            Error::Plan(plan::PlanError::Release(e)) if e.is_bad_input() => 2,
-            Error::Plan(plan::PlanError::Resolve(resolve::ResolveError::Unsupported(_))) => 2,
-            Error::Plan(plan::PlanError::Index(index::IndexError::BadIndexUrl(_))) => 2,
+            Error::Plan(pipeline::PlanError::Release(e)) if e.is_bad_input() => 2,
+            Error::Plan(pipeline::PlanError::Resolve(resolve::ResolveError::Unsupported(_))) => 2,
+            Error::Plan(pipeline::PlanError::Index(index::IndexError::BadIndexUrl(_))) => 2,
             Error::Interrupted { number, .. } => 128 + number,
-            Error::Plan(plan::PlanError::Resolve(resolve::ResolveError::Cancelled)) => 130,
+            Error::Plan(pipeline::PlanError::Resolve(resolve::ResolveError::Cancelled)) => 130,
             _ => 1,
         }
     }

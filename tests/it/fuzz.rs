@@ -9,13 +9,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use bundle::archive::{self, ArchiveKind};
-use bundle::cache::Cache;
+use bundle::config::recipe::Recipe;
+use bundle::config::target::Target;
+use bundle::fetch::cache::Cache;
 use bundle::fetch::Fetcher;
-use bundle::index::Index;
-use bundle::recipe::Recipe;
 use bundle::report::NoReporter;
-use bundle::target::Target;
-use bundle::zipdir;
+use bundle::resolve::index::Index;
+use bundle::resolve::zipdir;
 
 /// xorshift64*: small, fast, and the same sequence everywhere.
 struct Rng(u64);
@@ -261,7 +261,7 @@ fn thousands_of_mutations_end_in_values_or_errors() {
         "wheels",
         sweep("wheels", &mut rng, &wheel, 500, false, &|b| {
             std::fs::write(&wheel_path, b).unwrap();
-            let _ = bundle::index::metadata_from_wheel_file(&wheel_path);
+            let _ = bundle::resolve::index::metadata_from_wheel_file(&wheel_path);
             let _ = bundle::check::scan(&wheel_path);
         }),
     );

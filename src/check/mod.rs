@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::ArchiveKind;
-use crate::target::Target;
+use crate::config::target::Target;
+use crate::model::plan::ArchiveKind;
 
 /// Libraries a glibc Linux target is assumed to have: glibc's own, plus the
 /// manylinux2014 policy's base list (PEP 599).
@@ -252,7 +252,7 @@ pub fn judge(target: &Target, elf: ElfInfo, provided: &BTreeSet<String>) -> Verd
         .path
         .split_once(".whl!")
         .map(|(w, _)| format!("{}.whl", w.rsplit('/').next().unwrap_or(w)))
-        .and_then(|w| crate::tags::WheelName::parse(&w))
+        .and_then(|w| crate::resolve::tags::WheelName::parse(&w))
         .is_some_and(|w| w.platform.iter().all(|p| p == "any"));
     let mut too_new = Vec::new();
     let have = target.glibc_str();
@@ -303,8 +303,8 @@ pub fn judge(target: &Target, elf: ElfInfo, provided: &BTreeSet<String>) -> Verd
 /// ELF files inside a wheel (paths are member names), through the cache.
 pub fn scan_wheel_cached(
     path: &Path,
-    sha256: &crate::hash::Sha256,
-    cache: &crate::cache::Cache,
+    sha256: &crate::model::Sha256,
+    cache: &crate::fetch::cache::Cache,
 ) -> Result<Vec<ElfInfo>, CheckError> {
     let key = cache.keyed("elf", &format!("v2 {sha256}"), ".json");
     if let Some(m) = cache
@@ -324,8 +324,8 @@ pub fn scan_wheel_cached(
 /// Wheels of a staged bundle, by relative path: their sha256 and the cache
 /// that keeps their scans (wheels are immutable by hash).
 pub type CachedWheels<'a> = (
-    &'a BTreeMap<String, crate::hash::Sha256>,
-    &'a crate::cache::Cache,
+    &'a BTreeMap<String, crate::model::Sha256>,
+    &'a crate::fetch::cache::Cache,
 );
 
 /// ELF files under a folder, paths relative to it. Wheels listed in
@@ -380,7 +380,7 @@ fn scan_file(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), Che
             return Ok(());
         }
         ArchiveKind::TarGz | ArchiveKind::TarXz => {
-            out.extend(prefixed(label, tar_members(path, kind)?));
+            out.extend(prefixed(label, archive_members(path, kind)?));
             return Ok(());
         }
         ArchiveKind::Bare => {}
@@ -404,7 +404,7 @@ fn scan_file(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), Che
 }
 
 /// Read an archive member as ELF, decompressing past the magic only when it is ELF.
-fn read_elf_member(entry: &mut impl Read, label: &str) -> std::io::Result<Option<ElfInfo>> {
+fn read_elf_member(entry: &mut dyn Read, label: &str) -> std::io::Result<Option<ElfInfo>> {
     let mut head = [0u8; 4];
     if entry.read_exact(&mut head).is_err() || &head != b"\x7fELF" {
         return Ok(None);
@@ -414,58 +414,36 @@ fn read_elf_member(entry: &mut impl Read, label: &str) -> std::io::Result<Option
     Ok(read_elf(label, &data))
 }
 
-/// Open an archive; errors about it name it.
-fn open_archive(
-    path: &Path,
-) -> Result<(std::fs::File, impl Fn(String) -> CheckError + '_), CheckError> {
-    let file = std::fs::File::open(path).map_err(|source| CheckError::Io {
+/// ELF files in a zip, wheel, tar.gz or tar.xz, named by member path and
+/// sorted; read through the archive limits.
+fn archive_members(path: &Path, kind: ArchiveKind) -> Result<Vec<ElfInfo>, CheckError> {
+    let mut found = Vec::new();
+    crate::archive::stream_files(
+        kind,
+        path,
+        crate::archive::Limits::from_env(),
+        &|_| true,
+        &mut |member, reader| {
+            let name = member.to_string_lossy().replace('\\', "/");
+            if let Some(info) = read_elf_member(reader, &name)
+                .map_err(|e| crate::archive::ArchiveError::Bad(e.to_string()))?
+            {
+                found.push(info);
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| CheckError::Archive {
         path: path.to_path_buf(),
-        source,
+        message: e.to_string(),
     })?;
-    let bad = move |message: String| CheckError::Archive {
-        path: path.to_path_buf(),
-        message,
-    };
-    Ok((file, bad))
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(found)
 }
 
 /// ELF files in a zip (or wheel), named by member path.
 fn zip_members(path: &Path) -> Result<Vec<ElfInfo>, CheckError> {
-    let (file, bad) = open_archive(path)?;
-    let mut out = Vec::new();
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
-    let mut names: Vec<String> = zip.file_names().map(str::to_string).collect();
-    names.sort();
-    for name in names {
-        let mut entry = zip.by_name(&name).map_err(|e| bad(e.to_string()))?;
-        if entry.is_dir() || entry.size() < 64 {
-            continue;
-        }
-        if let Some(info) = read_elf_member(&mut entry, &name).map_err(|e| bad(e.to_string()))? {
-            out.push(info);
-        }
-    }
-    Ok(out)
-}
-
-/// ELF files in a tar.gz (or tar.xz), named by member path, sorted.
-fn tar_members(path: &Path, kind: ArchiveKind) -> Result<Vec<ElfInfo>, CheckError> {
-    let (file, bad) = open_archive(path)?;
-    let reader = kind.tar_reader(file).expect("a tar kind");
-    let mut tar = tar::Archive::new(reader);
-    let mut found = Vec::new();
-    for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
-        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-        if !entry.header().entry_type().is_file() || entry.size() < 64 {
-            continue;
-        }
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        if let Some(info) = read_elf_member(&mut entry, &name).map_err(|e| bad(e.to_string()))? {
-            found.push(info);
-        }
-    }
-    found.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(found)
+    archive_members(path, ArchiveKind::Zip)
 }
 
 /// Sonames provided by files in the scan (vendored libraries).

@@ -21,8 +21,8 @@ use pubgrub::{
 };
 use tokio::runtime::Handle;
 
-use crate::index::{Index, IndexError, WheelFile};
-use crate::target::Target;
+use crate::config::target::Target;
+use crate::resolve::index::{Index, IndexError, WheelFile};
 
 type Range = Ranges<Version>;
 
@@ -357,7 +357,7 @@ impl DependencyProvider for Provider {
                     // the metadata still has it.
                     if let Some(rp) = meta.requires_python.as_deref() {
                         let python = &self.env.python_full_version().version;
-                        if crate::index::python_excluded(rp, python) {
+                        if crate::resolve::index::python_excluded(rp, python) {
                             return Ok(pubgrub::Dependencies::Unavailable(format!(
                                 "because it requires Python {rp} (target has {python})"
                             )));
@@ -615,7 +615,7 @@ fn append_preinstalled(report: &mut String, target: &Target, needs: &[(Pkg, Rang
     }
 }
 
-fn append_rejections(report: &mut String, project: &crate::index::Project, range: &Range) {
+fn append_rejections(report: &mut String, project: &crate::resolve::index::Project, range: &Range) {
     const MAX: usize = 12;
     let in_range = |v: Option<&Version>| v.is_none_or(|v| range.contains(v));
     let mut lines: Vec<(Option<&Version>, String)> = project

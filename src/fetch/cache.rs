@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::fsutil::RunDir;
-use crate::hash::Sha256;
+use crate::model::Sha256;
 
 /// Stamps are written only for files whose ctime is at least this old.
 pub const STAMP_MIN_AGE: Duration = Duration::from_secs(2);
@@ -43,7 +43,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
     Sha256::of(data).to_string()
 }
 
-pub use crate::hash::hex;
+pub use crate::model::hash::hex;
 
 #[derive(Debug, Clone)]
 pub struct Cache {

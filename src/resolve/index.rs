@@ -12,10 +12,10 @@ use reqwest::Url;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+use crate::config::target::Target;
 use crate::fetch::{FetchError, Fetcher, RangeReply};
-use crate::hash::{BadHash, Sha256};
-use crate::tags::{TagPolicy, WheelName};
-use crate::target::Target;
+use crate::model::hash::{BadHash, Sha256};
+use crate::resolve::tags::{TagPolicy, WheelName};
 
 /// The default index, as pip's.
 pub const DEFAULT_INDEX: &str = "https://pypi.org/simple/";
@@ -49,7 +49,7 @@ pub enum IndexError {
     #[error("invalid index URL `{0}`")]
     BadIndexUrl(String),
     #[error(transparent)]
-    Sdist(#[from] crate::sdist::SdistError),
+    Sdist(#[from] crate::stage::sdist::SdistError),
 }
 
 impl IndexError {
@@ -135,8 +135,8 @@ pub struct Candidate {
 
 impl WheelFile {
     /// This file as an sdist to build.
-    pub fn sdist_ref(&self) -> crate::sdist::SdistRef {
-        crate::sdist::SdistRef {
+    pub fn sdist_ref(&self) -> crate::stage::sdist::SdistRef {
+        crate::stage::sdist::SdistRef {
             filename: self.filename.clone(),
             url: self.url.clone(),
             sha256: self.sha256.clone(),
@@ -186,7 +186,7 @@ pub struct Index {
     tags: TagPolicy,
     python: Version,
     exclude_newer: Option<String>,
-    sdists: Option<Arc<crate::sdist::SdistBuilder>>,
+    sdists: Option<Arc<crate::stage::sdist::SdistBuilder>>,
     projects: Mutex<HashMap<PackageName, Shared<Project>>>,
     metadata: Mutex<HashMap<String, Shared<Metadata>>>,
 }
@@ -217,12 +217,12 @@ impl Index {
 
     /// Accept sdists for versions without a usable wheel; `builder` turns
     /// them into wheels (for their metadata, and for the bundle).
-    pub fn with_sdists(mut self, builder: Arc<crate::sdist::SdistBuilder>) -> Index {
+    pub fn with_sdists(mut self, builder: Arc<crate::stage::sdist::SdistBuilder>) -> Index {
         self.sdists = Some(builder);
         self
     }
 
-    pub fn sdist_builder(&self) -> Option<&Arc<crate::sdist::SdistBuilder>> {
+    pub fn sdist_builder(&self) -> Option<&Arc<crate::stage::sdist::SdistBuilder>> {
         self.sdists.as_ref()
     }
 
@@ -584,7 +584,7 @@ impl Index {
     /// directory, its local entry. Every offset comes from the remote file
     /// and is checked; anything odd falls back to reading the whole wheel.
     async fn metadata_by_range(&self, wheel: &WheelFile) -> Result<RangeOutcome, IndexError> {
-        use crate::zipdir;
+        use crate::resolve::zipdir;
         const TAIL: u64 = 64 * 1024;
         let max_meta = self.fetcher.limits().max_metadata;
         let (tail, total) = match self
@@ -721,7 +721,7 @@ pub fn metadata_from_wheel_file(path: &std::path::Path) -> Result<Vec<u8>, Strin
     let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not a zip file: {e}"))?;
     let name = (0..zip.len())
         .filter_map(|i| zip.name_for_index(i).map(str::to_string))
-        .find(|n| crate::zipdir::is_metadata_path(n))
+        .find(|n| crate::resolve::zipdir::is_metadata_path(n))
         .ok_or("no *.dist-info/METADATA in the wheel")?;
     let mut out = Vec::new();
     zip.by_name(&name)

@@ -18,10 +18,10 @@ use std::time::Instant;
 
 use pep508_rs::{Requirement, VerbatimUrl};
 
+use crate::config::target::Target;
 use crate::docker::{sh_quote, tar_of, ContainerSpec, DockerError, Engine, ExecOptions};
 use crate::fetch::{Blob, FetchError, Fetcher};
-use crate::hash::Sha256;
-use crate::target::Target;
+use crate::model::Sha256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SdistError {
@@ -153,7 +153,8 @@ impl SdistBuilder {
         let deps = self.fetch_build_requires(&file, requires).await?;
 
         let engine = self.engine().await?;
-        let image = crate::sandbox::build_image(engine, &self.target, reporter.as_ref()).await?;
+        let image =
+            crate::docker::sandbox::build_image(engine, &self.target, reporter.as_ref()).await?;
         let started = Instant::now();
         let what = format!("building {file}");
         reporter.step(&what);
@@ -316,7 +317,7 @@ fn store_wheel(
         .filter_map(|(path, data)| {
             let name = Path::new(&path).file_name()?.to_string_lossy().into_owned();
             let wheel = name.ends_with(".whl")
-                && crate::tags::WheelName::parse(&name).is_some()
+                && crate::resolve::tags::WheelName::parse(&name).is_some()
                 && !name.starts_with('.');
             Some((name, data?)).filter(|_| wheel)
         })

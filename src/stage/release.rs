@@ -3,16 +3,17 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use std::collections::BTreeMap;
 
-pub use crate::archive::ArchiveKind;
 use crate::archive::{self, safe_member_path, ArchiveError};
+use crate::config::recipe::Release;
+use crate::config::target::{Arch, Target};
 use crate::fetch::{FetchError, Fetcher};
-use crate::hash::Sha256;
-use crate::recipe::Release;
-use crate::target::{Arch, Target};
+pub use crate::model::plan::ArchiveKind;
+use crate::model::plan::PlannedRelease;
+use crate::model::Sha256;
 
 /// Public GitHub API, used for `version = "latest"` on github.com URLs.
 pub const GITHUB_API: &str = "https://api.github.com";
@@ -104,17 +105,6 @@ impl ReleaseError {
                 | ReleaseError::BadUrl { .. }
         )
     }
-}
-
-/// A release asset, pinned.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PlannedRelease {
-    pub name: String,
-    pub version: String,
-    pub url: String,
-    pub sha256: Sha256,
-    pub archive: ArchiveKind,
-    pub files: Vec<String>,
 }
 
 fn triple(arch: Arch) -> &'static str {

@@ -7,14 +7,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
 use crate::check;
+use crate::config::recipe::Apt;
+use crate::config::target::Target;
+use crate::docker::sandbox::{self, APT_ENV};
 use crate::docker::{sh_quote, Container, ContainerSpec, DockerError, Engine, ExecOptions};
-use crate::recipe::Apt;
+use crate::model::manifest::{AptPackage, Link};
 use crate::report::Reporter;
-use crate::sandbox::{self, APT_ENV};
-use crate::target::Target;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AptError {
@@ -60,25 +59,6 @@ impl AptError {
             _ => None,
         }
     }
-}
-
-/// One installed Debian package.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AptPackage {
-    pub package: String,
-    pub version: String,
-    pub architecture: String,
-}
-
-/// How a binary finds the bundle's `lib/`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Link {
-    /// Its RUNPATH was set to `$ORIGIN/../lib`.
-    Runpath,
-    /// `bin/<name>` is a shell script that sets LD_LIBRARY_PATH and runs
-    /// `libexec/<name>`.
-    Wrapper,
 }
 
 /// A file the apt stage wrote into the bundle.
@@ -164,7 +144,7 @@ pub async fn build(
     target: &Target,
     apt: &Apt,
     root: &Path,
-    cache: &crate::cache::Cache,
+    cache: &crate::fetch::cache::Cache,
     reporter: &dyn Reporter,
 ) -> Result<AptBuild, AptError> {
     let started = Instant::now();
@@ -272,8 +252,8 @@ async fn build_in(
         .rev()
         .collect();
     let triple = match target.arch {
-        crate::target::Arch::X86_64 => "x86_64-linux-gnu",
-        crate::target::Arch::Aarch64 => "aarch64-linux-gnu",
+        crate::config::target::Arch::X86_64 => "x86_64-linux-gnu",
+        crate::config::target::Arch::Aarch64 => "aarch64-linux-gnu",
     };
     let mut libraries: BTreeMap<String, String> = BTreeMap::new(); // soname → real path
     let mut dynamic: BTreeSet<String> = BTreeSet::new(); // real paths with a dynamic section

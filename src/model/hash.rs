@@ -72,6 +72,7 @@ impl Sha256 {
         Sha256::of_reader(std::fs::File::open(path)?)
     }
 
+    /// The 64 lowercase hex digits.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -116,6 +117,7 @@ pub struct Hasher {
 }
 
 impl Hasher {
+    /// Hash `data` too.
     pub fn update(&mut self, data: &[u8]) {
         self.inner.update(data);
         self.len += data.len() as u64;

@@ -11,10 +11,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::cache::{sha256_hex, Cache};
+use crate::config::target::Target;
 use crate::docker::{sh_quote, ContainerSpec, DockerError, Engine, ExecOptions};
+use crate::fetch::cache::{sha256_hex, Cache};
 use crate::report::Reporter;
-use crate::target::Target;
 
 /// Bumped when the scripts below change, so old images are not reused.
 const RECIPE_VERSION: &str = "1";

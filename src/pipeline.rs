@@ -7,19 +7,23 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::apt;
 use crate::assemble::{self, FileEntry, FileKind, Format, Manifest, MANIFEST_SCHEMA};
-use crate::cache::Cache;
 use crate::check;
+use crate::config::recipe::Sdists;
+use crate::config::recipe::{self, Recipe};
+use crate::config::target::{Target, DEFAULT_TARGET};
 use crate::docker::Engine;
+use crate::fetch::cache::Cache;
 use crate::fetch::{Blob, Fetcher};
-use crate::plan::{self, Plan, PlanError, PlanOptions};
-use crate::recipe::{self, Recipe};
-use crate::release;
+use crate::model::plan::{Excluded, Plan, PlannedApt, PlannedSdist, PlannedWheel, PLAN_SCHEMA};
 use crate::report::{Reporter, Stage};
-use crate::resolve::ResolveOptions;
-use crate::sdist::{SdistBuilder, SdistRef};
-use crate::target::{Target, DEFAULT_TARGET};
+use crate::resolve::index::Index;
+use crate::resolve::ResolveError;
+use crate::resolve::{self, ResolveOptions};
+use crate::stage::apt;
+use crate::stage::release;
+use crate::stage::release::ReleaseError;
+use crate::stage::sdist::{SdistBuilder, SdistRef};
 use crate::Error;
 
 /// Everything a build or plan needs to know.
@@ -49,13 +53,13 @@ impl Default for Options {
             args: Vec::new(),
             target: None,
             recipes_dir: None,
-            index_url: crate::index::DEFAULT_INDEX.into(),
+            index_url: crate::resolve::index::DEFAULT_INDEX.into(),
             github_api: release::GITHUB_API.into(),
             offline: false,
             refresh: false,
             upgrade_preinstalled: false,
             allow_unhashed: false,
-            cache_dir: crate::cache::default_dir(),
+            cache_dir: crate::fetch::cache::default_dir(),
             out: PathBuf::from("dist"),
             format: Format::Zip,
             name: None,
@@ -159,7 +163,7 @@ pub async fn make_plan(
         },
         github_api: options.github_api.clone(),
     };
-    Ok(plan::plan(recipe, target, &plan_options, fetcher, cancel).await?)
+    Ok(plan(recipe, target, &plan_options, fetcher, cancel).await?)
 }
 
 /// Read a lock file (a saved Plan) and check it fits the request.
@@ -393,7 +397,7 @@ pub async fn build_plan(
                 FileEntry {
                     path,
                     kind: FileKind::Binary,
-                    sha256: crate::hash::Sha256::of(&data),
+                    sha256: crate::model::Sha256::of(&data),
                     size: data.len() as u64,
                     package: Some(r.name.clone()),
                     version: Some(r.version.clone()),
@@ -441,7 +445,7 @@ pub async fn build_plan(
                     } else {
                         FileKind::Binary
                     },
-                    sha256: crate::hash::Sha256::of(&data),
+                    sha256: crate::model::Sha256::of(&data),
                     size: data.len() as u64,
                     package: f.package,
                     version: f.version,
@@ -461,7 +465,7 @@ pub async fn build_plan(
     reporter.stage(Stage::Check);
     let mut warnings = Vec::new();
     if root.exists() {
-        let wheel_hashes: BTreeMap<String, crate::hash::Sha256> = entries
+        let wheel_hashes: BTreeMap<String, crate::model::Sha256> = entries
             .values()
             .filter(|e| e.kind == FileKind::Wheel)
             .map(|e| (e.path.clone(), e.sha256.clone()))
@@ -565,5 +569,136 @@ pub async fn build_plan(
         archive,
         archive_size,
         warnings,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
+    #[error(transparent)]
+    Index(#[from] crate::resolve::index::IndexError),
+}
+
+impl PlanError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PlanError::Resolve(e) => e.hint(),
+            PlanError::Release(e) => e.hint(),
+            PlanError::Index(e) => e.hint(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    pub index_url: String,
+    pub resolve: ResolveOptions,
+    /// Base URL of the GitHub API, for `version = "latest"`.
+    pub github_api: String,
+}
+
+/// Resolve a recipe for a target into a complete Plan.
+pub async fn plan(
+    recipe: &Recipe,
+    target: &Target,
+    options: &PlanOptions,
+    fetcher: Arc<Fetcher>,
+    cancel: Arc<AtomicBool>,
+) -> Result<Plan, PlanError> {
+    let mut wheels = Vec::new();
+    let mut excluded = Vec::new();
+    if !recipe.pypi.requirements.is_empty() {
+        let mut index = Index::new(
+            &options.index_url,
+            fetcher.clone(),
+            target,
+            recipe.pypi.exclude_newer.clone(),
+        )?;
+        if recipe.pypi.sdists == Sdists::Build {
+            index = index.with_sdists(Arc::new(SdistBuilder::new(
+                target,
+                fetcher.clone(),
+                &options.index_url,
+            )));
+        }
+        let index = Arc::new(index);
+        let resolution = resolve::resolve(
+            index.clone(),
+            target,
+            recipe.pypi.requirements.clone(),
+            &options.resolve,
+            cancel,
+        )
+        .await?;
+        for p in resolution.packages {
+            let planned = match (p.wheel.sdist, index.sdist_builder()) {
+                (true, Some(builder)) => {
+                    // Built already, for its metadata: this is a cache hit.
+                    let built = builder
+                        .wheel(&p.wheel.sdist_ref())
+                        .await
+                        .map_err(|e| PlanError::Index(e.into()))?;
+                    PlannedWheel {
+                        package: p.name.to_string(),
+                        version: p.version.to_string(),
+                        filename: built.filename,
+                        url: p.wheel.url,
+                        sha256: Some(built.sha256),
+                        size: Some(built.size),
+                        sdist: Some(PlannedSdist {
+                            filename: p.wheel.filename,
+                            sha256: built.sdist_sha256,
+                        }),
+                    }
+                }
+                _ => PlannedWheel {
+                    package: p.name.to_string(),
+                    version: p.version.to_string(),
+                    filename: p.wheel.filename,
+                    url: p.wheel.url,
+                    sha256: p.wheel.sha256,
+                    size: p.wheel.size,
+                    sdist: None,
+                },
+            };
+            wheels.push(planned);
+        }
+        for e in resolution.excluded {
+            excluded.push(Excluded {
+                package: e.name.to_string(),
+                version: e.version.to_string(),
+                reason: "preinstalled on target".into(),
+            });
+        }
+    }
+    let mut releases = Vec::new();
+    for r in &recipe.releases {
+        releases.push(release::plan_release(r, target, &fetcher, &options.github_api).await?);
+    }
+    wheels.sort_by(|a, b| a.filename.cmp(&b.filename));
+    excluded.sort_by(|a, b| a.package.cmp(&b.package));
+    Ok(Plan {
+        schema: PLAN_SCHEMA,
+        name: recipe.name.clone(),
+        target: target.summary(),
+        index_url: options.index_url.clone(),
+        requirements: recipe
+            .pypi
+            .requirements
+            .iter()
+            .map(|r| r.to_string())
+            .collect(),
+        wheels,
+        releases,
+        apt: recipe.apt.as_ref().map(|a| PlannedApt {
+            packages: a.packages.clone(),
+            binaries: a.binaries.clone(),
+            link: a.link,
+        }),
+        excluded,
+        checks: recipe.checks(),
     })
 }

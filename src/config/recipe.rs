@@ -7,18 +7,23 @@ use std::str::FromStr;
 
 use pep508_rs::{Requirement, VerbatimUrl};
 use serde::{Deserialize, Serialize};
+
+pub use crate::model::Check;
 use toml::Spanned;
 
-use crate::toml_file::{self, line_col, TomlError};
+use crate::config::toml_file::{self, line_col, TomlError};
 
 const BUILTIN: &[(&str, &str)] = &[
     (
         "code-interpreter-2023",
-        include_str!("../recipes/code-interpreter-2023.toml"),
+        include_str!("../../recipes/code-interpreter-2023.toml"),
     ),
-    ("deno", include_str!("../recipes/deno.toml")),
-    ("lua5.3", include_str!("../recipes/lua5.3.toml")),
-    ("sqlite-utils", include_str!("../recipes/sqlite-utils.toml")),
+    ("deno", include_str!("../../recipes/deno.toml")),
+    ("lua5.3", include_str!("../../recipes/lua5.3.toml")),
+    (
+        "sqlite-utils",
+        include_str!("../../recipes/sqlite-utils.toml"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -54,15 +59,6 @@ impl RecipeError {
             RecipeError::Read { .. } => None,
         }
     }
-}
-
-/// A check run in the sandbox after installing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Check {
-    pub run: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expect: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -113,7 +109,7 @@ pub struct Apt {
     /// How binaries find `lib/`: "runpath" (default: patched with
     /// `$ORIGIN/../lib`) or "wrapper" (unmodified, behind a shell script).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link: Option<crate::apt::Link>,
+    pub link: Option<crate::model::manifest::Link>,
     #[serde(default)]
     pub check: Vec<Check>,
 }
@@ -441,7 +437,12 @@ mod tests {
         );
         let text = "[apt]\npackages = [\"lua5.3\"]\nbinaries = [\"lua5.3\"]\nlink = \"copy\"\n";
         assert!(Recipe::parse("x", text, "x.toml").is_err());
-        let r = Recipe::parse("lua5.3", include_str!("../recipes/lua5.3.toml"), "lua5.3").unwrap();
+        let r = Recipe::parse(
+            "lua5.3",
+            include_str!("../../recipes/lua5.3.toml"),
+            "lua5.3",
+        )
+        .unwrap();
         let apt = r.apt.unwrap();
         assert_eq!(
             (apt.packages, apt.binaries),

@@ -15,12 +15,12 @@ use serde::Serialize;
 
 use crate::archive::{ArchiveError, ArchiveKind};
 use crate::assemble::{FileKind, Manifest};
+use crate::config::target::Target;
 use crate::docker::{
     sh_quote, tar_of, tar_owned, Container, ContainerSpec, DockerError, Engine, ExecOptions,
 };
 use crate::fetch::Fetcher;
 use crate::report::{Reporter, Stage};
-use crate::target::Target;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -207,7 +207,7 @@ pub fn tampered_files(dir: &Path, manifest: &Manifest) -> Vec<String> {
             out.push(format!("{} (a path outside the bundle)", f.path));
             continue;
         };
-        match crate::hash::Sha256::of_file(&dir.join(rel)) {
+        match crate::model::Sha256::of_file(&dir.join(rel)) {
             Ok((h, _)) if h == f.sha256 => {}
             Ok((h, _)) => out.push(format!(
                 "{} (changed: sha256 {h}, manifest {})",
@@ -303,7 +303,7 @@ pub async fn verify(
     }
     let engine = Engine::connect("bundle verify needs").await?;
     let started = Instant::now();
-    let base = crate::sandbox::sandbox_image(&engine, target, reporter.as_ref()).await?;
+    let base = crate::docker::sandbox::sandbox_image(&engine, target, reporter.as_ref()).await?;
     let image =
         preinstalled_image(&engine, target, &bundle.manifest, &base, &fetcher, options).await?;
     reporter.step_done("sandbox image", started.elapsed().as_secs_f64());
@@ -609,7 +609,7 @@ async fn preinstalled_image(
         files.push((format!("wheels/{}", w.wheel.filename), 0o644, data));
     }
     hashes.sort();
-    let key = crate::cache::sha256_hex(format!("{base}\n{}", hashes.join("\n")).as_bytes());
+    let key = crate::fetch::cache::sha256_hex(format!("{base}\n{}", hashes.join("\n")).as_bytes());
     let tag = format!("bundle-verify:{}", &key[..16]);
     if engine.image_id(&tag).await?.is_some() {
         return Ok(tag);

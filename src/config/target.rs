@@ -8,8 +8,10 @@ use pep440_rs::Version;
 use pep508_rs::{MarkerEnvironment, MarkerEnvironmentBuilder, PackageName};
 use serde::{Deserialize, Serialize};
 
-use crate::tags::TagPolicy;
-use crate::toml_file::{self, TomlError};
+use crate::model::TargetSummary;
+
+use crate::config::toml_file::{self, TomlError};
+use crate::resolve::tags::TagPolicy;
 
 /// The default target when neither the command line nor the recipe names one.
 pub const DEFAULT_TARGET: &str = "ubuntu-20.04";
@@ -18,22 +20,22 @@ pub const DEFAULT_TARGET: &str = "ubuntu-20.04";
 const BUILTIN: &[(&str, &str)] = &[
     (
         "chatgpt-2023",
-        include_str!("../recipes/targets/chatgpt-2023.toml"),
+        include_str!("../../recipes/targets/chatgpt-2023.toml"),
     ),
     (
         "ubuntu-20.04",
-        include_str!("../recipes/targets/ubuntu-20.04.toml"),
+        include_str!("../../recipes/targets/ubuntu-20.04.toml"),
     ),
     (
         "ubuntu-20.04-arm64",
-        include_str!("../recipes/targets/ubuntu-20.04-arm64.toml"),
+        include_str!("../../recipes/targets/ubuntu-20.04-arm64.toml"),
     ),
 ];
 
 /// Built-in data files a profile may refer to by name.
 const BUILTIN_FILES: &[(&str, &str)] = &[(
     "chatgpt-2023-pip-freeze.txt",
-    include_str!("../recipes/targets/chatgpt-2023-pip-freeze.txt"),
+    include_str!("../../recipes/targets/chatgpt-2023-pip-freeze.txt"),
 )];
 
 #[derive(Debug, thiserror::Error)]
@@ -151,15 +153,6 @@ pub struct Target {
     pub max_file_bytes: u64,
     pub glibcxx: Option<String>,
     pub libraries: Vec<String>,
-}
-
-/// The short form of a target written into manifests and plans.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct TargetSummary {
-    pub name: String,
-    pub platform: String,
-    pub glibc: String,
-    pub python: String,
 }
 
 /// Names of the built-in targets.

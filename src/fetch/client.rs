@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
-use crate::cache::{Cache, Lookup};
-use crate::hash::{Hasher, Sha256};
+use crate::fetch::cache::{Cache, Lookup};
+use crate::model::hash::{Hasher, Sha256};
 use crate::report::Reporter;
 
 const ATTEMPTS: u32 = 3;

@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::Excluded;
-use crate::recipe::Check;
-use crate::target::{Target, TargetSummary};
+use crate::config::target::Target;
 
-pub const MANIFEST_SCHEMA: u32 = 1;
 const INSTALL_PY: &str = include_str!("install.py");
+
+pub use crate::model::manifest::{FileEntry, FileKind, Manifest, MANIFEST_SCHEMA};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AssembleError {
@@ -48,58 +47,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AssembleError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileKind {
-    Wheel,
-    Binary,
-    Library,
-    File,
-}
-
-/// One file of the bundle, as listed in `manifest.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct FileEntry {
-    pub path: String,
-    pub kind: FileKind,
-    pub sha256: crate::hash::Sha256,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub package: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub glibc: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub needed: Option<Vec<String>>,
-    /// How a binary finds the bundle's `lib/` (apt binaries).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link: Option<crate::apt::Link>,
-    /// The sdist a wheel was built from, in the target image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub built_from: Option<String>,
-}
-
-/// `manifest.json`, schema 1.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Manifest {
-    pub schema: u32,
-    pub name: String,
-    pub created_by: String,
-    pub target: TargetSummary,
-    /// What was asked for (PEP 508), e.g. for verify's import checks.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub requirements: Vec<String>,
-    pub files: Vec<FileEntry>,
-    pub excluded: Vec<Excluded>,
-    pub checks: Vec<Check>,
-    /// Debian packages installed to take `bin/` and `lib/` from.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub apt: Vec<crate::apt::AptPackage>,
 }
 
 /// Archive format(s) to write beside the bundle directory.

@@ -1,0 +1,189 @@
+//! `bundle build`: resolve, fetch, check and write a bundle; `--verify` runs
+//! it in the target's sandbox image afterwards.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+
+use bundle::assemble::Format;
+use bundle::pipeline::{self as build, BuildOutput};
+use bundle::Error;
+
+use super::reporter::CliReporter;
+use super::verify::finish_verify;
+use super::{human_size, options_from, print_json};
+use crate::ResolveArgs;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Zip,
+    #[value(name = "tar.gz")]
+    TarGz,
+    Dir,
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    resolve: ResolveArgs,
+    /// Output folder.
+    #[arg(long, short = 'o', default_value = "dist", value_name = "DIR")]
+    out: PathBuf,
+    /// Archive format beside the bundle folder.
+    #[arg(long, value_enum, default_value = "zip")]
+    format: FormatArg,
+    /// Build exactly what `bundle lock` saved in <name>.lock.json.
+    #[arg(long)]
+    locked: bool,
+    /// Then run the bundle in the target's sandbox image (needs Docker), as `bundle verify` does.
+    #[arg(long)]
+    verify: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: BuildArgs, quiet: bool, cancel: Arc<AtomicBool>) -> Result<(), Error> {
+    let BuildArgs {
+        resolve,
+        out,
+        format,
+        locked,
+        verify,
+        json,
+    } = args;
+    let mut options = options_from(&resolve);
+    options.out = out;
+    options.format = match format {
+        FormatArg::Zip => Format::Zip,
+        FormatArg::TarGz => Format::TarGz,
+        FormatArg::Dir => Format::Dir,
+    };
+    let (recipe, target) = build::load(&options)?;
+    if locked {
+        options.locked = Some(PathBuf::from(format!("{}.lock.json", recipe.name)));
+    }
+    let reporter = Arc::new(CliReporter::new(quiet));
+    let started = Instant::now();
+    let fetcher = build::fetcher(&options, reporter.clone())?;
+    let result = build::build(&options, &recipe, &target, fetcher.clone(), cancel).await;
+    reporter.finish();
+    let output = result?;
+    if json && !verify {
+        print_json(&output);
+    }
+    if !quiet {
+        print_build_summary(&output, started.elapsed());
+    }
+    if verify {
+        let path = output.archive.clone().unwrap_or(output.bundle_dir.clone());
+        let result = bundle::verify::verify(
+            &path,
+            &target,
+            fetcher,
+            &bundle::verify::VerifyOptions {
+                index_url: options.index_url.clone(),
+                keep: false,
+            },
+        )
+        .await;
+        reporter.finish();
+        let report = result?;
+        if json {
+            print_json(&serde_json::json!({"build": output, "verify": report}));
+        }
+        return finish_verify(report, json, quiet);
+    }
+    Ok(())
+}
+
+pub fn print_build_summary(out: &BuildOutput, elapsed: Duration) {
+    let m = &out.manifest;
+    let t = &m.target;
+    eprintln!(
+        "Built {} for {} ({}, glibc {}, Python {}) in {:.1}s",
+        m.name,
+        t.name,
+        t.platform,
+        t.glibc,
+        t.python,
+        elapsed.as_secs_f64()
+    );
+    let mut wheels: Vec<_> = m
+        .files
+        .iter()
+        .filter(|f| f.kind == bundle::assemble::FileKind::Wheel)
+        .collect();
+    wheels.sort_by(|a, b| a.package.cmp(&b.package));
+    if !wheels.is_empty() {
+        let size: u64 = wheels.iter().map(|w| w.size).sum();
+        eprintln!("  wheels    {} ({})", wheels.len(), human_size(size));
+        const LIST: usize = 15;
+        for w in wheels.iter().take(LIST) {
+            eprintln!(
+                "            {} {}",
+                w.package.as_deref().unwrap_or(""),
+                w.version.as_deref().unwrap_or("")
+            );
+        }
+        if wheels.len() > LIST {
+            eprintln!(
+                "            ... and {} more (see manifest.json)",
+                wheels.len() - LIST
+            );
+        }
+    }
+    for b in m
+        .files
+        .iter()
+        .filter(|f| f.kind == bundle::assemble::FileKind::Binary)
+    {
+        eprintln!(
+            "  binary    {} {} (needs glibc {})",
+            b.path,
+            b.version.as_deref().unwrap_or(""),
+            b.glibc.as_deref().unwrap_or("-")
+        );
+    }
+    for l in m
+        .files
+        .iter()
+        .filter(|f| f.kind == bundle::assemble::FileKind::Library)
+    {
+        eprintln!(
+            "  library   {} ({} {})",
+            l.path,
+            l.package.as_deref().unwrap_or("?"),
+            l.version.as_deref().unwrap_or("")
+        );
+    }
+    if !m.excluded.is_empty() {
+        let names: Vec<String> = m
+            .excluded
+            .iter()
+            .map(|e| format!("{} {}", e.package, e.version))
+            .collect();
+        eprintln!("  excluded  {} (preinstalled on target)", names.join(", "));
+    }
+    eprintln!("  folder    {}/", out.bundle_dir.display());
+    if let Some(a) = &out.archive {
+        eprintln!(
+            "  archive   {} ({})",
+            a.display(),
+            human_size(out.archive_size.unwrap_or(0))
+        );
+        eprintln!(
+            "Upload {}, then paste {} into the chat.",
+            a.display(),
+            out.bundle_dir.join("PROMPT.txt").display()
+        );
+    } else {
+        eprintln!(
+            "Upload the folder's files, then paste {} into the chat.",
+            out.bundle_dir.join("PROMPT.txt").display()
+        );
+    }
+}

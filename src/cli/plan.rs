@@ -1,0 +1,123 @@
+//! `bundle plan` (resolve only, print the Plan) and `bundle lock` (save it).
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::Args;
+
+use bundle::fetch::cache::Cache;
+use bundle::pipeline as build;
+use bundle::Error;
+
+use super::reporter::CliReporter;
+use super::{options_from, outln, print_json};
+use crate::ResolveArgs;
+
+#[derive(Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    resolve: ResolveArgs,
+    /// Print the Plan as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct LockArgs {
+    #[command(flatten)]
+    resolve: ResolveArgs,
+    /// Where to write the lock file (default: ./<name>.lock.json).
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// Resolve the arguments to a Plan, with progress on stderr.
+async fn resolve_plan(
+    resolve: &ResolveArgs,
+    quiet: bool,
+    cancel: Arc<AtomicBool>,
+) -> Result<bundle::model::plan::Plan, Error> {
+    let options = options_from(resolve);
+    let (recipe, target) = build::load(&options)?;
+    let reporter = Arc::new(CliReporter::new(quiet));
+    let fetcher = build::fetcher(&options, reporter.clone())?;
+    let result = build::make_plan(&options, &recipe, &target, fetcher, cancel).await;
+    reporter.finish();
+    result
+}
+
+pub async fn run(args: PlanArgs, quiet: bool, cancel: Arc<AtomicBool>) -> Result<(), Error> {
+    let PlanArgs { resolve, json } = args;
+    let plan = resolve_plan(&resolve, quiet, cancel).await?;
+    if json {
+        print_json(&plan);
+    } else {
+        outln!(
+            "{} for {} ({}, glibc {}, Python {})",
+            plan.name,
+            plan.target.name,
+            plan.target.platform,
+            plan.target.glibc,
+            plan.target.python
+        );
+        for w in &plan.wheels {
+            match &w.sdist {
+                Some(s) => outln!(
+                    "  wheel     {}=={}  {} (built from {})",
+                    w.package,
+                    w.version,
+                    w.filename,
+                    s.filename
+                ),
+                None => outln!("  wheel     {}=={}  {}", w.package, w.version, w.filename),
+            }
+        }
+        if let Some(a) = &plan.apt {
+            outln!(
+                "  apt       {}  (binaries: {}; installed at build time in {})",
+                a.packages.join(" "),
+                a.binaries.join(" "),
+                plan.target.name
+            );
+        }
+        for r in &plan.releases {
+            outln!("  release   {} {}  {}", r.name, r.version, r.url);
+        }
+        for e in &plan.excluded {
+            outln!("  excluded  {}=={}  ({})", e.package, e.version, e.reason);
+        }
+    }
+    Ok(())
+}
+
+pub async fn lock(args: LockArgs, quiet: bool, cancel: Arc<AtomicBool>) -> Result<(), Error> {
+    let LockArgs { resolve, output } = args;
+    let plan = resolve_plan(&resolve, quiet, cancel).await?;
+    let path = output.unwrap_or_else(|| PathBuf::from(format!("{}.lock.json", plan.name)));
+    let mut text = serde_json::to_string_pretty(&plan).expect("serializable");
+    text.push('\n');
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Cache::new(&dir)
+        .write_atomic(&path, text.as_bytes())
+        .map_err(|source| {
+            Error::Assemble(bundle::assemble::AssembleError::Io {
+                path: path.clone(),
+                source,
+            })
+        })?;
+    if !quiet {
+        eprintln!(
+            "Locked {} ({} wheels, {} releases) in {}",
+            plan.name,
+            plan.wheels.len(),
+            plan.releases.len(),
+            path.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Progress on stderr: a spinner for the stage, a bar per download. Drawn
+//! only when stderr is a terminal; `-v` logs the same events instead.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use bundle::report::{Reporter, Stage};
+
+use super::human_size;
+
+/// Draws progress on stderr (only when it is a terminal).
+pub struct CliReporter {
+    multi: MultiProgress,
+    spinner: ProgressBar,
+    bars: Mutex<HashMap<u64, ProgressBar>>,
+    started: Instant,
+    /// Files the fetch stage will bring, and how many are done.
+    planned: std::sync::atomic::AtomicUsize,
+    done: std::sync::atomic::AtomicUsize,
+}
+
+impl CliReporter {
+    pub fn new(quiet: bool) -> CliReporter {
+        let target = if quiet || !std::io::stderr().is_terminal() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let multi = MultiProgress::with_draw_target(target);
+        let spinner = multi.add(ProgressBar::new_spinner());
+        spinner.set_style(
+            ProgressStyle::with_template("{spinner:.cyan} {msg}").expect("valid template"),
+        );
+        spinner.enable_steady_tick(Duration::from_millis(100));
+        CliReporter {
+            multi,
+            spinner,
+            bars: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            planned: Default::default(),
+            done: Default::default(),
+        }
+    }
+
+    pub fn finish(&self) {
+        self.spinner.finish_and_clear();
+        let _ = self.multi.clear();
+    }
+}
+
+impl Reporter for CliReporter {
+    fn stage(&self, stage: Stage) {
+        self.spinner.set_message(stage.as_str().to_string());
+        tracing::info!(
+            elapsed_ms = self.started.elapsed().as_millis() as u64,
+            "stage: {}",
+            stage.as_str()
+        );
+    }
+    fn resolving(&self, package: &str) {
+        self.spinner.set_message(format!("resolving {package}"));
+        tracing::debug!("resolving {package}");
+    }
+    fn download_start(&self, id: u64, label: &str, total: Option<u64>) {
+        let bar = self.multi.add(ProgressBar::new(total.unwrap_or(0)));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "  {bar:30.cyan/blue} {bytes:>10}/{total_bytes:<10} {wide_msg}",
+            )
+            .expect("valid template"),
+        );
+        bar.set_message(label.to_string());
+        self.bars.lock().expect("poisoned").insert(id, bar);
+        tracing::info!("downloading {label}");
+    }
+    fn download_progress(&self, id: u64, bytes: u64) {
+        if let Some(b) = self.bars.lock().expect("poisoned").get(&id) {
+            b.inc(bytes);
+        }
+    }
+    fn fetch_planned(&self, files: usize, bytes: Option<u64>) {
+        self.planned.store(files, Ordering::Relaxed);
+        let size = bytes
+            .map(|b| format!(", {}", human_size(b)))
+            .unwrap_or_default();
+        self.spinner
+            .set_message(format!("fetching {files} files{size}"));
+    }
+    fn download_done(&self, id: u64) {
+        if let Some(b) = self.bars.lock().expect("poisoned").remove(&id) {
+            b.finish_and_clear();
+            self.multi.remove(&b);
+        }
+        let planned = self.planned.load(Ordering::Relaxed);
+        if planned > 0 {
+            let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+            self.spinner.set_message(format!(
+                "fetching: {} of {planned} downloaded",
+                done.min(planned)
+            ));
+        }
+    }
+    fn step(&self, what: &str) {
+        self.spinner.set_message(what.to_string());
+        tracing::info!("{what}");
+    }
+    fn step_done(&self, what: &str, seconds: f64) {
+        tracing::info!("{what}: {seconds:.1} s");
+    }
+    fn warn(&self, message: &str) {
+        self.multi.suspend(|| eprintln!("warning: {message}"));
+    }
+}

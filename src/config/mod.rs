@@ -1,0 +1,6 @@
+//! What the user writes: recipes and target profiles, read from TOML with
+//! errors that point at the file, line and column.
+
+pub mod recipe;
+pub mod target;
+pub mod toml_file;

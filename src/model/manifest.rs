@@ -1,0 +1,137 @@
+//! `manifest.json`: what a bundle holds, and why.
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::Excluded;
+use super::{Check, Sha256, TargetSummary};
+
+/// The manifest's schema version.
+pub const MANIFEST_SCHEMA: u32 = 1;
+
+/// What kind of file a bundle entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// A wheel under `wheels/`.
+    Wheel,
+    /// A program under `bin/` (or its unmodified copy under `libexec/`).
+    Binary,
+    /// A shared library under `lib/`.
+    Library,
+    /// Anything else.
+    File,
+}
+
+/// How a binary finds the bundle's `lib/`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Link {
+    /// Its RUNPATH was set to `$ORIGIN/../lib`.
+    Runpath,
+    /// `bin/<name>` is a shell script that sets LD_LIBRARY_PATH and runs
+    /// `libexec/<name>`.
+    Wrapper,
+}
+
+/// One installed Debian package.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AptPackage {
+    /// Its name.
+    pub package: String,
+    /// Its Debian version.
+    pub version: String,
+    /// Its Debian architecture (`amd64`, `arm64`, `all`).
+    pub architecture: String,
+}
+
+/// One file of the bundle, as listed in `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Relative, `/`-separated path in the bundle.
+    pub path: String,
+    /// What it is.
+    pub kind: FileKind,
+    /// The sha256 of the bytes in the bundle.
+    pub sha256: Sha256,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The package (PyPI project, release or Debian package) it comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// That package's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Where it was fetched from, or the image it was taken from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The highest `GLIBC_x.y` it needs (ELF files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glibc: Option<String>,
+    /// Its DT_NEEDED libraries (ELF files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed: Option<Vec<String>>,
+    /// How a binary finds the bundle's `lib/` (apt binaries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Link>,
+    /// The sdist a wheel was built from, in the target image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_from: Option<String>,
+}
+
+impl FileEntry {
+    /// An entry with what every file has; the optional fields are set by
+    /// the stage that knows them.
+    pub fn new(path: impl Into<String>, kind: FileKind, sha256: Sha256, size: u64) -> FileEntry {
+        FileEntry {
+            path: path.into(),
+            kind,
+            sha256,
+            size,
+            package: None,
+            version: None,
+            source: None,
+            glibc: None,
+            needed: None,
+            link: None,
+            built_from: None,
+        }
+    }
+
+    /// The package and version it comes from.
+    pub fn from_package(mut self, package: impl Into<String>, version: Option<String>) -> Self {
+        self.package = Some(package.into());
+        self.version = version;
+        self
+    }
+
+    /// Where it came from.
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+}
+
+/// `manifest.json`, schema 1.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    /// Always [`MANIFEST_SCHEMA`].
+    pub schema: u32,
+    /// The bundle's name (its folder and archive name).
+    pub name: String,
+    /// `bundle <version>`.
+    pub created_by: String,
+    /// The target it was made for.
+    pub target: TargetSummary,
+    /// What was asked for (PEP 508), e.g. for verify's import checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requirements: Vec<String>,
+    /// Every file, sorted by path.
+    pub files: Vec<FileEntry>,
+    /// Packages left out, and why.
+    pub excluded: Vec<Excluded>,
+    /// The recipe's checks.
+    pub checks: Vec<Check>,
+    /// Debian packages installed to take `bin/` and `lib/` from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apt: Vec<AptPackage>,
+}

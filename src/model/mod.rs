@@ -1,0 +1,43 @@
+//! The serialized contracts: what users' scripts and CI read and write.
+//!
+//! - [`plan::Plan`]: every file a bundle will hold, pinned before anything
+//!   is downloaded (`bundle plan --json`; a lock file is a saved Plan);
+//! - [`manifest::Manifest`]: what a bundle holds and why (`manifest.json`);
+//! - [`hash::Sha256`]: the only way a digest enters the program.
+//!
+//! These types change only by extension: a new optional field, never a
+//! renamed or removed one.
+#![deny(missing_docs)]
+
+pub mod hash;
+pub mod manifest;
+pub mod plan;
+
+use serde::{Deserialize, Serialize};
+
+pub use hash::Sha256;
+
+/// A check run in the sandbox after installing: `run` must exit 0 and, when
+/// `expect` is given, print it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// A shell command, run with the bundle's `bin/` on PATH.
+    pub run: String,
+    /// Text the command's output must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<String>,
+}
+
+/// The short form of a target written into manifests and plans.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TargetSummary {
+    /// The profile's name (`chatgpt-2023`, or a file's stem).
+    pub name: String,
+    /// Docker platform: `linux/amd64` or `linux/arm64`.
+    pub platform: String,
+    /// The target's glibc, `major.minor`.
+    pub glibc: String,
+    /// The target's CPython version.
+    pub python: String,
+}

@@ -1,0 +1,10 @@
+//! Resolution for the target machine: the PEP 691 index seen through the
+//! target's wheel tags ([`index`], [`tags`]), METADATA read from byte ranges
+//! of zip directories ([`zipdir`]), and PubGrub over all of it.
+
+pub mod index;
+mod solver;
+pub mod tags;
+pub mod zipdir;
+
+pub use solver::*;
