@@ -60,6 +60,8 @@ pub enum Error {
     Apt(#[from] apt::AptError),
     #[error(transparent)]
     Verify(#[from] verify::VerifyError),
+    #[error(transparent)]
+    Sdist(#[from] stage::sdist::SdistError),
     #[error("{0}")]
     Usage(String),
     /// Stopped by a signal (SIGINT, SIGTERM, SIGHUP); the exit code is 128
@@ -96,6 +98,7 @@ impl Error {
             Error::Docker(e) => e.hint(),
             Error::Apt(e) => e.hint(),
             Error::Verify(e) => e.hint(),
+            Error::Sdist(e) => e.hint(),
             Error::Usage(_) | Error::Interrupted { .. } => None,
         }
     }

@@ -240,7 +240,7 @@ async fn fetch_all(
                         sha256: Some(sdist.sha256.clone()),
                     })
                     .await
-                    .map_err(|e| Error::Plan(PlanError::Index(e.into())));
+                    .map_err(Error::from);
                 let blob = built.map(|b| {
                     if w.sha256.as_ref().is_some_and(|s| *s != b.sha256) {
                         reporter.warn(&format!(
@@ -638,7 +638,7 @@ pub async fn plan(
                 (true, Some(builder)) => {
                     // Built already, for its metadata: this is a cache hit.
                     let built = builder
-                        .wheel(&p.wheel.sdist_ref())
+                        .build_wheel(&p.wheel.sdist_ref())
                         .await
                         .map_err(|e| PlanError::Index(e.into()))?;
                     PlannedWheel {

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use crate::model::TargetSummary;
 
 use crate::config::toml_file::{self, TomlError};
-use crate::resolve::tags::TagPolicy;
 
 /// The default target when neither the command line nor the recipe names one.
 pub const DEFAULT_TARGET: &str = "ubuntu-20.04";
@@ -260,11 +259,6 @@ impl Target {
         (r[0], r[1])
     }
 
-    /// The wheel tags this target's CPython accepts, best first.
-    pub fn tag_policy(&self) -> TagPolicy {
-        TagPolicy::cpython(self.python_major_minor(), self.arch.as_str(), self.glibc)
-    }
-
     /// PEP 508 marker environment of the target (never the host).
     pub fn marker_env(&self) -> MarkerEnvironment {
         let (major, minor) = self.python_major_minor();
@@ -389,10 +383,7 @@ mod tests {
         assert!(marker("a; implementation_name == \"cpython\"", &t));
         let arm = Target::load("ubuntu-20.04-arm64").unwrap();
         assert!(marker("a; platform_machine == \"aarch64\"", &arm));
-        assert_eq!(
-            arm.tag_policy().ordered()[0],
-            "cp38-cp38-manylinux_2_31_aarch64"
-        );
+        assert_eq!(arm.arch.as_str(), "aarch64");
     }
 
     #[test]

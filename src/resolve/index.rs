@@ -49,7 +49,7 @@ pub enum IndexError {
     #[error("invalid index URL `{0}`")]
     BadIndexUrl(String),
     #[error(transparent)]
-    Sdist(#[from] crate::stage::sdist::SdistError),
+    Build(#[from] crate::resolve::BuildError),
 }
 
 impl IndexError {
@@ -62,7 +62,7 @@ impl IndexError {
                 "the index must serve the JSON simple API (application/vnd.pypi.simple.v1+json), as PyPI does".into(),
             ),
             IndexError::Fetch(e) => e.hint(),
-            IndexError::Sdist(e) => e.hint(),
+            IndexError::Build(e) => e.hint.clone(),
             IndexError::BadHash { .. } | IndexError::MetadataMismatch { .. } => Some(
                 "the index is broken or hostile; nothing from it was used for this file. Report it to the index's operator".into(),
             ),
@@ -135,8 +135,8 @@ pub struct Candidate {
 
 impl WheelFile {
     /// This file as an sdist to build.
-    pub fn sdist_ref(&self) -> crate::stage::sdist::SdistRef {
-        crate::stage::sdist::SdistRef {
+    pub fn sdist_ref(&self) -> crate::resolve::SdistRef {
+        crate::resolve::SdistRef {
             filename: self.filename.clone(),
             url: self.url.clone(),
             sha256: self.sha256.clone(),
@@ -186,7 +186,7 @@ pub struct Index {
     tags: TagPolicy,
     python: Version,
     exclude_newer: Option<String>,
-    sdists: Option<Arc<crate::stage::sdist::SdistBuilder>>,
+    sdists: Option<Arc<dyn crate::resolve::WheelBuilder>>,
     projects: Mutex<HashMap<PackageName, Shared<Project>>>,
     metadata: Mutex<HashMap<String, Shared<Metadata>>>,
 }
@@ -206,7 +206,7 @@ impl Index {
         Ok(Index {
             base,
             fetcher,
-            tags: target.tag_policy(),
+            tags: TagPolicy::for_target(target),
             python: target.python.clone(),
             exclude_newer,
             sdists: None,
@@ -217,12 +217,12 @@ impl Index {
 
     /// Accept sdists for versions without a usable wheel; `builder` turns
     /// them into wheels (for their metadata, and for the bundle).
-    pub fn with_sdists(mut self, builder: Arc<crate::stage::sdist::SdistBuilder>) -> Index {
+    pub fn with_sdists(mut self, builder: Arc<dyn crate::resolve::WheelBuilder>) -> Index {
         self.sdists = Some(builder);
         self
     }
 
-    pub fn sdist_builder(&self) -> Option<&Arc<crate::stage::sdist::SdistBuilder>> {
+    pub fn sdist_builder(&self) -> Option<&Arc<dyn crate::resolve::WheelBuilder>> {
         self.sdists.as_ref()
     }
 
@@ -480,7 +480,7 @@ impl Index {
                     file: wheel.filename.clone(),
                     message: "an sdist, and sdists are not built".into(),
                 })?;
-            let built = builder.wheel(&wheel.sdist_ref()).await?;
+            let built = builder.build_wheel(&wheel.sdist_ref()).await?;
             let raw = metadata_from_wheel_file(&built.path).map_err(|message| {
                 IndexError::BadMetadata {
                     file: built.filename.clone(),

@@ -2,9 +2,11 @@
 //! target's wheel tags ([`index`], [`tags`]), METADATA read from byte ranges
 //! of zip directories ([`zipdir`]), and PubGrub over all of it.
 
+pub mod builder;
 pub mod index;
 mod solver;
 pub mod tags;
 pub mod zipdir;
 
+pub use builder::{BuildError, BuiltWheel, SdistRef, WheelBuilder};
 pub use solver::*;

@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 
+use crate::config::target::Target;
+
 /// Tag priority table: lower index = preferred.
 #[derive(Debug, Clone)]
 pub struct TagPolicy {
@@ -88,6 +90,15 @@ pub fn manylinux_platforms(arch: &str, glibc: (u32, u32)) -> Vec<String> {
 }
 
 impl TagPolicy {
+    /// The wheel tags the target's CPython accepts, best first.
+    pub fn for_target(target: &Target) -> TagPolicy {
+        TagPolicy::cpython(
+            target.python_major_minor(),
+            target.arch.as_str(),
+            target.glibc,
+        )
+    }
+
     /// Tags for CPython `major.minor` on glibc Linux with the given architecture.
     pub fn cpython(py: (u64, u64), arch: &str, glibc: (u32, u32)) -> TagPolicy {
         let (major, minor) = py;
@@ -157,6 +168,15 @@ impl TagPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_profile_gives_its_ladder() {
+        let arm = Target::load("ubuntu-20.04-arm64").unwrap();
+        assert_eq!(
+            TagPolicy::for_target(&arm).ordered()[0],
+            "cp38-cp38-manylinux_2_31_aarch64"
+        );
+    }
 
     fn cp38() -> TagPolicy {
         TagPolicy::cpython((3, 8), "x86_64", (2, 31))

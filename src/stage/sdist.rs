@@ -65,24 +65,7 @@ impl SdistError {
     }
 }
 
-/// An sdist chosen by the resolver.
-#[derive(Debug, Clone)]
-pub struct SdistRef {
-    pub filename: String,
-    pub url: String,
-    pub sha256: Option<Sha256>,
-}
-
-/// A wheel built from an sdist, in the cache.
-#[derive(Debug, Clone)]
-pub struct BuiltWheel {
-    pub filename: String,
-    pub path: PathBuf,
-    pub sha256: Sha256,
-    pub size: u64,
-    /// The verified sdist's sha256.
-    pub sdist_sha256: Sha256,
-}
+pub use crate::resolve::{BuiltWheel, SdistRef};
 
 /// Builds wheels from sdists for one target. Docker is reached only when a
 /// build is not already in the cache.
@@ -98,6 +81,19 @@ pub struct SdistBuilder {
 impl std::fmt::Debug for SdistBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SdistBuilder({})", self.target.name)
+    }
+}
+
+impl crate::resolve::WheelBuilder for SdistBuilder {
+    fn build_wheel<'a>(&'a self, sdist: &'a SdistRef) -> crate::resolve::builder::BuildFuture<'a> {
+        Box::pin(async move {
+            self.wheel(sdist)
+                .await
+                .map_err(|e| crate::resolve::BuildError {
+                    hint: e.hint(),
+                    source: Box::new(e),
+                })
+        })
     }
 }
 
