@@ -339,178 +339,31 @@ pub async fn build_plan(
     fetcher: Arc<Fetcher>,
 ) -> Result<BuildOutput, Error> {
     let reporter = fetcher.reporter().clone();
-    let name = plan.name.clone();
     let (wheel_blobs, release_blobs) = fetch_all(plan, target, &fetcher).await?;
 
     // Stage into a temporary folder beside the output; renamed in at the end.
     reporter.stage(Stage::Stage);
-    let out = &options.out;
-    std::fs::create_dir_all(out).map_err(io_err(out))?;
-    // Staging folders of runs that were killed are removed first; a live
-    // run's folder is locked and left alone.
-    let reaped = crate::fsutil::reap(out, ".bundle-", std::time::Duration::from_secs(3600));
-    if reaped > 0 {
-        tracing::info!(
-            "removed {reaped} staging folder(s) left in {} by killed runs",
-            out.display()
-        );
-    }
-    let staging = crate::fsutil::RunDir::create(out, ".bundle-").map_err(io_err(out))?;
-    let root = staging.path().join(&name);
+    let staging = staging_dir(&options.out)?;
+    let root = staging.path().join(&plan.name);
+    std::fs::create_dir_all(&root).map_err(io_err(&root))?;
     let mut entries: BTreeMap<String, FileEntry> = BTreeMap::new();
-    if !plan.wheels.is_empty() {
-        let wheels_dir = root.join("wheels");
-        std::fs::create_dir_all(&wheels_dir).map_err(io_err(&wheels_dir))?;
-        for (w, blob) in plan.wheels.iter().zip(&wheel_blobs) {
-            let dest = wheels_dir.join(&w.filename);
-            // The manifest's hash is that of the bytes written here.
-            let (sha256, size) = crate::fetch::copy_verified(blob, &dest)?;
-            crate::fsutil::set_mode(&dest, 0o644).map_err(io_err(&dest))?;
-            let path = format!("wheels/{}", w.filename);
-            entries.insert(
-                path.clone(),
-                FileEntry {
-                    path,
-                    kind: FileKind::Wheel,
-                    sha256,
-                    size,
-                    package: Some(w.package.clone()),
-                    version: Some(w.version.clone()),
-                    source: Some(w.url.clone()),
-                    glibc: None,
-                    needed: None,
-                    link: None,
-                    built_from: w.sdist.as_ref().map(|s| s.filename.clone()),
-                },
-            );
+    stage_wheels(plan, &wheel_blobs, &root, &mut entries)?;
+    stage_releases(plan, &release_blobs, &root, &mut entries)?;
+    let (system_libs, apt_installed) = match &plan.apt {
+        Some(planned) => {
+            reporter.stage(Stage::Build);
+            stage_apt(planned, target, &fetcher, &root, &mut entries).await?
         }
-    }
-    let bin = root.join("bin");
-    for (r, blob) in plan.releases.iter().zip(&release_blobs) {
-        let written = release::extract(r, &blob.path, &bin)?;
-        for file in written {
-            let p = bin.join(&file);
-            let data = std::fs::read(&p).map_err(io_err(&p))?;
-            let path = format!("bin/{file}");
-            entries.insert(
-                path.clone(),
-                FileEntry {
-                    path,
-                    kind: FileKind::Binary,
-                    sha256: crate::model::Sha256::of(&data),
-                    size: data.len() as u64,
-                    package: Some(r.name.clone()),
-                    version: Some(r.version.clone()),
-                    source: Some(r.url.clone()),
-                    glibc: None,
-                    needed: None,
-                    link: None,
-                    built_from: None,
-                },
-            );
-        }
-    }
+        None => (BTreeSet::new(), Vec::new()),
+    };
 
-    // Debian packages, in a container of the target's sandbox image.
-    let mut system_libs = BTreeSet::new();
-    let mut apt_installed = Vec::new();
-    if let Some(planned) = &plan.apt {
-        reporter.stage(Stage::Build);
-        let engine = Engine::connect("apt recipes need").await?;
-        let apt = recipe::Apt {
-            packages: planned.packages.clone(),
-            binaries: planned.binaries.clone(),
-            link: planned.link,
-            check: Vec::new(),
-        };
-        std::fs::create_dir_all(&root).map_err(io_err(&root))?;
-        let built = apt::build(
-            &engine,
-            target,
-            &apt,
-            &root,
-            fetcher.cache(),
-            reporter.as_ref(),
-        )
-        .await?;
-        for f in built.files {
-            let p = root.join(&f.path);
-            let data = std::fs::read(&p).map_err(io_err(&p))?;
-            entries.insert(
-                f.path.clone(),
-                FileEntry {
-                    path: f.path,
-                    kind: if f.library {
-                        FileKind::Library
-                    } else {
-                        FileKind::Binary
-                    },
-                    sha256: crate::model::Sha256::of(&data),
-                    size: data.len() as u64,
-                    package: f.package,
-                    version: f.version,
-                    source: Some(format!("{} in {}", f.from, target.image)),
-                    glibc: None,
-                    needed: None,
-                    link: f.link,
-                    built_from: None,
-                },
-            );
-        }
-        system_libs = built.system_libraries;
-        apt_installed = built.installed;
-    }
-
-    // Check every ELF file, including shared objects inside wheels.
     reporter.stage(Stage::Check);
-    let mut warnings = Vec::new();
-    if root.exists() {
-        let wheel_hashes: BTreeMap<String, crate::model::Sha256> = entries
-            .values()
-            .filter(|e| e.kind == FileKind::Wheel)
-            .map(|e| (e.path.clone(), e.sha256.clone()))
-            .collect();
-        let infos = check::scan_dir(&root, Some((&wheel_hashes, fetcher.cache())))?;
-        let verdicts = check::judge_all(target, infos, &system_libs);
-        let mut errors = Vec::new();
-        for v in &verdicts {
-            errors.extend(v.errors.iter().cloned());
-            for w in &v.warnings {
-                reporter.warn(w);
-                warnings.push(w.clone());
-            }
-            if !v.missing.is_empty() {
-                let w = format!(
-                    "{} needs {} which target {} may lack and the bundle does not carry",
-                    v.elf.path,
-                    v.missing.join(", "),
-                    target.name
-                );
-                reporter.warn(&w);
-                warnings.push(w);
-            }
-            if let Some(e) = entries.get_mut(&v.elf.path) {
-                if matches!(e.kind, FileKind::Binary | FileKind::Library) {
-                    e.glibc = v.elf.glibc.clone();
-                    e.needed = Some(v.elf.needed.clone());
-                }
-            }
-        }
-        if !errors.is_empty() {
-            return Err(check::CheckError::Incompatible {
-                target: target.name.clone(),
-                count: errors.len(),
-                details: errors.join("\n"),
-            }
-            .into());
-        }
-    }
+    let mut warnings = check_staged(&root, target, &system_libs, &fetcher, &mut entries)?;
 
     reporter.stage(Stage::Assemble);
-    std::fs::create_dir_all(&root).map_err(io_err(&root))?;
     let manifest = Manifest {
         schema: MANIFEST_SCHEMA,
-        name: name.clone(),
+        name: plan.name.clone(),
         created_by: format!("bundle {}", env!("CARGO_PKG_VERSION")),
         target: plan.target.clone(),
         requirements: plan.requirements.clone(),
@@ -522,13 +375,13 @@ pub async fn build_plan(
     let archive_name = options
         .format
         .extension()
-        .map(|ext| format!("{name}.{ext}"));
+        .map(|ext| format!("{}.{ext}", plan.name));
     assemble::write_support_files(&root, &manifest, target, archive_name.as_deref())?;
     let staged_archive = archive_name.as_ref().map(|a| staging.path().join(a));
     if let Some(a) = &staged_archive {
         match options.format {
-            Format::Zip => assemble::write_zip(&root, &name, a)?,
-            Format::TarGz => assemble::write_tar_gz(&root, &name, a)?,
+            Format::Zip => assemble::write_zip(&root, &plan.name, a)?,
+            Format::TarGz => assemble::write_tar_gz(&root, &plan.name, a)?,
             Format::Dir => {}
         }
     }
@@ -546,23 +399,8 @@ pub async fn build_plan(
         reporter.warn(&w);
         warnings.push(w);
     }
-
-    // Move into place: the old bundle (if any) is swapped out, then removed
-    // with the staging folder.
-    let bundle_dir = out.join(&name);
-    if bundle_dir.exists() {
-        let old = staging.path().join(".old");
-        std::fs::rename(&bundle_dir, &old).map_err(io_err(&bundle_dir))?;
-    }
-    std::fs::rename(&root, &bundle_dir).map_err(io_err(&bundle_dir))?;
-    let archive = match (staged_archive, archive_name) {
-        (Some(staged), Some(a)) => {
-            let dest = out.join(a);
-            std::fs::rename(&staged, &dest).map_err(io_err(&dest))?;
-            Some(dest)
-        }
-        _ => None,
-    };
+    let (bundle_dir, archive) =
+        move_into_place(&options.out, &staging, &root, &plan.name, archive_name)?;
     Ok(BuildOutput {
         manifest,
         bundle_dir,
@@ -570,6 +408,200 @@ pub async fn build_plan(
         archive_size,
         warnings,
     })
+}
+
+/// This run's staging folder in `out`, after removing those of killed runs
+/// (a live run's folder is locked and left alone).
+fn staging_dir(out: &Path) -> Result<crate::fsutil::RunDir, Error> {
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    let reaped = crate::fsutil::reap(out, ".bundle-", std::time::Duration::from_secs(3600));
+    if reaped > 0 {
+        tracing::info!(
+            "removed {reaped} staging folder(s) left in {} by killed runs",
+            out.display()
+        );
+    }
+    crate::fsutil::RunDir::create(out, ".bundle-").map_err(io_err(out))
+}
+
+/// `wheels/<file>`: each verified blob copied, hashed as it is written.
+fn stage_wheels(
+    plan: &Plan,
+    blobs: &[Blob],
+    root: &Path,
+    entries: &mut BTreeMap<String, FileEntry>,
+) -> Result<(), Error> {
+    if plan.wheels.is_empty() {
+        return Ok(());
+    }
+    let wheels_dir = root.join("wheels");
+    std::fs::create_dir_all(&wheels_dir).map_err(io_err(&wheels_dir))?;
+    for (w, blob) in plan.wheels.iter().zip(blobs) {
+        let dest = wheels_dir.join(&w.filename);
+        // The manifest's hash is that of the bytes written here.
+        let (sha256, size) = crate::fetch::copy_verified(blob, &dest)?;
+        crate::fsutil::set_mode(&dest, 0o644).map_err(io_err(&dest))?;
+        let mut entry = FileEntry::new(
+            format!("wheels/{}", w.filename),
+            FileKind::Wheel,
+            sha256,
+            size,
+        )
+        .from_package(&w.package, Some(w.version.clone()))
+        .with_source(&w.url);
+        entry.built_from = w.sdist.as_ref().map(|s| s.filename.clone());
+        entries.insert(entry.path.clone(), entry);
+    }
+    Ok(())
+}
+
+/// The entry of a file already written into the bundle, hashed from disk.
+fn entry_of(root: &Path, path: &str, kind: FileKind) -> Result<FileEntry, Error> {
+    let full = root.join(path);
+    let (sha256, size) = crate::model::Sha256::of_file(&full).map_err(io_err(&full))?;
+    Ok(FileEntry::new(path, kind, sha256, size))
+}
+
+/// `bin/<file>` for each release's wanted members.
+fn stage_releases(
+    plan: &Plan,
+    blobs: &[Blob],
+    root: &Path,
+    entries: &mut BTreeMap<String, FileEntry>,
+) -> Result<(), Error> {
+    let bin = root.join("bin");
+    for (r, blob) in plan.releases.iter().zip(blobs) {
+        for file in release::extract(r, &blob.path, &bin)? {
+            let entry = entry_of(root, &format!("bin/{file}"), FileKind::Binary)?
+                .from_package(&r.name, Some(r.version.clone()))
+                .with_source(&r.url);
+            entries.insert(entry.path.clone(), entry);
+        }
+    }
+    Ok(())
+}
+
+/// Debian packages, in a container of the target's sandbox image: their
+/// binaries and the libraries the sandbox lacks. Returns the sandbox's own
+/// libraries (for the check) and the packages installed.
+async fn stage_apt(
+    planned: &PlannedApt,
+    target: &Target,
+    fetcher: &Fetcher,
+    root: &Path,
+    entries: &mut BTreeMap<String, FileEntry>,
+) -> Result<(BTreeSet<String>, Vec<crate::model::manifest::AptPackage>), Error> {
+    let engine = Engine::connect("apt recipes need").await?;
+    let apt = recipe::Apt {
+        packages: planned.packages.clone(),
+        binaries: planned.binaries.clone(),
+        link: planned.link,
+        check: Vec::new(),
+    };
+    let built = apt::build(
+        &engine,
+        target,
+        &apt,
+        root,
+        fetcher.cache(),
+        fetcher.reporter().as_ref(),
+    )
+    .await?;
+    for f in built.files {
+        let kind = if f.library {
+            FileKind::Library
+        } else {
+            FileKind::Binary
+        };
+        let mut entry =
+            entry_of(root, &f.path, kind)?.with_source(format!("{} in {}", f.from, target.image));
+        entry.package = f.package;
+        entry.version = f.version;
+        entry.link = f.link;
+        entries.insert(entry.path.clone(), entry);
+    }
+    Ok((built.system_libraries, built.installed))
+}
+
+/// Check every ELF file, including shared objects inside wheels; record
+/// what binaries need in their entries. Returns the warnings; an
+/// incompatible file is an error.
+fn check_staged(
+    root: &Path,
+    target: &Target,
+    system_libs: &BTreeSet<String>,
+    fetcher: &Fetcher,
+    entries: &mut BTreeMap<String, FileEntry>,
+) -> Result<Vec<String>, Error> {
+    let reporter = fetcher.reporter();
+    let wheel_hashes: BTreeMap<String, crate::model::Sha256> = entries
+        .values()
+        .filter(|e| e.kind == FileKind::Wheel)
+        .map(|e| (e.path.clone(), e.sha256.clone()))
+        .collect();
+    let infos = check::scan_dir(root, Some((&wheel_hashes, fetcher.cache())))?;
+    let verdicts = check::judge_all(target, infos, system_libs);
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    for v in &verdicts {
+        errors.extend(v.errors.iter().cloned());
+        for w in &v.warnings {
+            reporter.warn(w);
+            warnings.push(w.clone());
+        }
+        if !v.missing.is_empty() {
+            let w = format!(
+                "{} needs {} which target {} may lack and the bundle does not carry",
+                v.elf.path,
+                v.missing.join(", "),
+                target.name
+            );
+            reporter.warn(&w);
+            warnings.push(w);
+        }
+        if let Some(e) = entries.get_mut(&v.elf.path) {
+            if matches!(e.kind, FileKind::Binary | FileKind::Library) {
+                e.glibc = v.elf.glibc.clone();
+                e.needed = Some(v.elf.needed.clone());
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(check::CheckError::Incompatible {
+            target: target.name.clone(),
+            count: errors.len(),
+            details: errors.join("\n"),
+        }
+        .into());
+    }
+    Ok(warnings)
+}
+
+/// Move the staged bundle (and archive) into `out`: the old bundle, if
+/// any, is swapped out, then removed with the staging folder.
+fn move_into_place(
+    out: &Path,
+    staging: &crate::fsutil::RunDir,
+    root: &Path,
+    name: &str,
+    archive_name: Option<String>,
+) -> Result<(PathBuf, Option<PathBuf>), Error> {
+    let bundle_dir = out.join(name);
+    if bundle_dir.exists() {
+        let old = staging.path().join(".old");
+        std::fs::rename(&bundle_dir, &old).map_err(io_err(&bundle_dir))?;
+    }
+    std::fs::rename(root, &bundle_dir).map_err(io_err(&bundle_dir))?;
+    let archive = match archive_name {
+        Some(a) => {
+            let dest = out.join(&a);
+            let staged = staging.path().join(&a);
+            std::fs::rename(&staged, &dest).map_err(io_err(&dest))?;
+            Some(dest)
+        }
+        None => None,
+    };
+    Ok((bundle_dir, archive))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -172,6 +172,20 @@ pub async fn build(
     })
 }
 
+/// Binaries taken from the image: (name in the recipe, real path).
+type Binaries = Vec<(String, String)>;
+
+/// The libraries the binaries need that the sandbox lacks.
+struct Closure {
+    /// soname → real path in the image.
+    libraries: BTreeMap<String, String>,
+    /// Real paths of files with a dynamic section (which RUNPATH concerns).
+    dynamic: BTreeSet<String>,
+}
+
+/// The apt stage in one container: install and record, locate the
+/// binaries, walk their library closure, stage and link, copy out, and
+/// list the rows for the manifest.
 async fn build_in(
     c: &Container,
     target: &Target,
@@ -180,16 +194,41 @@ async fn build_in(
     system: &BTreeSet<String>,
     reporter: &dyn Reporter,
 ) -> Result<(Vec<AptPackage>, Vec<AptFile>), AptError> {
-    let root_opts = ExecOptions::default();
-    let image = target.image.clone();
-    let packages = apt
-        .packages
+    let (after, installed) = install_and_record(c, apt, reporter).await?;
+    let started = Instant::now();
+    let binaries = locate_binaries(c, apt, &target.image).await?;
+    let closure = library_closure(c, target, &binaries, system).await?;
+    timed(reporter, "binaries and library closure", started);
+    let sources: Vec<&String> = binaries
         .iter()
-        .map(|p| sh_quote(p))
-        .collect::<Vec<_>>()
-        .join(" ");
+        .map(|(_, p)| p)
+        .chain(closure.libraries.values())
+        .collect();
+    let owners = owners(c, &sources).await?;
+    let started = Instant::now();
+    let link = stage_and_link(c, apt, &binaries, &closure, root, reporter).await?;
+    timed(reporter, "staging, RUNPATH and copy-out", started);
+    let version_of = |path: &str| {
+        let pkg = owners.get(path).cloned();
+        let version = pkg
+            .as_ref()
+            .and_then(|p| after.get(p))
+            .map(|p| p.version.clone());
+        (pkg, version)
+    };
+    let files = rows(root, &binaries, &closure, link, &version_of)?;
+    Ok((installed, files))
+}
 
-    // Install, recording what the install added.
+/// `apt-get install` the packages; the packages the install added or
+/// changed, from `dpkg-query` before and after (and the whole list after).
+async fn install_and_record(
+    c: &Container,
+    apt: &Apt,
+    reporter: &dyn Reporter,
+) -> Result<(BTreeMap<String, AptPackage>, Vec<AptPackage>), AptError> {
+    let root_opts = ExecOptions::default();
+    let packages = quoted(&apt.packages);
     let before = dpkg_list(&c.run_ok(DPKG_QUERY, "dpkg-query", &root_opts).await?.stdout);
     let what = format!("apt-get install {}", apt.packages.join(" "));
     reporter.step(&what);
@@ -202,15 +241,27 @@ async fn build_in(
     .await?;
     timed(reporter, &what, started);
     let after = dpkg_list(&c.run_ok(DPKG_QUERY, "dpkg-query", &root_opts).await?.stdout);
-    let installed: Vec<AptPackage> = after
+    let installed = after
         .iter()
         .filter(|(name, p)| before.get(*name).map(|b| &b.version) != Some(&p.version))
         .map(|(_, p)| p.clone())
         .collect();
+    Ok((after, installed))
+}
 
-    // The binaries, through PATH, symlinks and alternatives.
-    let started = Instant::now();
-    let mut binaries: Vec<(String, String)> = Vec::new();
+fn quoted(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|p| sh_quote(p))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Each of the recipe's binaries, through PATH, symlinks and alternatives.
+/// A missing one lists the programs the packages did install.
+async fn locate_binaries(c: &Container, apt: &Apt, image: &str) -> Result<Binaries, AptError> {
+    let root_opts = ExecOptions::default();
+    let mut binaries = Vec::new();
     for b in &apt.binaries {
         let out = c
             .exec(
@@ -222,41 +273,54 @@ async fn build_in(
             )
             .await?;
         let real = out.stdout.trim().to_string();
-        if out.code != 0 || real.is_empty() {
-            let listed = c
-                .exec(
-                    &format!("dpkg -L {packages} 2>/dev/null | grep -E '/s?bin/[^/]+$' | sort -u"),
-                    &root_opts,
-                )
-                .await?;
-            return Err(AptError::BinaryNotFound {
-                binary: b.clone(),
-                image,
-                packages: apt.packages.join(", "),
-                candidates: listed
-                    .stdout
-                    .lines()
-                    .filter_map(|l| l.rsplit('/').next())
-                    .map(str::to_string)
-                    .collect(),
-            });
+        if out.code == 0 && !real.is_empty() {
+            binaries.push((b.clone(), real));
+            continue;
         }
-        binaries.push((b.clone(), real));
+        let listed = c
+            .exec(
+                &format!(
+                    "dpkg -L {} 2>/dev/null | grep -E '/s?bin/[^/]+$' | sort -u",
+                    quoted(&apt.packages)
+                ),
+                &root_opts,
+            )
+            .await?;
+        return Err(AptError::BinaryNotFound {
+            binary: b.clone(),
+            image: image.to_string(),
+            packages: apt.packages.join(", "),
+            candidates: listed
+                .stdout
+                .lines()
+                .filter_map(|l| l.rsplit('/').next())
+                .map(str::to_string)
+                .collect(),
+        });
     }
+    Ok(binaries)
+}
 
-    // The library closure: DT_NEEDED, recursively, resolved inside the
-    // container; what the sandbox has and glibc itself stay out.
-    let ldconfig = c.run_ok("ldconfig -p", "ldconfig -p", &root_opts).await?;
+/// DT_NEEDED, recursively, each name resolved inside the container
+/// (RUNPATH, then `ldconfig -p`, then the default folders); what the
+/// sandbox has and glibc itself stay out.
+async fn library_closure(
+    c: &Container,
+    target: &Target,
+    binaries: &Binaries,
+    system: &BTreeSet<String>,
+) -> Result<Closure, AptError> {
+    let ldconfig = c
+        .run_ok("ldconfig -p", "ldconfig -p", &ExecOptions::default())
+        .await?;
     let cache_map: BTreeMap<String, String> = sandbox::parse_ldconfig(&ldconfig.stdout)
         .into_iter()
         .rev()
         .collect();
-    let triple = match target.arch {
-        crate::config::target::Arch::X86_64 => "x86_64-linux-gnu",
-        crate::config::target::Arch::Aarch64 => "aarch64-linux-gnu",
+    let mut closure = Closure {
+        libraries: BTreeMap::new(),
+        dynamic: BTreeSet::new(),
     };
-    let mut libraries: BTreeMap<String, String> = BTreeMap::new(); // soname → real path
-    let mut dynamic: BTreeSet<String> = BTreeSet::new(); // real paths with a dynamic section
     let mut queue: VecDeque<(String, String)> = binaries
         .iter()
         .map(|(name, real)| (format!("bin/{name}"), real.clone()))
@@ -267,79 +331,99 @@ async fn build_in(
             continue; // a script: copied as it is
         };
         if info.interpreter.is_some() || info.soname.is_some() {
-            dynamic.insert(path.clone());
+            closure.dynamic.insert(path.clone());
         }
         let origin = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
         for needed in &info.needed {
-            if is_glibc(needed) || system.contains(needed) || libraries.contains_key(needed) {
+            if is_glibc(needed) || system.contains(needed) || closure.libraries.contains_key(needed)
+            {
                 continue;
             }
-            let mut dirs: Vec<String> = info
-                .runpath
-                .iter()
-                .map(|r| r.replace("$ORIGIN", origin).replace("${ORIGIN}", origin))
-                .collect();
-            if let Some(p) = cache_map.get(needed) {
-                dirs.push(
-                    p.rsplit_once('/')
-                        .map(|(d, _)| d)
-                        .unwrap_or("/")
-                        .to_string(),
-                );
-            }
-            for d in ["/lib", "/usr/lib"] {
-                dirs.push(format!("{d}/{triple}"));
-                dirs.push(d.to_string());
-            }
-            let script = format!(
-                "for d in {}; do if [ -e \"$d/{n}\" ]; then readlink -f \"$d/{n}\"; exit 0; fi; done; exit 1",
-                dirs.iter().map(|d| sh_quote(d)).collect::<Vec<_>>().join(" "),
-                n = needed.replace(['"', '$', '`', '\\'], "")
-            );
-            let out = c.exec(&script, &root_opts).await?;
-            let real = out.stdout.trim().to_string();
-            if out.code != 0 || real.is_empty() {
-                return Err(AptError::LibraryNotFound {
-                    library: needed.clone(),
-                    needed_by: label.clone(),
-                    image,
-                });
-            }
-            libraries.insert(needed.clone(), real.clone());
+            let dirs = search_dirs(target, &info.runpath, origin, cache_map.get(needed));
+            let real =
+                find_library(c, needed, &dirs)
+                    .await?
+                    .ok_or_else(|| AptError::LibraryNotFound {
+                        library: needed.clone(),
+                        needed_by: label.clone(),
+                        image: target.image.clone(),
+                    })?;
+            closure.libraries.insert(needed.clone(), real.clone());
             queue.push_back((format!("lib/{needed}"), real));
         }
     }
-    timed(reporter, "binaries and library closure", started);
+    Ok(closure)
+}
 
-    // Which package each file came from.
-    let sources: Vec<&String> = binaries
-        .iter()
-        .map(|(_, p)| p)
-        .chain(libraries.values())
-        .collect();
-    let owners = owners(c, &sources).await?;
-    let version_of = |path: &str| {
-        let pkg = owners.get(path).cloned();
-        let version = pkg
-            .as_ref()
-            .and_then(|p| after.get(p))
-            .map(|p| p.version.clone());
-        (pkg, version)
+/// Where the loader would look for a library: the file's RUNPATH (with
+/// `$ORIGIN`), the folder `ldconfig -p` names, then the default folders.
+fn search_dirs(
+    target: &Target,
+    runpath: &[String],
+    origin: &str,
+    cached: Option<&String>,
+) -> Vec<String> {
+    let triple = match target.arch {
+        crate::config::target::Arch::X86_64 => "x86_64-linux-gnu",
+        crate::config::target::Arch::Aarch64 => "aarch64-linux-gnu",
     };
+    let mut dirs: Vec<String> = runpath
+        .iter()
+        .map(|r| r.replace("$ORIGIN", origin).replace("${ORIGIN}", origin))
+        .collect();
+    if let Some(p) = cached {
+        dirs.push(
+            p.rsplit_once('/')
+                .map(|(d, _)| d)
+                .unwrap_or("/")
+                .to_string(),
+        );
+    }
+    for d in ["/lib", "/usr/lib"] {
+        dirs.push(format!("{d}/{triple}"));
+        dirs.push(d.to_string());
+    }
+    dirs
+}
 
-    // Stage in the container, patch, copy out.
-    let started = Instant::now();
+/// The real path of library `name` in the first of `dirs` that has it.
+async fn find_library(
+    c: &Container,
+    name: &str,
+    dirs: &[String],
+) -> Result<Option<String>, AptError> {
+    let script = format!(
+        "for d in {}; do if [ -e \"$d/{n}\" ]; then readlink -f \"$d/{n}\"; exit 0; fi; done; exit 1",
+        dirs.iter().map(|d| sh_quote(d)).collect::<Vec<_>>().join(" "),
+        n = name.replace(['"', '$', '`', '\\'], "")
+    );
+    let out = c.exec(&script, &ExecOptions::default()).await?;
+    let real = out.stdout.trim().to_string();
+    Ok((out.code == 0 && !real.is_empty()).then_some(real))
+}
+
+/// Copy the files into a folder of the container, set RUNPATH with
+/// patchelf (or fall back to wrappers), and copy them out into `root`.
+async fn stage_and_link(
+    c: &Container,
+    apt: &Apt,
+    binaries: &Binaries,
+    closure: &Closure,
+    root: &Path,
+    reporter: &dyn Reporter,
+) -> Result<Option<Link>, AptError> {
+    let root_opts = ExecOptions::default();
     let mut stage = String::from(
         "set -e; rm -rf /tmp/bundle-out; mkdir -p /tmp/bundle-out/bin /tmp/bundle-out/lib; cd /tmp/bundle-out\n",
     );
-    for (name, real) in &binaries {
+    for (name, real) in binaries {
         stage.push_str(&format!(
             "cp {} bin/{n}; chmod 755 bin/{n}\n",
             sh_quote(real),
             n = sh_quote(name)
         ));
     }
-    for (soname, real) in &libraries {
+    for (soname, real) in &closure.libraries {
         stage.push_str(&format!(
             "cp {} lib/{n}; chmod 644 lib/{n}\n",
             sh_quote(real),
@@ -347,95 +431,94 @@ async fn build_in(
         ));
     }
     c.run_ok(&stage, "staging the files", &root_opts).await?;
-    let mut link = None;
-    if !libraries.is_empty() {
-        let mut patch = format!(
-            "set -e; {APT_ENV}; command -v patchelf >/dev/null || $APT install -y patchelf >/dev/null; cd /tmp/bundle-out\n"
-        );
-        for (name, real) in &binaries {
-            if dynamic.contains(real) {
-                patch.push_str(&format!(
-                    "patchelf --set-rpath '$ORIGIN/../lib' bin/{}\n",
-                    sh_quote(name)
-                ));
-            }
-        }
-        for (soname, real) in &libraries {
-            if dynamic.contains(real) {
-                patch.push_str(&format!(
-                    "patchelf --set-rpath '$ORIGIN' lib/{}\n",
-                    sh_quote(soname)
-                ));
-            }
-        }
-        let out = if apt.link == Some(Link::Wrapper) {
-            None
-        } else {
-            Some(c.exec(&patch, &root_opts).await?)
-        };
-        if let Some(out) = out.as_ref().filter(|o| o.code == 0) {
+    let link = if closure.libraries.is_empty() {
+        None
+    } else if apt.link == Some(Link::Wrapper) {
+        Some(Link::Wrapper)
+    } else {
+        let out = c.exec(&patch_script(binaries, closure), &root_opts).await?;
+        if out.code == 0 {
             tracing::debug!("patchelf: {}", out.combined());
-            link = Some(Link::Runpath);
-        } else if let Some(out) = out {
+            Some(Link::Runpath)
+        } else {
             reporter.warn(&format!(
                 "cannot set RUNPATH with patchelf ({}); using wrapper scripts instead",
                 out.combined().lines().last().unwrap_or("")
             ));
             // Start again from unpatched copies.
             c.run_ok(&stage, "staging the files", &root_opts).await?;
-            link = Some(Link::Wrapper);
-        } else {
-            link = Some(Link::Wrapper);
+            Some(Link::Wrapper)
         }
-    }
+    };
     let members = c.copy_out_members("/tmp/bundle-out").await?;
     let mut expected: BTreeMap<String, u32> = BTreeMap::new();
-    for (name, _) in &binaries {
+    for (name, _) in binaries {
         expected.insert(format!("bin/{name}"), 0o755);
     }
-    for soname in libraries.keys() {
+    for soname in closure.libraries.keys() {
         expected.insert(format!("lib/{soname}"), 0o644);
     }
     unpack(members, root, &expected)?;
-    timed(reporter, "staging, RUNPATH and copy-out", started);
+    Ok(link)
+}
 
-    let mut files = Vec::new();
-    for (name, real) in &binaries {
-        let (package, version) = version_of(real);
-        let mut path = format!("bin/{name}");
-        if link == Some(Link::Wrapper) && dynamic.contains(real) {
-            path = wrap(root, name)?;
-            let (package, version) = version_of(real);
-            files.push(AptFile {
-                path: format!("libexec/{name}"),
-                library: false,
-                from: real.clone(),
-                package,
-                version,
-                link: None,
-            });
+/// patchelf commands: `$ORIGIN/../lib` on binaries, `$ORIGIN` on libraries.
+fn patch_script(binaries: &Binaries, closure: &Closure) -> String {
+    let mut patch = format!(
+        "set -e; {APT_ENV}; command -v patchelf >/dev/null || $APT install -y patchelf >/dev/null; cd /tmp/bundle-out\n"
+    );
+    for (name, real) in binaries {
+        if closure.dynamic.contains(real) {
+            patch.push_str(&format!(
+                "patchelf --set-rpath '$ORIGIN/../lib' bin/{}\n",
+                sh_quote(name)
+            ));
         }
-        files.push(AptFile {
-            path,
-            library: false,
-            from: real.clone(),
-            package,
-            version,
-            link: if dynamic.contains(real) { link } else { None },
-        });
     }
-    for (soname, real) in &libraries {
+    for (soname, real) in &closure.libraries {
+        if closure.dynamic.contains(real) {
+            patch.push_str(&format!(
+                "patchelf --set-rpath '$ORIGIN' lib/{}\n",
+                sh_quote(soname)
+            ));
+        }
+    }
+    patch
+}
+
+/// The manifest rows of what was staged (writing wrappers where needed).
+fn rows(
+    root: &Path,
+    binaries: &Binaries,
+    closure: &Closure,
+    link: Option<Link>,
+    version_of: &dyn Fn(&str) -> (Option<String>, Option<String>),
+) -> Result<Vec<AptFile>, AptError> {
+    let row = |path: String, library: bool, real: &String, link: Option<Link>| {
         let (package, version) = version_of(real);
-        files.push(AptFile {
-            path: format!("lib/{soname}"),
-            library: true,
+        AptFile {
+            path,
+            library,
             from: real.clone(),
             package,
             version,
-            link: None,
-        });
+            link,
+        }
+    };
+    let mut files = Vec::new();
+    for (name, real) in binaries {
+        let dynamic = closure.dynamic.contains(real);
+        let mut path = format!("bin/{name}");
+        if link == Some(Link::Wrapper) && dynamic {
+            path = wrap(root, name)?;
+            files.push(row(format!("libexec/{name}"), false, real, None));
+        }
+        files.push(row(path, false, real, if dynamic { link } else { None }));
     }
-    Ok((installed, files))
+    for (soname, real) in &closure.libraries {
+        files.push(row(format!("lib/{soname}"), true, real, None));
+    }
+    Ok(files)
 }
 
 /// The package owning each path (`dpkg -S`), trying the path and, for
