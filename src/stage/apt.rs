@@ -486,13 +486,16 @@ fn patch_script(binaries: &Binaries, closure: &Closure) -> String {
     patch
 }
 
+/// The package and version a path in the image belongs to.
+type VersionOf<'a> = dyn Fn(&str) -> (Option<String>, Option<String>) + 'a;
+
 /// The manifest rows of what was staged (writing wrappers where needed).
 fn rows(
     root: &Path,
     binaries: &Binaries,
     closure: &Closure,
     link: Option<Link>,
-    version_of: &dyn Fn(&str) -> (Option<String>, Option<String>),
+    version_of: &VersionOf,
 ) -> Result<Vec<AptFile>, AptError> {
     let row = |path: String, library: bool, real: &String, link: Option<Link>| {
         let (package, version) = version_of(real);
