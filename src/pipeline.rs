@@ -640,72 +640,11 @@ pub async fn plan(
     fetcher: Arc<Fetcher>,
     cancel: Arc<AtomicBool>,
 ) -> Result<Plan, PlanError> {
-    let mut wheels = Vec::new();
-    let mut excluded = Vec::new();
-    if !recipe.pypi.requirements.is_empty() {
-        let mut index = Index::new(
-            &options.index_url,
-            fetcher.clone(),
-            target,
-            recipe.pypi.exclude_newer.clone(),
-        )?;
-        if recipe.pypi.sdists == Sdists::Build {
-            index = index.with_sdists(Arc::new(SdistBuilder::new(
-                target,
-                fetcher.clone(),
-                &options.index_url,
-            )));
-        }
-        let index = Arc::new(index);
-        let resolution = resolve::resolve(
-            index.clone(),
-            target,
-            recipe.pypi.requirements.clone(),
-            &options.resolve,
-            cancel,
-        )
-        .await?;
-        for p in resolution.packages {
-            let planned = match (p.wheel.sdist, index.sdist_builder()) {
-                (true, Some(builder)) => {
-                    // Built already, for its metadata: this is a cache hit.
-                    let built = builder
-                        .build_wheel(&p.wheel.sdist_ref())
-                        .await
-                        .map_err(|e| PlanError::Index(e.into()))?;
-                    PlannedWheel {
-                        package: p.name.to_string(),
-                        version: p.version.to_string(),
-                        filename: built.filename,
-                        url: p.wheel.url,
-                        sha256: Some(built.sha256),
-                        size: Some(built.size),
-                        sdist: Some(PlannedSdist {
-                            filename: p.wheel.filename,
-                            sha256: built.sdist_sha256,
-                        }),
-                    }
-                }
-                _ => PlannedWheel {
-                    package: p.name.to_string(),
-                    version: p.version.to_string(),
-                    filename: p.wheel.filename,
-                    url: p.wheel.url,
-                    sha256: p.wheel.sha256,
-                    size: p.wheel.size,
-                    sdist: None,
-                },
-            };
-            wheels.push(planned);
-        }
-        for e in resolution.excluded {
-            excluded.push(Excluded {
-                package: e.name.to_string(),
-                version: e.version.to_string(),
-                reason: "preinstalled on target".into(),
-            });
-        }
-    }
+    let (mut wheels, mut excluded) = if recipe.pypi.requirements.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        plan_wheels(recipe, target, options, &fetcher, cancel).await?
+    };
     let mut releases = Vec::new();
     for r in &recipe.releases {
         releases.push(release::plan_release(r, target, &fetcher, &options.github_api).await?);
@@ -733,4 +672,76 @@ pub async fn plan(
         excluded,
         checks: recipe.checks(),
     })
+}
+
+/// Resolve the recipe's PyPI requirements for the target: the wheels to
+/// bundle (built from sdists where the recipe allows), and the packages
+/// left out because the target has them.
+async fn plan_wheels(
+    recipe: &Recipe,
+    target: &Target,
+    options: &PlanOptions,
+    fetcher: &Arc<Fetcher>,
+    cancel: Arc<AtomicBool>,
+) -> Result<(Vec<PlannedWheel>, Vec<Excluded>), PlanError> {
+    let mut index = Index::new(
+        &options.index_url,
+        fetcher.clone(),
+        target,
+        recipe.pypi.exclude_newer.clone(),
+    )?;
+    if recipe.pypi.sdists == Sdists::Build {
+        // The resolver sees the builder only through the WheelBuilder trait.
+        index = index.with_sdists(Arc::new(SdistBuilder::new(
+            target,
+            fetcher.clone(),
+            &options.index_url,
+        )));
+    }
+    let index = Arc::new(index);
+    let resolution = resolve::resolve(
+        index.clone(),
+        target,
+        recipe.pypi.requirements.clone(),
+        &options.resolve,
+        cancel,
+    )
+    .await?;
+    let mut wheels = Vec::new();
+    for p in resolution.packages {
+        let mut planned = PlannedWheel {
+            package: p.name.to_string(),
+            version: p.version.to_string(),
+            filename: p.wheel.filename.clone(),
+            url: p.wheel.url.clone(),
+            sha256: p.wheel.sha256.clone(),
+            size: p.wheel.size,
+            sdist: None,
+        };
+        if let (true, Some(builder)) = (p.wheel.sdist, index.sdist_builder()) {
+            // Built already, for its metadata: this is a cache hit.
+            let built = builder
+                .build_wheel(&p.wheel.sdist_ref())
+                .await
+                .map_err(|e| PlanError::Index(e.into()))?;
+            planned.filename = built.filename;
+            planned.sha256 = Some(built.sha256);
+            planned.size = Some(built.size);
+            planned.sdist = Some(PlannedSdist {
+                filename: p.wheel.filename,
+                sha256: built.sdist_sha256,
+            });
+        }
+        wheels.push(planned);
+    }
+    let excluded = resolution
+        .excluded
+        .into_iter()
+        .map(|e| Excluded {
+            package: e.name.to_string(),
+            version: e.version.to_string(),
+            reason: "preinstalled on target".into(),
+        })
+        .collect();
+    Ok((wheels, excluded))
 }

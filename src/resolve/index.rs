@@ -296,139 +296,19 @@ impl Index {
         let mut rejected = Vec::new();
         let file_count = files.len();
         for f in files {
-            let reject = |version: Option<Version>, reason: String| Rejected {
-                version,
-                filename: f.filename.clone(),
-                reason,
-            };
-            // The name becomes a path in the bundle: it must be a plain file name.
-            if f.filename.is_empty()
-                || f.filename.starts_with('.')
-                || f.filename.contains(['/', '\\', '\0'])
-            {
-                rejected.push(reject(None, "not a plain file name".into()));
-                continue;
-            }
-            let parsed = WheelName::parse(&f.filename);
-            let buildable = parsed.is_none()
-                && self.sdists.is_some()
-                && (f.filename.ends_with(".tar.gz") || f.filename.ends_with(".zip"));
-            let version = match &parsed {
-                Some(wheel) => match Version::from_str(&wheel.version) {
-                    Ok(v) => v,
-                    Err(_) => continue,
-                },
-                None => match sdist_version(&f.filename) {
-                    Some(v) if buildable => v,
-                    Some(v) => {
-                        rejected.push(reject(
-                            Some(v),
-                            "source distribution (wheels only; see sdists = \"build\")".into(),
-                        ));
-                        continue;
-                    }
-                    None => {
-                        let kind = f.filename.rsplit('.').next().unwrap_or("");
-                        rejected.push(reject(None, format!("not a wheel (.{kind})")));
-                        continue;
-                    }
-                },
-            };
-            if let (Some(cutoff), Some(uploaded)) = (&self.exclude_newer, &f.upload_time) {
-                if !uploaded_before(uploaded, cutoff) {
-                    rejected.push(reject(
-                        Some(version),
-                        format!("uploaded {uploaded}, after exclude_newer {cutoff}"),
-                    ));
+            let (version, file) = match self.classify(page_url, f)? {
+                Verdict::Usable(version, file) => (version, file),
+                Verdict::Rejected(r) => {
+                    rejected.push(r);
                     continue;
                 }
-            }
-            let priority = match &parsed {
-                // An sdist is the last resort for its version.
-                None => Some(usize::MAX),
-                Some(wheel) => self.tags.priority(wheel),
+                Verdict::Ignored => continue,
             };
-            let Some(priority) = priority else {
-                let wheel = parsed.as_ref().expect("sdists have a priority");
-                rejected.push(reject(
-                    Some(version),
-                    format!(
-                        "tag {}-{}-{} does not fit the target",
-                        wheel.python.join("."),
-                        wheel.abi.join("."),
-                        wheel.platform.join(".")
-                    ),
-                ));
-                continue;
-            };
-            if let Some(rp) = f.requires_python.as_deref() {
-                if python_excluded(rp, &self.python) {
-                    rejected.push(reject(
-                        Some(version),
-                        format!("Requires-Python {rp} excludes Python {}", self.python),
-                    ));
-                    continue;
-                }
-            }
-            let yanked = match f.yanked {
-                Some(BoolOrString::Bool(true)) => Some(String::new()),
-                Some(BoolOrString::String(s)) => Some(s),
-                _ => None,
-            };
-            let Ok(url) = page_url.join(&f.url) else {
-                continue;
-            };
-            let bad_hash = |what, source| IndexError::BadHash {
-                url: page_url.to_string(),
-                file: f.filename.clone(),
-                what,
-                source,
-            };
-            let core_metadata = match &f.core_metadata {
-                Some(BoolOrHashes::Bool(true)) => Some(None),
-                Some(BoolOrHashes::Hashes(h)) => Some(
-                    h.get("sha256")
-                        .map(|v| Sha256::parse(v))
-                        .transpose()
-                        .map_err(|e| bad_hash("core-metadata sha256", e))?,
-                ),
-                _ => None,
-            };
-            let sha256 = f
-                .hashes
-                .get("sha256")
-                .map(|v| Sha256::parse(v))
-                .transpose()
-                .map_err(|e| bad_hash("sha256", e))?;
-            if sha256.is_none() && !self.fetcher.allow_unhashed() {
-                rejected.push(reject(
-                    Some(version),
-                    "the index gives no sha256 (pass --allow-unhashed to accept it)".into(),
-                ));
-                continue;
-            }
-            let mut url = url;
-            url.set_fragment(None);
-            let file = WheelFile {
-                filename: f.filename.clone(),
-                sdist: parsed.is_none(),
-                url: url.to_string(),
-                sha256,
-                size: f.size,
-                core_metadata,
-                yanked,
-                requires_python: f.requires_python.clone(),
-                priority,
-            };
+            // The best file of each version: not yanked, best tag, then name.
             match candidates.get_mut(&version) {
                 Some(c) => {
-                    let better = (file.yanked.is_some(), file.priority, &file.filename)
-                        < (
-                            c.wheel.yanked.is_some(),
-                            c.wheel.priority,
-                            &c.wheel.filename,
-                        );
-                    if better {
+                    let key = |w: &WheelFile| (w.yanked.is_some(), w.priority, w.filename.clone());
+                    if key(&file) < key(&c.wheel) {
                         c.wheel = file;
                     }
                 }
@@ -449,6 +329,112 @@ impl Index {
             rejected,
             file_count,
         })
+    }
+
+    /// What the target makes of one file of a project page. A hash that is
+    /// not 64 hex digits is an error: the page is broken or hostile.
+    fn classify(&self, page_url: &Url, f: FileJson) -> Result<Verdict, IndexError> {
+        let reject = |version: Option<Version>, reason: String| {
+            Ok(Verdict::Rejected(Rejected {
+                version,
+                filename: f.filename.clone(),
+                reason,
+            }))
+        };
+        // The name becomes a path in the bundle: it must be a plain file name.
+        if f.filename.is_empty()
+            || f.filename.starts_with('.')
+            || f.filename.contains(['/', '\\', '\0'])
+        {
+            return reject(None, "not a plain file name".into());
+        }
+        let parsed = WheelName::parse(&f.filename);
+        let version = match &parsed {
+            Some(wheel) => match Version::from_str(&wheel.version) {
+                Ok(v) => v,
+                Err(_) => return Ok(Verdict::Ignored),
+            },
+            None => match sdist_version(&f.filename) {
+                Some(v) if self.builds(&f.filename) => v,
+                Some(v) => {
+                    return reject(
+                        Some(v),
+                        "source distribution (wheels only; see sdists = \"build\")".into(),
+                    )
+                }
+                None => {
+                    let kind = f.filename.rsplit('.').next().unwrap_or("");
+                    return reject(None, format!("not a wheel (.{kind})"));
+                }
+            },
+        };
+        if let (Some(cutoff), Some(uploaded)) = (&self.exclude_newer, &f.upload_time) {
+            if !uploaded_before(uploaded, cutoff) {
+                return reject(
+                    Some(version),
+                    format!("uploaded {uploaded}, after exclude_newer {cutoff}"),
+                );
+            }
+        }
+        let priority = match &parsed {
+            // An sdist is the last resort for its version.
+            None => usize::MAX,
+            Some(wheel) => match self.tags.priority(wheel) {
+                Some(p) => p,
+                None => {
+                    return reject(
+                        Some(version),
+                        format!(
+                            "tag {}-{}-{} does not fit the target",
+                            wheel.python.join("."),
+                            wheel.abi.join("."),
+                            wheel.platform.join(".")
+                        ),
+                    )
+                }
+            },
+        };
+        if let Some(rp) = f.requires_python.as_deref() {
+            if python_excluded(rp, &self.python) {
+                return reject(
+                    Some(version),
+                    format!("Requires-Python {rp} excludes Python {}", self.python),
+                );
+            }
+        }
+        let Ok(mut url) = page_url.join(&f.url) else {
+            return Ok(Verdict::Ignored);
+        };
+        url.set_fragment(None);
+        let (sha256, core_metadata) = file_hashes(page_url, &f)?;
+        if sha256.is_none() && !self.fetcher.allow_unhashed() {
+            return reject(
+                Some(version),
+                "the index gives no sha256 (pass --allow-unhashed to accept it)".into(),
+            );
+        }
+        let yanked = match &f.yanked {
+            Some(BoolOrString::Bool(true)) => Some(String::new()),
+            Some(BoolOrString::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let file = WheelFile {
+            filename: f.filename.clone(),
+            sdist: parsed.is_none(),
+            url: url.to_string(),
+            sha256,
+            size: f.size,
+            core_metadata,
+            yanked,
+            requires_python: f.requires_python.clone(),
+            priority,
+        };
+        Ok(Verdict::Usable(version, file))
+    }
+
+    /// Whether an sdist of this name can be built here.
+    fn builds(&self, filename: &str) -> bool {
+        self.sdists.is_some() && (filename.ends_with(".tar.gz") || filename.ends_with(".zip"))
     }
 
     /// Core metadata of a wheel (memoized; cached on disk).
@@ -682,6 +668,44 @@ fn check_identity(meta: &Metadata, file: &str) -> Result<(), IndexError> {
         Some(v) => Err(mismatch("Version", v, &wheel.version)),
         None => Err(mismatch("Version", "(none)", &wheel.version)),
     }
+}
+
+/// What the target makes of one file of a project page.
+enum Verdict {
+    Usable(Version, WheelFile),
+    Rejected(Rejected),
+    /// Not a file the target could use, and not worth a line in the report.
+    Ignored,
+}
+
+/// The file's sha256 and its PEP 658 metadata hash, each only as 64 hex
+/// digits; anything else is an error naming the page and the file.
+type FileHashes = (Option<Sha256>, Option<Option<Sha256>>);
+
+fn file_hashes(page_url: &Url, f: &FileJson) -> Result<FileHashes, IndexError> {
+    let bad_hash = |what, source| IndexError::BadHash {
+        url: page_url.to_string(),
+        file: f.filename.clone(),
+        what,
+        source,
+    };
+    let core_metadata = match &f.core_metadata {
+        Some(BoolOrHashes::Bool(true)) => Some(None),
+        Some(BoolOrHashes::Hashes(h)) => Some(
+            h.get("sha256")
+                .map(|v| Sha256::parse(v))
+                .transpose()
+                .map_err(|e| bad_hash("core-metadata sha256", e))?,
+        ),
+        _ => None,
+    };
+    let sha256 = f
+        .hashes
+        .get("sha256")
+        .map(|v| Sha256::parse(v))
+        .transpose()
+        .map_err(|e| bad_hash("sha256", e))?;
+    Ok((sha256, core_metadata))
 }
 
 enum RangeOutcome {

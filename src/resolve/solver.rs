@@ -454,38 +454,8 @@ pub async fn resolve(
     .expect("resolver thread panicked");
     let solution = match result.map_err(|e| *e) {
         Ok(s) => s,
-        Err(PubGrubError::NoSolution(mut tree)) => {
-            let mut missing = HashMap::new();
-            let mut needs = Vec::new();
-            walk_tree(&tree, &mut missing, &mut needs);
-            tree.collapse_no_versions();
-            let mut report = tidy_report(&DefaultStringReporter::report(&tree), &target.name);
-            let preinstalled_conflict = tree.packages().iter().any(|p| matches!(p, Pkg::Target(_)));
-            append_preinstalled(&mut report, target, &needs);
-            // Packages with no usable file at all are the likeliest root
-            // causes: list them first.
-            let mut listed = Vec::new();
-            for (p, range) in missing {
-                if let Pkg::Name(n) | Pkg::Extra(n, _) = &p {
-                    if let Ok(project) = index.project(n).await {
-                        listed.push((
-                            !project.candidates.is_empty(),
-                            p.to_string(),
-                            project,
-                            range,
-                        ));
-                    }
-                }
-            }
-            listed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-            for (_, _, project, range) in &listed {
-                append_rejections(&mut report, project, range);
-            }
-            return Err(ResolveError::NoSolution {
-                target: target.name.clone(),
-                report,
-                preinstalled_conflict,
-            });
+        Err(PubGrubError::NoSolution(tree)) => {
+            return Err(no_solution(tree, &index, target).await);
         }
         Err(PubGrubError::ErrorChoosingVersion { source, .. })
         | Err(PubGrubError::ErrorRetrievingDependencies { source, .. })
@@ -499,26 +469,8 @@ pub async fn resolve(
         }
     };
     let versions: HashMap<Pkg, Version> = solution.into_iter().collect();
-    // Walk from the request through the recorded edges of the chosen versions.
     let edges = provider.edges.lock().expect("poisoned").clone();
-    let mut seen: BTreeSet<PackageName> = BTreeSet::new();
-    let mut queue: VecDeque<Pkg> = VecDeque::from([Pkg::Root]);
-    let mut visited: HashSet<Pkg> = HashSet::new();
-    while let Some(node) = queue.pop_front() {
-        if !visited.insert(node.clone()) {
-            continue;
-        }
-        let Some(v) = versions.get(&node) else {
-            continue;
-        };
-        for (dep, extras) in edges.get(&(node.clone(), v.clone())).into_iter().flatten() {
-            seen.insert(dep.clone());
-            queue.push_back(Pkg::Name(dep.clone()));
-            for e in extras {
-                queue.push_back(Pkg::Extra(dep.clone(), e.clone()));
-            }
-        }
-    }
+    let seen = reachable(&versions, &edges);
     let mut packages = Vec::new();
     let mut excluded = Vec::new();
     for name in seen {
@@ -542,6 +494,65 @@ pub async fn resolve(
         });
     }
     Ok(Resolution { packages, excluded })
+}
+
+/// The packages the request reaches through the recorded edges of the
+/// chosen versions.
+fn reachable(versions: &HashMap<Pkg, Version>, edges: &Edges) -> BTreeSet<PackageName> {
+    let mut seen: BTreeSet<PackageName> = BTreeSet::new();
+    let mut queue: VecDeque<Pkg> = VecDeque::from([Pkg::Root]);
+    let mut visited: HashSet<Pkg> = HashSet::new();
+    while let Some(node) = queue.pop_front() {
+        if !visited.insert(node.clone()) {
+            continue;
+        }
+        let Some(v) = versions.get(&node) else {
+            continue;
+        };
+        for (dep, extras) in edges.get(&(node.clone(), v.clone())).into_iter().flatten() {
+            seen.insert(dep.clone());
+            queue.push_back(Pkg::Name(dep.clone()));
+            for e in extras {
+                queue.push_back(Pkg::Extra(dep.clone(), e.clone()));
+            }
+        }
+    }
+    seen
+}
+
+/// The report of a resolution that has no solution: PubGrub's derivation,
+/// what the target has preinstalled, then why each package with no usable
+/// file was refused (those first: the likeliest root causes).
+async fn no_solution(mut tree: Tree, index: &Index, target: &Target) -> ResolveError {
+    let mut missing = HashMap::new();
+    let mut needs = Vec::new();
+    walk_tree(&tree, &mut missing, &mut needs);
+    tree.collapse_no_versions();
+    let mut report = tidy_report(&DefaultStringReporter::report(&tree), &target.name);
+    let preinstalled_conflict = tree.packages().iter().any(|p| matches!(p, Pkg::Target(_)));
+    append_preinstalled(&mut report, target, &needs);
+    let mut listed = Vec::new();
+    for (p, range) in missing {
+        if let Pkg::Name(n) | Pkg::Extra(n, _) = &p {
+            if let Ok(project) = index.project(n).await {
+                listed.push((
+                    !project.candidates.is_empty(),
+                    p.to_string(),
+                    project,
+                    range,
+                ));
+            }
+        }
+    }
+    listed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    for (_, _, project, range) in &listed {
+        append_rejections(&mut report, project, range);
+    }
+    ResolveError::NoSolution {
+        target: target.name.clone(),
+        report,
+        preinstalled_conflict,
+    }
 }
 
 type Tree = pubgrub::DerivationTree<Pkg, Range, String>;

@@ -196,6 +196,60 @@ fn github_repo(url: &str) -> Option<(String, String)> {
     Some((parts.next()?.to_string(), parts.next()?.to_string()))
 }
 
+/// The latest release of a github.com project, from the releases API:
+/// its version and the asset's URL.
+async fn latest_release(
+    r: &Release,
+    target: &Target,
+    fetcher: &Fetcher,
+    github_api: &str,
+) -> Result<(String, String), ReleaseError> {
+    let (owner, repo) = github_repo(&r.url).ok_or_else(|| ReleaseError::LatestNotGithub {
+        name: r.name.clone(),
+        url: r.url.clone(),
+    })?;
+    let api = format!(
+        "{}/repos/{owner}/{repo}/releases/latest",
+        github_api.trim_end_matches('/')
+    );
+    // GITHUB_TOKEN lifts the API's low anonymous rate limit.
+    let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
+    let body = fetcher
+        .get_with_token(&api, Some("application/vnd.github+json"), token.as_deref())
+        .await?;
+    #[derive(Deserialize)]
+    struct Asset {
+        name: String,
+        browser_download_url: String,
+    }
+    #[derive(Deserialize)]
+    struct Latest {
+        tag_name: String,
+        #[serde(default)]
+        assets: Vec<Asset>,
+    }
+    let latest: Latest = serde_json::from_slice(&body).map_err(|e| ReleaseError::Latest {
+        name: r.name.clone(),
+        url: api.clone(),
+        message: e.to_string(),
+    })?;
+    let version = latest
+        .tag_name
+        .strip_prefix('v')
+        .unwrap_or(&latest.tag_name)
+        .to_string();
+    // The release lists where its assets are served; prefer that URL.
+    let templated = expand(&r.name, &r.url, &version, target.arch, None)?;
+    let file = templated.rsplit('/').next().unwrap_or(&templated);
+    let url = latest
+        .assets
+        .iter()
+        .find(|a| a.name == file)
+        .map(|a| a.browser_download_url.clone())
+        .unwrap_or(templated);
+    Ok((version, url))
+}
+
 /// Pin a release: expand its URL and find its sha256.
 pub async fn plan_release(
     r: &Release,
@@ -218,50 +272,7 @@ pub async fn plan_release(
         )?;
     }
     let (version, url) = if r.version == "latest" {
-        let (owner, repo) = github_repo(&r.url).ok_or_else(|| ReleaseError::LatestNotGithub {
-            name: r.name.clone(),
-            url: r.url.clone(),
-        })?;
-        let api = format!(
-            "{}/repos/{owner}/{repo}/releases/latest",
-            github_api.trim_end_matches('/')
-        );
-        // GITHUB_TOKEN lifts the API's low anonymous rate limit.
-        let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
-        let body = fetcher
-            .get_with_token(&api, Some("application/vnd.github+json"), token.as_deref())
-            .await?;
-        #[derive(Deserialize)]
-        struct Asset {
-            name: String,
-            browser_download_url: String,
-        }
-        #[derive(Deserialize)]
-        struct Latest {
-            tag_name: String,
-            #[serde(default)]
-            assets: Vec<Asset>,
-        }
-        let latest: Latest = serde_json::from_slice(&body).map_err(|e| ReleaseError::Latest {
-            name: r.name.clone(),
-            url: api.clone(),
-            message: e.to_string(),
-        })?;
-        let version = latest
-            .tag_name
-            .strip_prefix('v')
-            .unwrap_or(&latest.tag_name)
-            .to_string();
-        // The release lists where its assets are served; prefer that URL.
-        let templated = expand(&r.name, &r.url, &version, target.arch, None)?;
-        let file = templated.rsplit('/').next().unwrap_or(&templated);
-        let url = latest
-            .assets
-            .iter()
-            .find(|a| a.name == file)
-            .map(|a| a.browser_download_url.clone())
-            .unwrap_or(templated);
-        (version, url)
+        latest_release(r, target, fetcher, github_api).await?
     } else {
         let url = expand(&r.name, &r.url, &r.version, target.arch, None)?;
         (r.version.clone(), url)
@@ -333,25 +344,7 @@ pub fn extract(
         },
     };
     std::fs::create_dir_all(dest_dir).map_err(io(dest_dir))?;
-    // Each wanted file becomes bin/<basename>: two with one basename would
-    // overwrite each other.
-    let mut bases: BTreeMap<String, String> = BTreeMap::new();
-    let wanted_files: Vec<String> = if release.archive == ArchiveKind::Bare {
-        vec![release.files.first().cloned().unwrap_or(name.clone())]
-    } else {
-        release.files.clone()
-    };
-    for want in &wanted_files {
-        let base = safe_basename(name, want)?;
-        if let Some(first) = bases.insert(base.clone(), want.clone()) {
-            return Err(ReleaseError::SameBasename {
-                name: name.clone(),
-                first,
-                second: want.clone(),
-                base,
-            });
-        }
-    }
+    let bases = wanted_basenames(release)?;
     if release.archive == ArchiveKind::Bare {
         let base = bases.into_keys().next().expect("one file");
         let dest = dest_dir.join(&base);
@@ -361,46 +354,10 @@ pub fn extract(
     }
     let limits = crate::archive::Limits::from_env();
     let listing = archive::list(release.archive, asset, limits).map_err(archive_err)?;
-    // wanted member (after links) -> basenames it becomes
-    let mut sources: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
-    for (base, want) in &bases {
-        let wanted = safe_member_path(want).map_err(|why| ReleaseError::Unsafe {
-            name: name.clone(),
-            member: want.clone(),
-            why,
-        })?;
-        let found = if listing.members.contains_key(&wanted) {
-            Some(wanted.clone())
-        } else {
-            let mut by_name = listing
-                .members
-                .keys()
-                .filter(|k| k.file_name() == wanted.file_name());
-            match (by_name.next(), by_name.next()) {
-                (Some(one), None) => Some(one.clone()),
-                _ => None,
-            }
-        };
-        let missing = |member: String, available: Vec<String>| ReleaseError::MissingMember {
-            name: name.clone(),
-            member,
-            available,
-        };
-        let Some(key) = found else {
-            let available = listing
-                .members
-                .keys()
-                .take(20)
-                .map(|k| k.display().to_string())
-                .collect();
-            return Err(missing(want.clone(), available));
-        };
-        let file = listing
-            .resolve(&key)
-            .map_err(archive_err)?
-            .ok_or_else(|| missing(key.display().to_string(), Vec::new()))?;
-        sources.entry(file).or_default().push(base.clone());
-    }
+    let sources = locate_members(release, &listing, &bases).map_err(|e| match e {
+        Located::Release(e) => e,
+        Located::Archive(e) => archive_err(e),
+    })?;
     let mut written = Vec::new();
     archive::stream_files(
         release.archive,
@@ -426,6 +383,90 @@ pub fn extract(
     }
     written.sort();
     Ok(written)
+}
+
+/// Each wanted file becomes `bin/<basename>`: basename → the `files`
+/// entry. Two with one basename would overwrite each other: an error.
+fn wanted_basenames(release: &PlannedRelease) -> Result<BTreeMap<String, String>, ReleaseError> {
+    let name = &release.name;
+    let wanted: Vec<String> = if release.archive == ArchiveKind::Bare {
+        vec![release.files.first().cloned().unwrap_or(name.clone())]
+    } else {
+        release.files.clone()
+    };
+    let mut bases = BTreeMap::new();
+    for want in &wanted {
+        let base = safe_basename(name, want)?;
+        if let Some(first) = bases.insert(base.clone(), want.clone()) {
+            return Err(ReleaseError::SameBasename {
+                name: name.clone(),
+                first,
+                second: want.clone(),
+                base,
+            });
+        }
+    }
+    Ok(bases)
+}
+
+enum Located {
+    Release(ReleaseError),
+    Archive(ArchiveError),
+}
+
+/// The archive member (after following links) each wanted file comes from:
+/// member → the basenames it becomes. A file is found by its path, or by
+/// its name when one member alone has it.
+fn locate_members(
+    release: &PlannedRelease,
+    listing: &archive::Listing,
+    bases: &BTreeMap<String, String>,
+) -> Result<BTreeMap<PathBuf, Vec<String>>, Located> {
+    let name = &release.name;
+    let mut sources: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    for (base, want) in bases {
+        let wanted = safe_member_path(want).map_err(|why| {
+            Located::Release(ReleaseError::Unsafe {
+                name: name.clone(),
+                member: want.clone(),
+                why,
+            })
+        })?;
+        let found = if listing.members.contains_key(&wanted) {
+            Some(wanted.clone())
+        } else {
+            let mut by_name = listing
+                .members
+                .keys()
+                .filter(|k| k.file_name() == wanted.file_name());
+            match (by_name.next(), by_name.next()) {
+                (Some(one), None) => Some(one.clone()),
+                _ => None,
+            }
+        };
+        let missing = |member: String, available: Vec<String>| {
+            Located::Release(ReleaseError::MissingMember {
+                name: name.clone(),
+                member,
+                available,
+            })
+        };
+        let Some(key) = found else {
+            let available = listing
+                .members
+                .keys()
+                .take(20)
+                .map(|k| k.display().to_string())
+                .collect();
+            return Err(missing(want.clone(), available));
+        };
+        let file = listing
+            .resolve(&key)
+            .map_err(Located::Archive)?
+            .ok_or_else(|| missing(key.display().to_string(), Vec::new()))?;
+        sources.entry(file).or_default().push(base.clone());
+    }
+    Ok(sources)
 }
 
 fn safe_basename(name: &str, member: &str) -> Result<String, ReleaseError> {

@@ -347,12 +347,29 @@ async fn run_steps(
     target: &Target,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Step>, VerifyError> {
-    let up = target.upload_dir.trim_end_matches('/').to_string();
-    let home_dir = format!("{up}/{}", bundle.name);
     let timeout = Some(Duration::from_secs(target.command_timeout_s));
-    let mut steps = Vec::new();
+    let mut steps = vec![upload(c, bundle, target, reporter).await?];
+    for step in prompt_steps(c, bundle, target, timeout, reporter).await? {
+        let ok = step.ok;
+        steps.push(step);
+        if !ok {
+            return Ok(steps);
+        }
+    }
+    steps.extend(check_steps(c, bundle, target, timeout, reporter).await?);
+    steps.extend(import_steps(c, bundle, timeout, reporter).await?);
+    Ok(steps)
+}
 
-    // 1. Upload, as a user does: the files land in the upload folder.
+/// Step 1. Upload, as a user does: the files land in the upload folder, owned
+/// by the sandbox user.
+async fn upload(
+    c: &Container,
+    bundle: &Bundle,
+    target: &Target,
+    reporter: &dyn Reporter,
+) -> Result<Step, VerifyError> {
+    let up = target.upload_dir.trim_end_matches('/').to_string();
     let started = Instant::now();
     let names: Vec<String> = bundle
         .uploads
@@ -361,7 +378,6 @@ async fn run_steps(
         .filter(|n| !n.contains('/'))
         .collect();
     reporter.step("uploading");
-    // Uploaded files belong to the sandbox user.
     let ids = c
         .run_ok("id -u; id -g", "id", &ExecOptions::default())
         .await?;
@@ -375,7 +391,7 @@ async fn run_steps(
         message: e.to_string(),
     })?;
     c.copy_in(&up, tar).await?;
-    steps.push(Step {
+    Ok(Step {
         name: "upload".into(),
         ok: true,
         seconds: started.elapsed().as_secs_f64(),
@@ -385,10 +401,19 @@ async fn run_steps(
         } else {
             format!("{} into {up}", names.join(", "))
         },
-    });
+    })
+}
 
-    // 2-3. What PROMPT.txt tells the sandbox to run: unpack, then install.py
-    // (its checks run below, one step each).
+/// Steps 2-3. What PROMPT.txt tells the sandbox to run: unpack (for an archive),
+/// then install.py (its checks run as steps of their own).
+async fn prompt_steps(
+    c: &Container,
+    bundle: &Bundle,
+    target: &Target,
+    timeout: Option<Duration>,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Step>, VerifyError> {
+    let up = target.upload_dir.trim_end_matches('/').to_string();
     let Some((unpack, install)) = prompt_code(&bundle.prompt) else {
         return Err(VerifyError::NotABundle {
             path: bundle.dir.clone(),
@@ -417,30 +442,35 @@ async fn run_steps(
     }
     let (shown, script) = python("install", &install);
     programs.push(("install.py".into(), script, Some(shown)));
+    let mut steps = Vec::new();
     for (name, script, shown) in programs {
-        let step = run_step(
-            c,
-            &name,
-            &script,
-            shown,
-            timeout,
-            &["BUNDLE_INSTALL_NO_CHECK=1"],
-            reporter,
-        )
-        .await?;
+        let env = ["BUNDLE_INSTALL_NO_CHECK=1"];
+        let step = run_step(c, &name, &script, shown, timeout, &env, reporter).await?;
         let ok = step.ok;
         steps.push(step);
         if !ok {
-            return Ok(steps);
+            break;
         }
     }
+    Ok(steps)
+}
 
-    // 4. The recipe's checks, and an import of each top-level wheel.
+/// Step 4. The recipe's checks, each a step.
+async fn check_steps(
+    c: &Container,
+    bundle: &Bundle,
+    target: &Target,
+    timeout: Option<Duration>,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Step>, VerifyError> {
+    let up = target.upload_dir.trim_end_matches('/').to_string();
+    let home_dir = format!("{up}/{}", bundle.name);
     let env_path = format!(
         "export PATH={bin}:$HOME/.local/bin:/usr/local/bin:$PATH; cd {home}; ",
         bin = sh_quote(&format!("{home_dir}/bin")),
         home = sh_quote(&home_dir)
     );
+    let mut steps = Vec::new();
     for check in &bundle.manifest.checks {
         let mut step = run_step(
             c,
@@ -460,6 +490,16 @@ async fn run_steps(
         }
         steps.push(step);
     }
+    Ok(steps)
+}
+
+/// Step 5. `import <module>` for each top-level wheel the bundle was asked for.
+async fn import_steps(
+    c: &Container,
+    bundle: &Bundle,
+    timeout: Option<Duration>,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Step>, VerifyError> {
     let top: BTreeSet<String> = bundle
         .manifest
         .requirements
@@ -467,6 +507,7 @@ async fn run_steps(
         .filter_map(|r| Requirement::<VerbatimUrl>::from_str(r).ok())
         .map(|r| r.name.to_string())
         .collect();
+    let mut steps = Vec::new();
     for f in bundle
         .manifest
         .files
@@ -480,23 +521,24 @@ async fn run_steps(
         if !top.is_empty() && !top.contains(&normalized) {
             continue;
         }
-        for module in top_level_modules(&bundle.dir.join(&f.path))
+        let Some(module) = top_level_modules(&bundle.dir.join(&f.path))
             .into_iter()
-            .take(1)
-        {
-            let code = format!("import {module}");
-            let step = run_step(
-                c,
-                &format!("import {module}"),
-                &format!("cd /tmp && python3 -c {}", sh_quote(&code)),
-                Some(format!("python3 -c '{code}'")),
-                timeout,
-                &[],
-                reporter,
-            )
-            .await?;
-            steps.push(step);
-        }
+            .next()
+        else {
+            continue;
+        };
+        let code = format!("import {module}");
+        let step = run_step(
+            c,
+            &format!("import {module}"),
+            &format!("cd /tmp && python3 -c {}", sh_quote(&code)),
+            Some(format!("python3 -c '{code}'")),
+            timeout,
+            &[],
+            reporter,
+        )
+        .await?;
+        steps.push(step);
     }
     Ok(steps)
 }
@@ -542,26 +584,19 @@ async fn run_step(
     })
 }
 
-/// The sandbox image plus the preinstalled packages this bundle relies on
-/// (those the resolution left out, and their own dependencies, at the
-/// target's versions), installed from wheels fetched for the target.
-async fn preinstalled_image(
-    engine: &Engine,
+/// The wheels of the preinstalled packages the bundle relies on: the
+/// excluded pins resolved from scratch, then whatever else the target has
+/// pinned to its version, until nothing changes.
+async fn preinstalled_wheels(
     target: &Target,
     manifest: &Manifest,
-    base: &str,
     fetcher: &Arc<Fetcher>,
     options: &VerifyOptions,
-) -> Result<String, VerifyError> {
-    if manifest.excluded.is_empty() {
-        return Ok(base.to_string());
-    }
+) -> Result<Vec<crate::resolve::Resolved>, VerifyError> {
     let failed = |message: String| VerifyError::Preinstalled {
         target: target.name.clone(),
         message,
     };
-    // Resolve the excluded pins from scratch, then pin whatever else the
-    // target has to its version, until nothing changes.
     let mut pins: Vec<String> = manifest
         .excluded
         .iter()
@@ -592,6 +627,28 @@ async fn preinstalled_image(
         }
         pins.extend(more);
     }
+    Ok(wheels)
+}
+
+/// The sandbox image plus the preinstalled packages this bundle relies on
+/// (those the resolution left out, and their own dependencies, at the
+/// target's versions), installed from wheels fetched for the target.
+async fn preinstalled_image(
+    engine: &Engine,
+    target: &Target,
+    manifest: &Manifest,
+    base: &str,
+    fetcher: &Arc<Fetcher>,
+    options: &VerifyOptions,
+) -> Result<String, VerifyError> {
+    if manifest.excluded.is_empty() {
+        return Ok(base.to_string());
+    }
+    let failed = |message: String| VerifyError::Preinstalled {
+        target: target.name.clone(),
+        message,
+    };
+    let wheels = preinstalled_wheels(target, manifest, fetcher, options).await?;
     let mut files = Vec::new();
     let mut hashes = Vec::new();
     for w in &wheels {
