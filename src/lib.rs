@@ -24,6 +24,7 @@ pub mod assemble;
 pub mod check;
 pub mod config;
 pub mod docker;
+pub mod error;
 pub mod fetch;
 pub mod fsutil;
 pub mod model;
@@ -33,8 +34,10 @@ pub mod resolve;
 pub mod stage;
 pub mod verify;
 
+pub use error::Diagnose;
+
 use config::{recipe, target};
-use resolve::index;
+
 use stage::{apt, release};
 
 /// Any failure of a `bundle` command.
@@ -64,6 +67,14 @@ pub enum Error {
     Sdist(#[from] stage::sdist::SdistError),
     #[error("{0}")]
     Usage(String),
+    /// The pipeline's own file work: staging, lock files, the cache folder.
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Stopped by a signal (SIGINT, SIGTERM, SIGHUP); the exit code is 128
     /// plus its number, as shells report it.
     #[error("interrupted by {name}")]
@@ -71,35 +82,37 @@ pub enum Error {
 }
 
 impl Error {
-    /// 0 ok; 1 the work failed; 2 bad usage or input; 130 interrupted.
-    pub fn exit_code(&self) -> i32 {
+    /// The error of the stage that failed (None for usage and signals).
+    fn stage(&self) -> Option<&dyn Diagnose> {
+        Some(match self {
+            Error::Recipe(e) => e,
+            Error::Target(e) => e,
+            Error::Plan(e) => e,
+            Error::Fetch(e) => e,
+            Error::Release(e) => e,
+            Error::Check(e) => e,
+            Error::Assemble(e) => e,
+            Error::Docker(e) => e,
+            Error::Apt(e) => e,
+            Error::Verify(e) => e,
+            Error::Sdist(e) => e,
+            Error::Usage(_) | Error::Interrupted { .. } | Error::Io { .. } => return None,
+        })
+    }
+}
+
+impl Diagnose for Error {
+    /// 0 ok; 1 the work failed; 2 bad usage or input; 128 + n for signal n.
+    fn exit_code(&self) -> i32 {
         match self {
-            Error::Recipe(_) | Error::Target(_) | Error::Usage(_) => 2,
-            Error::Release(e) if e.is_bad_input() => 2,
-            Error::Plan(pipeline::PlanError::Release(e)) if e.is_bad_input() => 2,
-            Error::Plan(pipeline::PlanError::Resolve(resolve::ResolveError::Unsupported(_))) => 2,
-            Error::Plan(pipeline::PlanError::Index(index::IndexError::BadIndexUrl(_))) => 2,
+            Error::Usage(_) => error::BAD_INPUT,
             Error::Interrupted { number, .. } => 128 + number,
-            Error::Plan(pipeline::PlanError::Resolve(resolve::ResolveError::Cancelled)) => 130,
-            _ => 1,
+            Error::Io { .. } => error::WORK_FAILED,
+            _ => self.stage().map_or(error::WORK_FAILED, |e| e.exit_code()),
         }
     }
 
-    /// A suggestion for the user, when there is one.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Error::Recipe(e) => e.hint(),
-            Error::Target(e) => e.hint(),
-            Error::Plan(e) => e.hint(),
-            Error::Fetch(e) => e.hint(),
-            Error::Release(e) => e.hint(),
-            Error::Check(e) => e.hint(),
-            Error::Assemble(e) => e.hint(),
-            Error::Docker(e) => e.hint(),
-            Error::Apt(e) => e.hint(),
-            Error::Verify(e) => e.hint(),
-            Error::Sdist(e) => e.hint(),
-            Error::Usage(_) | Error::Interrupted { .. } => None,
-        }
+    fn hint(&self) -> Option<String> {
+        self.stage().and_then(|e| e.hint())
     }
 }

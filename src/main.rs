@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use bundle::Error;
+use bundle::{Diagnose, Error};
 
 #[derive(Parser)]
 #[command(

@@ -1,5 +1,6 @@
 //! The pipeline: plan → fetch → stage → check → assemble.
 
+use crate::error::Diagnose;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -307,11 +308,10 @@ async fn fetch_all(
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| {
-        Error::Assemble(assemble::AssembleError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+    move |source| Error::Io {
+        action: "staging the bundle in",
+        path: path.to_path_buf(),
+        source,
     }
 }
 
@@ -614,8 +614,16 @@ pub enum PlanError {
     Index(#[from] crate::resolve::index::IndexError),
 }
 
-impl PlanError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for PlanError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            PlanError::Resolve(e) => e.exit_code(),
+            PlanError::Release(e) => e.exit_code(),
+            PlanError::Index(e) => e.exit_code(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
         match self {
             PlanError::Resolve(e) => e.hint(),
             PlanError::Release(e) => e.hint(),

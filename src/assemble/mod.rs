@@ -1,6 +1,7 @@
 //! The `assemble` stage: manifest, installer, prompt, and deterministic
 //! archives, written to a temporary path and renamed into place.
 
+use crate::error::Diagnose;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -31,8 +32,8 @@ pub enum AssembleError {
     },
 }
 
-impl AssembleError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for AssembleError {
+    fn hint(&self) -> Option<String> {
         match self {
             AssembleError::TooLarge { .. } => {
                 Some("use --format dir and upload the files one by one".into())

@@ -1,6 +1,7 @@
 //! The `check` stage: read every ELF file (including the shared objects
 //! inside wheels) and judge whether it can run on the target.
 
+use crate::error::Diagnose;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -65,8 +66,8 @@ pub enum CheckError {
     },
 }
 
-impl CheckError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for CheckError {
+    fn hint(&self) -> Option<String> {
         match self {
             CheckError::Incompatible { .. } | CheckError::Inspect { .. } => Some(
                 "use a build made for the target's architecture and glibc (a static, musl or manylinux build), or pass another --target".into(),

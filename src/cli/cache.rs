@@ -32,11 +32,10 @@ pub fn run(command: CacheCmd) -> Result<(), Error> {
         }
         CacheCmd::Clean => {
             let info = cache.info();
-            cache.clean().map_err(|source| {
-                Error::Assemble(bundle::assemble::AssembleError::Io {
-                    path: cache.root().to_path_buf(),
-                    source,
-                })
+            cache.clean().map_err(|source| Error::Io {
+                action: "removing the cache",
+                path: cache.root().to_path_buf(),
+                source,
             })?;
             eprintln!("removed {} files ({})", info.files, human_size(info.bytes));
         }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use bundle::fetch::cache::Cache;
 use bundle::pipeline as build;
 use bundle::Error;
 
@@ -97,19 +96,11 @@ pub async fn lock(args: LockArgs, quiet: bool, cancel: Arc<AtomicBool>) -> Resul
     let path = output.unwrap_or_else(|| PathBuf::from(format!("{}.lock.json", plan.name)));
     let mut text = serde_json::to_string_pretty(&plan).expect("serializable");
     text.push('\n');
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    Cache::new(&dir)
-        .write_atomic(&path, text.as_bytes())
-        .map_err(|source| {
-            Error::Assemble(bundle::assemble::AssembleError::Io {
-                path: path.clone(),
-                source,
-            })
-        })?;
+    bundle::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| Error::Io {
+        action: "writing the lock file",
+        path: path.clone(),
+        source,
+    })?;
     if !quiet {
         eprintln!(
             "Locked {} ({} wheels, {} releases) in {}",

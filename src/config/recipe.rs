@@ -2,6 +2,7 @@
 //! and are compiled into the binary; a `recipes/<name>.toml` in the working
 //! directory (or `--recipes DIR`) takes precedence.
 
+use crate::error::Diagnose;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -47,8 +48,12 @@ pub enum RecipeError {
     BadRequirement { arg: String, message: String },
 }
 
-impl RecipeError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for RecipeError {
+    fn exit_code(&self) -> i32 {
+        crate::error::BAD_INPUT
+    }
+
+    fn hint(&self) -> Option<String> {
         match self {
             RecipeError::Toml(_) | RecipeError::Invalid { .. } => {
                 Some("the recipe format is in the README, under Formats; `bundle recipes` lists the built-in ones".into())

@@ -1,5 +1,6 @@
 //! Target profiles: the machine a bundle must run on.
 
+use crate::error::Diagnose;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -53,8 +54,12 @@ pub enum TargetError {
     Invalid { file: String, message: String },
 }
 
-impl TargetError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for TargetError {
+    fn exit_code(&self) -> i32 {
+        crate::error::BAD_INPUT
+    }
+
+    fn hint(&self) -> Option<String> {
         match self {
             TargetError::Unknown { known, .. } => Some(format!(
                 "known targets: {}; or pass the path of a target .toml file (see `bundle targets`)",

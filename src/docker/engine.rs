@@ -14,6 +14,7 @@
 //! - on connecting, [`Engine::connect`] removes containers whose owner on
 //!   this machine is no longer alive (a daemon that missed the close).
 
+use crate::error::Diagnose;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::sync::Mutex;
@@ -122,12 +123,14 @@ pub enum DockerError {
         image: String,
         seconds: u64,
     },
+    #[error("the pull of {image} finished, but the daemon does not have it")]
+    PulledButMissing { image: String },
     #[error("reading {path} from the container: {message}")]
     Archive { path: String, message: String },
 }
 
-impl DockerError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for DockerError {
+    fn hint(&self) -> Option<String> {
         match self {
             DockerError::Unreachable { .. } => Some(
                 "install Docker (e.g. `apt-get install docker.io`) and start `dockerd`, or point DOCKER_HOST at a daemon; PyPI-only and release-only recipes do not need it".into(),
@@ -382,9 +385,8 @@ impl Engine {
         }
         self.image_id(image)
             .await?
-            .ok_or_else(|| DockerError::Archive {
-                path: image.to_string(),
-                message: "the pull finished but the image is not there".into(),
+            .ok_or_else(|| DockerError::PulledButMissing {
+                image: image.to_string(),
             })
     }
 

@@ -2,6 +2,7 @@
 //! streaming to disk while hashing, and the content-addressed cache.
 //! Nothing unverified leaves here: cached files are checked before use.
 
+use crate::error::Diagnose;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -80,8 +81,8 @@ pub enum FetchError {
     Client(#[source] reqwest::Error),
 }
 
-impl FetchError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for FetchError {
+    fn hint(&self) -> Option<String> {
         match self {
             FetchError::Http { .. } => Some(
                 "check the network and the URL (for the package index: --index-url or PIP_INDEX_URL); behind a TLS-intercepting proxy, point SSL_CERT_FILE at its CA".into(),

@@ -1,6 +1,7 @@
 //! A PEP 691 (JSON simple API) index client that sees the index through the
 //! target's eyes: which wheels the target can install, and their metadata.
 
+use crate::error::Diagnose;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::str::FromStr;
@@ -52,8 +53,15 @@ pub enum IndexError {
     Build(#[from] crate::resolve::BuildError),
 }
 
-impl IndexError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for IndexError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            IndexError::BadIndexUrl(_) => crate::error::BAD_INPUT,
+            _ => crate::error::WORK_FAILED,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
         match self {
             IndexError::NotFound { .. } => Some(
                 "check the spelling; a name that is not a recipe is read as a PyPI requirement (see `bundle recipes`)".into(),

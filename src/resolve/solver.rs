@@ -5,6 +5,7 @@
 //! what the target has. Index pages and metadata are fetched in parallel
 //! ahead of the solver, which runs on a blocking thread.
 
+use crate::error::Diagnose;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -46,8 +47,17 @@ pub enum ResolveError {
     Cancelled,
 }
 
-impl ResolveError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for ResolveError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            ResolveError::Unsupported(_) => crate::error::BAD_INPUT,
+            ResolveError::Cancelled => crate::error::INTERRUPTED,
+            ResolveError::Index(e) => e.exit_code(),
+            _ => crate::error::WORK_FAILED,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
         match self {
             ResolveError::NoSolution {
                 preinstalled_conflict: true,

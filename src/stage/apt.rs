@@ -3,6 +3,7 @@
 //! the sandbox lacks, and make the binaries find those libraries by
 //! themselves (RUNPATH `$ORIGIN/../lib`, or a wrapper script).
 
+use crate::error::Diagnose;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -42,8 +43,8 @@ pub enum AptError {
     },
 }
 
-impl AptError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for AptError {
+    fn hint(&self) -> Option<String> {
         match self {
             AptError::Docker(e) => e.hint(),
             AptError::BinaryNotFound { candidates, .. } if !candidates.is_empty() => Some(format!(

@@ -1,6 +1,7 @@
 //! `[[release]]` recipes: one asset of a release, pinned by sha256, and the
 //! members of it that become `bin/<name>`.
 
+use crate::error::Diagnose;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -81,8 +82,8 @@ pub enum ReleaseError {
     },
 }
 
-impl ReleaseError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for ReleaseError {
+    fn hint(&self) -> Option<String> {
         match self {
             ReleaseError::Unpinned { actual, .. } => Some(format!(
                 "verify it, then pin it in the recipe: sha256 = \"{actual}\" (or set sha256_url = \"{{url}}.sha256sum\" where the project publishes one)"
@@ -94,16 +95,17 @@ impl ReleaseError {
         }
     }
 
-    /// Errors in the recipe itself (exit 2) rather than in the work.
-    pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
+    /// Errors in the recipe itself are bad input; the rest, failed work.
+    fn exit_code(&self) -> i32 {
+        match self {
             ReleaseError::BadPin { .. }
-                | ReleaseError::Template { .. }
-                | ReleaseError::LatestNotGithub { .. }
-                | ReleaseError::SameBasename { .. }
-                | ReleaseError::BadUrl { .. }
-        )
+            | ReleaseError::Template { .. }
+            | ReleaseError::LatestNotGithub { .. }
+            | ReleaseError::SameBasename { .. }
+            | ReleaseError::BadUrl { .. } => crate::error::BAD_INPUT,
+            ReleaseError::Fetch(e) => e.exit_code(),
+            _ => crate::error::WORK_FAILED,
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! with the image's own Python. The wheel is cached by the sdist's hash and
 //! the image it was built in.
 
+use crate::error::Diagnose;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -45,12 +46,19 @@ pub enum SdistError {
         image: String,
         output: String,
     },
-    #[error("{file}: {message}")]
-    Io { file: String, message: String },
+    #[error("{file}: {what}")]
+    Io {
+        file: String,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("building {file} wrote no wheel")]
+    NoWheel { file: String },
 }
 
-impl SdistError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for SdistError {
+    fn hint(&self) -> Option<String> {
         match self {
             SdistError::Docker(e) => e.hint(),
             SdistError::Fetch(e) => e.hint(),
@@ -166,18 +174,20 @@ impl SdistBuilder {
         let result = async {
             let mut files = Vec::new();
             let read = |p: &Path| {
-                std::fs::read(p).map_err(|e| SdistError::Io {
+                std::fs::read(p).map_err(|source| SdistError::Io {
                     file: p.display().to_string(),
-                    message: e.to_string(),
+                    what: "reading",
+                    source,
                 })
             };
             files.push((format!("build/{file}"), 0o644, read(&blob.path)?));
             for (name, path) in &deps {
                 files.push((format!("build/deps/{name}"), 0o644, read(path)?));
             }
-            let tar = tar_of(&files).map_err(|e| SdistError::Io {
+            let tar = tar_of(&files).map_err(|source| SdistError::Io {
                 file: file.clone(),
-                message: e.to_string(),
+                what: "packing for the build container",
+                source,
             })?;
             c.run_ok("mkdir -p /build/deps /build/out", "mkdir", &ExecOptions::default())
                 .await?;
@@ -221,10 +231,15 @@ impl SdistBuilder {
         c.remove().await;
         let members = result?;
         reporter.step_done(&what, started.elapsed().as_secs_f64());
-        let tmp_root = self.fetcher.cache().tmp_dir().map_err(|e| SdistError::Io {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
+        let tmp_root = self
+            .fetcher
+            .cache()
+            .tmp_dir()
+            .map_err(|source| SdistError::Io {
+                file: file.clone(),
+                what: "making the cache's temporary folder",
+                source,
+            })?;
         store_wheel(members, dir, &file, &blob.sha256, &tmp_root)
     }
 
@@ -303,9 +318,10 @@ fn store_wheel(
     sdist_sha256: &Sha256,
     tmp_root: &Path,
 ) -> Result<BuiltWheel, SdistError> {
-    let bad = |message: String| SdistError::Io {
+    let bad = |source: std::io::Error| SdistError::Io {
         file: file.to_string(),
-        message,
+        what: "keeping the built wheel in the cache",
+        source,
     };
     let wheel = members
         .into_iter()
@@ -318,16 +334,17 @@ fn store_wheel(
             Some((name, data?)).filter(|_| wheel)
         })
         .next();
-    let (name, data) = wheel.ok_or_else(|| bad("pip wrote no wheel".into()))?;
+    let (name, data) = wheel.ok_or_else(|| SdistError::NoWheel {
+        file: file.to_string(),
+    })?;
     let sha256 = Sha256::of(&data);
     let parent = dir.parent().unwrap_or(dir);
-    std::fs::create_dir_all(parent).map_err(|e| bad(e.to_string()))?;
-    let tmp = tempfile::tempdir_in(tmp_root).map_err(|e| bad(e.to_string()))?;
-    std::fs::write(tmp.path().join(&name), &data).map_err(|e| bad(e.to_string()))?;
-    std::fs::write(tmp.path().join(WHEEL_HASH), format!("{sha256}  {name}\n"))
-        .map_err(|e| bad(e.to_string()))?;
+    std::fs::create_dir_all(parent).map_err(bad)?;
+    let tmp = tempfile::tempdir_in(tmp_root).map_err(bad)?;
+    std::fs::write(tmp.path().join(&name), &data).map_err(bad)?;
+    std::fs::write(tmp.path().join(WHEEL_HASH), format!("{sha256}  {name}\n")).map_err(bad)?;
     let _ = std::fs::remove_dir_all(dir);
-    std::fs::rename(tmp.keep(), dir).map_err(|e| bad(e.to_string()))?;
+    std::fs::rename(tmp.keep(), dir).map_err(bad)?;
     Ok(BuiltWheel {
         path: dir.join(&name),
         filename: name,

@@ -3,6 +3,7 @@
 //! Python and the packages it already has, its command time limit) and
 //! report each step.
 
+use crate::error::Diagnose;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -40,8 +41,8 @@ pub enum VerifyError {
     },
 }
 
-impl VerifyError {
-    pub fn hint(&self) -> Option<String> {
+impl Diagnose for VerifyError {
+    fn hint(&self) -> Option<String> {
         match self {
             VerifyError::Docker(e) => e.hint(),
             VerifyError::NotABundle { .. } => Some(
