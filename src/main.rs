@@ -5,11 +5,10 @@ mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 use bundle::{Diagnose, Error};
 
@@ -105,7 +104,7 @@ enum TargetCmd {
     Capture,
 }
 
-async fn run(cli: Cli, cancel: Arc<AtomicBool>) -> Result<(), Error> {
+async fn run(cli: Cli, cancel: CancellationToken) -> Result<(), Error> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Build(args) => cli::build::run(args, quiet, cancel).await,
@@ -179,7 +178,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel = CancellationToken::new();
     let result = runtime.block_on(async {
         // SIGTERM (CI cancellation, `timeout`, systemd, `docker stop`) and
         // SIGHUP end the run as Ctrl-C does: the work is dropped, which
@@ -187,7 +186,7 @@ fn main() -> ExitCode {
         let result = tokio::select! {
             r = run(cli, cancel.clone()) => r,
             (name, number) = interrupted() => {
-                cancel.store(true, Ordering::Relaxed);
+                cancel.cancel();
                 Err(Error::Interrupted { name, number })
             }
         };

@@ -3,10 +3,11 @@
 use crate::error::Diagnose;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+
 use std::sync::Arc;
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::assemble::{self, FileEntry, FileKind, Format, Manifest, MANIFEST_SCHEMA};
 use crate::check;
@@ -154,7 +155,7 @@ pub async fn make_plan(
     recipe: &Recipe,
     target: &Target,
     fetcher: Arc<Fetcher>,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
 ) -> Result<Plan, Error> {
     fetcher.reporter().stage(Stage::Plan);
     let plan_options = PlanOptions {
@@ -322,7 +323,7 @@ pub async fn build(
     recipe: &Recipe,
     target: &Target,
     fetcher: Arc<Fetcher>,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
 ) -> Result<BuildOutput, Error> {
     let plan = match &options.locked {
         Some(path) => read_lock(path, recipe, target)?,
@@ -646,7 +647,7 @@ pub async fn plan(
     target: &Target,
     options: &PlanOptions,
     fetcher: Arc<Fetcher>,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
 ) -> Result<Plan, PlanError> {
     let (mut wheels, mut excluded) = if recipe.pypi.requirements.is_empty() {
         (Vec::new(), Vec::new())
@@ -690,7 +691,7 @@ async fn plan_wheels(
     target: &Target,
     options: &PlanOptions,
     fetcher: &Arc<Fetcher>,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
 ) -> Result<(Vec<PlannedWheel>, Vec<Excluded>), PlanError> {
     let mut index = Index::new(
         &options.index_url,

@@ -2,11 +2,12 @@
 //! it in the target's sandbox image afterwards.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use tokio_util::sync::CancellationToken;
 
 use bundle::assemble::Format;
 use bundle::pipeline::{self as build, BuildOutput};
@@ -46,7 +47,7 @@ pub struct BuildArgs {
     json: bool,
 }
 
-pub async fn run(args: BuildArgs, quiet: bool, cancel: Arc<AtomicBool>) -> Result<(), Error> {
+pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Result<(), Error> {
     let BuildArgs {
         resolve,
         out,

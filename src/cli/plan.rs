@@ -1,10 +1,11 @@
 //! `bundle plan` (resolve only, print the Plan) and `bundle lock` (save it).
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+
 use std::sync::Arc;
 
 use clap::Args;
+use tokio_util::sync::CancellationToken;
 
 use bundle::pipeline as build;
 use bundle::Error;
@@ -35,7 +36,7 @@ pub struct LockArgs {
 async fn resolve_plan(
     resolve: &ResolveArgs,
     quiet: bool,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
 ) -> Result<bundle::model::plan::Plan, Error> {
     let options = options_from(resolve);
     let (recipe, target) = build::load(&options)?;
@@ -46,7 +47,7 @@ async fn resolve_plan(
     result
 }
 
-pub async fn run(args: PlanArgs, quiet: bool, cancel: Arc<AtomicBool>) -> Result<(), Error> {
+pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Result<(), Error> {
     let PlanArgs { resolve, json } = args;
     let plan = resolve_plan(&resolve, quiet, cancel).await?;
     if json {
@@ -90,7 +91,7 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: Arc<AtomicBool>) -> Result
     Ok(())
 }
 
-pub async fn lock(args: LockArgs, quiet: bool, cancel: Arc<AtomicBool>) -> Result<(), Error> {
+pub async fn lock(args: LockArgs, quiet: bool, cancel: CancellationToken) -> Result<(), Error> {
     let LockArgs { resolve, output } = args;
     let plan = resolve_plan(&resolve, quiet, cancel).await?;
     let path = output.unwrap_or_else(|| PathBuf::from(format!("{}.lock.json", plan.name)));

@@ -396,6 +396,23 @@ impl Engine {
         self.start_with(spec, true).await
     }
 
+    /// Start a container, run `work` with it, and remove it whatever the
+    /// result. (A future dropped midway, on Ctrl-C, leaves it to the
+    /// lifeline and [`remove_leftovers`].)
+    pub async fn with_container<T, E>(
+        &self,
+        spec: &ContainerSpec,
+        work: impl AsyncFnOnce(&Container) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DockerError>,
+    {
+        let c = self.start(spec).await?;
+        let result = work(&c).await;
+        c.remove().await;
+        result
+    }
+
     /// A container left running after this process ends (`verify --keep`):
     /// no lifetime guard, no auto-remove, no owner label.
     pub async fn start_kept(&self, spec: &ContainerSpec) -> Result<Container, DockerError> {
@@ -507,23 +524,19 @@ impl Engine {
         let what = format!("preparing image {tag} from {base}");
         reporter.step(&what);
         let started = Instant::now();
-        let c = self
-            .start(&ContainerSpec {
-                image: base.to_string(),
-                platform: platform.to_string(),
-                network: true,
-                user: Some("0".into()),
-                purpose: "image".into(),
-            })
-            .await?;
-        let result = async {
+        let spec = ContainerSpec {
+            image: base.to_string(),
+            platform: platform.to_string(),
+            network: true,
+            user: Some("0".into()),
+            purpose: "image".into(),
+        };
+        self.with_container(&spec, async |c| {
             c.run_ok(script, &format!("preparing {tag}"), &ExecOptions::default())
                 .await?;
             c.commit(tag).await
-        }
-        .await;
-        c.remove().await;
-        result?;
+        })
+        .await?;
         reporter.step_done(&what, started.elapsed().as_secs_f64());
         Ok(tag.to_string())
     }

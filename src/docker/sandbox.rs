@@ -112,27 +112,27 @@ pub async fn libraries(
             .map(str::to_string)
             .collect());
     }
-    let c = engine
-        .start(&ContainerSpec {
-            image: image.to_string(),
-            platform: platform.to_string(),
-            network: false,
-            user: Some("0".into()),
-            purpose: "libraries".into(),
+    let spec = ContainerSpec {
+        image: image.to_string(),
+        platform: platform.to_string(),
+        network: false,
+        user: Some("0".into()),
+        purpose: "libraries".into(),
+    };
+    let out = engine
+        .with_container(&spec, async |c| {
+            c.run_ok(
+                "ldconfig -p",
+                "listing the image's libraries",
+                &ExecOptions {
+                    timeout: Some(Duration::from_secs(60)),
+                    ..Default::default()
+                },
+            )
+            .await
         })
         .await?;
-    let out = c
-        .run_ok(
-            "ldconfig -p",
-            "listing the image's libraries",
-            &ExecOptions {
-                timeout: Some(Duration::from_secs(60)),
-                ..Default::default()
-            },
-        )
-        .await;
-    c.remove().await;
-    let libs = parse_ldconfig(&out?.stdout)
+    let libs = parse_ldconfig(&out.stdout)
         .into_iter()
         .map(|(name, _)| name)
         .collect::<BTreeSet<_>>();

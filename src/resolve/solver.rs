@@ -9,7 +9,7 @@ use crate::error::Diagnose;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::{Arc, Mutex};
 
 use pep440_rs::Version;
@@ -21,6 +21,7 @@ use pubgrub::{
     PubGrubError, Ranges, Reporter as _,
 };
 use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::target::Target;
 use crate::resolve::index::{Index, IndexError, WheelFile};
@@ -150,7 +151,7 @@ struct Provider {
     order: Mutex<HashMap<PackageName, usize>>,
     edges: Mutex<Edges>,
     prefetched: Mutex<HashSet<PackageName>>,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
 }
 
 /// The version range a requirement allows; a URL requirement is refused
@@ -412,7 +413,7 @@ impl DependencyProvider for Provider {
     }
 
     fn should_cancel(&self) -> Result<(), ProviderError> {
-        if self.cancel.load(Ordering::Relaxed) {
+        if self.cancel.is_cancelled() {
             Err(ProviderError::Cancelled)
         } else {
             Ok(())
@@ -426,7 +427,7 @@ pub async fn resolve(
     target: &Target,
     requirements: Vec<Requirement<VerbatimUrl>>,
     options: &ResolveOptions,
-    cancel: Arc<AtomicBool>,
+    cancel: CancellationToken,
 ) -> Result<Resolution, ResolveError> {
     let env = target.marker_env();
     let root: Vec<_> = requirements
@@ -702,7 +703,7 @@ pub async fn resolve_standalone(
         &empty,
         requirements,
         &ResolveOptions::default(),
-        Arc::new(AtomicBool::new(false)),
+        CancellationToken::new(),
     )
     .await
     .map_err(|e| e.to_string())

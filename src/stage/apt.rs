@@ -154,18 +154,18 @@ pub async fn build(
         sandbox::libraries(engine, &sandbox_tag, &target.platform, cache).await?;
     timed(reporter, "sandbox image and its libraries", started);
 
-    let c = engine
-        .start(&ContainerSpec {
-            image: sandbox_tag.clone(),
-            platform: target.platform.clone(),
-            network: true,
-            user: Some("0".into()),
-            purpose: "apt".into(),
+    let spec = ContainerSpec {
+        image: sandbox_tag.clone(),
+        platform: target.platform.clone(),
+        network: true,
+        user: Some("0".into()),
+        purpose: "apt".into(),
+    };
+    let (installed, files) = engine
+        .with_container(&spec, async |c| {
+            build_in(c, target, apt, root, &system_libraries, reporter).await
         })
         .await?;
-    let result = build_in(&c, target, apt, root, &system_libraries, reporter).await;
-    c.remove().await;
-    let (installed, files) = result?;
     Ok(AptBuild {
         installed,
         files,

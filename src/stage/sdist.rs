@@ -82,8 +82,9 @@ pub struct SdistBuilder {
     fetcher: Arc<Fetcher>,
     index_url: String,
     engine: tokio::sync::OnceCell<Engine>,
-    /// One build at a time; each sdist built once per run.
-    lock: tokio::sync::Mutex<HashMap<String, BuiltWheel>>,
+    /// One cell per sdist URL: each sdist is built once per run, while
+    /// different sdists download and build at the same time.
+    in_flight: std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<BuiltWheel>>>>,
 }
 
 impl std::fmt::Debug for SdistBuilder {
@@ -112,7 +113,7 @@ impl SdistBuilder {
             fetcher,
             index_url: index_url.to_string(),
             engine: tokio::sync::OnceCell::new(),
-            lock: tokio::sync::Mutex::new(HashMap::new()),
+            in_flight: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -124,10 +125,19 @@ impl SdistBuilder {
 
     /// The wheel built from `sdist` (from the cache, or built now).
     pub async fn wheel(&self, sdist: &SdistRef) -> Result<BuiltWheel, SdistError> {
-        let mut done = self.lock.lock().await;
-        if let Some(w) = done.get(&sdist.url) {
-            return Ok(w.clone());
-        }
+        let cell = self
+            .in_flight
+            .lock()
+            .expect("poisoned")
+            .entry(sdist.url.clone())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.fetch_or_build(sdist))
+            .await
+            .cloned()
+    }
+
+    async fn fetch_or_build(&self, sdist: &SdistRef) -> Result<BuiltWheel, SdistError> {
         let blob = self
             .fetcher
             .download(&sdist.url, sdist.sha256.as_ref(), None, &sdist.filename)
@@ -141,7 +151,6 @@ impl SdistBuilder {
             Some(w) => w,
             None => self.build(sdist, &blob, &dir).await?,
         };
-        done.insert(sdist.url.clone(), built.clone());
         Ok(built)
     }
 
@@ -162,16 +171,14 @@ impl SdistBuilder {
         let started = Instant::now();
         let what = format!("building {file}");
         reporter.step(&what);
-        let c = engine
-            .start(&ContainerSpec {
-                image: image.clone(),
-                platform: self.target.platform.clone(),
-                network: false,
-                user: Some("0".into()),
-                purpose: "sdist".into(),
-            })
-            .await?;
-        let result = async {
+        let spec = ContainerSpec {
+            image: image.clone(),
+            platform: self.target.platform.clone(),
+            network: false,
+            user: Some("0".into()),
+            purpose: "sdist".into(),
+        };
+        let members = engine.with_container(&spec, async |c| {
             let mut files = Vec::new();
             let read = |p: &Path| {
                 std::fs::read(p).map_err(|source| SdistError::Io {
@@ -226,10 +233,8 @@ impl SdistBuilder {
                 });
             }
             Ok(c.copy_out_members("/build/out").await?)
-        }
-        .await;
-        c.remove().await;
-        let members = result?;
+        })
+        .await?;
         reporter.step_done(&what, started.elapsed().as_secs_f64());
         let tmp_root = self
             .fetcher

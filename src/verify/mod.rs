@@ -678,33 +678,30 @@ async fn preinstalled_image(
     );
     fetcher.reporter().step(&what);
     let started = Instant::now();
-    let c = engine
-        .start(&ContainerSpec {
-            image: base.to_string(),
-            platform: target.platform.clone(),
-            network: false,
-            user: Some("0".into()),
-            purpose: "verify-image".into(),
+    let spec = ContainerSpec {
+        image: base.to_string(),
+        platform: target.platform.clone(),
+        network: false,
+        user: Some("0".into()),
+        purpose: "verify-image".into(),
+    };
+    engine
+        .with_container(&spec, async |c| {
+            let tar = tar_of(&files).map_err(|e| failed(e.to_string()))?;
+            c.run_ok("mkdir -p /tmp/bundle-pre", "mkdir", &ExecOptions::default())
+                .await?;
+            c.copy_in("/tmp/bundle-pre", tar).await?;
+            c.run_ok(
+                "python3 -m pip install --no-index --no-deps --disable-pip-version-check /tmp/bundle-pre/wheels/*.whl \
+                 && rm -rf /tmp/bundle-pre",
+                "installing the preinstalled packages",
+                &ExecOptions::default(),
+            )
+            .await?;
+            c.commit(&tag).await?;
+            Ok::<(), VerifyError>(())
         })
         .await?;
-    let result = async {
-        let tar = tar_of(&files).map_err(|e| failed(e.to_string()))?;
-        c.run_ok("mkdir -p /tmp/bundle-pre", "mkdir", &ExecOptions::default())
-            .await?;
-        c.copy_in("/tmp/bundle-pre", tar).await?;
-        c.run_ok(
-            "python3 -m pip install --no-index --no-deps --disable-pip-version-check /tmp/bundle-pre/wheels/*.whl \
-             && rm -rf /tmp/bundle-pre",
-            "installing the preinstalled packages",
-            &ExecOptions::default(),
-        )
-        .await?;
-        c.commit(&tag).await?;
-        Ok::<(), VerifyError>(())
-    }
-    .await;
-    c.remove().await;
-    result?;
     fetcher
         .reporter()
         .step_done(&what, started.elapsed().as_secs_f64());
