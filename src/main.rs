@@ -158,6 +158,24 @@ async fn interrupted() -> (&'static str, i32) {
     }
 }
 
+/// With `BUNDLE_REPORT_PEAK_MEMORY=1`, print this process's peak resident
+/// memory (VmHWM) on stderr as it ends: how the tests measure that memory
+/// stays bounded whatever a server or an archive sends.
+fn report_peak_memory() {
+    if std::env::var_os("BUNDLE_REPORT_PEAK_MEMORY").is_none_or(|v| v != "1") {
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+        let kib = line
+            .trim_start_matches("VmHWM:")
+            .trim()
+            .trim_end_matches("kB")
+            .trim();
+        eprintln!("bundle: peak memory {kib} KiB");
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -200,6 +218,7 @@ fn main() -> ExitCode {
     // Dropping the work future above removed its temporary files; do not
     // wait for background fetches.
     runtime.shutdown_timeout(Duration::from_millis(200));
+    report_peak_memory();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

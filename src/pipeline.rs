@@ -208,19 +208,64 @@ pub fn read_lock(path: &Path, recipe: &Recipe, target: &Target) -> Result<Plan, 
     Ok(plan)
 }
 
-/// Download every file of the plan in parallel; all verified.
+/// Which file of the plan a download task brought.
+enum Fetched {
+    Wheel(usize),
+    Release(usize),
+}
+
+/// The wheel built from a planned sdist (a cache hit when planning built it).
+async fn built_wheel(
+    builder: &SdistBuilder,
+    w: &PlannedWheel,
+    reporter: &dyn Reporter,
+) -> Result<Blob, Error> {
+    let sdist = w.sdist.as_ref().expect("a wheel built from an sdist");
+    let b = builder
+        .wheel(&SdistRef {
+            filename: sdist.filename.clone(),
+            url: w.url.clone(),
+            sha256: Some(sdist.sha256.clone()),
+        })
+        .await?;
+    if w.sha256.as_ref().is_some_and(|s| *s != b.sha256) {
+        reporter.warn(&format!(
+            "{} was rebuilt from {} and differs from the planned build (builds are not byte-reproducible)",
+            b.filename, sdist.filename
+        ));
+    }
+    Ok(Blob {
+        path: b.path,
+        sha256: b.sha256,
+        size: b.size,
+    })
+}
+
+/// Download a wheel, then read its ELF files while other downloads run (the
+/// check stage finds the result in the cache).
+async fn fetched_wheel(f: &Fetcher, w: &PlannedWheel) -> Result<Blob, Error> {
+    let blob = f
+        .download(&w.url, w.sha256.as_ref(), w.size, &w.filename)
+        .await?;
+    let (path, sha, cache) = (blob.path.clone(), blob.sha256.clone(), f.cache().clone());
+    let _ =
+        tokio::task::spawn_blocking(move || check::scan_wheel_cached(&path, &sha, &cache)).await;
+    Ok(blob)
+}
+
+/// Download every file of the plan in parallel; all verified. Returns the
+/// wheels' and the releases' blobs, in the plan's order.
 async fn fetch_all(
     plan: &Plan,
     target: &Target,
     fetcher: &Arc<Fetcher>,
 ) -> Result<(Vec<Blob>, Vec<Blob>), Error> {
-    fetcher.reporter().stage(Stage::Fetch);
+    let reporter = fetcher.reporter();
+    reporter.stage(Stage::Fetch);
     let sizes: Option<u64> = plan.wheels.iter().map(|w| w.size).sum();
-    fetcher
-        .reporter()
-        .fetch_planned(plan.wheels.len() + plan.releases.len(), sizes);
+    reporter.fetch_planned(plan.wheels.len() + plan.releases.len(), sizes);
     for w in plan.wheels.iter().filter(|w| w.sha256.is_none()) {
-        fetcher.reporter().warn(&format!(
+        reporter.warn(&format!(
             "the index gives no sha256 for {}; the bundle records the hash of what was downloaded",
             w.filename
         ));
@@ -232,49 +277,13 @@ async fn fetch_all(
         .any(|w| w.sdist.is_some())
         .then(|| Arc::new(SdistBuilder::new(target, fetcher.clone(), &plan.index_url)));
     for (i, w) in plan.wheels.iter().enumerate() {
-        if let (Some(sdist), Some(builder)) = (w.sdist.clone(), &builder) {
-            let (builder, w, reporter) = (builder.clone(), w.clone(), fetcher.reporter().clone());
-            set.spawn(async move {
-                let built = builder
-                    .wheel(&SdistRef {
-                        filename: sdist.filename.clone(),
-                        url: w.url.clone(),
-                        sha256: Some(sdist.sha256.clone()),
-                    })
-                    .await
-                    .map_err(Error::from);
-                let blob = built.map(|b| {
-                    if w.sha256.as_ref().is_some_and(|s| *s != b.sha256) {
-                        reporter.warn(&format!(
-                            "{} was rebuilt from {} and differs from the planned build (builds are not byte-reproducible)",
-                            b.filename, sdist.filename
-                        ));
-                    }
-                    Blob {
-                        path: b.path,
-                        sha256: b.sha256,
-                        size: b.size,
-                    }
-                });
-                (0, i, blob)
-            });
-            continue;
-        }
-        let f = fetcher.clone();
-        let (url, sha, label) = (w.url.clone(), w.sha256.clone(), w.filename.clone());
-        let size = w.size;
+        let (f, w, builder) = (fetcher.clone(), w.clone(), builder.clone());
         set.spawn(async move {
-            let blob = f.download(&url, sha.as_ref(), size, &label).await;
-            // Read the wheel's ELF files now, while other downloads run;
-            // the check stage then finds the result in the cache.
-            if let Ok(b) = &blob {
-                let (path, sha, cache) = (b.path.clone(), b.sha256.clone(), f.cache().clone());
-                let _ = tokio::task::spawn_blocking(move || {
-                    check::scan_wheel_cached(&path, &sha, &cache)
-                })
-                .await;
-            }
-            (0, i, blob.map_err(Error::from))
+            let blob = match (&w.sdist, builder) {
+                (Some(_), Some(builder)) => built_wheel(&builder, &w, f.reporter().as_ref()).await,
+                _ => fetched_wheel(&f, &w).await,
+            };
+            (Fetched::Wheel(i), blob)
         });
     }
     for (i, r) in plan.releases.iter().enumerate() {
@@ -282,25 +291,18 @@ async fn fetch_all(
         let (url, sha) = (r.url.clone(), r.sha256.clone());
         let label = url.rsplit('/').next().unwrap_or(&url).to_string();
         set.spawn(async move {
-            (
-                1,
-                i,
-                f.download(&url, Some(&sha), None, &label)
-                    .await
-                    .map_err(Error::from),
-            )
+            let blob = f.download(&url, Some(&sha), None, &label).await;
+            (Fetched::Release(i), blob.map_err(Error::from))
         });
     }
     let mut wheels: BTreeMap<usize, Blob> = BTreeMap::new();
     let mut releases: BTreeMap<usize, Blob> = BTreeMap::new();
     while let Some(joined) = set.join_next().await {
-        let (kind, i, result) = joined.expect("download task panicked");
-        let blob = result?;
-        if kind == 0 {
-            wheels.insert(i, blob);
-        } else {
-            releases.insert(i, blob);
-        }
+        let (which, result) = joined.expect("download task panicked");
+        match which {
+            Fetched::Wheel(i) => wheels.insert(i, result?),
+            Fetched::Release(i) => releases.insert(i, result?),
+        };
     }
     Ok((
         wheels.into_values().collect(),

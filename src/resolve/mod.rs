@@ -4,6 +4,7 @@
 
 pub mod builder;
 pub mod index;
+mod report;
 mod solver;
 pub mod tags;
 pub mod zipdir;

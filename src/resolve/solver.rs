@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::target::Target;
 use crate::resolve::index::{Index, IndexError, WheelFile};
 
-type Range = Ranges<Version>;
+pub(crate) type Range = Ranges<Version>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -539,7 +539,8 @@ async fn no_solution(mut tree: Tree, index: &Index, target: &Target) -> ResolveE
     let mut needs = Vec::new();
     walk_tree(&tree, &mut missing, &mut needs);
     tree.collapse_no_versions();
-    let mut report = tidy_report(&DefaultStringReporter::report(&tree), &target.name);
+    let mut report =
+        DefaultStringReporter::report_with_formatter(&tree, &super::report::ConflictFormatter);
     let preinstalled_conflict = tree.packages().iter().any(|p| matches!(p, Pkg::Target(_)));
     append_preinstalled(&mut report, target, &needs);
     let mut listed = Vec::new();
@@ -591,15 +592,6 @@ fn walk_tree(
 }
 
 /// PubGrub names versions of the virtual root and target packages; drop them.
-fn tidy_report(report: &str, target: &str) -> String {
-    let root = Pkg::Root.to_string();
-    let t = Pkg::Target(target.to_string()).to_string();
-    report
-        .replace(&format!("{root} 0"), &root)
-        .replace(&format!("{t} *"), &t)
-        .replace(&format!("{t} 0"), &t)
-}
-
 /// Spell out preinstalled conflicts: what the target has, who needs what.
 fn append_preinstalled(report: &mut String, target: &Target, needs: &[(Pkg, Range, Pkg, Range)]) {
     let mut lines = BTreeSet::new();

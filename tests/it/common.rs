@@ -731,7 +731,9 @@ pub struct Measured {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
-    /// Peak resident set size of the child, in bytes (from wait4's rusage).
+    /// Peak resident set size of `bundle`, in bytes, as it reported it
+    /// (VmHWM of its own address space; wait4's ru_maxrss would count the
+    /// test process too, whose pages the child shares until exec).
     pub peak_rss: u64,
 }
 
@@ -742,6 +744,7 @@ pub struct Measured {
 pub fn run_measured(mut cmd: std::process::Command, limit: std::time::Duration) -> Measured {
     use std::process::Stdio;
     let mut child = cmd
+        .env("BUNDLE_REPORT_PEAK_MEMORY", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -782,11 +785,18 @@ pub fn run_measured(mut cmd: std::process::Command, limit: std::time::Duration) 
     assert_eq!(r, pid, "wait4");
     killer.join().unwrap();
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let stderr = t_err.join().unwrap();
+    let peak_rss = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("bundle: peak memory "))
+        .and_then(|v| v.trim_end_matches(" KiB").parse::<u64>().ok())
+        .expect("bundle reports its peak memory")
+        * 1024;
     Measured {
         code,
         stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-        peak_rss: usage.ru_maxrss as u64 * 1024,
+        stderr,
+        peak_rss,
     }
 }
 
