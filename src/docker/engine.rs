@@ -16,6 +16,7 @@
 
 use crate::error::Diagnose;
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::io::Read;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -672,32 +673,6 @@ impl Container {
         })
     }
 
-    /// Run `script`; a non-zero exit is an error naming `what` with the output.
-    pub async fn run_ok(
-        &self,
-        script: &str,
-        what: &str,
-        options: &ExecOptions,
-    ) -> Result<ExecOutput, DockerError> {
-        let out = self.exec(script, options).await?;
-        if out.timed_out {
-            return Err(DockerError::TimedOut {
-                what: what.to_string(),
-                image: self.image.clone(),
-                seconds: options.timeout.map(|t| t.as_secs()).unwrap_or(0),
-            });
-        }
-        if out.code != 0 {
-            return Err(DockerError::Failed {
-                what: what.to_string(),
-                image: self.image.clone(),
-                code: out.code,
-                output: tail(&out.combined(), 40),
-            });
-        }
-        Ok(out)
-    }
-
     /// The tar archive of `path` (a file or a folder) in the container.
     pub async fn copy_out(&self, path: &str) -> Result<Vec<u8>, DockerError> {
         let mut stream = self.engine.docker.download_from_container(
@@ -739,19 +714,6 @@ impl Container {
             members.push((name, data));
         }
         Ok(members)
-    }
-
-    /// The bytes of one regular file in the container.
-    pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, DockerError> {
-        let bad = |message: &str| DockerError::Archive {
-            path: path.to_string(),
-            message: message.to_string(),
-        };
-        match self.copy_out_members(path).await?.into_iter().next() {
-            Some((_, Some(data))) => Ok(data),
-            Some((_, None)) => Err(bad("not a regular file")),
-            None => Err(bad("empty archive")),
-        }
     }
 
     /// Unpack the tar archive `tar` into folder `dir` of the container.
@@ -826,6 +788,107 @@ impl Container {
     /// by [`remove_leftovers`].
     pub fn keep(&self) {
         LIVE.lock().expect("poisoned").remove(&self.id);
+    }
+}
+
+/// What the stages need of a running container: run a command, copy files
+/// in and out. [`Container`] is the real one; unit tests script a fake, so
+/// that apt's and verify's steps are tested without a daemon.
+pub trait Run: Sync {
+    /// The image it runs, for messages.
+    fn image(&self) -> &str;
+
+    /// Run `script` with `sh -c` and collect its output.
+    fn exec(
+        &self,
+        script: &str,
+        options: &ExecOptions,
+    ) -> impl Future<Output = Result<ExecOutput, DockerError>> + Send;
+
+    /// The members of `path` (a file or a folder), copied out: each one's
+    /// path in the archive, and its bytes when it is a regular file.
+    fn copy_out_members(
+        &self,
+        path: &str,
+    ) -> impl Future<Output = Result<Vec<(String, Option<Vec<u8>>)>, DockerError>> + Send;
+
+    /// Unpack the tar archive `tar` into folder `dir`.
+    fn copy_in(
+        &self,
+        dir: &str,
+        tar: Vec<u8>,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+
+    /// Run `script`; a non-zero exit is an error naming `what` with the output.
+    fn run_ok(
+        &self,
+        script: &str,
+        what: &str,
+        options: &ExecOptions,
+    ) -> impl Future<Output = Result<ExecOutput, DockerError>> + Send {
+        async move {
+            let out = self.exec(script, options).await?;
+            if out.timed_out {
+                return Err(DockerError::TimedOut {
+                    what: what.to_string(),
+                    image: self.image().to_string(),
+                    seconds: options.timeout.map(|t| t.as_secs()).unwrap_or(0),
+                });
+            }
+            if out.code != 0 {
+                return Err(DockerError::Failed {
+                    what: what.to_string(),
+                    image: self.image().to_string(),
+                    code: out.code,
+                    output: tail(&out.combined(), 40),
+                });
+            }
+            Ok(out)
+        }
+    }
+
+    /// The bytes of one regular file.
+    fn read_file(&self, path: &str) -> impl Future<Output = Result<Vec<u8>, DockerError>> + Send {
+        async move {
+            let bad = |message: &str| DockerError::Archive {
+                path: path.to_string(),
+                message: message.to_string(),
+            };
+            match self.copy_out_members(path).await?.into_iter().next() {
+                Some((_, Some(data))) => Ok(data),
+                Some((_, None)) => Err(bad("not a regular file")),
+                None => Err(bad("empty archive")),
+            }
+        }
+    }
+}
+
+impl Run for Container {
+    fn image(&self) -> &str {
+        &self.image
+    }
+
+    fn exec(
+        &self,
+        script: &str,
+        options: &ExecOptions,
+    ) -> impl Future<Output = Result<ExecOutput, DockerError>> + Send {
+        Container::exec(self, script, options)
+    }
+
+    fn copy_out_members(
+        &self,
+        path: &str,
+    ) -> impl Future<Output = Result<Vec<(String, Option<Vec<u8>>)>, DockerError>> + Send {
+        Container::copy_out_members(self, path)
+    }
+
+    fn copy_in(
+        &self,
+        dir: &str,
+        tar: Vec<u8>,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send {
+        Container::copy_in(self, dir, tar)
     }
 }
 

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::config::target::Target;
+use crate::docker::Run;
 use crate::docker::{sh_quote, ContainerSpec, DockerError, Engine, ExecOptions};
 use crate::fetch::cache::{sha256_hex, Cache};
 use crate::report::Reporter;

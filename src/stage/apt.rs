@@ -12,7 +12,8 @@ use crate::check;
 use crate::config::recipe::Apt;
 use crate::config::target::Target;
 use crate::docker::sandbox::{self, APT_ENV};
-use crate::docker::{sh_quote, Container, ContainerSpec, DockerError, Engine, ExecOptions};
+use crate::docker::Run;
+use crate::docker::{sh_quote, ContainerSpec, DockerError, Engine, ExecOptions};
 use crate::model::manifest::{AptPackage, Link};
 use crate::report::Reporter;
 
@@ -188,7 +189,7 @@ struct Closure {
 /// binaries, walk their library closure, stage and link, copy out, and
 /// list the rows for the manifest.
 async fn build_in(
-    c: &Container,
+    c: &impl Run,
     target: &Target,
     apt: &Apt,
     root: &Path,
@@ -224,7 +225,7 @@ async fn build_in(
 /// `apt-get install` the packages; the packages the install added or
 /// changed, from `dpkg-query` before and after (and the whole list after).
 async fn install_and_record(
-    c: &Container,
+    c: &impl Run,
     apt: &Apt,
     reporter: &dyn Reporter,
 ) -> Result<(BTreeMap<String, AptPackage>, Vec<AptPackage>), AptError> {
@@ -260,7 +261,7 @@ fn quoted(words: &[String]) -> String {
 
 /// Each of the recipe's binaries, through PATH, symlinks and alternatives.
 /// A missing one lists the programs the packages did install.
-async fn locate_binaries(c: &Container, apt: &Apt, image: &str) -> Result<Binaries, AptError> {
+async fn locate_binaries(c: &impl Run, apt: &Apt, image: &str) -> Result<Binaries, AptError> {
     let root_opts = ExecOptions::default();
     let mut binaries = Vec::new();
     for b in &apt.binaries {
@@ -306,7 +307,7 @@ async fn locate_binaries(c: &Container, apt: &Apt, image: &str) -> Result<Binari
 /// (RUNPATH, then `ldconfig -p`, then the default folders); what the
 /// sandbox has and glibc itself stay out.
 async fn library_closure(
-    c: &Container,
+    c: &impl Run,
     target: &Target,
     binaries: &Binaries,
     system: &BTreeSet<String>,
@@ -389,7 +390,7 @@ fn search_dirs(
 
 /// The real path of library `name` in the first of `dirs` that has it.
 async fn find_library(
-    c: &Container,
+    c: &impl Run,
     name: &str,
     dirs: &[String],
 ) -> Result<Option<String>, AptError> {
@@ -406,7 +407,7 @@ async fn find_library(
 /// Copy the files into a folder of the container, set RUNPATH with
 /// patchelf (or fall back to wrappers), and copy them out into `root`.
 async fn stage_and_link(
-    c: &Container,
+    c: &impl Run,
     apt: &Apt,
     binaries: &Binaries,
     closure: &Closure,
@@ -527,7 +528,7 @@ fn rows(
 
 /// The package owning each path (`dpkg -S`), trying the path and, for
 /// merged-/usr systems, its other spelling.
-async fn owners(c: &Container, paths: &[&String]) -> Result<BTreeMap<String, String>, AptError> {
+async fn owners(c: &impl Run, paths: &[&String]) -> Result<BTreeMap<String, String>, AptError> {
     let mut script = String::new();
     for p in paths {
         let alt = p
@@ -616,6 +617,157 @@ fn wrap(root: &Path, name: &str) -> Result<String, AptError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::fake::{Answer, FakeContainer};
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn recipe(link: Option<Link>) -> Apt {
+        Apt {
+            packages: vec!["lua5.3".into()],
+            binaries: vec!["lua5.3".into()],
+            link,
+            check: Vec::new(),
+        }
+    }
+
+    const STATUS: &str = "install ok installed";
+
+    #[test]
+    fn the_install_is_recorded_as_what_changed() {
+        let before = format!("libc6\t2.31-13\tamd64\t{STATUS}\n");
+        let after = format!(
+            "libc6\t2.31-13\tamd64\t{STATUS}\nlua5.3\t5.3.3-1.1\tamd64\t{STATUS}\nliblua5.3-0\t5.3.3-1.1\tamd64\t{STATUS}\n"
+        );
+        let c = FakeContainer::new()
+            .answer("dpkg-query", vec![Answer::ok(&before), Answer::ok(&after)]);
+        let (_, installed) = block_on(install_and_record(
+            &c,
+            &recipe(None),
+            &crate::report::NoReporter,
+        ))
+        .unwrap();
+        let names: Vec<&str> = installed.iter().map(|p| p.package.as_str()).collect();
+        assert_eq!(names, ["liblua5.3-0", "lua5.3"]);
+        assert_eq!(c.ran("$APT install -y lua5.3"), 1);
+    }
+
+    #[test]
+    fn binaries_are_found_through_path_or_listed_when_missing() {
+        let c =
+            FakeContainer::new().answer("command -v lua5.3", vec![Answer::ok("/usr/bin/lua5.3\n")]);
+        let found = block_on(locate_binaries(&c, &recipe(None), "img")).unwrap();
+        assert_eq!(
+            found,
+            [("lua5.3".to_string(), "/usr/bin/lua5.3".to_string())]
+        );
+
+        let c = FakeContainer::new()
+            .answer("command -v", vec![Answer::fail(1, "")])
+            .answer(
+                "dpkg -L",
+                vec![Answer::ok("/usr/bin/lua5.3\n/usr/bin/luac5.3\n")],
+            );
+        let e = block_on(locate_binaries(&c, &recipe(None), "img")).unwrap_err();
+        match e {
+            AptError::BinaryNotFound { candidates, .. } => {
+                assert_eq!(candidates, ["lua5.3", "luac5.3"])
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    fn closure() -> (Binaries, Closure) {
+        let binaries = vec![("lua5.3".to_string(), "/usr/bin/lua5.3".to_string())];
+        let closure = Closure {
+            libraries: BTreeMap::from([(
+                "libreadline.so.8".to_string(),
+                "/lib/x86_64-linux-gnu/libreadline.so.8.1".to_string(),
+            )]),
+            dynamic: BTreeSet::from([
+                "/usr/bin/lua5.3".to_string(),
+                "/lib/x86_64-linux-gnu/libreadline.so.8.1".to_string(),
+            ]),
+        };
+        (binaries, closure)
+    }
+
+    fn staged() -> FakeContainer {
+        FakeContainer::new()
+            .file("/tmp/bundle-out/bin/lua5.3", b"\x7fELF lua")
+            .file("/tmp/bundle-out/lib/libreadline.so.8", b"\x7fELF readline")
+    }
+
+    #[test]
+    fn runpath_is_set_and_a_failing_patchelf_falls_back_to_wrappers() {
+        let (binaries, closure) = closure();
+        let root = tempfile::tempdir().unwrap();
+        let c = staged();
+        let link = block_on(stage_and_link(
+            &c,
+            &recipe(None),
+            &binaries,
+            &closure,
+            root.path(),
+            &crate::report::NoReporter,
+        ))
+        .unwrap();
+        assert_eq!(link, Some(Link::Runpath));
+        assert_eq!(c.ran("patchelf --set-rpath '$ORIGIN/../lib' bin/lua5.3"), 1);
+        assert_eq!(
+            std::fs::read(root.path().join("bin/lua5.3")).unwrap(),
+            b"\x7fELF lua"
+        );
+
+        let c = staged().answer(
+            "patchelf",
+            vec![Answer::fail(1, "patchelf: cannot find section")],
+        );
+        let root = tempfile::tempdir().unwrap();
+        let link = block_on(stage_and_link(
+            &c,
+            &recipe(None),
+            &binaries,
+            &closure,
+            root.path(),
+            &crate::report::NoReporter,
+        ))
+        .unwrap();
+        assert_eq!(link, Some(Link::Wrapper));
+        assert_eq!(
+            c.ran("mkdir -p /tmp/bundle-out/bin"),
+            2,
+            "staged again, unpatched"
+        );
+        let version_of = |_: &str| (Some("lua5.3".to_string()), Some("5.3.3".to_string()));
+        let files = rows(root.path(), &binaries, &closure, link, &version_of).unwrap();
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["libexec/lua5.3", "bin/lua5.3", "lib/libreadline.so.8"]
+        );
+        let wrapper = std::fs::read_to_string(root.path().join("bin/lua5.3")).unwrap();
+        assert!(wrapper.starts_with("#!/bin/sh"), "{wrapper}");
+
+        // The recipe can ask for wrappers: patchelf is never run.
+        let c = staged();
+        let root = tempfile::tempdir().unwrap();
+        let link = block_on(stage_and_link(
+            &c,
+            &recipe(Some(Link::Wrapper)),
+            &binaries,
+            &closure,
+            root.path(),
+            &crate::report::NoReporter,
+        ))
+        .unwrap();
+        assert_eq!(link, Some(Link::Wrapper));
+        assert_eq!(c.ran("patchelf"), 0);
+    }
 
     #[test]
     fn glibc_libraries_are_never_bundled() {

@@ -20,6 +20,7 @@ use std::time::Instant;
 use pep508_rs::{Requirement, VerbatimUrl};
 
 use crate::config::target::Target;
+use crate::docker::Run;
 use crate::docker::{sh_quote, tar_of, ContainerSpec, DockerError, Engine, ExecOptions};
 use crate::fetch::{Blob, FetchError, Fetcher};
 use crate::model::Sha256;

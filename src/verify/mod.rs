@@ -17,9 +17,8 @@ use serde::Serialize;
 use crate::archive::{ArchiveError, ArchiveKind};
 use crate::assemble::{FileKind, Manifest};
 use crate::config::target::Target;
-use crate::docker::{
-    sh_quote, tar_of, tar_owned, Container, ContainerSpec, DockerError, Engine, ExecOptions,
-};
+use crate::docker::Run;
+use crate::docker::{sh_quote, tar_of, tar_owned, ContainerSpec, DockerError, Engine, ExecOptions};
 use crate::fetch::Fetcher;
 use crate::report::{Reporter, Stage};
 
@@ -343,7 +342,7 @@ pub async fn verify(
 }
 
 async fn run_steps(
-    c: &Container,
+    c: &impl Run,
     bundle: &Bundle,
     target: &Target,
     reporter: &dyn Reporter,
@@ -365,7 +364,7 @@ async fn run_steps(
 /// Step 1. Upload, as a user does: the files land in the upload folder, owned
 /// by the sandbox user.
 async fn upload(
-    c: &Container,
+    c: &impl Run,
     bundle: &Bundle,
     target: &Target,
     reporter: &dyn Reporter,
@@ -408,7 +407,7 @@ async fn upload(
 /// Steps 2-3. What PROMPT.txt tells the sandbox to run: unpack (for an archive),
 /// then install.py (its checks run as steps of their own).
 async fn prompt_steps(
-    c: &Container,
+    c: &impl Run,
     bundle: &Bundle,
     target: &Target,
     timeout: Option<Duration>,
@@ -458,7 +457,7 @@ async fn prompt_steps(
 
 /// Step 4. The recipe's checks, each a step.
 async fn check_steps(
-    c: &Container,
+    c: &impl Run,
     bundle: &Bundle,
     target: &Target,
     timeout: Option<Duration>,
@@ -496,7 +495,7 @@ async fn check_steps(
 
 /// Step 5. `import <module>` for each top-level wheel the bundle was asked for.
 async fn import_steps(
-    c: &Container,
+    c: &impl Run,
     bundle: &Bundle,
     timeout: Option<Duration>,
     reporter: &dyn Reporter,
@@ -545,7 +544,7 @@ async fn import_steps(
 }
 
 async fn run_step(
-    c: &Container,
+    c: &impl Run,
     name: &str,
     script: &str,
     shown: Option<String>,
@@ -711,6 +710,131 @@ async fn preinstalled_image(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::fake::{Answer, FakeContainer};
+    use crate::model::Check;
+
+    /// A folder bundle with these checks and no files, as `bundle build`
+    /// writes it.
+    fn folder_bundle(checks: Vec<Check>) -> (tempfile::TempDir, Bundle) {
+        let target = Target::load("ubuntu-20.04").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("demo");
+        std::fs::create_dir_all(&dir).unwrap();
+        let manifest = Manifest {
+            schema: 1,
+            name: "demo".into(),
+            created_by: "test".into(),
+            target: target.summary(),
+            requirements: Vec::new(),
+            files: Vec::new(),
+            excluded: Vec::new(),
+            checks,
+            apt: Vec::new(),
+        };
+        crate::assemble::write_support_files(&dir, &manifest, &target, None).unwrap();
+        let bundle = read_bundle(&dir).unwrap();
+        (d, bundle)
+    }
+
+    fn run(c: &FakeContainer, bundle: &Bundle) -> Vec<Step> {
+        let mut target = Target::load("ubuntu-20.04").unwrap();
+        target.command_timeout_s = 7;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(run_steps(c, bundle, &target, &crate::report::NoReporter))
+            .unwrap()
+    }
+
+    fn check(run: &str, expect: Option<&str>) -> Check {
+        Check {
+            run: run.into(),
+            expect: expect.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn steps_run_in_order_as_the_user_would() {
+        let (_d, bundle) = folder_bundle(vec![check("demo --version", Some("demo 1"))]);
+        let c = FakeContainer::new()
+            .answer("id -u", vec![Answer::ok("1000\n1000\n")])
+            .answer("demo --version", vec![Answer::ok("demo 1.2\n")]);
+        let steps = run(&c, &bundle);
+        let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+        // A folder is uploaded unpacked: no unpack step.
+        assert_eq!(names, ["upload", "install.py", "check: demo --version"]);
+        assert!(steps.iter().all(|s| s.ok), "{steps:?}");
+        assert_eq!(*c.copied_in.lock().unwrap(), ["/mnt/data"]);
+        // The check sees the bundle's bin/ on PATH and runs in its folder.
+        assert_eq!(c.ran("export PATH=/mnt/data/demo/bin:"), 1);
+        // install.py is run as PROMPT.txt says, without its own checks.
+        assert_eq!(c.ran("python3 /tmp/bundle-install.py"), 1);
+    }
+
+    #[test]
+    fn a_failed_install_stops_before_the_checks() {
+        let (_d, bundle) = folder_bundle(vec![check("demo --version", None)]);
+        let c = FakeContainer::new()
+            .answer("id -u", vec![Answer::ok("1000\n1000\n")])
+            .answer(
+                "bundle-install.py",
+                vec![Answer::fail(1, "ERROR: pip failed")],
+            );
+        let steps = run(&c, &bundle);
+        let last = steps.last().unwrap();
+        assert_eq!(last.name, "install.py");
+        assert!(!last.ok);
+        assert!(
+            last.output.starts_with("exit code 1\nERROR: pip failed"),
+            "{}",
+            last.output
+        );
+        assert_eq!(c.ran("demo --version"), 0, "checks must not run");
+    }
+
+    #[test]
+    fn checks_fail_on_missing_output_and_on_the_time_limit() {
+        let (_d, bundle) = folder_bundle(vec![
+            check("demo --version", Some("demo 2")),
+            check("sleep 99", None),
+        ]);
+        let c = FakeContainer::new()
+            .answer("id -u", vec![Answer::ok("1000\n1000\n")])
+            .answer("demo --version", vec![Answer::ok("demo 1.2\n")])
+            .answer("sleep 99", vec![Answer::timeout()]);
+        let steps = run(&c, &bundle);
+        let version = &steps[2];
+        assert!(!version.ok);
+        assert!(
+            version
+                .output
+                .starts_with("expected \"demo 2\" in the output:"),
+            "{}",
+            version.output
+        );
+        let slow = &steps[3];
+        assert!(!slow.ok);
+        assert!(
+            slow.output
+                .starts_with("timed out after 7 s (the target's command_timeout_s)"),
+            "{}",
+            slow.output
+        );
+        let report = Report {
+            bundle: "demo".into(),
+            target: "t".into(),
+            image: "i".into(),
+            user: "u".into(),
+            upload_dir: "/mnt/data".into(),
+            ok: false,
+            steps,
+            container: None,
+        };
+        assert_eq!(
+            report.error().unwrap().to_string(),
+            "verify failed at step `check: demo --version` (2 of 4 steps failed)"
+        );
+    }
 
     #[test]
     fn prompt_code_splits_unpack_from_install() {
