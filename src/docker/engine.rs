@@ -690,10 +690,7 @@ impl Container {
 
     /// The members of `path` (a file or a folder), copied out: each one's
     /// path in the archive, and its bytes when it is a regular file.
-    pub async fn copy_out_members(
-        &self,
-        path: &str,
-    ) -> Result<Vec<(String, Option<Vec<u8>>)>, DockerError> {
+    pub async fn copy_out_members(&self, path: &str) -> Result<Members, DockerError> {
         let tar = self.copy_out(path).await?;
         let bad = |e: std::io::Error| DockerError::Archive {
             path: path.to_string(),
@@ -791,6 +788,10 @@ impl Container {
     }
 }
 
+/// Files copied out of a container: each one's path in the archive, and
+/// its bytes when it is a regular file.
+pub type Members = Vec<(String, Option<Vec<u8>>)>;
+
 /// What the stages need of a running container: run a command, copy files
 /// in and out. [`Container`] is the real one; unit tests script a fake, so
 /// that apt's and verify's steps are tested without a daemon.
@@ -810,7 +811,7 @@ pub trait Run: Sync {
     fn copy_out_members(
         &self,
         path: &str,
-    ) -> impl Future<Output = Result<Vec<(String, Option<Vec<u8>>)>, DockerError>> + Send;
+    ) -> impl Future<Output = Result<Members, DockerError>> + Send;
 
     /// Unpack the tar archive `tar` into folder `dir`.
     fn copy_in(
@@ -879,7 +880,7 @@ impl Run for Container {
     fn copy_out_members(
         &self,
         path: &str,
-    ) -> impl Future<Output = Result<Vec<(String, Option<Vec<u8>>)>, DockerError>> + Send {
+    ) -> impl Future<Output = Result<Members, DockerError>> + Send {
         Container::copy_out_members(self, path)
     }
 

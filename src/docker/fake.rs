@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::engine::{DockerError, ExecOptions, ExecOutput, Run};
+use super::engine::{DockerError, ExecOptions, ExecOutput, Members, Run};
 
 /// One scripted answer: exit code and output, or a time-out.
 #[derive(Debug, Clone)]
@@ -119,7 +119,7 @@ impl Run for FakeContainer {
     fn copy_out_members(
         &self,
         path: &str,
-    ) -> impl Future<Output = Result<Vec<(String, Option<Vec<u8>>)>, DockerError>> + Send {
+    ) -> impl Future<Output = Result<Members, DockerError>> + Send {
         // As the archive endpoint names them: from the path's last part on.
         let base = path.rsplit('/').next().unwrap_or(path);
         let members = self

@@ -555,7 +555,7 @@ async fn owners(c: &impl Run, paths: &[&String]) -> Result<BTreeMap<String, Stri
 
 /// Write the copied-out folder's members: exactly the expected regular files.
 fn unpack(
-    members: Vec<(String, Option<Vec<u8>>)>,
+    members: crate::docker::Members,
     root: &Path,
     expected: &BTreeMap<String, u32>,
 ) -> Result<(), AptError> {

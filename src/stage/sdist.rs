@@ -318,7 +318,7 @@ fn cached_wheel(dir: &Path, sdist_sha256: &Sha256) -> Option<BuiltWheel> {
 /// Take the one wheel out of the copied `/build/out` and keep it in `dir`,
 /// with its sha256 beside it.
 fn store_wheel(
-    members: Vec<(String, Option<Vec<u8>>)>,
+    members: crate::docker::Members,
     dir: &Path,
     file: &str,
     sdist_sha256: &Sha256,
