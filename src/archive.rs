@@ -318,6 +318,12 @@ pub fn list(kind: ArchiveKind, path: &Path, limits: Limits) -> Result<Listing, A
     Ok(listing)
 }
 
+/// Whether to go on reading an archive.
+enum Flow {
+    Continue,
+    Stop,
+}
+
 /// Stream the regular files for which `wanted` is true to `sink`, under
 /// the limits; nothing else is kept. The sink gets the normalized path and
 /// a reader that ends at the member's end.
@@ -328,11 +334,72 @@ pub fn stream_files(
     wanted: &dyn Fn(&Path) -> bool,
     sink: &mut dyn FnMut(&Path, &mut dyn Read) -> Result<(), ArchiveError>,
 ) -> Result<(), ArchiveError> {
+    walk(kind, path, limits, wanted, &mut |p, r| {
+        sink(p, r).map(|()| Flow::Continue)
+    })
+}
+
+/// The first regular file for which `wanted` is true, read whole up to
+/// `cap` bytes (a longer one is an error); None when there is none. Reading
+/// stops there.
+pub fn read_member(
+    kind: ArchiveKind,
+    path: &Path,
+    limits: Limits,
+    wanted: &dyn Fn(&Path) -> bool,
+    cap: u64,
+) -> Result<Option<(PathBuf, Vec<u8>)>, ArchiveError> {
+    let mut found = None;
+    walk(kind, path, limits, wanted, &mut |p, r| {
+        let mut data = Vec::new();
+        r.take(cap + 1).read_to_end(&mut data).map_err(from_io)?;
+        if data.len() as u64 > cap {
+            return Err(ArchiveError::Bomb {
+                what: "a member read whole",
+                limit: format!("{cap} bytes"),
+            });
+        }
+        found = Some((p.to_path_buf(), data));
+        Ok(Flow::Stop)
+    })?;
+    Ok(found)
+}
+
+/// The regular files of a zip or tar archive, as `/`-separated paths.
+pub fn file_names(
+    kind: ArchiveKind,
+    path: &Path,
+    limits: Limits,
+) -> Result<Vec<String>, ArchiveError> {
+    Ok(list(kind, path, limits)?
+        .members
+        .into_iter()
+        .filter(|(_, e)| matches!(e, Entry::File { .. }))
+        .map(|(p, _)| slashed(&p))
+        .collect())
+}
+
+/// A member path with `/` separators.
+pub fn slashed(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn walk(
+    kind: ArchiveKind,
+    path: &Path,
+    limits: Limits,
+    wanted: &dyn Fn(&Path) -> bool,
+    sink: &mut dyn FnMut(&Path, &mut dyn Read) -> Result<Flow, ArchiveError>,
+) -> Result<(), ArchiveError> {
     match kind {
         ArchiveKind::Bare => Err(bad("a bare file has no members")),
         ArchiveKind::Zip => {
             let file = std::fs::File::open(path).map_err(bad)?;
-            let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(bad)?;
+            let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+                .map_err(|e| bad(format!("not a zip file: {e}")))?;
             let mut unpacked = 0u64;
             for i in 0..zip.len() {
                 let entry = zip.by_index(i).map_err(bad)?;
@@ -353,7 +420,10 @@ pub fn stream_files(
                     unpacked: 0,
                     compressed,
                 };
-                sink(&p, &mut guard)?;
+                let flow = sink(&p, &mut guard)?;
+                if let Flow::Stop = flow {
+                    return Ok(());
+                }
                 // Drain what the sink left, so the limits see it all.
                 std::io::copy(&mut guard, &mut std::io::sink()).map_err(from_io)?;
                 unpacked += guard.unpacked;
@@ -370,7 +440,9 @@ pub fn stream_files(
                 let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
                 let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
                 if wanted(&p) {
-                    sink(&p, &mut entry)?;
+                    if let Flow::Stop = sink(&p, &mut entry)? {
+                        return Ok(());
+                    }
                 }
             }
             Ok(())

@@ -3,7 +3,6 @@
 
 use crate::error::Diagnose;
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
@@ -749,19 +748,19 @@ fn sdist_version(filename: &str) -> Option<Version> {
 
 /// METADATA of a wheel on disk.
 pub fn metadata_from_wheel_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not a zip file: {e}"))?;
-    let name = (0..zip.len())
-        .filter_map(|i| zip.name_for_index(i).map(str::to_string))
-        .find(|n| crate::resolve::zipdir::is_metadata_path(n))
-        .ok_or("no *.dist-info/METADATA in the wheel")?;
-    let mut out = Vec::new();
-    zip.by_name(&name)
-        .map_err(|e| e.to_string())?
-        .take(16 * 1024 * 1024)
-        .read_to_end(&mut out)
-        .map_err(|e| e.to_string())?;
-    Ok(out)
+    use crate::archive::{self, ArchiveKind};
+    let wanted =
+        |p: &std::path::Path| crate::resolve::zipdir::is_metadata_path(&archive::slashed(p));
+    archive::read_member(
+        ArchiveKind::Zip,
+        path,
+        archive::Limits::from_env(),
+        &wanted,
+        16 << 20,
+    )
+    .map_err(|e| e.to_string())?
+    .map(|(_, data)| data)
+    .ok_or_else(|| "no *.dist-info/METADATA in the wheel".to_string())
 }
 
 /// Parse the email-header part of core metadata.

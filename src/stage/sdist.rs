@@ -11,7 +11,6 @@
 
 use crate::error::Diagnose;
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -407,46 +406,16 @@ pub fn build_requires(
 
 /// The top-level pyproject.toml of an sdist (.tar.gz or .zip), if any.
 fn read_pyproject(path: &Path, file: &str) -> Result<Option<String>, String> {
-    let is_top = |name: &str| {
-        let mut parts = name.trim_start_matches("./").split('/');
-        parts.next().is_some() && parts.next() == Some("pyproject.toml") && parts.next().is_none()
-    };
-    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    if file.ends_with(".zip") {
-        let mut zip = zip::ZipArchive::new(f).map_err(|e| e.to_string())?;
-        let name = (0..zip.len())
-            .filter_map(|i| zip.name_for_index(i).map(str::to_string))
-            .find(|n| is_top(n));
-        let Some(name) = name else { return Ok(None) };
-        let mut text = String::new();
-        zip.by_name(&name)
-            .map_err(|e| e.to_string())?
-            .take(1 << 20)
-            .read_to_string(&mut text)
-            .map_err(|e| e.to_string())?;
-        return Ok(Some(text));
-    }
-    if !(file.ends_with(".tar.gz") || file.ends_with(".tgz")) {
+    use crate::archive::{self, ArchiveKind};
+    let kind = ArchiveKind::from_name(file);
+    if !matches!(kind, ArchiveKind::Zip | ArchiveKind::TarGz) {
         return Err("only .tar.gz and .zip sdists can be built".into());
     }
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
-    for entry in archive.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        let name = entry
-            .path()
-            .map_err(|e| e.to_string())?
-            .to_string_lossy()
-            .into_owned();
-        if is_top(&name) && entry.header().entry_type().is_file() {
-            let mut text = String::new();
-            (&mut entry)
-                .take(1 << 20)
-                .read_to_string(&mut text)
-                .map_err(|e| e.to_string())?;
-            return Ok(Some(text));
-        }
-    }
-    Ok(None)
+    // `<top>/pyproject.toml`: the sdist's own, not one deeper down.
+    let is_top = |p: &Path| p.components().count() == 2 && p.ends_with("pyproject.toml");
+    let found = archive::read_member(kind, path, archive::Limits::from_env(), &is_top, 1 << 20)
+        .map_err(|e| e.to_string())?;
+    Ok(found.map(|(_, data)| String::from_utf8_lossy(&data).into_owned()))
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 
 use crate::error::Diagnose;
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -234,23 +233,19 @@ fn prompt_code(prompt: &str) -> Option<(String, String)> {
 /// Module names a wheel provides at top level (`top_level.txt`, else the
 /// names in the archive).
 fn top_level_modules(wheel: &Path) -> Vec<String> {
-    let Ok(f) = std::fs::File::open(wheel) else {
+    use crate::archive::{self, ArchiveKind};
+    let limits = archive::Limits::from_env();
+    let Ok(names) = archive::file_names(ArchiveKind::Zip, wheel, limits) else {
         return Vec::new();
     };
-    let Ok(mut zip) = zip::ZipArchive::new(f) else {
-        return Vec::new();
+    let top_level = |p: &Path| {
+        let s = archive::slashed(p);
+        s.ends_with(".dist-info/top_level.txt") && s.matches('/').count() == 1
     };
-    let names: Vec<String> = (0..zip.len())
-        .filter_map(|i| zip.name_for_index(i).map(str::to_string))
-        .collect();
-    if let Some(tl) = names
-        .iter()
-        .find(|n| n.ends_with(".dist-info/top_level.txt") && n.matches('/').count() == 1)
+    if let Ok(Some((_, data))) =
+        archive::read_member(ArchiveKind::Zip, wheel, limits, &top_level, 1 << 20)
     {
-        let mut text = String::new();
-        if let Ok(mut f) = zip.by_name(&tl.clone()) {
-            let _ = f.read_to_string(&mut text);
-        }
+        let text = String::from_utf8_lossy(&data);
         let mods: Vec<String> = text
             .lines()
             .map(str::trim)
