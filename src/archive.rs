@@ -13,6 +13,10 @@ use std::path::{Component, Path, PathBuf};
 pub enum ArchiveError {
     #[error("{0}")]
     Bad(String),
+    #[error("cannot read the archive: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a valid zip file: {0}")]
+    Zip(#[from] zip::result::ZipError),
     #[error("member `{member}` would be written outside the folder ({why})")]
     Unsafe { member: String, why: String },
     #[error("the archive holds `{member}` twice")]
@@ -208,7 +212,7 @@ fn from_io(e: std::io::Error) -> ArchiveError {
         }
         return ArchiveError::Bad("archive limit".into());
     }
-    ArchiveError::Bad(e.to_string())
+    ArchiveError::Io(e)
 }
 
 fn bad(e: impl std::fmt::Display) -> ArchiveError {
@@ -228,7 +232,7 @@ fn open_tar(
     path: &Path,
     limits: Limits,
 ) -> Result<tar::Archive<Box<dyn Read>>, ArchiveError> {
-    let file = std::fs::File::open(path).map_err(bad)?;
+    let file = std::fs::File::open(path)?;
     let compressed = std::rc::Rc::new(std::cell::Cell::new(0));
     let counting = Counting {
         inner: std::io::BufReader::new(file),
@@ -266,10 +270,10 @@ pub fn list(kind: ArchiveKind, path: &Path, limits: Limits) -> Result<Listing, A
     match kind {
         ArchiveKind::Bare => return Err(bad("a bare file has no members")),
         ArchiveKind::Zip => {
-            let file = std::fs::File::open(path).map_err(bad)?;
-            let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(bad)?;
+            let file = std::fs::File::open(path)?;
+            let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))?;
             for i in 0..zip.len() {
-                let mut entry = zip.by_index(i).map_err(bad)?;
+                let mut entry = zip.by_index(i)?;
                 let raw = entry.name().to_string();
                 let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
                 if entry.is_dir() {
@@ -277,10 +281,7 @@ pub fn list(kind: ArchiveKind, path: &Path, limits: Limits) -> Result<Listing, A
                 }
                 if entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000) {
                     let mut t = String::new();
-                    (&mut entry)
-                        .take(4096)
-                        .read_to_string(&mut t)
-                        .map_err(bad)?;
+                    (&mut entry).take(4096).read_to_string(&mut t)?;
                     safe_link(&p, &t).map_err(|why| unsafe_(&raw, why))?;
                     add(&raw, p, Entry::Link(t))?;
                 } else {
@@ -397,12 +398,11 @@ fn walk(
     match kind {
         ArchiveKind::Bare => Err(bad("a bare file has no members")),
         ArchiveKind::Zip => {
-            let file = std::fs::File::open(path).map_err(bad)?;
-            let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-                .map_err(|e| bad(format!("not a zip file: {e}")))?;
+            let file = std::fs::File::open(path)?;
+            let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))?;
             let mut unpacked = 0u64;
             for i in 0..zip.len() {
-                let entry = zip.by_index(i).map_err(bad)?;
+                let entry = zip.by_index(i)?;
                 let raw = entry.name().to_string();
                 let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
                 let link = entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000);
@@ -471,7 +471,7 @@ pub fn unpack_files(
     stream_files(kind, path, limits, &|_| true, &mut |p, r| {
         let out = dest.join(p);
         if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent).map_err(bad)?;
+            std::fs::create_dir_all(parent)?;
         }
         write_member(r, &out)?;
         written.push(p.to_path_buf());

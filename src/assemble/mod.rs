@@ -21,27 +21,15 @@ pub enum AssembleError {
         #[source]
         source: std::io::Error,
     },
-    #[error("writing archive {path}: {message}")]
-    Archive { path: PathBuf, message: String },
-    #[error("{path} is {size} bytes; target {target} accepts files up to {max} bytes")]
-    TooLarge {
-        path: String,
-        size: u64,
-        max: u64,
-        target: String,
+    #[error("writing archive {path}")]
+    Archive {
+        path: PathBuf,
+        #[source]
+        source: zip::result::ZipError,
     },
 }
 
-impl Diagnose for AssembleError {
-    fn hint(&self) -> Option<String> {
-        match self {
-            AssembleError::TooLarge { .. } => {
-                Some("use --format dir and upload the files one by one".into())
-            }
-            _ => None,
-        }
-    }
-}
+impl Diagnose for AssembleError {}
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AssembleError + '_ {
     move |source| AssembleError::Io {
@@ -199,9 +187,9 @@ pub fn write_support_files(
 /// Write a deterministic zip of `dir` as `<name>/...` at `dest`: sorted
 /// entries, fixed timestamps, normalized modes; wheels and archives stored.
 pub fn write_zip(dir: &Path, name: &str, dest: &Path) -> Result<(), AssembleError> {
-    let arch = |message: String| AssembleError::Archive {
+    let arch = |source: zip::result::ZipError| AssembleError::Archive {
         path: dest.to_path_buf(),
-        message,
+        source,
     };
     let files = list_files(dir)?;
     let file = std::fs::File::create(dest).map_err(io(dest))?;
@@ -220,11 +208,11 @@ pub fn write_zip(dir: &Path, name: &str, dest: &Path) -> Result<(), AssembleErro
             .unix_permissions(mode_for(&rel))
             .large_file(size >= 0xFFFF_FFFF);
         zip.start_file(format!("{name}/{rel}"), options)
-            .map_err(|e| arch(e.to_string()))?;
+            .map_err(arch)?;
         let mut src = std::fs::File::open(&abs).map_err(io(&abs))?;
         std::io::copy(&mut src, &mut zip).map_err(io(dest))?;
     }
-    let mut w = zip.finish().map_err(|e| arch(e.to_string()))?;
+    let mut w = zip.finish().map_err(arch)?;
     w.flush().map_err(io(dest))?;
     Ok(())
 }
