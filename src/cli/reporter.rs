@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use bundle::report::{Reporter, Stage};
+use bundle::report::{Reporter, Stage, StepId};
 
 use super::human_size;
 
@@ -18,6 +18,8 @@ pub struct CliReporter {
     multi: MultiProgress,
     spinner: ProgressBar,
     bars: Mutex<HashMap<u64, ProgressBar>>,
+    /// Steps in progress, by id (they may overlap).
+    steps: Mutex<HashMap<StepId, String>>,
     started: Instant,
     /// Files the fetch stage will bring, and how many are done.
     planned: std::sync::atomic::AtomicUsize,
@@ -41,6 +43,7 @@ impl CliReporter {
             multi,
             spinner,
             bars: Mutex::new(HashMap::new()),
+            steps: Mutex::new(HashMap::new()),
             started: Instant::now(),
             planned: Default::default(),
             done: Default::default(),
@@ -105,12 +108,18 @@ impl Reporter for CliReporter {
             ));
         }
     }
-    fn step(&self, what: &str) {
+    fn step_start(&self, id: StepId, what: &str) {
         self.spinner.set_message(what.to_string());
         tracing::info!("{what}");
+        self.steps
+            .lock()
+            .expect("poisoned")
+            .insert(id, what.to_string());
     }
-    fn step_done(&self, what: &str, seconds: f64) {
-        tracing::info!("{what}: {seconds:.1} s");
+    fn step_done(&self, id: StepId, seconds: f64) {
+        if let Some(what) = self.steps.lock().expect("poisoned").remove(&id) {
+            tracing::info!("{what}: {seconds:.1} s");
+        }
     }
     fn warn(&self, message: &str) {
         self.multi.suspend(|| eprintln!("warning: {message}"));

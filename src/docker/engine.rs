@@ -32,7 +32,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use crate::report::Reporter;
+use crate::report::{Reporter, Step};
 
 /// Label put on every container and image `bundle` creates.
 pub const LABEL: &str = "bundle";
@@ -355,7 +355,7 @@ impl Engine {
         if let Some(id) = self.image_id(image).await? {
             return Ok(id);
         }
-        reporter.step(&format!("pulling {image} ({platform})"));
+        let _step = Step::start(reporter, &format!("pulling {image} ({platform})"));
         let (name, tag) = split_tag(image);
         let mut stream = self.docker.create_image(
             Some(CreateImageOptions {
@@ -380,7 +380,7 @@ impl Engine {
                 }
             }
             if !line.is_empty() && line != last {
-                reporter.step(&format!("pulling {image}: {line}"));
+                tracing::info!("pulling {image}: {line}");
                 last = line;
             }
         }
@@ -522,9 +522,7 @@ impl Engine {
         if self.image_id(tag).await?.is_some() {
             return Ok(tag.to_string());
         }
-        let what = format!("preparing image {tag} from {base}");
-        reporter.step(&what);
-        let started = Instant::now();
+        let _step = Step::start(reporter, &format!("preparing image {tag} from {base}"));
         let spec = ContainerSpec {
             image: base.to_string(),
             platform: platform.to_string(),
@@ -538,7 +536,6 @@ impl Engine {
             c.commit(tag).await
         })
         .await?;
-        reporter.step_done(&what, started.elapsed().as_secs_f64());
         Ok(tag.to_string())
     }
 }

@@ -6,7 +6,6 @@
 use crate::error::Diagnose;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use crate::check;
 use crate::config::recipe::Apt;
@@ -15,7 +14,7 @@ use crate::docker::sandbox::{self, APT_ENV};
 use crate::docker::Run;
 use crate::docker::{sh_quote, ContainerSpec, DockerError, Engine, ExecOptions};
 use crate::model::manifest::{AptPackage, Link};
-use crate::report::Reporter;
+use crate::report::{Reporter, Step};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AptError {
@@ -112,10 +111,6 @@ pub fn is_glibc(soname: &str) -> bool {
             .any(|g| soname == *g || soname.starts_with(&format!("{g}.")))
 }
 
-fn timed(reporter: &dyn Reporter, what: &str, started: Instant) {
-    reporter.step_done(what, started.elapsed().as_secs_f64());
-}
-
 fn dpkg_list(text: &str) -> BTreeMap<String, AptPackage> {
     text.lines()
         .filter_map(|l| {
@@ -149,11 +144,11 @@ pub async fn build(
     cache: &crate::fetch::cache::Cache,
     reporter: &dyn Reporter,
 ) -> Result<AptBuild, AptError> {
-    let started = Instant::now();
+    let step = Step::start(reporter, "sandbox image and its libraries");
     let sandbox_tag = sandbox::sandbox_image(engine, target, reporter).await?;
     let system_libraries =
         sandbox::libraries(engine, &sandbox_tag, &target.platform, cache).await?;
-    timed(reporter, "sandbox image and its libraries", started);
+    drop(step);
 
     let spec = ContainerSpec {
         image: sandbox_tag.clone(),
@@ -197,19 +192,19 @@ async fn build_in(
     reporter: &dyn Reporter,
 ) -> Result<(Vec<AptPackage>, Vec<AptFile>), AptError> {
     let (after, installed) = install_and_record(c, apt, reporter).await?;
-    let started = Instant::now();
+    let step = Step::start(reporter, "binaries and library closure");
     let binaries = locate_binaries(c, apt, &target.image).await?;
     let closure = library_closure(c, target, &binaries, system).await?;
-    timed(reporter, "binaries and library closure", started);
+    drop(step);
     let sources: Vec<&String> = binaries
         .iter()
         .map(|(_, p)| p)
         .chain(closure.libraries.values())
         .collect();
     let owners = owners(c, &sources).await?;
-    let started = Instant::now();
+    let step = Step::start(reporter, "staging, RUNPATH and copy-out");
     let link = stage_and_link(c, apt, &binaries, &closure, root, reporter).await?;
-    timed(reporter, "staging, RUNPATH and copy-out", started);
+    drop(step);
     let version_of = |path: &str| {
         let pkg = owners.get(path).cloned();
         let version = pkg
@@ -233,15 +228,14 @@ async fn install_and_record(
     let packages = quoted(&apt.packages);
     let before = dpkg_list(&c.run_ok(DPKG_QUERY, "dpkg-query", &root_opts).await?.stdout);
     let what = format!("apt-get install {}", apt.packages.join(" "));
-    reporter.step(&what);
-    let started = Instant::now();
+    let step = Step::start(reporter, &what);
     c.run_ok(
         &format!("set -e; {APT_ENV}; $APT update; $APT install -y {packages}"),
         &what,
         &root_opts,
     )
     .await?;
-    timed(reporter, &what, started);
+    drop(step);
     let after = dpkg_list(&c.run_ok(DPKG_QUERY, "dpkg-query", &root_opts).await?.stdout);
     let installed = after
         .iter()

@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use pep508_rs::{Requirement, VerbatimUrl};
 
@@ -23,6 +22,7 @@ use crate::docker::Run;
 use crate::docker::{sh_quote, tar_of, ContainerSpec, DockerError, Engine, ExecOptions};
 use crate::fetch::{Blob, FetchError, Fetcher};
 use crate::model::Sha256;
+use crate::report::Step;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SdistError {
@@ -168,9 +168,7 @@ impl SdistBuilder {
         let engine = self.engine().await?;
         let image =
             crate::docker::sandbox::build_image(engine, &self.target, reporter.as_ref()).await?;
-        let started = Instant::now();
-        let what = format!("building {file}");
-        reporter.step(&what);
+        let step = Step::start(reporter.as_ref(), &format!("building {file}"));
         let spec = ContainerSpec {
             image: image.clone(),
             platform: self.target.platform.clone(),
@@ -235,7 +233,7 @@ impl SdistBuilder {
             Ok(c.copy_out_members("/build/out").await?)
         })
         .await?;
-        reporter.step_done(&what, started.elapsed().as_secs_f64());
+        drop(step);
         let tmp_root = self
             .fetcher
             .cache()

@@ -19,7 +19,7 @@ use crate::config::target::Target;
 use crate::docker::Run;
 use crate::docker::{sh_quote, tar_of, tar_owned, ContainerSpec, DockerError, Engine, ExecOptions};
 use crate::fetch::Fetcher;
-use crate::report::{Reporter, Stage};
+use crate::report::{Reporter, Stage, Step as Progress};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -297,11 +297,11 @@ pub async fn verify(
         return Err(VerifyError::Tampered { files: tampered });
     }
     let engine = Engine::connect("bundle verify needs").await?;
-    let started = Instant::now();
+    let step = Progress::start(reporter.as_ref(), "sandbox image");
     let base = crate::docker::sandbox::sandbox_image(&engine, target, reporter.as_ref()).await?;
     let image =
         preinstalled_image(&engine, target, &bundle.manifest, &base, &fetcher, options).await?;
-    reporter.step_done("sandbox image", started.elapsed().as_secs_f64());
+    drop(step);
 
     let spec = ContainerSpec {
         image: image.clone(),
@@ -372,7 +372,7 @@ async fn upload(
         .map(|(n, _, _)| n.clone())
         .filter(|n| !n.contains('/'))
         .collect();
-    reporter.step("uploading");
+    let _step = Progress::start(reporter, "uploading");
     let ids = c
         .run_ok("id -u; id -g", "id", &ExecOptions::default())
         .await?;
@@ -547,7 +547,7 @@ async fn run_step(
     env: &[&str],
     reporter: &dyn Reporter,
 ) -> Result<Step, VerifyError> {
-    reporter.step(name);
+    let progress = Progress::start(reporter, name);
     // One stream, in the order it was written.
     let script = format!("exec 2>&1\n{script}");
     let out = c
@@ -560,7 +560,7 @@ async fn run_step(
             },
         )
         .await?;
-    reporter.step_done(name, out.elapsed.as_secs_f64());
+    drop(progress);
     let mut output = crate::docker::tail(&out.combined(), 60);
     if out.timed_out {
         output = format!(
@@ -670,8 +670,7 @@ async fn preinstalled_image(
         "installing {} preinstalled package(s) into the sandbox image",
         wheels.len()
     );
-    fetcher.reporter().step(&what);
-    let started = Instant::now();
+    let _step = Progress::start(fetcher.reporter().as_ref(), &what);
     let spec = ContainerSpec {
         image: base.to_string(),
         platform: target.platform.clone(),
@@ -696,9 +695,6 @@ async fn preinstalled_image(
             Ok::<(), VerifyError>(())
         })
         .await?;
-    fetcher
-        .reporter()
-        .step_done(&what, started.elapsed().as_secs_f64());
     Ok(tag)
 }
 
