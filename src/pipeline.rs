@@ -26,6 +26,7 @@ use crate::stage::apt;
 use crate::stage::release;
 use crate::stage::release::ReleaseError;
 use crate::stage::sdist::{SdistBuilder, SdistRef};
+use crate::stage::StageStep;
 use crate::Error;
 
 /// Everything a build or plan needs to know.
@@ -349,16 +350,24 @@ pub async fn build_plan(
     let staging = staging_dir(&options.out)?;
     let root = staging.path().join(&plan.name);
     std::fs::create_dir_all(&root).map_err(io_err(&root))?;
-    let mut entries: BTreeMap<String, FileEntry> = BTreeMap::new();
-    stage_wheels(plan, &wheel_blobs, &root, &mut entries)?;
-    stage_releases(plan, &release_blobs, &root, &mut entries)?;
-    let (system_libs, apt_installed) = match &plan.apt {
-        Some(planned) => {
-            reporter.stage(Stage::Build);
-            stage_apt(planned, target, &fetcher, &root, &mut entries).await?
-        }
-        None => (BTreeSet::new(), Vec::new()),
+    let mut runner = DiskRunner {
+        plan,
+        target,
+        fetcher: &fetcher,
+        wheel_blobs: &wheel_blobs,
+        release_blobs: &release_blobs,
+        root: &root,
+        entries: BTreeMap::new(),
+        system_libs: BTreeSet::new(),
+        apt_installed: Vec::new(),
     };
+    crate::stage::run_all(&mut runner, &crate::stage::steps(plan)).await?;
+    let DiskRunner {
+        mut entries,
+        system_libs,
+        apt_installed,
+        ..
+    } = runner;
 
     reporter.stage(Stage::Check);
     let mut warnings = check_staged(&root, target, &system_libs, &fetcher, &mut entries)?;
@@ -427,35 +436,73 @@ fn staging_dir(out: &Path) -> Result<crate::fsutil::RunDir, Error> {
     crate::fsutil::RunDir::create(out, ".bundle-").map_err(io_err(out))
 }
 
-/// `wheels/<file>`: each verified blob copied, hashed as it is written.
-fn stage_wheels(
-    plan: &Plan,
-    blobs: &[Blob],
-    root: &Path,
-    entries: &mut BTreeMap<String, FileEntry>,
-) -> Result<(), Error> {
-    if plan.wheels.is_empty() {
-        return Ok(());
+/// Runs staging steps on disk (and, for apt, in Docker), collecting the
+/// manifest's entries.
+struct DiskRunner<'a> {
+    plan: &'a Plan,
+    target: &'a Target,
+    fetcher: &'a Fetcher,
+    wheel_blobs: &'a [Blob],
+    release_blobs: &'a [Blob],
+    root: &'a Path,
+    entries: BTreeMap<String, FileEntry>,
+    /// The sandbox's own libraries (for the check), once apt ran.
+    system_libs: BTreeSet<String>,
+    apt_installed: Vec<crate::model::manifest::AptPackage>,
+}
+
+impl crate::stage::StageRunner for DiskRunner<'_> {
+    type Error = Error;
+
+    async fn run(&mut self, step: &StageStep) -> Result<(), Error> {
+        let entries = match step {
+            StageStep::CopyWheel { index, .. } => {
+                vec![stage_wheel(
+                    &self.plan.wheels[*index],
+                    &self.wheel_blobs[*index],
+                    self.root,
+                )?]
+            }
+            StageStep::ExtractRelease { index, .. } => stage_release(
+                &self.plan.releases[*index],
+                &self.release_blobs[*index],
+                self.root,
+            )?,
+            StageStep::Apt { .. } => {
+                let planned = self.plan.apt.as_ref().expect("an apt step has a plan");
+                self.fetcher.reporter().stage(Stage::Build);
+                let (entries, system, installed) =
+                    stage_apt(planned, self.target, self.fetcher, self.root).await?;
+                self.system_libs = system;
+                self.apt_installed = installed;
+                entries
+            }
+        };
+        for e in entries {
+            self.entries.insert(e.path.clone(), e);
+        }
+        Ok(())
     }
+}
+
+/// `wheels/<file>`: the verified blob copied, hashed as it is written.
+fn stage_wheel(w: &PlannedWheel, blob: &Blob, root: &Path) -> Result<FileEntry, Error> {
     let wheels_dir = root.join("wheels");
     std::fs::create_dir_all(&wheels_dir).map_err(io_err(&wheels_dir))?;
-    for (w, blob) in plan.wheels.iter().zip(blobs) {
-        let dest = wheels_dir.join(&w.filename);
-        // The manifest's hash is that of the bytes written here.
-        let (sha256, size) = crate::fetch::copy_verified(blob, &dest)?;
-        crate::fsutil::set_mode(&dest, 0o644).map_err(io_err(&dest))?;
-        let mut entry = FileEntry::new(
-            format!("wheels/{}", w.filename),
-            FileKind::Wheel,
-            sha256,
-            size,
-        )
-        .from_package(&w.package, Some(w.version.clone()))
-        .with_source(&w.url);
-        entry.built_from = w.sdist.as_ref().map(|s| s.filename.clone());
-        entries.insert(entry.path.clone(), entry);
-    }
-    Ok(())
+    let dest = wheels_dir.join(&w.filename);
+    // The manifest's hash is that of the bytes written here.
+    let (sha256, size) = crate::fetch::copy_verified(blob, &dest)?;
+    crate::fsutil::set_mode(&dest, 0o644).map_err(io_err(&dest))?;
+    let mut entry = FileEntry::new(
+        format!("wheels/{}", w.filename),
+        FileKind::Wheel,
+        sha256,
+        size,
+    )
+    .from_package(&w.package, Some(w.version.clone()))
+    .with_source(&w.url);
+    entry.built_from = w.sdist.as_ref().map(|s| s.filename.clone());
+    Ok(entry)
 }
 
 /// The entry of a file already written into the bundle, hashed from disk.
@@ -465,35 +512,40 @@ fn entry_of(root: &Path, path: &str, kind: FileKind) -> Result<FileEntry, Error>
     Ok(FileEntry::new(path, kind, sha256, size))
 }
 
-/// `bin/<file>` for each release's wanted members.
-fn stage_releases(
-    plan: &Plan,
-    blobs: &[Blob],
+/// `bin/<file>` for each of a release's wanted members.
+fn stage_release(
+    r: &crate::model::plan::PlannedRelease,
+    blob: &Blob,
     root: &Path,
-    entries: &mut BTreeMap<String, FileEntry>,
-) -> Result<(), Error> {
+) -> Result<Vec<FileEntry>, Error> {
     let bin = root.join("bin");
-    for (r, blob) in plan.releases.iter().zip(blobs) {
-        for file in release::extract(r, &blob.path, &bin)? {
-            let entry = entry_of(root, &format!("bin/{file}"), FileKind::Binary)?
+    let mut entries = Vec::new();
+    for file in release::extract(r, &blob.path, &bin)? {
+        entries.push(
+            entry_of(root, &format!("bin/{file}"), FileKind::Binary)?
                 .from_package(&r.name, Some(r.version.clone()))
-                .with_source(&r.url);
-            entries.insert(entry.path.clone(), entry);
-        }
+                .with_source(&r.url),
+        );
     }
-    Ok(())
+    Ok(entries)
 }
 
+/// What the apt step staged: its entries, the sandbox's own libraries (for
+/// the check) and the packages installed.
+type AptStaged = (
+    Vec<FileEntry>,
+    BTreeSet<String>,
+    Vec<crate::model::manifest::AptPackage>,
+);
+
 /// Debian packages, in a container of the target's sandbox image: their
-/// binaries and the libraries the sandbox lacks. Returns the sandbox's own
-/// libraries (for the check) and the packages installed.
+/// binaries and the libraries the sandbox lacks.
 async fn stage_apt(
     planned: &PlannedApt,
     target: &Target,
     fetcher: &Fetcher,
     root: &Path,
-    entries: &mut BTreeMap<String, FileEntry>,
-) -> Result<(BTreeSet<String>, Vec<crate::model::manifest::AptPackage>), Error> {
+) -> Result<AptStaged, Error> {
     let engine = Engine::connect("apt recipes need").await?;
     let apt = recipe::Apt {
         packages: planned.packages.clone(),
@@ -510,6 +562,7 @@ async fn stage_apt(
         fetcher.reporter().as_ref(),
     )
     .await?;
+    let mut entries = Vec::new();
     for f in built.files {
         let kind = if f.library {
             FileKind::Library
@@ -521,9 +574,9 @@ async fn stage_apt(
         entry.package = f.package;
         entry.version = f.version;
         entry.link = f.link;
-        entries.insert(entry.path.clone(), entry);
+        entries.push(entry);
     }
-    Ok((built.system_libraries, built.installed))
+    Ok((entries, built.system_libraries, built.installed))
 }
 
 /// Check every ELF file, including shared objects inside wheels; record

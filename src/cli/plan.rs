@@ -51,7 +51,18 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Resu
     let PlanArgs { resolve, json } = args;
     let plan = resolve_plan(&resolve, quiet, cancel).await?;
     if json {
-        print_json(&plan);
+        // The Plan (what a lock file saves), plus the staging steps it
+        // makes, for scripts that want to know what `build` will do.
+        #[derive(serde::Serialize)]
+        struct WithSteps<'a> {
+            #[serde(flatten)]
+            plan: &'a bundle::model::plan::Plan,
+            steps: Vec<bundle::stage::StageStep>,
+        }
+        print_json(&WithSteps {
+            plan: &plan,
+            steps: bundle::stage::steps(&plan),
+        });
     } else {
         outln!(
             "{} for {} ({}, glibc {}, Python {})",
@@ -86,6 +97,10 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Resu
         }
         for e in &plan.excluded {
             outln!("  excluded  {}=={}  ({})", e.package, e.version, e.reason);
+        }
+        outln!("build will:");
+        for (i, step) in bundle::stage::steps(&plan).iter().enumerate() {
+            outln!("  {:>2}. {}", i + 1, step.describe());
         }
     }
     Ok(())
