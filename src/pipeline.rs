@@ -156,9 +156,10 @@ pub async fn make_plan(
     recipe: &Recipe,
     target: &Target,
     fetcher: Arc<Fetcher>,
+    reporter: Arc<dyn Reporter>,
     cancel: CancellationToken,
 ) -> Result<Plan, Error> {
-    fetcher.reporter().stage(Stage::Plan);
+    reporter.stage(Stage::Plan);
     let plan_options = PlanOptions {
         index_url: options.index_url.clone(),
         resolve: ResolveOptions {
@@ -166,7 +167,7 @@ pub async fn make_plan(
         },
         github_api: options.github_api.clone(),
     };
-    Ok(plan(recipe, target, &plan_options, fetcher, cancel).await?)
+    Ok(plan(recipe, target, &plan_options, fetcher, reporter, cancel).await?)
 }
 
 /// Read a lock file (a saved Plan) and check it fits the request.
@@ -260,8 +261,8 @@ async fn fetch_all(
     plan: &Plan,
     target: &Target,
     fetcher: &Arc<Fetcher>,
+    reporter: &Arc<dyn Reporter>,
 ) -> Result<(Vec<Blob>, Vec<Blob>), Error> {
-    let reporter = fetcher.reporter();
     reporter.stage(Stage::Fetch);
     let sizes: Option<u64> = plan.wheels.iter().map(|w| w.size).sum();
     reporter.fetch_planned(plan.wheels.len() + plan.releases.len(), sizes);
@@ -272,16 +273,24 @@ async fn fetch_all(
         ));
     }
     let mut set = tokio::task::JoinSet::new();
-    let builder = plan
-        .wheels
-        .iter()
-        .any(|w| w.sdist.is_some())
-        .then(|| Arc::new(SdistBuilder::new(target, fetcher.clone(), &plan.index_url)));
+    let builder = plan.wheels.iter().any(|w| w.sdist.is_some()).then(|| {
+        Arc::new(SdistBuilder::new(
+            target,
+            fetcher.clone(),
+            &plan.index_url,
+            reporter.clone(),
+        ))
+    });
     for (i, w) in plan.wheels.iter().enumerate() {
-        let (f, w, builder) = (fetcher.clone(), w.clone(), builder.clone());
+        let (f, w, builder, r) = (
+            fetcher.clone(),
+            w.clone(),
+            builder.clone(),
+            reporter.clone(),
+        );
         set.spawn(async move {
             let blob = match (&w.sdist, builder) {
-                (Some(_), Some(builder)) => built_wheel(&builder, &w, f.reporter().as_ref()).await,
+                (Some(_), Some(builder)) => built_wheel(&builder, &w, r.as_ref()).await,
                 _ => fetched_wheel(&f, &w).await,
             };
             (Fetched::Wheel(i), blob)
@@ -326,13 +335,24 @@ pub async fn build(
     recipe: &Recipe,
     target: &Target,
     fetcher: Arc<Fetcher>,
+    reporter: Arc<dyn Reporter>,
     cancel: CancellationToken,
 ) -> Result<BuildOutput, Error> {
     let plan = match &options.locked {
         Some(path) => read_lock(path, recipe, target)?,
-        None => make_plan(options, recipe, target, fetcher.clone(), cancel).await?,
+        None => {
+            make_plan(
+                options,
+                recipe,
+                target,
+                fetcher.clone(),
+                reporter.clone(),
+                cancel,
+            )
+            .await?
+        }
     };
-    build_plan(options, &plan, target, fetcher).await
+    build_plan(options, &plan, target, fetcher, reporter).await
 }
 
 /// Fetch, stage, check and assemble an already resolved Plan.
@@ -341,9 +361,9 @@ pub async fn build_plan(
     plan: &Plan,
     target: &Target,
     fetcher: Arc<Fetcher>,
+    reporter: Arc<dyn Reporter>,
 ) -> Result<BuildOutput, Error> {
-    let reporter = fetcher.reporter().clone();
-    let (wheel_blobs, release_blobs) = fetch_all(plan, target, &fetcher).await?;
+    let (wheel_blobs, release_blobs) = fetch_all(plan, target, &fetcher, &reporter).await?;
 
     // Stage into a temporary folder beside the output; renamed in at the end.
     reporter.stage(Stage::Stage);
@@ -354,6 +374,7 @@ pub async fn build_plan(
         plan,
         target,
         fetcher: &fetcher,
+        reporter: reporter.as_ref(),
         wheel_blobs: &wheel_blobs,
         release_blobs: &release_blobs,
         root: &root,
@@ -370,7 +391,14 @@ pub async fn build_plan(
     } = runner;
 
     reporter.stage(Stage::Check);
-    let mut warnings = check_staged(&root, target, &system_libs, &fetcher, &mut entries)?;
+    let mut warnings = check_staged(
+        &root,
+        target,
+        &system_libs,
+        &fetcher,
+        reporter.as_ref(),
+        &mut entries,
+    )?;
 
     reporter.stage(Stage::Assemble);
     let manifest = Manifest {
@@ -442,6 +470,7 @@ struct DiskRunner<'a> {
     plan: &'a Plan,
     target: &'a Target,
     fetcher: &'a Fetcher,
+    reporter: &'a dyn Reporter,
     wheel_blobs: &'a [Blob],
     release_blobs: &'a [Blob],
     root: &'a Path,
@@ -470,9 +499,9 @@ impl crate::stage::StageRunner for DiskRunner<'_> {
             )?,
             StageStep::Apt { .. } => {
                 let planned = self.plan.apt.as_ref().expect("an apt step has a plan");
-                self.fetcher.reporter().stage(Stage::Build);
+                self.reporter.stage(Stage::Build);
                 let (entries, system, installed) =
-                    stage_apt(planned, self.target, self.fetcher, self.root).await?;
+                    stage_apt(planned, self.target, self.fetcher, self.reporter, self.root).await?;
                 self.system_libs = system;
                 self.apt_installed = installed;
                 entries
@@ -544,6 +573,7 @@ async fn stage_apt(
     planned: &PlannedApt,
     target: &Target,
     fetcher: &Fetcher,
+    reporter: &dyn Reporter,
     root: &Path,
 ) -> Result<AptStaged, Error> {
     let engine = Engine::connect("apt recipes need").await?;
@@ -553,15 +583,7 @@ async fn stage_apt(
         link: planned.link,
         check: Vec::new(),
     };
-    let built = apt::build(
-        &engine,
-        target,
-        &apt,
-        root,
-        fetcher.cache(),
-        fetcher.reporter().as_ref(),
-    )
-    .await?;
+    let built = apt::build(&engine, target, &apt, root, fetcher.cache(), reporter).await?;
     let mut entries = Vec::new();
     for f in built.files {
         let kind = if f.library {
@@ -587,9 +609,9 @@ fn check_staged(
     target: &Target,
     system_libs: &BTreeSet<String>,
     fetcher: &Fetcher,
+    reporter: &dyn Reporter,
     entries: &mut BTreeMap<String, FileEntry>,
 ) -> Result<Vec<String>, Error> {
-    let reporter = fetcher.reporter();
     let wheel_hashes: BTreeMap<String, crate::model::Sha256> = entries
         .values()
         .filter(|e| e.kind == FileKind::Wheel)
@@ -702,16 +724,20 @@ pub async fn plan(
     target: &Target,
     options: &PlanOptions,
     fetcher: Arc<Fetcher>,
+    reporter: Arc<dyn Reporter>,
     cancel: CancellationToken,
 ) -> Result<Plan, PlanError> {
     let (mut wheels, mut excluded) = if recipe.pypi.requirements.is_empty() {
         (Vec::new(), Vec::new())
     } else {
-        plan_wheels(recipe, target, options, &fetcher, cancel).await?
+        plan_wheels(recipe, target, options, &fetcher, &reporter, cancel).await?
     };
     let mut releases = Vec::new();
     for r in &recipe.releases {
-        releases.push(release::plan_release(r, target, &fetcher, &options.github_api).await?);
+        releases.push(
+            release::plan_release(r, target, &fetcher, &options.github_api, reporter.as_ref())
+                .await?,
+        );
     }
     wheels.sort_by(|a, b| a.filename.cmp(&b.filename));
     excluded.sort_by(|a, b| a.package.cmp(&b.package));
@@ -746,6 +772,7 @@ async fn plan_wheels(
     target: &Target,
     options: &PlanOptions,
     fetcher: &Arc<Fetcher>,
+    reporter: &Arc<dyn Reporter>,
     cancel: CancellationToken,
 ) -> Result<(Vec<PlannedWheel>, Vec<Excluded>), PlanError> {
     let mut index = Index::new(
@@ -753,13 +780,15 @@ async fn plan_wheels(
         fetcher.clone(),
         target,
         recipe.pypi.exclude_newer.clone(),
-    )?;
+    )?
+    .with_reporter(reporter.clone());
     if recipe.pypi.sdists == Sdists::Build {
         // The resolver sees the builder only through the WheelBuilder trait.
         index = index.with_sdists(Arc::new(SdistBuilder::new(
             target,
             fetcher.clone(),
             &options.index_url,
+            reporter.clone(),
         )));
     }
     let index = Arc::new(index);

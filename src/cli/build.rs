@@ -70,7 +70,15 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
     let reporter = Arc::new(CliReporter::new(quiet));
     let started = Instant::now();
     let fetcher = build::fetcher(&options, reporter.clone())?;
-    let result = build::build(&options, &recipe, &target, fetcher.clone(), cancel).await;
+    let result = build::build(
+        &options,
+        &recipe,
+        &target,
+        fetcher.clone(),
+        reporter.clone(),
+        cancel,
+    )
+    .await;
     reporter.finish();
     let output = result?;
     if json && !verify {
@@ -85,6 +93,7 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
             &path,
             &target,
             fetcher,
+            reporter.clone(),
             &bundle::verify::VerifyOptions {
                 index_url: options.index_url.clone(),
                 keep: false,

@@ -42,7 +42,15 @@ async fn resolve_plan(
     let (recipe, target) = build::load(&options)?;
     let reporter = Arc::new(CliReporter::new(quiet));
     let fetcher = build::fetcher(&options, reporter.clone())?;
-    let result = build::make_plan(&options, &recipe, &target, fetcher, cancel).await;
+    let result = build::make_plan(
+        &options,
+        &recipe,
+        &target,
+        fetcher,
+        reporter.clone(),
+        cancel,
+    )
+    .await;
     reporter.finish();
     result
 }

@@ -52,6 +52,7 @@ pub async fn run(args: VerifyArgs, quiet: bool) -> Result<(), Error> {
         &path,
         &target,
         fetcher,
+        reporter.clone(),
         &bundle::verify::VerifyOptions { index_url, keep },
     )
     .await;

@@ -386,10 +386,6 @@ impl Fetcher {
         self.offline
     }
 
-    pub fn reporter(&self) -> &Arc<dyn Reporter> {
-        &self.reporter
-    }
-
     /// GET with retries on connection failures and 5xx. The server has
     /// `limits.timeout` in all, across attempts, to send its headers.
     async fn send(&self, url: &str, headers: HeaderMap) -> Result<Response, FetchError> {

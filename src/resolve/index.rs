@@ -195,6 +195,7 @@ pub struct Index {
     exclude_newer: Option<String>,
     sdists: Option<Arc<dyn crate::resolve::WheelBuilder>>,
     projects: Mutex<HashMap<PackageName, Shared<Project>>>,
+    reporter: Arc<dyn crate::report::Reporter>,
     metadata: Mutex<HashMap<String, Shared<Metadata>>>,
 }
 
@@ -218,8 +219,19 @@ impl Index {
             exclude_newer,
             sdists: None,
             projects: Mutex::new(HashMap::new()),
+            reporter: Arc::new(crate::report::NoReporter),
             metadata: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Report progress (packages looked at, oddities) to `reporter`.
+    pub fn with_reporter(mut self, reporter: Arc<dyn crate::report::Reporter>) -> Index {
+        self.reporter = reporter;
+        self
+    }
+
+    pub fn reporter(&self) -> &dyn crate::report::Reporter {
+        self.reporter.as_ref()
     }
 
     /// Accept sdists for versions without a usable wheel; `builder` turns
@@ -261,7 +273,7 @@ impl Index {
     }
 
     async fn load_project(&self, name: &PackageName) -> Result<Project, IndexError> {
-        self.fetcher.reporter().resolving(name.as_ref());
+        self.reporter.resolving(name.as_ref());
         let url = self
             .base
             .join(&format!("{name}/"))

@@ -390,7 +390,7 @@ impl DependencyProvider for Provider {
                     .block_on(self.index.metadata(&wheel))
                     .map_err(ProviderError::Index)?;
                 if !meta.provides_extra.is_empty() && !meta.provides_extra.contains(extra) {
-                    self.index.fetcher().reporter().warn(&format!(
+                    self.index.reporter().warn(&format!(
                         "{n} {version} does not provide the extra `{extra}`"
                     ));
                 }

@@ -258,6 +258,7 @@ pub async fn plan_release(
     target: &Target,
     fetcher: &Fetcher,
     github_api: &str,
+    reporter: &dyn crate::report::Reporter,
 ) -> Result<PlannedRelease, ReleaseError> {
     // A malformed URL is the recipe's fault, found before any network use.
     let probe = if r.version == "latest" {
@@ -305,7 +306,7 @@ pub async fn plan_release(
                 actual: blob.sha256.to_string(),
             });
         }
-        fetcher.reporter().warn(&format!(
+        reporter.warn(&format!(
             "release `{}` is not pinned; --allow-unhashed takes {filename} as downloaded (sha256 {})",
             r.name, blob.sha256
         ));

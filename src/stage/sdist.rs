@@ -22,7 +22,7 @@ use crate::docker::Run;
 use crate::docker::{sh_quote, tar_of, ContainerSpec, DockerError, Engine, ExecOptions};
 use crate::fetch::{Blob, FetchError, Fetcher};
 use crate::model::Sha256;
-use crate::report::Step;
+use crate::report::{Reporter, Step};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SdistError {
@@ -82,6 +82,7 @@ pub struct SdistBuilder {
     fetcher: Arc<Fetcher>,
     index_url: String,
     engine: tokio::sync::OnceCell<Engine>,
+    reporter: Arc<dyn Reporter>,
     /// One cell per sdist URL: each sdist is built once per run, while
     /// different sdists download and build at the same time.
     in_flight: std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<BuiltWheel>>>>,
@@ -107,8 +108,14 @@ impl crate::resolve::WheelBuilder for SdistBuilder {
 }
 
 impl SdistBuilder {
-    pub fn new(target: &Target, fetcher: Arc<Fetcher>, index_url: &str) -> SdistBuilder {
+    pub fn new(
+        target: &Target,
+        fetcher: Arc<Fetcher>,
+        index_url: &str,
+        reporter: Arc<dyn Reporter>,
+    ) -> SdistBuilder {
         SdistBuilder {
+            reporter,
             target: target.clone(),
             fetcher,
             index_url: index_url.to_string(),
@@ -160,7 +167,7 @@ impl SdistBuilder {
         blob: &Blob,
         dir: &Path,
     ) -> Result<BuiltWheel, SdistError> {
-        let reporter = self.fetcher.reporter().clone();
+        let reporter = self.reporter.clone();
         let file = sdist.filename.clone();
         let requires = build_requires(&blob.path, &file)?;
         let deps = self.fetch_build_requires(&file, requires).await?;

@@ -286,9 +286,9 @@ pub async fn verify(
     path: &Path,
     target: &Target,
     fetcher: Arc<Fetcher>,
+    reporter: Arc<dyn Reporter>,
     options: &VerifyOptions,
 ) -> Result<Report, VerifyError> {
-    let reporter = fetcher.reporter().clone();
     reporter.stage(Stage::Verify);
     let bundle = read_bundle(path)?;
     // Every byte is checked against the manifest before anything runs.
@@ -299,8 +299,16 @@ pub async fn verify(
     let engine = Engine::connect("bundle verify needs").await?;
     let step = Progress::start(reporter.as_ref(), "sandbox image");
     let base = crate::docker::sandbox::sandbox_image(&engine, target, reporter.as_ref()).await?;
-    let image =
-        preinstalled_image(&engine, target, &bundle.manifest, &base, &fetcher, options).await?;
+    let image = preinstalled_image(
+        &engine,
+        target,
+        &bundle.manifest,
+        &base,
+        &fetcher,
+        reporter.as_ref(),
+        options,
+    )
+    .await?;
     drop(step);
 
     let spec = ContainerSpec {
@@ -634,6 +642,7 @@ async fn preinstalled_image(
     manifest: &Manifest,
     base: &str,
     fetcher: &Arc<Fetcher>,
+    reporter: &dyn Reporter,
     options: &VerifyOptions,
 ) -> Result<String, VerifyError> {
     if manifest.excluded.is_empty() {
@@ -670,7 +679,7 @@ async fn preinstalled_image(
         "installing {} preinstalled package(s) into the sandbox image",
         wheels.len()
     );
-    let _step = Progress::start(fetcher.reporter().as_ref(), &what);
+    let _step = Progress::start(reporter, &what);
     let spec = ContainerSpec {
         image: base.to_string(),
         platform: target.platform.clone(),
