@@ -183,63 +183,11 @@ impl SdistBuilder {
             user: Some("0".into()),
             purpose: "sdist".into(),
         };
-        let members = engine.with_container(&spec, async |c| {
-            let mut files = Vec::new();
-            let read = |p: &Path| {
-                std::fs::read(p).map_err(|source| SdistError::Io {
-                    file: p.display().to_string(),
-                    what: "reading",
-                    source,
-                })
-            };
-            files.push((format!("build/{file}"), 0o644, read(&blob.path)?));
-            for (name, path) in &deps {
-                files.push((format!("build/deps/{name}"), 0o644, read(path)?));
-            }
-            let tar = tar_of(&files).map_err(|source| SdistError::Io {
-                file: file.clone(),
-                what: "packing for the build container",
-                source,
-            })?;
-            c.run_ok("mkdir -p /build/deps /build/out", "mkdir", &ExecOptions::default())
-                .await?;
-            c.copy_in("/", tar).await?;
-            let (major, minor) = self.target.python_major_minor();
-            let version = c
-                .run_ok(
-                    "python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'",
-                    "python3 --version",
-                    &ExecOptions::default(),
-                )
-                .await?;
-            let found = version.stdout.trim().to_string();
-            if found != format!("{major}.{minor}") {
-                return Err(SdistError::WrongPython {
-                    found,
-                    expected: self.target.python.to_string(),
-                    target: self.target.name.clone(),
-                });
-            }
-            let out = c
-                .exec(
-                    &format!(
-                        "cd /build && python3 -m pip wheel --no-deps --no-index --find-links /build/deps \
-                         --disable-pip-version-check --no-cache-dir --wheel-dir /build/out {}",
-                        sh_quote(&format!("/build/{file}"))
-                    ),
-                    &ExecOptions::default(),
-                )
-                .await?;
-            if out.code != 0 {
-                return Err(SdistError::Failed {
-                    file: file.clone(),
-                    image: image.clone(),
-                    output: crate::docker::tail(&out.combined(), 40),
-                });
-            }
-            Ok(c.copy_out_members("/build/out").await?)
-        })
-        .await?;
+        let members = engine
+            .with_container(&spec, async |c| {
+                build_in(c, &self.target, &file, &blob.path, &deps).await
+            })
+            .await?;
         drop(step);
         let tmp_root = self
             .fetcher
@@ -287,6 +235,75 @@ impl SdistBuilder {
         }
         Ok(out)
     }
+}
+
+/// In a container of the build image (no network): the sdist and its build
+/// requirements copied in, the image's Python checked against the target's,
+/// `pip wheel` run; the files it wrote copied out.
+async fn build_in(
+    c: &impl Run,
+    target: &Target,
+    file: &str,
+    sdist: &Path,
+    deps: &[(String, PathBuf)],
+) -> Result<crate::docker::Members, SdistError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| SdistError::Io {
+            file: p.display().to_string(),
+            what: "reading",
+            source,
+        })
+    };
+    let mut files = vec![(format!("build/{file}"), 0o644, read(sdist)?)];
+    for (name, path) in deps {
+        files.push((format!("build/deps/{name}"), 0o644, read(path)?));
+    }
+    let tar = tar_of(&files).map_err(|source| SdistError::Io {
+        file: file.to_string(),
+        what: "packing for the build container",
+        source,
+    })?;
+    c.run_ok(
+        "mkdir -p /build/deps /build/out",
+        "mkdir",
+        &ExecOptions::default(),
+    )
+    .await?;
+    c.copy_in("/", tar).await?;
+    let (major, minor) = target.python_major_minor();
+    let version = c
+        .run_ok(
+            "python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'",
+            "python3 --version",
+            &ExecOptions::default(),
+        )
+        .await?;
+    let found = version.stdout.trim().to_string();
+    if found != format!("{major}.{minor}") {
+        return Err(SdistError::WrongPython {
+            found,
+            expected: target.python.to_string(),
+            target: target.name.clone(),
+        });
+    }
+    let out = c
+        .exec(
+            &format!(
+                "cd /build && python3 -m pip wheel --no-deps --no-index --find-links /build/deps \
+                 --disable-pip-version-check --no-cache-dir --wheel-dir /build/out {}",
+                sh_quote(&format!("/build/{file}"))
+            ),
+            &ExecOptions::default(),
+        )
+        .await?;
+    if out.code != 0 {
+        return Err(SdistError::Failed {
+            file: file.to_string(),
+            image: c.image().to_string(),
+            output: crate::docker::tail(&out.combined(), 40),
+        });
+    }
+    Ok(c.copy_out_members("/build/out").await?)
 }
 
 /// The name of the file, beside a built wheel, that records its sha256.
@@ -426,6 +443,75 @@ fn read_pyproject(path: &Path, file: &str) -> Result<Option<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::fake::{Answer, FakeContainer};
+
+    fn run_build(c: &FakeContainer) -> Result<crate::docker::Members, SdistError> {
+        let d = tempfile::tempdir().unwrap();
+        let sdist = d.path().join("pkg-1.0.tar.gz");
+        std::fs::write(&sdist, b"sdist").unwrap();
+        let dep = d.path().join("setuptools-1-py3-none-any.whl");
+        std::fs::write(&dep, b"wheel").unwrap();
+        let target = Target::load("ubuntu-20.04").unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(build_in(
+                c,
+                &target,
+                "pkg-1.0.tar.gz",
+                &sdist,
+                &[("setuptools-1-py3-none-any.whl".into(), dep)],
+            ))
+    }
+
+    #[test]
+    fn the_build_runs_offline_with_the_targets_python_and_copies_the_wheel_out() {
+        let c = FakeContainer::new()
+            .answer("sys.version_info", vec![Answer::ok("3.8\n")])
+            .file("/build/out/pkg-1.0-py3-none-any.whl", b"PK wheel");
+        let members = run_build(&c).unwrap();
+        assert_eq!(
+            members,
+            [(
+                "out/pkg-1.0-py3-none-any.whl".to_string(),
+                Some(b"PK wheel".to_vec())
+            )]
+        );
+        assert_eq!(*c.copied_in.lock().unwrap(), ["/"]);
+        assert_eq!(
+            c.ran("pip wheel --no-deps --no-index --find-links /build/deps"),
+            1
+        );
+    }
+
+    #[test]
+    fn another_python_or_a_failed_build_is_named() {
+        let c = FakeContainer::new().answer("sys.version_info", vec![Answer::ok("3.9\n")]);
+        let e = run_build(&c).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the build image's Python is 3.9, but target ubuntu-20.04 has Python 3.8.10"
+        );
+        assert_eq!(
+            c.ran("pip wheel"),
+            0,
+            "nothing is built for the wrong Python"
+        );
+
+        let c = FakeContainer::new()
+            .answer("sys.version_info", vec![Answer::ok("3.8\n")])
+            .answer(
+                "pip wheel",
+                vec![Answer::fail(1, "error: command 'cc' failed")],
+            );
+        match run_build(&c).unwrap_err() {
+            SdistError::Failed { file, output, .. } => {
+                assert_eq!(file, "pkg-1.0.tar.gz");
+                assert!(output.contains("command 'cc' failed"), "{output}");
+            }
+            other => panic!("{other}"),
+        }
+    }
 
     fn sdist_with(pyproject: Option<&str>) -> (tempfile::TempDir, PathBuf) {
         let d = tempfile::tempdir().unwrap();
