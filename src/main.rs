@@ -73,7 +73,7 @@ enum Command {
     /// Resolve only and print the Plan; downloads no bundle files.
     Plan(cli::plan::PlanArgs),
     /// Resolve and save the Plan as <name>.lock.json, for `build --locked`.
-    Lock(cli::plan::LockArgs),
+    Lock(cli::lock::LockArgs),
     /// Run a bundle in the target's sandbox image: no network, the sandbox user, its checks.
     Verify(cli::verify::VerifyArgs),
     /// Report what ELF files need (libraries, highest GLIBC) and whether they run on the target.
@@ -109,12 +109,12 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<(), Error> {
     match cli.command {
         Command::Build(args) => cli::build::run(args, quiet, cancel).await,
         Command::Plan(args) => cli::plan::run(args, quiet, cancel).await,
-        Command::Lock(args) => cli::plan::lock(args, quiet, cancel).await,
+        Command::Lock(args) => cli::lock::run(args, quiet, cancel).await,
         Command::Verify(args) => cli::verify::run(args, quiet).await,
         Command::Inspect(args) => cli::inspect::run(args),
-        Command::Recipes { json } => cli::lists::recipes(json),
-        Command::Targets { json } => cli::lists::targets(json),
-        Command::Target(TargetCmd::Capture) => cli::lists::capture(),
+        Command::Recipes { json } => cli::recipes::run(json),
+        Command::Targets { json } => cli::targets::run(json),
+        Command::Target(TargetCmd::Capture) => cli::capture::run(),
         Command::Cache { command } => cli::cache::run(command),
     }
 }

@@ -50,8 +50,12 @@ pub enum CheckError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot read archive {path}: {message}")]
-    Archive { path: PathBuf, message: String },
+    #[error("cannot read archive {path}")]
+    Archive {
+        path: PathBuf,
+        #[source]
+        source: crate::archive::ArchiveError,
+    },
     #[error("{failed} of {total} ELF file(s) cannot run on target {target}")]
     Inspect {
         target: String,
@@ -434,9 +438,9 @@ fn archive_members(path: &Path, kind: ArchiveKind) -> Result<Vec<ElfInfo>, Check
             Ok(())
         },
     )
-    .map_err(|e| CheckError::Archive {
+    .map_err(|source| CheckError::Archive {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     })?;
     found.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(found)

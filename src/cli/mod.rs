@@ -3,10 +3,13 @@
 
 pub mod build;
 pub mod cache;
+pub mod capture;
 pub mod inspect;
-pub mod lists;
+pub mod lock;
 pub mod plan;
+pub mod recipes;
 pub mod reporter;
+pub mod targets;
 pub mod verify;
 
 use bundle::pipeline::Options;

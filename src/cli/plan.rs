@@ -1,7 +1,5 @@
 //! `bundle plan` (resolve only, print the Plan) and `bundle lock` (save it).
 
-use std::path::PathBuf;
-
 use std::sync::Arc;
 
 use clap::Args;
@@ -23,17 +21,8 @@ pub struct PlanArgs {
     json: bool,
 }
 
-#[derive(Args)]
-pub struct LockArgs {
-    #[command(flatten)]
-    resolve: ResolveArgs,
-    /// Where to write the lock file (default: ./<name>.lock.json).
-    #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
-}
-
 /// Resolve the arguments to a Plan, with progress on stderr.
-async fn resolve_plan(
+pub async fn resolve_plan(
     resolve: &ResolveArgs,
     quiet: bool,
     cancel: CancellationToken,
@@ -110,29 +99,6 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Resu
         for (i, step) in bundle::stage::steps(&plan).iter().enumerate() {
             outln!("  {:>2}. {}", i + 1, step.describe());
         }
-    }
-    Ok(())
-}
-
-pub async fn lock(args: LockArgs, quiet: bool, cancel: CancellationToken) -> Result<(), Error> {
-    let LockArgs { resolve, output } = args;
-    let plan = resolve_plan(&resolve, quiet, cancel).await?;
-    let path = output.unwrap_or_else(|| PathBuf::from(format!("{}.lock.json", plan.name)));
-    let mut text = serde_json::to_string_pretty(&plan).expect("serializable");
-    text.push('\n');
-    bundle::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| Error::Io {
-        action: "writing the lock file",
-        path: path.clone(),
-        source,
-    })?;
-    if !quiet {
-        eprintln!(
-            "Locked {} ({} wheels, {} releases) in {}",
-            plan.name,
-            plan.wheels.len(),
-            plan.releases.len(),
-            path.display()
-        );
     }
     Ok(())
 }

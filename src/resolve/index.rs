@@ -27,8 +27,12 @@ pub enum IndexError {
     NotFound { name: String, index: String },
     #[error(transparent)]
     Fetch(#[from] FetchError),
-    #[error("{url} is not a PEP 691 JSON project page: {message}")]
-    BadPage { url: String, message: String },
+    #[error("{url} is not a PEP 691 JSON project page")]
+    BadPage {
+        url: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("cannot read the metadata of {file}: {message}")]
     BadMetadata { file: String, message: String },
     #[error("{url}: the {what} of {file} is invalid")]
@@ -298,10 +302,11 @@ impl Index {
         url: &Url,
         body: &[u8],
     ) -> Result<Project, IndexError> {
-        let page: PageJson = serde_json::from_slice(body).map_err(|e| IndexError::BadPage {
-            url: url.to_string(),
-            message: e.to_string(),
-        })?;
+        let page: PageJson =
+            serde_json::from_slice(body).map_err(|source| IndexError::BadPage {
+                url: url.to_string(),
+                source,
+            })?;
         self.filter_files(name, url, page.files)
     }
 

@@ -33,11 +33,12 @@ pub enum ReleaseError {
     BadPin { name: String, value: String },
     #[error("release `{name}`: version \"latest\" needs a github.com release URL, got {url}")]
     LatestNotGithub { name: String, url: String },
-    #[error("release `{name}`: cannot read the latest release from {url}: {message}")]
+    #[error("release `{name}`: cannot read the latest release from {url}")]
     Latest {
         name: String,
         url: String,
-        message: String,
+        #[source]
+        source: serde_json::Error,
     },
     #[error("release `{name}`: unknown placeholder `{{{placeholder}}}` in {template}")]
     Template {
@@ -70,8 +71,12 @@ pub enum ReleaseError {
     },
     #[error("release `{name}`: `{url}` is not a valid http(s) URL")]
     BadUrl { name: String, url: String },
-    #[error("release `{name}`: cannot read the archive: {message}")]
-    BadArchive { name: String, message: String },
+    #[error("release `{name}`: cannot read the archive")]
+    BadArchive {
+        name: String,
+        #[source]
+        source: ArchiveError,
+    },
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error("writing {path}")]
@@ -230,10 +235,10 @@ async fn latest_release(
         #[serde(default)]
         assets: Vec<Asset>,
     }
-    let latest: Latest = serde_json::from_slice(&body).map_err(|e| ReleaseError::Latest {
+    let latest: Latest = serde_json::from_slice(&body).map_err(|source| ReleaseError::Latest {
         name: r.name.clone(),
         url: api.clone(),
-        message: e.to_string(),
+        source,
     })?;
     let version = latest
         .tag_name
@@ -341,9 +346,9 @@ pub fn extract(
             member,
             why,
         },
-        other => ReleaseError::BadArchive {
+        source => ReleaseError::BadArchive {
             name: name.clone(),
-            message: other.to_string(),
+            source,
         },
     };
     std::fs::create_dir_all(dest_dir).map_err(io(dest_dir))?;
