@@ -204,18 +204,23 @@ pub async fn remove_leftovers() -> usize {
         .collect();
     let n = live.len();
     for (id, docker) in live {
-        let _ = docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    ..Default::default()
-                }),
-            )
-            .await;
+        let _ = force_remove(&docker, &id).await;
     }
     n
+}
+
+/// Remove a container, running or not, with its anonymous volumes.
+async fn force_remove(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    docker
+        .remove_container(
+            id,
+            Some(RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            }),
+        )
+        .await
 }
 
 /// A connection to a Docker daemon.
@@ -312,18 +317,7 @@ impl Engine {
             let Some(id) = c.id.filter(|_| owner_gone(&owner)) else {
                 continue;
             };
-            let removed = self
-                .docker
-                .remove_container(
-                    &id,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        v: true,
-                        ..Default::default()
-                    }),
-                )
-                .await;
-            if removed.is_ok() {
+            if force_remove(&self.docker, &id).await.is_ok() {
                 n += 1;
             }
         }
@@ -755,18 +749,7 @@ impl Container {
     /// Remove the container (forcibly). Errors are logged, not returned:
     /// this runs on failure paths too.
     pub async fn remove(&self) {
-        let removed = self
-            .engine
-            .docker
-            .remove_container(
-                &self.id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    ..Default::default()
-                }),
-            )
-            .await;
+        let removed = force_remove(&self.engine.docker, &self.id).await;
         match removed {
             Ok(()) => {
                 LIVE.lock().expect("poisoned").remove(&self.id);

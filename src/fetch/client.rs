@@ -181,6 +181,26 @@ impl Limits {
     }
 }
 
+/// A body whose Content-Length is over `cap` is refused before it is read.
+fn refuse_declared_excess(
+    url: &str,
+    resp: &Response,
+    cap: u64,
+    what: &'static str,
+) -> Result<(), FetchError> {
+    match resp.content_length().filter(|l| *l > cap) {
+        Some(len) => {
+            tracing::debug!(url, len, cap, "refusing an oversized body");
+            Err(FetchError::TooLarge {
+                url: url.to_string(),
+                limit: cap,
+                what,
+            })
+        }
+        None => Ok(()),
+    }
+}
+
 /// A verified file in the cache.
 #[derive(Debug, Clone)]
 pub struct Blob {
@@ -456,14 +476,7 @@ impl Fetcher {
         cap: u64,
         what: &'static str,
     ) -> Result<Vec<u8>, FetchError> {
-        if let Some(len) = resp.content_length().filter(|l| *l > cap) {
-            tracing::debug!(url, len, cap, "refusing an oversized body");
-            return Err(FetchError::TooLarge {
-                url: url.to_string(),
-                limit: cap,
-                what,
-            });
-        }
+        refuse_declared_excess(url, &resp, cap, what)?;
         let mut pace = Pace::new(url, &self.limits, cap, what);
         let mut out = Vec::new();
         while let Some(chunk) = pace.next(&mut resp).await? {
@@ -687,14 +700,7 @@ impl Fetcher {
                 "files of undeclared size: BUNDLE_MAX_FILE_BYTES",
             ),
         };
-        if let Some(len) = resp.content_length().filter(|l| *l > cap) {
-            tracing::debug!(url, len, cap, "refusing an oversized body");
-            return Err(FetchError::TooLarge {
-                url: url.to_string(),
-                limit: cap,
-                what,
-            });
-        }
+        refuse_declared_excess(url, &resp, cap, what)?;
         let tmp_dir = self.cache.tmp_dir().map_err(io_err(self.cache.root()))?;
         let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
         let (std_file, tmp_path) = tmp.into_parts();

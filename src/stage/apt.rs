@@ -696,20 +696,26 @@ mod tests {
             .file("/tmp/bundle-out/lib/libreadline.so.8", b"\x7fELF readline")
     }
 
+    /// `stage_and_link` for lua5.3 and libreadline, with `link` from the recipe.
+    fn stage(c: &FakeContainer, link: Option<Link>, root: &Path) -> Option<Link> {
+        let (binaries, closure) = closure();
+        block_on(stage_and_link(
+            c,
+            &recipe(link),
+            &binaries,
+            &closure,
+            root,
+            &crate::report::NoReporter,
+        ))
+        .unwrap()
+    }
+
     #[test]
     fn runpath_is_set_and_a_failing_patchelf_falls_back_to_wrappers() {
         let (binaries, closure) = closure();
         let root = tempfile::tempdir().unwrap();
         let c = staged();
-        let link = block_on(stage_and_link(
-            &c,
-            &recipe(None),
-            &binaries,
-            &closure,
-            root.path(),
-            &crate::report::NoReporter,
-        ))
-        .unwrap();
+        let link = stage(&c, None, root.path());
         assert_eq!(link, Some(Link::Runpath));
         assert_eq!(c.ran("patchelf --set-rpath '$ORIGIN/../lib' bin/lua5.3"), 1);
         assert_eq!(
@@ -722,15 +728,7 @@ mod tests {
             vec![Answer::fail(1, "patchelf: cannot find section")],
         );
         let root = tempfile::tempdir().unwrap();
-        let link = block_on(stage_and_link(
-            &c,
-            &recipe(None),
-            &binaries,
-            &closure,
-            root.path(),
-            &crate::report::NoReporter,
-        ))
-        .unwrap();
+        let link = stage(&c, None, root.path());
         assert_eq!(link, Some(Link::Wrapper));
         assert_eq!(
             c.ran("mkdir -p /tmp/bundle-out/bin"),
@@ -750,15 +748,7 @@ mod tests {
         // The recipe can ask for wrappers: patchelf is never run.
         let c = staged();
         let root = tempfile::tempdir().unwrap();
-        let link = block_on(stage_and_link(
-            &c,
-            &recipe(Some(Link::Wrapper)),
-            &binaries,
-            &closure,
-            root.path(),
-            &crate::report::NoReporter,
-        ))
-        .unwrap();
+        let link = stage(&c, Some(Link::Wrapper), root.path());
         assert_eq!(link, Some(Link::Wrapper));
         assert_eq!(c.ran("patchelf"), 0);
     }
