@@ -160,6 +160,23 @@ fn corrupt_cached_pages_and_metadata_are_fetched_again() {
     assert_eq!(meta, 2, "each damaged PEP 658 file is fetched again");
 }
 
+/// Run `bundle ARGS --index-url <server>` in fresh folders; it must exit
+/// with `code`. Returns the folders and stderr.
+fn fails_against(
+    server: &Server,
+    args: &[&str],
+    code: i32,
+) -> (tempfile::TempDir, tempfile::TempDir, String) {
+    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let err = fails(
+        bundle(cwd.path(), cache.path())
+            .args(args)
+            .args(["--index-url", &server.index_url()]),
+        code,
+    );
+    (cwd, cache, err)
+}
+
 /// An index page whose files carry the given hashes.
 fn page_with(server: &Server, project: &str, files: Value) {
     let page = serde_json::json!({"meta": {"api-version": "1.1"}, "name": project, "files": files});
@@ -191,16 +208,7 @@ fn a_hash_that_is_a_path_is_refused_wherever_it_enters() {
         "evil",
         serde_json::json!([{"filename": w.filename(), "url": format!("../../files/{}", w.filename()), "hashes": {"sha256": evil}}]),
     );
-    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let err = fails(
-        bundle(cwd.path(), cache.path()).args([
-            "build",
-            "evil",
-            "--index-url",
-            &server.index_url(),
-        ]),
-        1,
-    );
+    let (cwd, _cache, err) = fails_against(&server, &["build", "evil"], 1);
     assert!(
         err.contains("/simple/evil/: the sha256 of evil-1.0-py3-none-any.whl is invalid"),
         "{err}"
@@ -287,16 +295,7 @@ fn a_zip_directory_pointing_past_the_data_is_a_clean_error() {
         serde_json::json!([{"filename": w.filename(), "url": format!("../../files/{}", w.filename()),
             "hashes": {"sha256": sha256(&bytes)}, "size": bytes.len()}]),
     );
-    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let err = fails(
-        bundle(cwd.path(), cache.path()).args([
-            "plan",
-            "brokenzip",
-            "--index-url",
-            &server.index_url(),
-        ]),
-        1,
-    );
+    let (_cwd, _cache, err) = fails_against(&server, &["plan", "brokenzip"], 1);
     assert!(!err.contains("panicked"), "{err}");
     assert!(
         err.contains("cannot read the metadata of brokenzip-1.0-py3-none-any.whl"),
@@ -323,16 +322,7 @@ fn metadata_that_names_another_project_or_version_is_refused() {
         "text/plain",
         false,
     );
-    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let err = fails(
-        bundle(cwd.path(), cache.path()).args([
-            "plan",
-            "honest",
-            "--index-url",
-            &server.index_url(),
-        ]),
-        1,
-    );
+    let (_cwd, _cache, err) = fails_against(&server, &["plan", "honest"], 1);
     assert!(
         err.contains(
             "the metadata of honest-1.0-py3-none-any.whl says Version `6.6.6`, but the file is 1.0"
@@ -356,16 +346,7 @@ fn files_without_a_hash_need_allow_unhashed() {
         "nohash",
         serde_json::json!([{"filename": w.filename(), "url": format!("../../files/{}", w.filename())}]),
     );
-    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let err = fails(
-        bundle(cwd.path(), cache.path()).args([
-            "build",
-            "nohash",
-            "--index-url",
-            &server.index_url(),
-        ]),
-        1,
-    );
+    let (cwd, cache, err) = fails_against(&server, &["build", "nohash"], 1);
     assert!(
         err.contains("the index gives no sha256 (pass --allow-unhashed to accept it)"),
         "{err}"
