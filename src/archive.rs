@@ -75,7 +75,7 @@ impl Limits {
 pub use crate::model::plan::ArchiveKind;
 
 /// The decompressed tar stream of a tar kind; None for the others.
-pub fn tar_reader<'a>(kind: ArchiveKind, compressed: impl Read + 'a) -> Option<Box<dyn Read + 'a>> {
+fn tar_reader<'a>(kind: ArchiveKind, compressed: impl Read + 'a) -> Option<Box<dyn Read + 'a>> {
     match kind {
         ArchiveKind::TarGz => Some(Box::new(flate2::read::GzDecoder::new(compressed))),
         ArchiveKind::TarXz => Some(Box::new(xz2::read::XzDecoder::new(compressed))),
@@ -105,7 +105,7 @@ pub fn safe_member_path(name: &str) -> Result<PathBuf, String> {
 }
 
 /// A symlink at `member` pointing to `target` stays inside the folder.
-pub fn safe_link(member: &Path, target: &str) -> Result<PathBuf, String> {
+fn safe_link(member: &Path, target: &str) -> Result<PathBuf, String> {
     if target.starts_with('/') {
         return Err(format!("symlink to absolute path {target}"));
     }

@@ -111,7 +111,7 @@ pub const MAX_NAME: usize = 100;
 
 /// The name becomes a folder, an archive name, an argument and part of
 /// PROMPT.txt's code: a plain file name that no tool reads as an option.
-pub fn check_name(name: &str) -> Result<(), Error> {
+fn check_name(name: &str) -> Result<(), Error> {
     let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-');
     let why = if name.is_empty() {
         Some("it is empty".to_string())
@@ -171,7 +171,7 @@ pub async fn make_plan(
 }
 
 /// Read a lock file (a saved Plan) and check it fits the request.
-pub fn read_lock(path: &Path, recipe: &Recipe, target: &Target) -> Result<Plan, Error> {
+fn read_lock(path: &Path, recipe: &Recipe, target: &Target) -> Result<Plan, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::Usage(format!(
             "--locked: cannot read {}: {e}; run `bundle lock` first",

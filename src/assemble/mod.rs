@@ -97,7 +97,7 @@ fn zip_time(epoch: u64) -> zip::DateTime {
 }
 
 /// Mode for a bundle path: executables under `bin/` and scripts 0755, else 0644.
-pub fn mode_for(path: &str) -> u32 {
+fn mode_for(path: &str) -> u32 {
     if path.starts_with("bin/") || path == "install.py" {
         0o755
     } else {
@@ -106,7 +106,7 @@ pub fn mode_for(path: &str) -> u32 {
 }
 
 /// Sorted list of (relative `/` path, absolute path) of files in `dir`.
-pub fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, AssembleError> {
+fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, AssembleError> {
     crate::fsutil::relative_files(dir).map_err(io(dir))
 }
 

@@ -452,7 +452,7 @@ fn zip_members(path: &Path) -> Result<Vec<ElfInfo>, CheckError> {
 }
 
 /// Sonames provided by files in the scan (vendored libraries).
-pub fn provided_sonames(infos: &[ElfInfo]) -> BTreeMap<String, Vec<String>> {
+fn provided_sonames(infos: &[ElfInfo]) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for i in infos {
         let file_name = i.path.rsplit(['/', '!']).next().unwrap_or(&i.path);

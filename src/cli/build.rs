@@ -110,7 +110,7 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
     Ok(())
 }
 
-pub fn print_build_summary(out: &BuildOutput, elapsed: Duration) {
+fn print_build_summary(out: &BuildOutput, elapsed: Duration) {
     let m = &out.manifest;
     let t = &m.target;
     eprintln!(

@@ -239,7 +239,7 @@ impl Recipe {
     }
 
     /// A recipe made of PEP 508 requirements given on the command line.
-    pub fn from_requirements(args: &[String]) -> Result<Recipe, RecipeError> {
+    fn from_requirements(args: &[String]) -> Result<Recipe, RecipeError> {
         let mut pypi = Pypi::default();
         for a in args {
             let req = Requirement::<VerbatimUrl>::from_str(a).map_err(|e| {
@@ -268,7 +268,7 @@ impl Recipe {
     }
 
     /// Merge another recipe into this one (for `bundle build a b`).
-    pub fn merge(&mut self, other: Recipe) {
+    fn merge(&mut self, other: Recipe) {
         self.name = format!("{}+{}", self.name, other.name);
         self.pypi.requirements.extend(other.pypi.requirements);
         self.pypi.check.extend(other.pypi.check);

@@ -307,7 +307,7 @@ fn parse_glibc(s: &str) -> Option<(u32, u32)> {
 
 /// Parse `pip freeze` lines (`name==version`); comments, blanks and
 /// non-`==` lines (editables, direct URLs) are skipped.
-pub fn parse_freeze(lines: &[String]) -> Result<BTreeMap<PackageName, Version>, String> {
+fn parse_freeze(lines: &[String]) -> Result<BTreeMap<PackageName, Version>, String> {
     let mut out = BTreeMap::new();
     for (i, line) in lines.iter().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();

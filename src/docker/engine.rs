@@ -43,7 +43,7 @@ pub const LABEL_OWNER: &str = "bundle.owner";
 
 /// This process, as named in [`LABEL_OWNER`]: the machine's boot id, the
 /// pid, and the process's start time (which tells a reused pid apart).
-pub fn owner_id() -> String {
+fn owner_id() -> String {
     owner_of(std::process::id()).unwrap_or_else(|| format!("unknown/{}/0", std::process::id()))
 }
 
@@ -292,7 +292,7 @@ impl Engine {
 
     /// Remove containers whose owning `bundle` process on this machine is
     /// gone. Returns how many.
-    pub async fn reap_orphans(&self) -> usize {
+    async fn reap_orphans(&self) -> usize {
         let mut filters = HashMap::new();
         filters.insert("label".to_string(), vec![LABEL_OWNER.to_string()]);
         let Ok(list) = self
@@ -565,7 +565,7 @@ impl Container {
         &self.id
     }
 
-    pub fn short_id(&self) -> &str {
+    fn short_id(&self) -> &str {
         &self.id[..self.id.len().min(12)]
     }
 
@@ -665,7 +665,7 @@ impl Container {
     }
 
     /// The tar archive of `path` (a file or a folder) in the container.
-    pub async fn copy_out(&self, path: &str) -> Result<Vec<u8>, DockerError> {
+    async fn copy_out(&self, path: &str) -> Result<Vec<u8>, DockerError> {
         let mut stream = self.engine.docker.download_from_container(
             &self.id,
             Some(DownloadFromContainerOptions {

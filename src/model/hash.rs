@@ -54,7 +54,7 @@ impl Sha256 {
     }
 
     /// The digest of everything `reader` yields, read in bounded chunks.
-    pub fn of_reader(mut reader: impl Read) -> std::io::Result<(Sha256, u64)> {
+    fn of_reader(mut reader: impl Read) -> std::io::Result<(Sha256, u64)> {
         let mut h = Hasher::default();
         let mut buf = vec![0u8; 256 * 1024];
         loop {

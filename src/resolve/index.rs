@@ -781,7 +781,7 @@ pub fn metadata_from_wheel_file(path: &std::path::Path) -> Result<Vec<u8>, Strin
 }
 
 /// Parse the email-header part of core metadata.
-pub fn parse_metadata(text: &str) -> Result<Metadata, String> {
+fn parse_metadata(text: &str) -> Result<Metadata, String> {
     let mut meta = Metadata::default();
     let mut headers: Vec<(String, String)> = Vec::new();
     for line in text.lines() {

@@ -62,7 +62,7 @@ impl WheelName {
 }
 
 /// Platform tags for glibc Linux, most specific first.
-pub fn manylinux_platforms(arch: &str, glibc: (u32, u32)) -> Vec<String> {
+fn manylinux_platforms(arch: &str, glibc: (u32, u32)) -> Vec<String> {
     let mut out = Vec::new();
     // packaging: on x86 the oldest manylinux glibc is 2.5, elsewhere 2.17.
     let oldest_minor = if arch == "x86_64" || arch == "i686" {

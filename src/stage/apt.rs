@@ -87,7 +87,7 @@ pub struct AptBuild {
 
 /// glibc's own libraries: the target always has them, and a copy from
 /// another glibc would not work with the target's loader.
-pub fn is_glibc(soname: &str) -> bool {
+fn is_glibc(soname: &str) -> bool {
     const GLIBC: &[&str] = &[
         "libc.so",
         "libm.so",

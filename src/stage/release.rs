@@ -122,7 +122,7 @@ fn triple(arch: Arch) -> &'static str {
 }
 
 /// Expand `{version}`, `{arch}`, `{triple}` (and `{url}` when given).
-pub fn expand(
+fn expand(
     name: &str,
     template: &str,
     version: &str,

@@ -384,10 +384,7 @@ fn store_wheel(
 /// `[build-system] requires` of an sdist, read from its pyproject.toml; the
 /// setuptools default when there is none. `wheel` is added for setuptools,
 /// whose older versions ask for it during the build.
-pub fn build_requires(
-    path: &Path,
-    file: &str,
-) -> Result<Vec<Requirement<VerbatimUrl>>, SdistError> {
+fn build_requires(path: &Path, file: &str) -> Result<Vec<Requirement<VerbatimUrl>>, SdistError> {
     let bad = |message: String| SdistError::Unreadable {
         file: file.to_string(),
         message,

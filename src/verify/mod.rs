@@ -199,7 +199,7 @@ fn unpack_archive(path: &Path, dest: &Path) -> Result<(), String> {
 
 /// Files of the bundle that are not what its manifest says: changed,
 /// missing, or named by a path that leaves the bundle.
-pub fn tampered_files(dir: &Path, manifest: &Manifest) -> Vec<String> {
+fn tampered_files(dir: &Path, manifest: &Manifest) -> Vec<String> {
     let mut out = Vec::new();
     for f in &manifest.files {
         let Ok(rel) = crate::archive::safe_member_path(&f.path) else {
