@@ -9,6 +9,7 @@ Run it with the Python that should receive the packages:
 import hashlib
 import json
 import os
+import platform
 import stat
 import subprocess
 import sys
@@ -59,6 +60,55 @@ def verify_files(manifest):
         say("ERROR: %d file(s) of the bundle differ from what was built; nothing was installed. "
             "Build the bundle again and upload it anew." % len(bad))
     return not bad
+
+
+def version_key(v):
+    out = []
+    for part in v.split("."):
+        digits = "".join(c for c in part if c.isdigit())
+        out.append(int(digits) if digits else 0)
+    return out
+
+
+def this_machine():
+    """(implementation, major.minor, machine, glibc) of the running Python."""
+    libc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
+    glibc = libc.split()[-1] if libc and libc.startswith("glibc") else None
+    return (
+        sys.implementation.name,
+        "%d.%d" % sys.version_info[:2],
+        platform.machine(),
+        glibc,
+    )
+
+
+def check_machine(manifest):
+    """The bundle runs here only on the machine it was made for."""
+    target = manifest["target"]
+    impl, version, machine, glibc = this_machine()
+    wanted_machine = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}.get(
+        target["platform"], target["platform"])
+    wanted_version = ".".join(target["python"].split(".")[:2])
+    wheels = any(f["kind"] == "wheel" for f in manifest["files"])
+    problems = []
+    if machine != wanted_machine:
+        problems.append("the machine is %s, not %s" % (machine, wanted_machine))
+    if glibc is None or version_key(glibc) < version_key(target["glibc"]):
+        problems.append("glibc is %s, older than %s" % (glibc or "absent", target["glibc"]))
+    if wheels and impl != "cpython":
+        problems.append("Python is %s, not CPython" % impl)
+    if wheels and version != wanted_version:
+        problems.append("Python is %s, not %s" % (version, wanted_version))
+    if not problems:
+        return True
+    say("ERROR: this bundle was made for %s (%s, glibc %s, CPython %s), "
+        "but this machine is %s %s on %s with glibc %s: %s. Nothing was installed."
+        % (target["name"], target["platform"], target["glibc"], wanted_version,
+           impl, version, machine, glibc or "absent", "; ".join(problems)))
+    say("hint: build it for this machine: run the snippet of `bundle target capture` here, "
+        "save what it prints as a profile, then `bundle build %s --target PROFILE.toml`"
+        % manifest["name"])
+    return False
 
 
 def have_pip():
@@ -164,6 +214,8 @@ def run_checks(manifest):
 def main():
     manifest = load_manifest()
     say("bundle %s for %s" % (manifest["name"], manifest["target"]["name"]))
+    if not check_machine(manifest):
+        return 1
     if not verify_files(manifest):
         return 1
     if not install_wheels(manifest):

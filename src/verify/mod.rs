@@ -31,6 +31,12 @@ pub enum VerifyError {
     Preinstalled { target: String, message: String },
     #[error("{} file(s) of the bundle differ from its manifest.json:\n  {}", .files.len(), .files.join("\n  "))]
     Tampered { files: Vec<String> },
+    #[error("this bundle was made for {target} (CPython {expected}), but the sandbox image's Python is {found}")]
+    WrongPython {
+        target: String,
+        expected: String,
+        found: String,
+    },
     #[error("verify failed at step `{step}` ({failed} of {total} steps failed)")]
     Failed {
         step: String,
@@ -52,6 +58,9 @@ impl Diagnose for VerifyError {
                     .into(),
             ),
             VerifyError::Preinstalled { .. } => None,
+            VerifyError::WrongPython { .. } => Some(
+                "the target profile's `python` must be the image's: build for a profile that matches it (`bundle target capture` prints one from inside the sandbox)".into(),
+            ),
             VerifyError::Tampered { .. } => Some(
                 "the bundle was changed after `bundle build` wrote it; build it again rather than upload it".into(),
             ),
@@ -351,6 +360,14 @@ async fn run_steps(
     reporter: &dyn Reporter,
 ) -> Result<Vec<Step>, VerifyError> {
     let timeout = Some(Duration::from_secs(target.command_timeout_s));
+    if bundle
+        .manifest
+        .files
+        .iter()
+        .any(|f| f.kind == FileKind::Wheel)
+    {
+        check_python(c, bundle).await?;
+    }
     let mut steps = vec![upload(c, bundle, target, reporter).await?];
     for step in prompt_steps(c, bundle, target, timeout, reporter).await? {
         let ok = step.ok;
@@ -362,6 +379,32 @@ async fn run_steps(
     steps.extend(check_steps(c, bundle, target, timeout, reporter).await?);
     steps.extend(import_steps(c, bundle, timeout, reporter).await?);
     Ok(steps)
+}
+
+/// Before anything: the image's Python must be the one the bundle's wheels
+/// were resolved for (major.minor), as install.py will also insist.
+async fn check_python(c: &impl Run, bundle: &Bundle) -> Result<(), VerifyError> {
+    let t = &bundle.manifest.target;
+    let expected: String = t.python.split('.').take(2).collect::<Vec<_>>().join(".");
+    let out = c
+        .exec(
+            "python3 -c 'import sys; print(\"%s %d.%d\" % ((sys.implementation.name,) + sys.version_info[:2]))'",
+            &ExecOptions::default(),
+        )
+        .await?;
+    let found = out.stdout.trim().to_string();
+    if out.code == 0 && found == format!("cpython {expected}") {
+        return Ok(());
+    }
+    Err(VerifyError::WrongPython {
+        target: t.name.clone(),
+        expected,
+        found: if out.code == 0 {
+            found
+        } else {
+            "missing (no python3)".into()
+        },
+    })
 }
 
 /// Step 1. Upload, as a user does: the files land in the upload folder, owned
@@ -769,6 +812,42 @@ mod tests {
         assert_eq!(c.ran("export PATH=/mnt/data/demo/bin:"), 1);
         // install.py is run as PROMPT.txt says, without its own checks.
         assert_eq!(c.ran("python3 /tmp/bundle-install.py"), 1);
+    }
+
+    #[test]
+    fn another_python_in_the_image_is_refused_first() {
+        let (_d, mut bundle) = folder_bundle(Vec::new());
+        let mut wheel = crate::model::manifest::FileEntry::new(
+            "wheels/app-1.0-py3-none-any.whl",
+            FileKind::Wheel,
+            crate::model::Sha256::of(b""),
+            0,
+        );
+        wheel.package = Some("app".into());
+        bundle.manifest.files.push(wheel);
+        let c =
+            FakeContainer::new().answer("sys.implementation", vec![Answer::ok("cpython 3.9\n")]);
+        let mut target = Target::load("ubuntu-20.04").unwrap();
+        target.command_timeout_s = 7;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let e = rt
+            .block_on(run_steps(&c, &bundle, &target, &crate::report::NoReporter))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "this bundle was made for ubuntu-20.04 (CPython 3.8), but the sandbox image's Python is cpython 3.9"
+        );
+        assert!(
+            c.copied_in.lock().unwrap().is_empty(),
+            "nothing is uploaded"
+        );
+        let c =
+            FakeContainer::new().answer("sys.implementation", vec![Answer::ok("cpython 3.8\n")]);
+        assert!(rt
+            .block_on(run_steps(&c, &bundle, &target, &crate::report::NoReporter))
+            .is_ok());
     }
 
     #[test]

@@ -25,15 +25,52 @@ fn python_with_venv() -> Option<String> {
         .map(str::to_string)
 }
 
-fn build(cwd: &Path, cache: &Path, server: &Server) {
+/// A target profile for the Python the tests run install.py with, so that
+/// its machine check passes: its version, this machine's architecture.
+fn host_target(dir: &Path) -> String {
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import platform; print(platform.python_version(), platform.machine())",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut words = text.split_whitespace();
+    let (version, machine) = (words.next().unwrap(), words.next().unwrap());
+    let platform = if machine == "aarch64" {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let path = dir.join("host.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "description = \"the test's own Python\"\nimage = \"unused\"\nplatform = \"{platform}\"\nglibc = \"2.17\"\npython = \"{version}\"\nsystem_packages = []\npreinstalled = []\nupload_dir = \"/tmp\"\nuser = \"root\"\ncommand_timeout_s = 60\nmax_file_bytes = 536870912\n"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+fn build(cwd: &Path, cache: &Path, server: &Server, target: Option<&str>) {
     std::fs::create_dir_all(cwd.join("recipes")).unwrap();
     std::fs::write(
         cwd.join("recipes/demo.toml"),
         "[pypi]\nrequirements = [\"app\"]\ncheck = [{ run = \"python -c 'import app, lib; print(app.__version__, lib.__version__)'\", expect = \"2.0 1.5\" }]\n",
     )
     .unwrap();
+    let target = target.map_or_else(|| host_target(cwd), str::to_string);
     bundle(cwd, cache)
-        .args(["build", "demo", "--index-url", &server.index_url()])
+        .args([
+            "build",
+            "demo",
+            "--index-url",
+            &server.index_url(),
+            "--target",
+            &target,
+        ])
         .assert()
         .success();
 }
@@ -50,7 +87,7 @@ fn built_demo() -> (Server, tempfile::TempDir, tempfile::TempDir) {
     );
     let cwd = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    build(cwd.path(), cache.path(), &server);
+    build(cwd.path(), cache.path(), &server, None);
     (server, cwd, cache)
 }
 
@@ -167,4 +204,57 @@ fn refuses_a_tampered_bundle_before_installing_anything() {
         .output()
         .unwrap();
     assert!(!listed.status.success(), "app must not be installed");
+}
+
+#[test]
+#[ignore = "needs python3 with venv (bash .ci/run installs it)"]
+fn refuses_another_python_before_installing_anything() {
+    let py = python();
+    let server = Server::start();
+    publish(
+        &server,
+        &[
+            WheelSpec::new("app", "2.0").requires(&["lib<2"]),
+            WheelSpec::new("lib", "1.5"),
+        ],
+    );
+    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Made for CPython 3.7, which no test machine runs.
+    let profile = std::fs::read_to_string(host_target(cwd.path())).unwrap();
+    let old = cwd.path().join("old.toml");
+    let version = profile
+        .lines()
+        .find_map(|l| l.strip_prefix("python = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    std::fs::write(&old, profile.replace(&version, "3.7.17")).unwrap();
+    build(
+        cwd.path(),
+        cache.path(),
+        &server,
+        Some(old.to_str().unwrap()),
+    );
+    let venv = cwd.path().join("venv");
+    assert!(Command::new(&py)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .unwrap()
+        .success());
+    let out = Command::new(venv.join("bin/python"))
+        .arg(cwd.path().join("dist/demo/install.py"))
+        .env("PIP_NO_INDEX", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let here = version.split('.').take(2).collect::<Vec<_>>().join(".");
+    assert!(text.contains("this bundle was made for old"), "{text}");
+    assert!(
+        text.contains(&format!("Python is {here}, not 3.7")),
+        "{text}"
+    );
+    assert!(text.contains("bundle target capture"), "{text}");
+    assert!(!text.contains("installing"), "{text}");
 }

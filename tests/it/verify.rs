@@ -302,3 +302,46 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
+fn a_bundle_for_another_python_is_refused_before_anything_runs() {
+    let t = docker_test();
+    let server = index();
+    // The debian11 profile, but claiming CPython 3.8: the image has 3.9.
+    let profile = std::fs::read_to_string(fixture_target("debian11")).unwrap();
+    let version = profile
+        .lines()
+        .find_map(|l| l.strip_prefix("python = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    let target = t.work.path().join("py38.toml");
+    std::fs::write(&target, profile.replace(&version, "3.8.10")).unwrap();
+    std::fs::write(
+        t.work.path().join("app.toml"),
+        "[pypi]\nrequirements = [\"app\"]\n",
+    )
+    .unwrap();
+    t.bundle()
+        .args([
+            "build",
+            "app.toml",
+            "--index-url",
+            &server.index_url(),
+            "--target",
+        ])
+        .arg(&target)
+        .assert()
+        .success();
+    let err = fails(
+        &mut verify(&t, &server, "dist/app.zip", target.to_str().unwrap()),
+        1,
+    );
+    assert!(
+        err.contains("this bundle was made for py38 (CPython 3.8), but the sandbox image's Python is cpython 3.9"),
+        "{err}"
+    );
+    assert!(!err.contains("verify failed at step"), "nothing ran: {err}");
+    assert!(t.containers().is_empty(), "containers left behind");
+}
