@@ -439,6 +439,8 @@ pub async fn build_plan(
         reporter.warn(&w);
         warnings.push(w);
     }
+    let previous = options.out.join(&plan.name);
+    warn_if_other_target(&previous, &plan.target.name, reporter.as_ref());
     let (bundle_dir, archive) =
         move_into_place(&options.out, &staging, &root, &plan.name, archive_name)?;
     Ok(BuildOutput {
@@ -653,6 +655,21 @@ fn check_staged(
         .into());
     }
     Ok(warnings)
+}
+
+/// A bundle of this name built for another target is about to be replaced:
+/// say so, naming both.
+fn warn_if_other_target(bundle_dir: &Path, target: &str, reporter: &dyn Reporter) {
+    let previous = std::fs::read_to_string(bundle_dir.join("manifest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Manifest>(&t).ok());
+    if let Some(m) = previous.filter(|m| m.target.name != target) {
+        reporter.warn(&format!(
+            "replacing {}, built for target {}, with a build for {target}; pass --name to keep both",
+            bundle_dir.display(),
+            m.target.name
+        ));
+    }
 }
 
 /// Move the staged bundle (and archive) into `out`: the old bundle, if

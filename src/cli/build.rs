@@ -110,6 +110,20 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
     Ok(())
 }
 
+/// Print at most 15 lines, then how many more there are.
+fn print_cut(lines: Vec<String>) {
+    const LIST: usize = 15;
+    for l in lines.iter().take(LIST) {
+        eprintln!("{l}");
+    }
+    if lines.len() > LIST {
+        eprintln!(
+            "            ... and {} more (see manifest.json)",
+            lines.len() - LIST
+        );
+    }
+}
+
 fn print_build_summary(out: &BuildOutput, elapsed: Duration) {
     let m = &out.manifest;
     let t = &m.target;
@@ -131,45 +145,38 @@ fn print_build_summary(out: &BuildOutput, elapsed: Duration) {
     if !wheels.is_empty() {
         let size: u64 = wheels.iter().map(|w| w.size).sum();
         eprintln!("  wheels    {} ({})", wheels.len(), human_size(size));
-        const LIST: usize = 15;
-        for w in wheels.iter().take(LIST) {
-            eprintln!(
+        let lines = wheels.iter().map(|w| {
+            format!(
                 "            {} {}",
                 w.package.as_deref().unwrap_or(""),
                 w.version.as_deref().unwrap_or("")
-            );
-        }
-        if wheels.len() > LIST {
-            eprintln!(
-                "            ... and {} more (see manifest.json)",
-                wheels.len() - LIST
-            );
-        }
+            )
+        });
+        print_cut(lines.collect());
     }
-    for b in m
-        .files
-        .iter()
-        .filter(|f| f.kind == bundle::assemble::FileKind::Binary)
-    {
+    let kind = |k| m.files.iter().filter(move |f| f.kind == k);
+    for b in kind(bundle::assemble::FileKind::Binary) {
+        let needs = match (&b.glibc, &b.needed) {
+            (Some(g), _) => format!("needs glibc {g}"),
+            (None, Some(n)) if n.is_empty() => "static".to_string(),
+            (None, Some(_)) => "dynamic, no versioned glibc symbols".to_string(),
+            (None, None) => "not ELF".to_string(),
+        };
         eprintln!(
-            "  binary    {} {} (needs glibc {})",
+            "  binary    {} {} ({needs})",
             b.path,
-            b.version.as_deref().unwrap_or(""),
-            b.glibc.as_deref().unwrap_or("-")
+            b.version.as_deref().unwrap_or("")
         );
     }
-    for l in m
-        .files
-        .iter()
-        .filter(|f| f.kind == bundle::assemble::FileKind::Library)
-    {
-        eprintln!(
+    let lines = kind(bundle::assemble::FileKind::Library).map(|l| {
+        format!(
             "  library   {} ({} {})",
             l.path,
             l.package.as_deref().unwrap_or("?"),
             l.version.as_deref().unwrap_or("")
-        );
-    }
+        )
+    });
+    print_cut(lines.collect());
     if !m.excluded.is_empty() {
         let names: Vec<String> = m
             .excluded

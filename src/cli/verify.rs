@@ -101,14 +101,20 @@ pub fn finish_verify(report: bundle::verify::Report, json: bool, quiet: bool) ->
             );
         }
     }
-    if let Some(id) = &report.container {
-        eprintln!("kept container {id}: docker exec -it {id} sh; remove it with docker rm -f {id}");
-    }
+    // The kept container's line stands last, apart from the table.
+    let kept = || {
+        if let Some(id) = &report.container {
+            eprintln!(
+                "\nkept container {id}: docker exec -it {id} sh; remove it with docker rm -f {id}"
+            );
+        }
+    };
     match report.error() {
         None => {
             if !json && !quiet {
                 eprintln!("All steps passed.");
             }
+            kept();
             Ok(())
         }
         Some(e) => {
@@ -117,8 +123,10 @@ pub fn finish_verify(report: bundle::verify::Report, json: bool, quiet: bool) ->
                 if let Some(c) = &s.command {
                     eprintln!("$ {c}");
                 }
-                eprintln!("{}\n", s.output.trim_end());
+                eprintln!("{}", s.output.trim_end());
             }
+            kept();
+            eprintln!();
             Err(e.into())
         }
     }

@@ -142,9 +142,13 @@ fn read_bundle(path: &Path) -> Result<Bundle, VerifyError> {
     let bad = not_a_bundle(path);
     let (dir, unpacked, uploads) = if path.is_dir() {
         let files = crate::fsutil::relative_files(path).map_err(|e| bad(e.to_string()))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
+        // Uploaded under the manifest's name, which PROMPT.txt's paths use,
+        // whatever the folder is called here.
+        let name = std::fs::read_to_string(path.join("manifest.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Manifest>(&t).ok())
+            .map(|m| m.name)
+            .or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_default();
         let mut uploads = Vec::new();
         for (rel, full) in files {

@@ -521,14 +521,17 @@ fn a_killed_download_leaves_nothing_after_the_next_run() {
         .args(["build", "big", "--index-url", &server.index_url()])
         .spawn()
         .unwrap();
+    // Wait for the wheel's transfer (not a cached page's brief temporary
+    // file), then let a few bytes arrive.
     let started = std::time::Instant::now();
-    while cache_tmp_files(cache.path()).is_empty() {
+    while server.requests_to(".whl").is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "no download started"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    std::thread::sleep(Duration::from_millis(500));
     std::process::Command::new("sh")
         .args(["-c", &format!("kill -KILL {}", child.id())])
         .status()

@@ -1100,3 +1100,28 @@ fn tls_trusts_ssl_cert_file() {
         .join("dist/lib/wheels/lib-1.0-py3-none-any.whl")
         .is_file());
 }
+
+#[test]
+fn rebuilding_a_name_for_another_target_says_so() {
+    let (server, cwd, cache) = setup();
+    let build = |target: &str| {
+        let mut cmd = bundle(cwd.path(), cache.path());
+        cmd.args([
+            "build",
+            "lib==1.5",
+            "--name",
+            "x",
+            "--target",
+            target,
+            "--index-url",
+            &server.index_url(),
+        ]);
+        stderr_of(&cmd.assert().success())
+    };
+    assert!(!build("ubuntu-20.04").contains("replacing"));
+    let err = build("chatgpt-2023");
+    assert!(
+        err.contains("built for target ubuntu-20.04, with a build for chatgpt-2023"),
+        "{err}"
+    );
+}

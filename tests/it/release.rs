@@ -179,7 +179,9 @@ fn zip_release_with_sha256sum_becomes_an_executable() {
             "description = \"t\"\n[[release]]\nname = \"tool\"\nversion = \"1.2.3\"\nurl = \"{base}\"\nsha256_url = \"{{url}}.sha256sum\"\nfiles = [\"tool\"]\ncheck = [{{ run = \"tool\", expect = \"tool 1.2.3\" }}]\n"
         ),
     );
-    w.bundle().args(["build", "tool"]).assert().success();
+    let built = w.bundle().args(["build", "tool"]).assert().success();
+    let err = stderr_of(&built);
+    assert!(err.contains("  binary    bin/tool 1.2.3 (static)"), "{err}");
     let bin = w.cwd.path().join("dist/tool/bin/tool");
     assert_eq!(std::fs::read(&bin).unwrap(), tool);
     assert_eq!(

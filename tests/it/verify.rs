@@ -129,7 +129,8 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
 
     // A library left out consistently (manifest too): the loader's message
     // names it.
-    let broken = t.work.path().join("broken-lib/combo");
+    // Renamed: it is still uploaded under its manifest name.
+    let broken = t.work.path().join("broken-lib/renamed");
     copy_dir(&dir, &broken);
     remove_with_manifest(&broken, "lib/libjq.so.1");
     let err = fails(
