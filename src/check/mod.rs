@@ -379,13 +379,11 @@ fn scan_file(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), Che
         ArchiveKind::Bare if label.to_ascii_lowercase().ends_with(".whl") => ArchiveKind::Zip,
         kind => kind,
     };
+    // A bundle archive (not a wheel) is read with the wheels it holds.
+    let is_wheel = label.to_ascii_lowercase().ends_with(".whl");
     match kind {
-        ArchiveKind::Zip => {
-            out.extend(prefixed(label, zip_members(path)?));
-            return Ok(());
-        }
-        ArchiveKind::TarGz | ArchiveKind::TarXz => {
-            out.extend(prefixed(label, archive_members(path, kind)?));
+        ArchiveKind::Zip | ArchiveKind::TarGz | ArchiveKind::TarXz => {
+            out.extend(prefixed(label, archive_members(path, kind, !is_wheel)?));
             return Ok(());
         }
         ArchiveKind::Bare => {}
@@ -421,7 +419,13 @@ fn read_elf_member(entry: &mut dyn Read, label: &str) -> std::io::Result<Option<
 
 /// ELF files in a zip, wheel, tar.gz or tar.xz, named by member path and
 /// sorted; read through the archive limits.
-fn archive_members(path: &Path, kind: ArchiveKind) -> Result<Vec<ElfInfo>, CheckError> {
+/// With `open_wheels` (a bundle archive, not a wheel), the wheels it holds
+/// are read too, one level deep.
+fn archive_members(
+    path: &Path,
+    kind: ArchiveKind,
+    open_wheels: bool,
+) -> Result<Vec<ElfInfo>, CheckError> {
     let mut found = Vec::new();
     crate::archive::stream_files(
         kind,
@@ -430,6 +434,16 @@ fn archive_members(path: &Path, kind: ArchiveKind) -> Result<Vec<ElfInfo>, Check
         &|_| true,
         &mut |member, reader| {
             let name = member.to_string_lossy().replace('\\', "/");
+            if open_wheels && name.ends_with(".whl") {
+                // A wheel inside a bundle archive: its own members, as for
+                // a bundle folder (one level deep).
+                let mut tmp = tempfile::NamedTempFile::new()?;
+                std::io::copy(reader, &mut tmp)?;
+                let inner = archive_members(tmp.path(), ArchiveKind::Zip, false)
+                    .map_err(|e| crate::archive::ArchiveError::Bad(e.to_string()))?;
+                found.extend(prefixed(&name, inner));
+                return Ok(());
+            }
             if let Some(info) = read_elf_member(reader, &name)
                 .map_err(|e| crate::archive::ArchiveError::Bad(e.to_string()))?
             {
@@ -448,7 +462,7 @@ fn archive_members(path: &Path, kind: ArchiveKind) -> Result<Vec<ElfInfo>, Check
 
 /// ELF files in a zip (or wheel), named by member path.
 fn zip_members(path: &Path) -> Result<Vec<ElfInfo>, CheckError> {
-    archive_members(path, ArchiveKind::Zip)
+    archive_members(path, ArchiveKind::Zip, false)
 }
 
 /// Sonames provided by files in the scan (vendored libraries).

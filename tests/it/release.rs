@@ -485,6 +485,15 @@ fn shared_objects_inside_wheels_are_checked() {
         .stdout(predicate::str::contains(
             "warning: target may lack libfoo.so.1",
         ));
+    // So does inspect of the bundle archive: it opens the wheels it holds.
+    w.bundle()
+        .args(["inspect", "dist/native.zip"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "dist/native.zip!native/wheels/{}!native/_native.so",
+            lonely.filename()
+        )));
 }
 
 #[test]
