@@ -38,7 +38,13 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    write_atomic_via(dir, path, data)
+}
+
+/// As [`write_atomic`], with the temporary file in `tmp_dir` (which must be
+/// on the same filesystem as `path`).
+pub fn write_atomic_via(tmp_dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)?;
     std::io::Write::write_all(&mut tmp, data)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

@@ -203,12 +203,8 @@ impl Cache {
     /// Write `data` to `path` atomically (a temporary file in this run's
     /// folder, then a rename).
     pub fn write_atomic(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
-        let dir = path.parent().unwrap_or(&self.root);
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()?)?;
-        std::io::Write::write_all(&mut tmp, data)?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        std::fs::create_dir_all(path.parent().unwrap_or(&self.root))?;
+        crate::fsutil::write_atomic_via(&self.tmp_dir()?, path, data)
     }
 
     /// Write derived data with its own sha256, for [`Cache::read_checked`].

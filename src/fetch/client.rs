@@ -763,21 +763,9 @@ impl Fetcher {
 /// `expected`, the blob changed after it was verified; `dest` is removed and
 /// the cached blob too.
 pub fn copy_verified(blob: &Blob, dest: &Path) -> Result<(Sha256, u64), FetchError> {
-    use std::io::{Read, Write};
-    let mut src = std::fs::File::open(&blob.path).map_err(io_err(&blob.path))?;
-    let mut out = std::fs::File::create(dest).map_err(io_err(dest))?;
-    let mut hasher = Hasher::default();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = src.read(&mut buf).map_err(io_err(&blob.path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(io_err(dest))?;
-    }
-    out.flush().map_err(io_err(dest))?;
-    let (actual, size) = hasher.finish();
+    let src = std::fs::File::open(&blob.path).map_err(io_err(&blob.path))?;
+    let out = std::fs::File::create(dest).map_err(io_err(dest))?;
+    let (actual, size) = Sha256::copy(src, out).map_err(io_err(dest))?;
     if actual != blob.sha256 {
         let _ = std::fs::remove_file(dest);
         let _ = std::fs::remove_file(&blob.path);

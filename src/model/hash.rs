@@ -54,7 +54,16 @@ impl Sha256 {
     }
 
     /// The digest of everything `reader` yields, read in bounded chunks.
-    fn of_reader(mut reader: impl Read) -> std::io::Result<(Sha256, u64)> {
+    pub fn of_reader(reader: impl Read) -> std::io::Result<(Sha256, u64)> {
+        Sha256::copy(reader, std::io::sink())
+    }
+
+    /// Copy `reader` into `writer`, hashing the bytes as they pass: the
+    /// digest is that of what was written.
+    pub fn copy(
+        mut reader: impl Read,
+        mut writer: impl std::io::Write,
+    ) -> std::io::Result<(Sha256, u64)> {
         let mut h = Hasher::default();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -63,7 +72,9 @@ impl Sha256 {
                 break;
             }
             h.update(&buf[..n]);
+            writer.write_all(&buf[..n])?;
         }
+        writer.flush()?;
         Ok(h.finish())
     }
 

@@ -140,22 +140,10 @@ pub fn manifest_of(path: &Path) -> Result<Manifest, VerifyError> {
 
 fn read_bundle(path: &Path) -> Result<Bundle, VerifyError> {
     let bad = not_a_bundle(path);
-    let (dir, unpacked, uploads) = if path.is_dir() {
-        let files = crate::fsutil::relative_files(path).map_err(|e| bad(e.to_string()))?;
-        // Uploaded under the manifest's name, which PROMPT.txt's paths use,
-        // whatever the folder is called here.
-        let name = std::fs::read_to_string(path.join("manifest.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<Manifest>(&t).ok())
-            .map(|m| m.name)
-            .or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_default();
-        let mut uploads = Vec::new();
-        for (rel, full) in files {
-            let data = std::fs::read(&full).map_err(|e| bad(e.to_string()))?;
-            uploads.push((format!("{name}/{rel}"), 0o644, data));
-        }
-        (path.to_path_buf(), None, uploads)
+    // (the bundle's folder, the temporary folder it was unpacked into, the
+    // archive as uploaded)
+    let (dir, unpacked, archive) = if path.is_dir() {
+        (path.to_path_buf(), None, None)
     } else {
         let data = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
         let file = path
@@ -173,12 +161,26 @@ fn read_bundle(path: &Path) -> Result<Bundle, VerifyError> {
         let [dir] = top.as_slice() else {
             return Err(bad("the archive holds no <name>/manifest.json".into()));
         };
-        (dir.clone(), Some(tmp), vec![(file, 0o644, data)])
+        (dir.clone(), Some(tmp), Some((file, 0o644, data)))
     };
     let text = std::fs::read_to_string(dir.join("manifest.json"))
         .map_err(|e| bad(format!("manifest.json: {e}")))?;
     let manifest: Manifest =
         serde_json::from_str(&text).map_err(|e| bad(format!("manifest.json: {e}")))?;
+    let uploads = match archive {
+        Some(upload) => vec![upload],
+        // A folder is uploaded under the manifest's name, which PROMPT.txt's
+        // paths use, whatever the folder is called here.
+        None => {
+            let files = crate::fsutil::relative_files(&dir).map_err(|e| bad(e.to_string()))?;
+            let mut uploads = Vec::new();
+            for (rel, full) in files {
+                let data = std::fs::read(&full).map_err(|e| bad(e.to_string()))?;
+                uploads.push((format!("{}/{rel}", manifest.name), 0o644, data));
+            }
+            uploads
+        }
+    };
     let prompt = std::fs::read_to_string(dir.join("PROMPT.txt"))
         .map_err(|e| bad(format!("PROMPT.txt: {e}")))?;
     Ok(Bundle {

@@ -217,21 +217,9 @@ fn ctrl_c_during_a_docker_step_removes_the_container() {
         .unwrap();
     // Wait for the apt container (the sandbox image exists by now or is
     // being made; either way a labelled container appears).
-    let started = Instant::now();
-    while t.containers().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no container appeared"
-        );
-        assert!(child.try_wait().unwrap().is_none(), "bundle ended early");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // The shell's own `kill`: no procps needed.
-    std::process::Command::new("sh")
-        .args(["-c", &format!("kill -INT {}", child.id())])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
+    let status = signal_when(&mut child, "INT", Duration::from_secs(120), || {
+        !t.containers().is_empty()
+    });
     assert_eq!(status.code(), Some(130));
     assert!(t.containers().is_empty(), "containers left behind");
     assert!(!t.work.path().join("dist/lua5.3").exists());
@@ -452,6 +440,27 @@ fn an_image_that_is_neither_local_nor_pullable_is_named() {
     assert!(t.containers().is_empty(), "containers left behind");
 }
 
+/// Once `ready` holds (within `limit`, while `child` still runs), send it
+/// `signal` with the shell's own `kill` (no procps needed); its exit status.
+fn signal_when(
+    child: &mut std::process::Child,
+    signal: &str,
+    limit: Duration,
+    ready: impl Fn() -> bool,
+) -> std::process::ExitStatus {
+    let started = Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < limit, "{signal}: the moment never came");
+        assert!(child.try_wait().unwrap().is_none(), "bundle ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::process::Command::new("sh")
+        .args(["-c", &format!("kill -{signal} {}", child.id())])
+        .status()
+        .unwrap();
+    child.wait().unwrap()
+}
+
 fn staging_folders(out: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(out)
         .into_iter()
@@ -483,20 +492,9 @@ fn sigterm_and_sigkill_leave_no_container_and_no_staging_folder() {
             };
             let mut child = build().spawn().unwrap();
             // Wait until this run has a container and a staging folder.
-            let started = Instant::now();
-            while labelled(&label).is_empty() || staging_folders(&dist).is_empty() {
-                assert!(
-                    started.elapsed() < Duration::from_secs(180),
-                    "{target}/{signal}: no container appeared"
-                );
-                assert!(child.try_wait().unwrap().is_none(), "bundle ended early");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            std::process::Command::new("sh")
-                .args(["-c", &format!("kill -{signal} {}", child.id())])
-                .status()
-                .unwrap();
-            let status = child.wait().unwrap();
+            let status = signal_when(&mut child, signal, Duration::from_secs(180), || {
+                !labelled(&label).is_empty() && !staging_folders(&dist).is_empty()
+            });
             if signal == "TERM" {
                 // Handled like Ctrl-C: 128 + 15, everything removed.
                 assert_eq!(status.code(), Some(143), "{target}");
