@@ -46,6 +46,10 @@ pub struct Options {
     pub out: PathBuf,
     pub format: Format,
     pub name: Option<String>,
+    /// The upload limit, instead of the target's `max_file_bytes`.
+    pub max_upload: Option<u64>,
+    /// Split an archive over the limit into volumes (else refuse it).
+    pub split: bool,
     /// Build from `<name>.lock.json` instead of resolving.
     pub locked: Option<PathBuf>,
 }
@@ -66,6 +70,8 @@ impl Default for Options {
             out: PathBuf::from("dist"),
             format: Format::Zip,
             name: None,
+            max_upload: None,
+            split: true,
             locked: None,
         }
     }
@@ -77,9 +83,15 @@ pub struct BuildOutput {
     #[serde(flatten)]
     pub manifest: Manifest,
     pub bundle_dir: PathBuf,
+    /// The single archive; `None` for a folder bundle or one split into
+    /// volumes (see `uploads`).
     pub archive: Option<PathBuf>,
+    /// What to upload, in order, with sizes and sha256.
+    pub uploads: Vec<assemble::Upload>,
+    /// The same, with the archive the uploads make and the limit they
+    /// were cut to (`uploads.json`).
     #[serde(skip)]
-    pub archive_size: Option<u64>,
+    pub delivery: assemble::Uploads,
     #[serde(skip)]
     pub warnings: Vec<String>,
 }
@@ -412,42 +424,50 @@ pub async fn build_plan(
         checks: plan.checks.clone(),
         apt: apt_installed,
     };
-    let archive_name = options
-        .format
-        .extension()
-        .map(|ext| format!("{}.{ext}", plan.name));
-    assemble::write_support_files(&root, &manifest, target, archive_name.as_deref())?;
-    let staged_archive = archive_name.as_ref().map(|a| staging.path().join(a));
-    if let Some(a) = &staged_archive {
-        match options.format {
-            Format::Zip => assemble::write_zip(&root, &plan.name, a)?,
-            Format::TarGz => assemble::write_tar_gz(&root, &plan.name, a)?,
-            Format::Dir => {}
+    assemble::write_support_files(&root, &manifest)?;
+    let limit = options.max_upload.unwrap_or(target.max_file_bytes);
+    // A request the target already satisfies leaves nothing to upload.
+    let uploads = if manifest.files.is_empty() {
+        assemble::Uploads {
+            uploads: Vec::new(),
+            archive: None,
+            max_file_bytes: limit,
+        }
+    } else {
+        assemble::write_uploads(
+            &root,
+            &plan.name,
+            options.format,
+            staging.path(),
+            limit,
+            options.split,
+        )?
+    };
+    if uploads.archive.is_none() {
+        for u in uploads.uploads.iter().filter(|u| u.size > limit) {
+            let w = format!(
+                "{} is {} bytes, over target {}'s upload limit of {limit} bytes; a folder bundle cannot be split (use --format zip)",
+                u.path, u.size, target.name
+            );
+            reporter.warn(&w);
+            warnings.push(w);
         }
     }
-    let archive_size = match &staged_archive {
-        Some(a) => Some(std::fs::metadata(a).map_err(io_err(a))?.len()),
-        None => None,
-    };
-    if let Some(size) = archive_size.filter(|s| *s > target.max_file_bytes) {
-        let w = format!(
-            "{} is {size} bytes, above target {}'s upload limit of {} bytes",
-            archive_name.as_deref().unwrap_or(""),
-            target.name,
-            target.max_file_bytes
-        );
-        reporter.warn(&w);
-        warnings.push(w);
-    }
+    assemble::write_prompt(&root, &manifest, target, &uploads)?;
     let previous = options.out.join(&plan.name);
     warn_if_other_target(&previous, &plan.target.name, reporter.as_ref());
-    let (bundle_dir, archive) =
-        move_into_place(&options.out, &staging, &root, &plan.name, archive_name)?;
+    let bundle_dir = move_into_place(&options.out, &staging, &root, &plan.name, &uploads)?;
+    let archive = uploads
+        .archive
+        .as_ref()
+        .filter(|_| !uploads.split())
+        .map(|a| options.out.join(&a.path));
     Ok(BuildOutput {
         manifest,
         bundle_dir,
         archive,
-        archive_size,
+        uploads: uploads.uploads.clone(),
+        delivery: uploads,
         warnings,
     })
 }
@@ -533,6 +553,9 @@ fn stage_wheel(w: &PlannedWheel, blob: &Blob, root: &Path) -> Result<FileEntry, 
     .from_package(&w.package, Some(w.version.clone()))
     .with_source(&w.url);
     entry.built_from = w.sdist.as_ref().map(|s| s.filename.clone());
+    let facts = crate::stage::wheel::facts(&dest);
+    entry.modules = facts.modules;
+    entry.scripts = facts.scripts;
     Ok(entry)
 }
 
@@ -672,31 +695,52 @@ fn warn_if_other_target(bundle_dir: &Path, target: &str, reporter: &dyn Reporter
     }
 }
 
-/// Move the staged bundle (and archive) into `out`: the old bundle, if
-/// any, is swapped out, then removed with the staging folder.
+/// Move the staged bundle and its uploads into `out`: the old bundle, if
+/// any, is swapped out, then removed with the staging folder; archives and
+/// volumes of an earlier build of this name that this one does not write
+/// are removed, so that `out` holds only what to upload.
 fn move_into_place(
     out: &Path,
     staging: &crate::fsutil::RunDir,
     root: &Path,
     name: &str,
-    archive_name: Option<String>,
-) -> Result<(PathBuf, Option<PathBuf>), Error> {
+    uploads: &assemble::Uploads,
+) -> Result<PathBuf, Error> {
     let bundle_dir = out.join(name);
     if bundle_dir.exists() {
         let old = staging.path().join(".old");
         std::fs::rename(&bundle_dir, &old).map_err(io_err(&bundle_dir))?;
     }
     std::fs::rename(root, &bundle_dir).map_err(io_err(&bundle_dir))?;
-    let archive = match archive_name {
-        Some(a) => {
-            let dest = out.join(&a);
-            let staged = staging.path().join(&a);
-            std::fs::rename(&staged, &dest).map_err(io_err(&dest))?;
-            Some(dest)
+    if uploads.archive.is_none() {
+        return Ok(bundle_dir);
+    }
+    for u in &uploads.uploads {
+        let dest = out.join(&u.path);
+        let staged = staging.path().join(&u.path);
+        std::fs::rename(&staged, &dest).map_err(io_err(&dest))?;
+    }
+    let ours: BTreeSet<&str> = uploads.uploads.iter().map(|u| u.path.as_str()).collect();
+    for entry in std::fs::read_dir(out).map_err(io_err(out))?.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if !ours.contains(file.as_str()) && is_upload_of(&file, name) {
+            let _ = std::fs::remove_file(entry.path());
         }
-        None => None,
+    }
+    Ok(bundle_dir)
+}
+
+/// Whether `file` is an archive or volume `bundle build` writes for `name`:
+/// `<name>.zip`, `<name>.tar.gz`, or either with `.NNN`.
+fn is_upload_of(file: &str, name: &str) -> bool {
+    let Some(rest) = file.strip_prefix(name) else {
+        return false;
     };
-    Ok((bundle_dir, archive))
+    let rest = match rest.rsplit_once('.') {
+        Some((head, n)) if n.len() >= 3 && n.bytes().all(|b| b.is_ascii_digit()) => head,
+        _ => rest,
+    };
+    rest == ".zip" || rest == ".tar.gz"
 }
 
 #[derive(Debug, thiserror::Error)]

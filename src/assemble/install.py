@@ -3,7 +3,7 @@
 
 Run it with the Python that should receive the packages:
 
-    python3 install.py            # install wheels, make bin/ executable, run checks
+    python3 install.py            # install wheels, write bin/ launchers, run checks
     python3 install.py --no-check # skip the checks
 """
 import hashlib
@@ -13,7 +13,6 @@ import platform
 import stat
 import subprocess
 import sys
-import sysconfig
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -170,33 +169,88 @@ def make_executable(manifest):
                 say("WARNING: cannot make %s executable: %s" % (f["path"], e))
 
 
-def check_env():
-    env = dict(os.environ)
-    dirs = [os.path.join(HERE, "bin")]
-    for scheme in (None, os.name + "_user"):
-        try:
-            d = sysconfig.get_path("scripts", scheme) if scheme else sysconfig.get_path("scripts")
-        except KeyError:
-            continue
-        if d:
-            dirs.append(d)
-    dirs.append(os.path.expanduser("~/.local/bin"))
-    env["PATH"] = os.pathsep.join(dirs + [env.get("PATH", "")])
-    # No LD_LIBRARY_PATH: programs find the bundle's lib/ by themselves
-    # (RUNPATH or a wrapper), as they must when the user runs them.
-    return env
+def programs(manifest):
+    """bin/ once installed: {name: None for a binary, or (package, "module:attr")}.
+    Binaries keep their names; then each wheel's scripts, in file order."""
+    out = {}
+    for f in manifest["files"]:
+        if f["kind"] == "binary" and f["path"].startswith("bin/"):
+            out[f["path"][len("bin/"):]] = None
+    for f in manifest["files"]:
+        if f["kind"] == "wheel":
+            for name, ref in sorted(f.get("scripts", {}).items()):
+                out.setdefault(name, (f.get("package", "?"), ref))
+    return out
+
+
+def launcher(reference):
+    """A console-script launcher that runs `module:attr` with this Python."""
+    module, _, attr = reference.partition(":")
+    head = attr.split(".")[0]
+    exe = sys.executable
+    if len(exe) <= 127 and not any(c.isspace() for c in exe):
+        shebang = "#!%s\n" % exe
+    else:
+        # Too long or spaced for a #! line: sh runs the same file with Python.
+        shebang = "#!/bin/sh\n'''exec' \"%s\" \"$0\" \"$@\"\n' '''\n" % exe.replace('"', '\\"')
+    return (
+        shebang
+        + "# Written by bundle's install.py: runs %s\n" % reference
+        + "import sys\n"
+        + "from %s import %s\n" % (module, head)
+        + "if __name__ == \"__main__\":\n"
+        + "    sys.argv[0] = sys.argv[0].rsplit(\"/\", 1)[-1]\n"
+        + "    sys.exit(%s())\n" % attr
+    )
+
+
+def write_launchers(manifest):
+    """bin/<script> for each console script, pointing at this interpreter."""
+    scripts = [(n, p) for n, p in sorted(programs(manifest).items()) if p is not None]
+    if not scripts:
+        return True
+    bin_dir = os.path.join(HERE, "bin")
+    try:
+        if not os.path.isdir(bin_dir):
+            os.makedirs(bin_dir)
+        for name, (_, ref) in scripts:
+            path = os.path.join(bin_dir, name)
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(launcher(ref))
+            os.chmod(path, 0o755)
+    except OSError as e:
+        say("ERROR: cannot write the launchers in %s: %s" % (bin_dir, e))
+        return False
+    return True
+
+
+def check_command(manifest, run):
+    """The check as the user runs it: a first word naming one of the bundle's
+    programs becomes its full path; PATH is the machine's own."""
+    stripped = run.lstrip()
+    end = len(stripped)
+    for i, c in enumerate(stripped):
+        if c.isspace() or c in ";|&":
+            end = i
+            break
+    word, rest = stripped[:end], stripped[end:]
+    if word in programs(manifest):
+        path = os.path.join(HERE, "bin", word)
+        return "'%s'%s" % (path.replace("'", "'\\''"), rest)
+    return run
 
 
 def run_checks(manifest):
     checks = manifest.get("checks", [])
     if not checks:
         return True
-    env = check_env()
     ok = True
     for c in checks:
         try:
+            # The user's own environment: nothing is added to PATH, and no
+            # LD_LIBRARY_PATH (programs find the bundle's lib/ by themselves).
             r = subprocess.run(
-                c["run"], shell=True, env=env, cwd=HERE, timeout=60,
+                check_command(manifest, c["run"]), shell=True, cwd=HERE, timeout=60,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
             )
             out, code = r.stdout, r.returncode
@@ -221,8 +275,10 @@ def main():
     if not install_wheels(manifest):
         return 1
     make_executable(manifest)
-    if os.path.isdir(os.path.join(HERE, "bin")):
-        say("programs are in %s" % os.path.join(HERE, "bin"))
+    if not write_launchers(manifest):
+        return 1
+    for name in sorted(programs(manifest)):
+        say("program: %s" % os.path.join(HERE, "bin", name))
     skip = "--no-check" in sys.argv[1:] or os.environ.get("BUNDLE_INSTALL_NO_CHECK") == "1"
     if not skip and not run_checks(manifest):
         return 1

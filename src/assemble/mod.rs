@@ -9,7 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::target::Target;
 
+mod prompt;
+mod uploads;
+
 const INSTALL_PY: &str = include_str!("install.py");
+
+pub use prompt::prompt_text;
+pub use uploads::{parse_size, volume_name, write_uploads, Upload, Uploads, UPLOADS_JSON};
 
 pub use crate::model::manifest::{FileEntry, FileKind, Manifest, MANIFEST_SCHEMA};
 
@@ -21,6 +27,8 @@ pub enum AssembleError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{file} is {size} bytes, over the upload limit of {limit} bytes")]
+    TooLarge { file: String, size: u64, limit: u64 },
     #[error("writing archive {path}")]
     Archive {
         path: PathBuf,
@@ -29,7 +37,16 @@ pub enum AssembleError {
     },
 }
 
-impl Diagnose for AssembleError {}
+impl Diagnose for AssembleError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            AssembleError::TooLarge { .. } => Some(
+                "leave out --no-split to upload it as volumes, or raise the limit with --max-upload SIZE".into(),
+            ),
+            _ => None,
+        }
+    }
+}
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AssembleError + '_ {
     move |source| AssembleError::Io {
@@ -110,77 +127,31 @@ fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, AssembleError> {
     crate::fsutil::relative_files(dir).map_err(io(dir))
 }
 
-/// The text to paste into the chat after uploading.
-pub fn prompt_text(manifest: &Manifest, target: &Target, archive_name: Option<&str>) -> String {
-    let name = &manifest.name;
-    let up = target.upload_dir.trim_end_matches('/');
-    let wheels: Vec<&FileEntry> = manifest
-        .files
-        .iter()
-        .filter(|f| f.kind == FileKind::Wheel)
-        .collect();
-    let bins: Vec<&FileEntry> = manifest
-        .files
-        .iter()
-        .filter(|f| f.kind == FileKind::Binary && f.path.starts_with("bin/"))
-        .collect();
-    let mut what = Vec::new();
-    if !wheels.is_empty() {
-        let list: Vec<String> = wheels
-            .iter()
-            .map(|w| {
-                format!(
-                    "{} {}",
-                    w.package.as_deref().unwrap_or("?"),
-                    w.version.as_deref().unwrap_or("?")
-                )
-            })
-            .collect();
-        what.push(format!("Python wheels ({})", list.join(", ")));
-    }
-    if !bins.is_empty() {
-        let list: Vec<&str> = bins
-            .iter()
-            .map(|b| b.path.trim_start_matches("bin/"))
-            .collect();
-        what.push(format!("programs in bin/ ({})", list.join(", ")));
-    }
-    let what = if what.is_empty() {
-        "nothing to install: everything is already on this machine".to_string()
-    } else {
-        what.join(" and ")
-    };
-    let unpack = match archive_name {
-        Some(a) if a.ends_with(".zip") => {
-            format!("import zipfile\nzipfile.ZipFile(\"{up}/{a}\").extractall(\"{up}\")\n")
-        }
-        Some(a) => format!("import tarfile\ntarfile.open(\"{up}/{a}\").extractall(\"{up}\")\n"),
-        None => String::new(),
-    };
-    let uploaded = archive_name.map_or_else(|| format!("the folder {name}/"), |a| a.to_string());
-    format!(
-        "I uploaded {uploaded} to {up}. It is an offline bundle made for this sandbox ({platform}, glibc {glibc}, Python {python}): {what}. No internet is needed. Please run this Python code to install it, then show me its output:\n\n```python\n{unpack}import subprocess, sys\nsubprocess.run([sys.executable, \"{up}/{name}/install.py\"], check=True)\n```\n\nAfter that, the programs are in {up}/{name}/bin and the Python packages are importable.\n",
-        platform = manifest.target.platform,
-        glibc = manifest.target.glibc,
-        python = manifest.target.python,
-    )
-}
-
-/// Write `manifest.json`, `install.py` and `PROMPT.txt` into the staged bundle.
-pub fn write_support_files(
-    dir: &Path,
-    manifest: &Manifest,
-    target: &Target,
-    archive_name: Option<&str>,
-) -> Result<(), AssembleError> {
+/// Write `manifest.json` and `install.py` into the staged bundle.
+pub fn write_support_files(dir: &Path, manifest: &Manifest) -> Result<(), AssembleError> {
     let mut json = serde_json::to_string_pretty(manifest).expect("manifest serializes");
     json.push('\n');
     let p = dir.join("manifest.json");
     std::fs::write(&p, json).map_err(io(&p))?;
     let p = dir.join("install.py");
     std::fs::write(&p, INSTALL_PY).map_err(io(&p))?;
+    Ok(())
+}
+
+/// Write `PROMPT.txt` and `uploads.json` into the bundle folder, once the
+/// uploads are known (neither is in the archive: both describe it).
+pub fn write_prompt(
+    dir: &Path,
+    manifest: &Manifest,
+    target: &Target,
+    uploads: &Uploads,
+) -> Result<(), AssembleError> {
     let p = dir.join("PROMPT.txt");
-    std::fs::write(&p, prompt_text(manifest, target, archive_name)).map_err(io(&p))?;
+    std::fs::write(&p, prompt_text(manifest, target, uploads)).map_err(io(&p))?;
+    let mut json = serde_json::to_string_pretty(uploads).expect("uploads serialize");
+    json.push('\n');
+    let p = dir.join(UPLOADS_JSON);
+    std::fs::write(&p, json).map_err(io(&p))?;
     Ok(())
 }
 

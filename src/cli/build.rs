@@ -42,9 +42,19 @@ pub struct BuildArgs {
     /// Then run the bundle in the target's sandbox image (needs Docker), as `bundle verify` does.
     #[arg(long)]
     verify: bool,
+    /// The upload limit (e.g. 10MB, 512MiB), instead of the target's `max_file_bytes`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_max_upload)]
+    max_upload: Option<u64>,
+    /// Fail (exit 1) when the archive is over the upload limit, instead of splitting it into volumes.
+    #[arg(long)]
+    no_split: bool,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_max_upload(s: &str) -> Result<u64, String> {
+    bundle::assemble::parse_size(s)
 }
 
 pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Result<(), Error> {
@@ -54,10 +64,14 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
         format,
         locked,
         verify,
+        max_upload,
+        no_split,
         json,
     } = args;
     let mut options = options_from(&resolve);
     options.out = out;
+    options.max_upload = max_upload;
+    options.split = !no_split;
     options.format = match format {
         FormatArg::Zip => Format::Zip,
         FormatArg::TarGz => Format::TarGz,
@@ -88,7 +102,8 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
         print_build_summary(&output, started.elapsed());
     }
     if verify {
-        let path = output.archive.clone().unwrap_or(output.bundle_dir.clone());
+        // The folder's uploads.json names exactly what the user uploads.
+        let path = output.bundle_dir.clone();
         let result = bundle::verify::verify(
             &path,
             &target,
@@ -185,22 +200,101 @@ fn print_build_summary(out: &BuildOutput, elapsed: Duration) {
             .collect();
         eprintln!("  excluded  {} (preinstalled on target)", names.join(", "));
     }
+    print_sizes(m);
     eprintln!("  folder    {}/", out.bundle_dir.display());
-    if let Some(a) = &out.archive {
-        eprintln!(
-            "  archive   {} ({})",
-            a.display(),
-            human_size(out.archive_size.unwrap_or(0))
-        );
-        eprintln!(
-            "Upload {}, then paste {} into the chat.",
-            a.display(),
-            out.bundle_dir.join("PROMPT.txt").display()
-        );
-    } else {
-        eprintln!(
-            "Upload the folder's files, then paste {} into the chat.",
-            out.bundle_dir.join("PROMPT.txt").display()
-        );
+    print_uploads(out);
+}
+
+/// The largest files, and each kind's share of the bundle.
+fn print_sizes(m: &bundle::assemble::Manifest) {
+    use bundle::assemble::FileKind;
+    let total: u64 = m.files.iter().map(|f| f.size).sum();
+    if total == 0 {
+        return;
+    }
+    let share =
+        |k: FileKind| -> u64 { m.files.iter().filter(|f| f.kind == k).map(|f| f.size).sum() };
+    let parts: Vec<String> = [
+        ("wheels", share(FileKind::Wheel)),
+        ("binaries", share(FileKind::Binary)),
+        ("libraries", share(FileKind::Library)),
+        ("other", share(FileKind::File)),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(what, n)| format!("{what} {}%", (n * 100 + total / 2) / total))
+    .collect();
+    eprintln!("  size      {} ({})", human_size(total), parts.join(", "));
+    let mut largest: Vec<_> = m.files.iter().collect();
+    largest.sort_by(|a, b| b.size.cmp(&a.size).then(a.path.cmp(&b.path)));
+    let list: Vec<String> = largest
+        .iter()
+        .take(3)
+        .map(|f| {
+            format!(
+                "{} {}",
+                f.path.rsplit('/').next().unwrap_or(&f.path),
+                human_size(f.size)
+            )
+        })
+        .collect();
+    eprintln!("  largest   {}", list.join(", "));
+}
+
+/// The files to upload, in order, and the line that says what to do.
+fn print_uploads(out: &BuildOutput) {
+    let d = &out.delivery;
+    let prompt = out.bundle_dir.join("PROMPT.txt");
+    let dir = out.bundle_dir.parent().unwrap_or(std::path::Path::new(""));
+    match &d.archive {
+        _ if d.uploads.is_empty() => {
+            eprintln!(
+                "Nothing to upload: everything asked for is already on target {}.",
+                out.manifest.target.name
+            );
+        }
+        Some(a) if d.split() => {
+            eprintln!(
+                "  archive   {} ({}), over the {} upload limit: split into {} volumes",
+                a.path,
+                human_size(a.size),
+                human_size(d.max_file_bytes),
+                d.uploads.len()
+            );
+            for u in &d.uploads {
+                eprintln!(
+                    "  upload    {} ({})",
+                    dir.join(&u.path).display(),
+                    human_size(u.size)
+                );
+            }
+            eprintln!(
+                "Upload these {} files, then paste {} into the chat.",
+                d.uploads.len(),
+                prompt.display()
+            );
+        }
+        Some(a) => {
+            eprintln!(
+                "  archive   {} ({})",
+                dir.join(&a.path).display(),
+                human_size(a.size)
+            );
+            eprintln!(
+                "Upload {}, then paste {} into the chat.",
+                dir.join(&a.path).display(),
+                prompt.display()
+            );
+        }
+        None => {
+            eprintln!(
+                "Upload the folder's files ({} listed in {}), then paste {} into the chat.",
+                d.uploads.len(),
+                out.bundle_dir
+                    .join(bundle::assemble::UPLOADS_JSON)
+                    .display(),
+                prompt.display()
+            );
+        }
     }
 }

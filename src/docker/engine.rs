@@ -885,16 +885,7 @@ pub fn tail(s: &str, n: usize) -> String {
     out
 }
 
-/// Quote `s` for a POSIX shell.
-pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:+,@%".contains(c))
-    {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
+pub use crate::model::sh_quote;
 
 /// A tar archive holding `files` (path → (mode, bytes)), for [`Container::copy_in`].
 pub fn tar_of(files: &[(String, u32, Vec<u8>)]) -> std::io::Result<Vec<u8>> {

@@ -1,5 +1,7 @@
 //! `manifest.json`: what a bundle holds, and why.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::plan::Excluded;
@@ -76,6 +78,13 @@ pub struct FileEntry {
     /// The sdist a wheel was built from, in the target image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub built_from: Option<String>,
+    /// The modules a wheel makes importable (top level).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<String>,
+    /// A wheel's console scripts, program name to `module:attr`: install.py
+    /// writes a launcher `bin/<program>` for each.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scripts: BTreeMap<String, String>,
 }
 
 impl FileEntry {
@@ -94,6 +103,8 @@ impl FileEntry {
             needed: None,
             link: None,
             built_from: None,
+            modules: Vec::new(),
+            scripts: BTreeMap::new(),
         }
     }
 
@@ -134,4 +145,63 @@ pub struct Manifest {
     /// Debian packages installed to take `bin/` and `lib/` from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apt: Vec<AptPackage>,
+}
+
+/// What `bin/<name>` of an installed bundle is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// A file of the bundle (release, apt or build binary).
+    Binary,
+    /// A launcher install.py writes for a wheel's console script.
+    Script {
+        /// The wheel's package.
+        package: String,
+        /// `module:attr` it calls.
+        reference: String,
+    },
+}
+
+impl Manifest {
+    /// Every program under `bin/` once the bundle is installed, by name: the
+    /// bundle's binaries, then the console scripts of its wheels (a binary,
+    /// or an earlier wheel in path order, keeps a name already taken).
+    pub fn programs(&self) -> BTreeMap<String, Program> {
+        let mut out = BTreeMap::new();
+        for f in &self.files {
+            if f.kind == FileKind::Binary {
+                if let Some(name) = f.path.strip_prefix("bin/") {
+                    out.insert(name.to_string(), Program::Binary);
+                }
+            }
+        }
+        for f in self.files.iter().filter(|f| f.kind == FileKind::Wheel) {
+            for (name, reference) in &f.scripts {
+                out.entry(name.clone()).or_insert_with(|| Program::Script {
+                    package: f.package.clone().unwrap_or_default(),
+                    reference: reference.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// The shell command a check runs as the user would run it: its first
+    /// word, when it names one of the bundle's programs, becomes that
+    /// program's full path under `bundle_dir` (nothing is added to PATH).
+    pub fn check_command(&self, run: &str, bundle_dir: &str) -> String {
+        let trimmed = run.trim_start();
+        let word_end = trimmed
+            .find(|c: char| c.is_whitespace() || c == ';' || c == '|' || c == '&')
+            .unwrap_or(trimmed.len());
+        let (word, rest) = trimmed.split_at(word_end);
+        if self.programs().contains_key(word) {
+            let dir = bundle_dir.trim_end_matches('/');
+            format!(
+                "{}{rest}",
+                crate::model::sh_quote(&format!("{dir}/bin/{word}"))
+            )
+        } else {
+            run.to_string()
+        }
+    }
 }

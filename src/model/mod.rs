@@ -22,7 +22,9 @@ pub use hash::Sha256;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
-    /// A shell command, run with the bundle's `bin/` on PATH.
+    /// A shell command, run with the sandbox's own PATH; when its first word
+    /// names a program of the bundle, that word becomes the program's full
+    /// path, `<bundle>/bin/<program>`, as PROMPT.txt tells the user.
     pub run: String,
     /// Text the command's output must contain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,4 +42,15 @@ pub struct TargetSummary {
     pub glibc: String,
     /// The target's CPython version.
     pub python: String,
+}
+
+/// Quote `s` for a POSIX shell.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:+,@%".contains(c))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
 }

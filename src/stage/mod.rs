@@ -5,6 +5,7 @@
 pub mod apt;
 pub mod release;
 pub mod sdist;
+pub mod wheel;
 
 use std::future::Future;
 

@@ -14,7 +14,7 @@ use pep508_rs::{Requirement, VerbatimUrl};
 use serde::Serialize;
 
 use crate::archive::{ArchiveError, ArchiveKind};
-use crate::assemble::{FileKind, Manifest};
+use crate::assemble::{self, FileKind, Manifest, Upload, Uploads};
 use crate::config::target::Target;
 use crate::docker::Run;
 use crate::docker::{sh_quote, tar_of, tar_owned, ContainerSpec, DockerError, Engine, ExecOptions};
@@ -112,16 +112,23 @@ impl Report {
     }
 }
 
+/// Files to upload: (path in the upload folder, mode, bytes).
+type UploadFiles = Vec<(String, u32, Vec<u8>)>;
+
 /// A bundle as uploaded: the files to upload, and its contents read on the
 /// host (never run here).
 struct Bundle {
     name: String,
     manifest: Manifest,
-    /// (file name, bytes) uploaded into the upload folder; a folder bundle
-    /// is uploaded as `<name>/...`.
-    uploads: Vec<(String, u32, Vec<u8>)>,
-    prompt: String,
-    /// The bundle's folder on the host (unpacked from the archive if need be).
+    /// (path in the upload folder, mode, bytes), in upload order; a folder
+    /// bundle is uploaded as `<name>/...`.
+    uploads: UploadFiles,
+    /// What the uploads are (an archive, its volumes, or a folder's files).
+    delivery: Uploads,
+    /// PROMPT.txt, when the bundle folder has one; else it is written
+    /// afresh for the target, as `bundle build` writes it.
+    prompt: Option<String>,
+    /// The bundle's folder on the host (unpacked from the uploads if need be).
     dir: PathBuf,
     _unpacked: Option<tempfile::TempDir>,
 }
@@ -138,58 +145,234 @@ pub fn manifest_of(path: &Path) -> Result<Manifest, VerifyError> {
     read_bundle(path).map(|b| b.manifest)
 }
 
+/// The uploaded archive's volumes, when `path` is one of them
+/// (`name.zip.001`): all of them, in order, from 001 on.
+fn volumes_of(path: &Path) -> Option<Vec<PathBuf>> {
+    let file = path.file_name()?.to_str()?;
+    let (archive, n) = file.rsplit_once('.')?;
+    if n.len() < 3 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let mut out = Vec::new();
+    loop {
+        let p = dir.join(assemble::volume_name(archive, out.len() + 1));
+        if !p.is_file() {
+            return Some(out);
+        }
+        out.push(p);
+    }
+}
+
+/// Read one upload, checking it against what `bundle build` listed.
+fn read_upload(path: &Path, listed: Option<&Upload>) -> Result<Vec<u8>, String> {
+    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(u) = listed {
+        let h = crate::model::Sha256::of(&data);
+        if h != u.sha256 || data.len() as u64 != u.size {
+            return Err(format!(
+                "{} (changed: sha256 {h}, uploads.json {})",
+                u.path, u.sha256
+            ));
+        }
+    }
+    Ok(data)
+}
+
+/// Join archive uploads into one file in `tmp` and unpack it there: the
+/// bundle the sandbox will see. Returns its folder.
+fn unpack_uploads(
+    archive: &str,
+    uploads: &[(String, u32, Vec<u8>)],
+    tmp: &Path,
+) -> Result<PathBuf, String> {
+    let joined = tmp.join(archive);
+    let mut file = std::fs::File::create(&joined).map_err(|e| e.to_string())?;
+    for (_, _, data) in uploads {
+        std::io::Write::write_all(&mut file, data).map_err(|e| e.to_string())?;
+    }
+    drop(file);
+    let into = tmp.join("unpacked");
+    unpack_archive(&joined, &into)?;
+    let top: Vec<PathBuf> = std::fs::read_dir(&into)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("manifest.json").is_file())
+        .collect();
+    match top.as_slice() {
+        [dir] => Ok(dir.clone()),
+        _ => Err("the archive holds no <name>/manifest.json".into()),
+    }
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest, String> {
+    let text = std::fs::read_to_string(dir.join("manifest.json"))
+        .map_err(|e| format!("manifest.json: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("manifest.json: {e}"))
+}
+
+/// A bundle folder's uploads: those its uploads.json lists (found beside
+/// the folder, checked against their sizes and sha256), or, for a folder
+/// without one, its files under the manifest's name.
+fn folder_uploads(
+    dir: &Path,
+    manifest: &Manifest,
+) -> Result<(Uploads, UploadFiles), VerifyError> {
+    let bad = not_a_bundle(dir);
+    let delivery = match Uploads::read(dir) {
+        Some(listed) => listed.map_err(&bad)?,
+        None => Uploads {
+            uploads: Vec::new(),
+            archive: None,
+            max_file_bytes: u64::MAX,
+        },
+    };
+    let mut uploads = Vec::new();
+    let mut changed = Vec::new();
+    let parent = dir.parent().unwrap_or(Path::new(""));
+    let beside = |u: &Upload| parent.join(&u.path).is_file();
+    // A folder copied without its archive is uploaded as a folder.
+    let delivery = if delivery.archive.is_some() && !delivery.uploads.iter().any(beside) {
+        Uploads {
+            uploads: Vec::new(),
+            archive: None,
+            max_file_bytes: delivery.max_file_bytes,
+        }
+    } else {
+        delivery
+    };
+    if delivery.archive.is_some() {
+        for u in &delivery.uploads {
+            if !beside(u) {
+                changed.push(format!("{} (missing beside the folder)", u.path));
+                continue;
+            }
+            match read_upload(&parent.join(&u.path), Some(u)) {
+                Ok(data) => uploads.push((u.path.clone(), 0o644, data)),
+                Err(e) => changed.push(e),
+            }
+        }
+    } else {
+        // Under the manifest's name, which PROMPT.txt's paths use, whatever
+        // the folder is called here.
+        let files = crate::fsutil::relative_files(dir).map_err(|e| bad(e.to_string()))?;
+        for (rel, full) in files {
+            if rel == "PROMPT.txt" || rel == assemble::UPLOADS_JSON {
+                continue;
+            }
+            let data = std::fs::read(&full).map_err(|e| bad(e.to_string()))?;
+            uploads.push((format!("{}/{rel}", manifest.name), 0o644, data));
+        }
+    }
+    let delivery = if delivery.archive.is_none() {
+        Uploads {
+            uploads: uploads
+                .iter()
+                .map(|(path, _, data)| Upload {
+                    path: path.clone(),
+                    size: data.len() as u64,
+                    sha256: crate::model::Sha256::of(data),
+                })
+                .collect(),
+            ..delivery
+        }
+    } else {
+        delivery
+    };
+    if !changed.is_empty() {
+        return Err(VerifyError::Tampered { files: changed });
+    }
+    Ok((delivery, uploads))
+}
+
 fn read_bundle(path: &Path) -> Result<Bundle, VerifyError> {
     let bad = not_a_bundle(path);
-    // (the bundle's folder, the temporary folder it was unpacked into, the
-    // archive as uploaded)
-    let (dir, unpacked, archive) = if path.is_dir() {
-        (path.to_path_buf(), None, None)
-    } else {
-        let data = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-        let file = path
+    let tmp = tempfile::tempdir().map_err(|e| bad(e.to_string()))?;
+    if path.is_dir() {
+        let manifest = read_manifest(path).map_err(&bad)?;
+        let (delivery, uploads) = folder_uploads(path, &manifest)?;
+        let listed = Uploads::read(path).and_then(Result::ok);
+        // PROMPT.txt speaks of the uploads it was written for; a folder
+        // uploaded without its archive gets its own, as a folder bundle's.
+        let prompt = if listed.is_some_and(|l| l.archive.is_some() != delivery.archive.is_some()) {
+            None
+        } else {
+            Some(
+                std::fs::read_to_string(path.join("PROMPT.txt"))
+                    .map_err(|e| bad(format!("PROMPT.txt: {e}")))?,
+            )
+        };
+        // What the sandbox unpacks is what is checked and read.
+        let (dir, unpacked) = match &delivery.archive {
+            Some(a) => (
+                unpack_uploads(&a.path, &uploads, tmp.path()).map_err(&bad)?,
+                Some(tmp),
+            ),
+            None => (path.to_path_buf(), None),
+        };
+        return Ok(Bundle {
+            name: manifest.name.clone(),
+            manifest,
+            uploads,
+            delivery,
+            prompt,
+            dir,
+            _unpacked: unpacked,
+        });
+    }
+    // An archive, or one of its volumes: upload it (them) as they are.
+    let files = volumes_of(path).unwrap_or_else(|| vec![path.to_path_buf()]);
+    let mut uploads = Vec::new();
+    let mut listed = Vec::new();
+    for f in &files {
+        let data = read_upload(f, None).map_err(&bad)?;
+        let name = f
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = tempfile::tempdir().map_err(|e| bad(e.to_string()))?;
-        unpack_archive(path, tmp.path()).map_err(&bad)?;
-        let top: Vec<PathBuf> = std::fs::read_dir(tmp.path())
-            .map_err(|e| bad(e.to_string()))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("manifest.json").is_file())
-            .collect();
-        let [dir] = top.as_slice() else {
-            return Err(bad("the archive holds no <name>/manifest.json".into()));
-        };
-        (dir.clone(), Some(tmp), Some((file, 0o644, data)))
+        listed.push(Upload {
+            path: name.clone(),
+            size: data.len() as u64,
+            sha256: crate::model::Sha256::of(&data),
+        });
+        uploads.push((name, 0o644, data));
+    }
+    let archive_name = if files.len() > 1 || volumes_of(path).is_some() {
+        listed[0]
+            .path
+            .rsplit_once('.')
+            .map_or("", |(a, _)| a)
+            .to_string()
+    } else {
+        listed[0].path.clone()
     };
-    let text = std::fs::read_to_string(dir.join("manifest.json"))
-        .map_err(|e| bad(format!("manifest.json: {e}")))?;
-    let manifest: Manifest =
-        serde_json::from_str(&text).map_err(|e| bad(format!("manifest.json: {e}")))?;
-    let uploads = match archive {
-        Some(upload) => vec![upload],
-        // A folder is uploaded under the manifest's name, which PROMPT.txt's
-        // paths use, whatever the folder is called here.
-        None => {
-            let files = crate::fsutil::relative_files(&dir).map_err(|e| bad(e.to_string()))?;
-            let mut uploads = Vec::new();
-            for (rel, full) in files {
-                let data = std::fs::read(&full).map_err(|e| bad(e.to_string()))?;
-                uploads.push((format!("{}/{rel}", manifest.name), 0o644, data));
-            }
-            uploads
-        }
+    let mut whole = crate::model::hash::Hasher::default();
+    for (_, _, data) in &uploads {
+        whole.update(data);
+    }
+    let (sha256, size) = whole.finish();
+    let archive = Upload {
+        path: archive_name.clone(),
+        size,
+        sha256,
     };
-    let prompt = std::fs::read_to_string(dir.join("PROMPT.txt"))
-        .map_err(|e| bad(format!("PROMPT.txt: {e}")))?;
+    let dir = unpack_uploads(&archive_name, &uploads, tmp.path()).map_err(&bad)?;
+    let manifest = read_manifest(&dir).map_err(&bad)?;
+    // Archives made before PROMPT.txt moved out of them still hold it.
+    let prompt = std::fs::read_to_string(dir.join("PROMPT.txt")).ok();
     Ok(Bundle {
         name: manifest.name.clone(),
         manifest,
         uploads,
+        delivery: Uploads {
+            max_file_bytes: listed.iter().map(|u| u.size).max().unwrap_or(0),
+            uploads: listed,
+            archive: Some(archive),
+        },
         prompt,
         dir,
-        _unpacked: unpacked,
+        _unpacked: Some(tmp),
     })
 }
 
@@ -245,51 +428,6 @@ fn prompt_code(prompt: &str) -> Option<(String, String)> {
     }
 }
 
-/// Module names a wheel provides at top level (`top_level.txt`, else the
-/// names in the archive).
-fn top_level_modules(wheel: &Path) -> Vec<String> {
-    use crate::archive::{self, ArchiveKind};
-    let limits = archive::Limits::from_env();
-    let Ok(names) = archive::file_names(ArchiveKind::Zip, wheel, limits) else {
-        return Vec::new();
-    };
-    let top_level = |p: &Path| {
-        let s = archive::slashed(p);
-        s.ends_with(".dist-info/top_level.txt") && s.matches('/').count() == 1
-    };
-    if let Ok(Some((_, data))) =
-        archive::read_member(ArchiveKind::Zip, wheel, limits, &top_level, 1 << 20)
-    {
-        let text = String::from_utf8_lossy(&data);
-        let mods: Vec<String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('_') && !l.contains('/'))
-            .map(str::to_string)
-            .collect();
-        if !mods.is_empty() {
-            return mods;
-        }
-    }
-    let mut mods = BTreeSet::new();
-    for n in &names {
-        let first = n.split('/').next().unwrap_or("");
-        if first.ends_with(".dist-info") || first.ends_with(".data") || first.starts_with('_') {
-            continue;
-        }
-        if n.contains('/') {
-            if n.ends_with("/__init__.py") && n.matches('/').count() == 1 {
-                mods.insert(first.to_string());
-            }
-        } else if let Some(m) = n.strip_suffix(".py") {
-            mods.insert(m.to_string());
-        } else if n.ends_with(".so") {
-            mods.insert(n.split('.').next().unwrap_or("").to_string());
-        }
-    }
-    mods.into_iter().filter(|m| !m.is_empty()).collect()
-}
-
 /// What `verify` needs besides the bundle.
 pub struct VerifyOptions {
     pub index_url: String,
@@ -305,7 +443,22 @@ pub async fn verify(
     options: &VerifyOptions,
 ) -> Result<Report, VerifyError> {
     reporter.stage(Stage::Verify);
-    let bundle = read_bundle(path)?;
+    let mut bundle = read_bundle(path)?;
+    if bundle.manifest.files.is_empty() {
+        return Err(VerifyError::NotABundle {
+            path: path.to_path_buf(),
+            message:
+                "it holds nothing to upload: everything it asks for is preinstalled on its target"
+                    .into(),
+        });
+    }
+    if bundle.prompt.is_none() {
+        bundle.prompt = Some(assemble::prompt_text(
+            &bundle.manifest,
+            target,
+            &bundle.delivery,
+        ));
+    }
     // Every byte is checked against the manifest before anything runs.
     let tampered = tampered_files(&bundle.dir, &bundle.manifest);
     if !tampered.is_empty() {
@@ -382,6 +535,7 @@ async fn run_steps(
             return Ok(steps);
         }
     }
+    steps.extend(program_step(c, bundle, target, timeout, reporter).await?);
     steps.extend(check_steps(c, bundle, target, timeout, reporter).await?);
     steps.extend(import_steps(c, bundle, timeout, reporter).await?);
     Ok(steps)
@@ -466,7 +620,7 @@ async fn prompt_steps(
     reporter: &dyn Reporter,
 ) -> Result<Vec<Step>, VerifyError> {
     let up = target.upload_dir.trim_end_matches('/').to_string();
-    let Some((unpack, install)) = prompt_code(&bundle.prompt) else {
+    let Some((unpack, install)) = prompt_code(bundle.prompt.as_deref().unwrap_or("")) else {
         return Err(VerifyError::NotABundle {
             path: bundle.dir.clone(),
             message: "PROMPT.txt has no ```python code block".into(),
@@ -487,8 +641,7 @@ async fn prompt_steps(
     };
     let mut programs: Vec<(String, String, Option<String>)> = Vec::new();
     // A folder is uploaded unpacked: only an archive needs the unpack code.
-    let from_archive = bundle.uploads.iter().any(|(n, _, _)| !n.contains('/'));
-    if from_archive && !unpack.trim().is_empty() {
+    if bundle.delivery.archive.is_some() && !unpack.trim().is_empty() {
         let (shown, script) = python("unpack", &unpack);
         programs.push(("unpack".into(), script, Some(shown)));
     }
@@ -507,7 +660,38 @@ async fn prompt_steps(
     Ok(steps)
 }
 
-/// Step 4. The recipe's checks, each a step.
+/// Step 4. Every program PROMPT.txt names is there, at its full path, for
+/// the user to run.
+async fn program_step(
+    c: &impl Run,
+    bundle: &Bundle,
+    target: &Target,
+    timeout: Option<Duration>,
+    reporter: &dyn Reporter,
+) -> Result<Option<Step>, VerifyError> {
+    let programs = bundle.manifest.programs();
+    if programs.is_empty() {
+        return Ok(None);
+    }
+    let home = format!(
+        "{}/{}",
+        target.upload_dir.trim_end_matches('/'),
+        bundle.name
+    );
+    let paths: Vec<String> = programs
+        .keys()
+        .map(|p| sh_quote(&format!("{home}/bin/{p}")))
+        .collect();
+    let script = format!(
+        "bad=0; for p in {}; do if [ -x \"$p\" ]; then echo \"$p\"; else echo \"$p: missing or not executable\"; bad=1; fi; done; exit $bad",
+        paths.join(" ")
+    );
+    let step = run_step(c, "programs", &script, None, timeout, &[], reporter).await?;
+    Ok(Some(step))
+}
+
+/// Step 5. The recipe's checks, each a step, run as the user runs them: the
+/// sandbox's own PATH, and the bundle's programs by their full paths.
 async fn check_steps(
     c: &impl Run,
     bundle: &Bundle,
@@ -517,18 +701,14 @@ async fn check_steps(
 ) -> Result<Vec<Step>, VerifyError> {
     let up = target.upload_dir.trim_end_matches('/').to_string();
     let home_dir = format!("{up}/{}", bundle.name);
-    let env_path = format!(
-        "export PATH={bin}:$HOME/.local/bin:/usr/local/bin:$PATH; cd {home}; ",
-        bin = sh_quote(&format!("{home_dir}/bin")),
-        home = sh_quote(&home_dir)
-    );
     let mut steps = Vec::new();
     for check in &bundle.manifest.checks {
+        let command = bundle.manifest.check_command(&check.run, &home_dir);
         let mut step = run_step(
             c,
             &format!("check: {}", check.run),
-            &format!("{env_path}{}", check.run),
-            Some(check.run.clone()),
+            &format!("cd {}; {command}", sh_quote(&home_dir)),
+            Some(command.clone()),
             timeout,
             &[],
             reporter,
@@ -545,7 +725,7 @@ async fn check_steps(
     Ok(steps)
 }
 
-/// Step 5. `import <module>` for each top-level wheel the bundle was asked for.
+/// Step 6. `import <module>` for each top-level wheel the bundle was asked for.
 async fn import_steps(
     c: &impl Run,
     bundle: &Bundle,
@@ -573,10 +753,12 @@ async fn import_steps(
         if !top.is_empty() && !top.contains(&normalized) {
             continue;
         }
-        let Some(module) = top_level_modules(&bundle.dir.join(&f.path))
-            .into_iter()
-            .next()
-        else {
+        let modules = if f.modules.is_empty() {
+            crate::stage::wheel::facts(&bundle.dir.join(&f.path)).modules
+        } else {
+            f.modules.clone()
+        };
+        let Some(module) = modules.into_iter().next() else {
             continue;
         };
         let code = format!("import {module}");
@@ -769,18 +951,36 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("demo");
         std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::write(dir.join("bin/demo"), b"#!/bin/sh\necho demo 1.2\n").unwrap();
+        let demo = crate::model::manifest::FileEntry::new(
+            "bin/demo",
+            FileKind::Binary,
+            crate::model::Sha256::of(b"#!/bin/sh\necho demo 1.2\n"),
+            25,
+        );
         let manifest = Manifest {
             schema: 1,
             name: "demo".into(),
             created_by: "test".into(),
             target: target.summary(),
             requirements: Vec::new(),
-            files: Vec::new(),
+            files: vec![demo],
             excluded: Vec::new(),
             checks,
             apt: Vec::new(),
         };
-        crate::assemble::write_support_files(&dir, &manifest, &target, None).unwrap();
+        crate::assemble::write_support_files(&dir, &manifest).unwrap();
+        let uploads = crate::assemble::write_uploads(
+            &dir,
+            "demo",
+            crate::assemble::Format::Dir,
+            d.path(),
+            1 << 20,
+            true,
+        )
+        .unwrap();
+        crate::assemble::write_prompt(&dir, &manifest, &target, &uploads).unwrap();
         let bundle = read_bundle(&dir).unwrap();
         (d, bundle)
     }
@@ -811,11 +1011,24 @@ mod tests {
         let steps = run(&c, &bundle);
         let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
         // A folder is uploaded unpacked: no unpack step.
-        assert_eq!(names, ["upload", "install.py", "check: demo --version"]);
+        assert_eq!(
+            names,
+            ["upload", "install.py", "programs", "check: demo --version"]
+        );
         assert!(steps.iter().all(|s| s.ok), "{steps:?}");
         assert_eq!(*c.copied_in.lock().unwrap(), ["/mnt/data"]);
-        // The check sees the bundle's bin/ on PATH and runs in its folder.
-        assert_eq!(c.ran("export PATH=/mnt/data/demo/bin:"), 1);
+        // The check runs the program by the full path PROMPT.txt names,
+        // with the sandbox's own PATH (nothing added).
+        assert_eq!(
+            c.ran("cd /mnt/data/demo; /mnt/data/demo/bin/demo --version"),
+            1
+        );
+        assert_eq!(c.ran("PATH="), 0);
+        assert!(bundle
+            .prompt
+            .as_deref()
+            .unwrap()
+            .contains("- /mnt/data/demo/bin/demo\n"));
         // install.py is run as PROMPT.txt says, without its own checks.
         assert_eq!(c.ran("python3 /tmp/bundle-install.py"), 1);
     }
@@ -888,7 +1101,8 @@ mod tests {
             .answer("demo --version", vec![Answer::ok("demo 1.2\n")])
             .answer("sleep 99", vec![Answer::timeout()]);
         let steps = run(&c, &bundle);
-        let version = &steps[2];
+        assert_eq!(steps[2].name, "programs");
+        let version = &steps[3];
         assert!(!version.ok);
         assert!(
             version
@@ -897,7 +1111,7 @@ mod tests {
             "{}",
             version.output
         );
-        let slow = &steps[3];
+        let slow = &steps[4];
         assert!(!slow.ok);
         assert!(
             slow.output
@@ -917,7 +1131,7 @@ mod tests {
         };
         assert_eq!(
             report.error().unwrap().to_string(),
-            "verify failed at step `check: demo --version` (2 of 4 steps failed)"
+            "verify failed at step `check: demo --version` (2 of 5 steps failed)"
         );
     }
 

@@ -840,3 +840,132 @@ macro_rules! bundle_snapshot {
         })
     };
 }
+
+/// The sandbox stand-in the user-side tests run in, made once from the test
+/// image with a two-line Dockerfile: python3 and pip from the distribution, a
+/// user `sandbox` (uid 1000) and /mnt/data owned by it. Independent of the
+/// images `bundle` derives, so that `bundle` is checked against the user's
+/// view, not its own.
+pub fn user_sandbox_image() -> String {
+    const TAG: &str = "bundle-test/sandbox:debian11-python3";
+    static MADE: std::sync::Once = std::sync::Once::new();
+    MADE.call_once(|| {
+        if docker(&["image", "inspect", TAG]).status.success() {
+            return;
+        }
+        let dockerfile = format!(
+            "FROM {TEST_IMAGE}\nRUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3 python3-pip && rm -rf /var/lib/apt/lists/* && useradd --uid 1000 --create-home --shell /bin/sh sandbox && mkdir -p /mnt/data && chown sandbox /mnt/data\n"
+        );
+        let mut child = std::process::Command::new("docker")
+            .args(["build", "--platform", "linux/amd64", "-q", "-t", TAG, "-"])
+            .env("DOCKER_BUILDKIT", "0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker CLI");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(dockerfile.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "building {TAG}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    TAG.to_string()
+}
+
+/// The Python code of a PROMPT.txt, as the chat would run it.
+pub fn prompt_python(prompt: &str) -> String {
+    let start = prompt
+        .find("```python\n")
+        .expect("PROMPT.txt has Python code")
+        + 10;
+    let end = start + prompt[start..].find("```").unwrap();
+    prompt[start..end].to_string()
+}
+
+/// What the user does: upload `uploads` (paths relative to `out`) into
+/// /mnt/data of a fresh sandbox with no network, run PROMPT.txt's Python
+/// code as user `sandbox`, then `then` (sh) with the image's own PATH.
+/// Returns (success, output).
+pub fn as_the_user(out: &Path, uploads: &[String], prompt: &str, then: &str) -> (bool, String) {
+    let image = user_sandbox_image();
+    let stage = tempfile::tempdir().unwrap();
+    let data = stage.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for u in uploads {
+        let to = data.join(u);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(out.join(u), &to).unwrap();
+    }
+    std::fs::write(stage.path().join("prompt.py"), prompt_python(prompt)).unwrap();
+    let script =
+        format!("set -e\ncd /mnt/data\npython3 /tmp/prompt.py\necho '--- after PROMPT'\n{then}\n");
+    let id = docker(&[
+        "create",
+        "--network",
+        "none",
+        "--platform",
+        "linux/amd64",
+        "--label",
+        "bundle.test=as-the-user",
+        &image,
+        "sh",
+        "-c",
+        // Uploads belong to the user, as a chat's do; then the user's
+        // session, with the image's PATH as it is.
+        &format!(
+            "chown -R 1000:1000 /mnt/data /tmp/prompt.py && HOME=/home/sandbox exec setpriv --reuid=1000 --regid=1000 --init-groups sh -c {}",
+            shell_quote(&script)
+        ),
+    ]);
+    assert!(
+        id.status.success(),
+        "{}",
+        String::from_utf8_lossy(&id.stderr)
+    );
+    let id = String::from_utf8_lossy(&id.stdout).trim().to_string();
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&data)
+        .args(["--owner=1000", "--group=1000", "-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    let copy = |tar: &[u8], into: &str| {
+        let mut cp = std::process::Command::new("docker")
+            .args(["cp", "-", &format!("{id}:{into}")])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        cp.stdin.take().unwrap().write_all(tar).unwrap();
+        assert!(cp.wait().unwrap().success(), "docker cp into {into}");
+    };
+    copy(&tar.stdout, "/mnt/data");
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(stage.path())
+        .args(["--owner=1000", "--group=1000", "-cf", "-", "prompt.py"])
+        .output()
+        .unwrap();
+    copy(&tar.stdout, "/tmp");
+    let run = docker(&["start", "-a", &id]);
+    docker(&["rm", "-f", &id]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    (run.status.success(), text)
+}
+
+/// Quote for sh.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}

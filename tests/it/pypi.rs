@@ -173,9 +173,29 @@ fn build_writes_bundle_dir_and_zip() {
     assert!(names.contains(&"app/manifest.json".to_string()));
     assert!(names.contains(&"app/wheels/lib-2.1-py3-none-any.whl".to_string()));
     assert!(names.iter().all(|n| n.starts_with("app/")));
+    // PROMPT.txt and uploads.json describe the archive, so they are not in it.
+    assert!(!names.contains(&"app/PROMPT.txt".to_string()));
+    assert!(!names.contains(&"app/uploads.json".to_string()));
     let prompt = read_to_string(&dir.join("PROMPT.txt"));
-    assert!(prompt.contains("/mnt/data/app.zip"), "{prompt}");
+    assert!(
+        prompt.contains("I uploaded app.zip to /mnt/data."),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("zipfile.ZipFile(up + \"/app.zip\")"),
+        "{prompt}"
+    );
     assert!(prompt.contains("install.py"));
+    // The archive's sha256 is checked in the sandbox before it is unpacked.
+    let zip = std::fs::read(cwd.path().join("dist/app.zip")).unwrap();
+    assert!(
+        prompt.contains(&format!("== \"{}\"", sha256(&zip))),
+        "{prompt}"
+    );
+    let uploads: Value = serde_json::from_str(&read_to_string(&dir.join("uploads.json"))).unwrap();
+    assert_eq!(uploads["uploads"][0]["path"], "app.zip");
+    assert_eq!(uploads["uploads"][0]["size"], zip.len() as u64);
+    assert_eq!(uploads["uploads"][0]["sha256"], sha256(&zip));
     // no temporary folders left behind
     let leftovers: Vec<_> = std::fs::read_dir(cwd.path().join("dist"))
         .unwrap()
@@ -813,7 +833,7 @@ fn tar_gz_and_dir_formats() {
     assert!(names.contains(&"app/install.py".to_string()));
     let prompt = read_to_string(&cwd.path().join("dist/app/PROMPT.txt"));
     assert!(
-        prompt.contains("tarfile.open(\"/mnt/data/app.tar.gz\")"),
+        prompt.contains("tarfile.open(up + \"/app.tar.gz\")"),
         "{prompt}"
     );
     // dir: the folder only.

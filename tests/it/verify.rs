@@ -13,7 +13,16 @@ fn index() -> Server {
     publish(
         &server,
         &[
-            WheelSpec::new("app", "1.0").requires(&["dep>=2"]),
+            WheelSpec::new("app", "1.0")
+                .requires(&["dep>=2"])
+                .file(
+                    "app/cli.py",
+                    b"import sys\n\ndef main():\n    print('app-hello', sys.argv[1:])\n".to_vec(),
+                )
+                .file(
+                    "app-1.0.dist-info/entry_points.txt",
+                    b"[console_scripts]\napp-hello = app.cli:main\n".to_vec(),
+                ),
             WheelSpec::new("dep", "2.0"),
         ],
     );
@@ -82,6 +91,33 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
     let dir = t.work.path().join("dist/combo");
     assert!(dir.join("lib/libjq.so.1").is_file());
     assert!(dir.join("lib/libonig.so.5").is_file());
+
+    // As the user: upload the zip, run PROMPT's code as `sandbox`, then
+    // every program by the full path PROMPT names, with the image's PATH.
+    let prompt = read_to_string(&dir.join("PROMPT.txt"));
+    for program in ["app-hello (from app)", "jq", "lua5.3"] {
+        assert!(
+            prompt.contains(&format!("- /mnt/data/combo/bin/{program}")),
+            "{program}: {prompt}"
+        );
+    }
+    let (ok, out) = as_the_user(
+        &t.work.path().join("dist"),
+        &["combo.zip".to_string()],
+        &prompt,
+        "echo \"PATH=$PATH\"\n\
+         /mnt/data/combo/bin/app-hello one two\n\
+         /mnt/data/combo/bin/jq --version\n\
+         /mnt/data/combo/bin/lua5.3 -v\n\
+         command -v app-hello || echo 'app-hello is not on PATH'",
+    );
+    assert!(ok, "{out}");
+    let after = out.split("--- after PROMPT").nth(1).unwrap();
+    assert!(!after.contains("PATH=/mnt/data"), "PATH untouched: {after}");
+    assert!(after.contains("app-hello ['one', 'two']"), "{after}");
+    assert!(after.contains("jq-1."), "{after}");
+    assert!(after.contains("Lua 5.3"), "{after}");
+    assert!(after.contains("app-hello is not on PATH"), "{after}");
 
     // The JSON report of the archive.
     let out = verify(&t, &server, "dist/combo.zip", &target)
@@ -266,9 +302,10 @@ fn verify_without_a_daemon_says_so() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("manifest.json"),
-        r#"{"schema":1,"name":"b","created_by":"t","target":{"name":"ubuntu-20.04","platform":"linux/amd64","glibc":"2.31","python":"3.8.10"},"files":[],"excluded":[],"checks":[]}"#,
+        format!(r#"{{"schema":1,"name":"b","created_by":"t","target":{{"name":"ubuntu-20.04","platform":"linux/amd64","glibc":"2.31","python":"3.8.10"}},"files":[{{"path":"x","kind":"file","sha256":"{}","size":2}}],"excluded":[],"checks":[]}}"#, sha256(b"x\n")),
     )
     .unwrap();
+    std::fs::write(dir.join("x"), "x\n").unwrap();
     std::fs::write(dir.join("PROMPT.txt"), "```python\nprint(1)\n```\n").unwrap();
     let err = fails(
         bundle(work.path(), cache.path())
