@@ -421,6 +421,7 @@ pub async fn build_plan(
         requirements: plan.requirements.clone(),
         files: entries.into_values().collect(),
         excluded: plan.excluded.clone(),
+        replaced: plan.replaced.clone(),
         checks: plan.checks.clone(),
         apt: apt_installed,
     };
@@ -802,6 +803,7 @@ pub async fn plan(
     }
     wheels.sort_by(|a, b| a.filename.cmp(&b.filename));
     excluded.sort_by(|a, b| a.package.cmp(&b.package));
+    let replaced = replaced(&wheels, target);
     Ok(Plan {
         schema: PLAN_SCHEMA,
         name: recipe.name.clone(),
@@ -821,8 +823,25 @@ pub async fn plan(
             link: a.link,
         }),
         excluded,
+        replaced,
         checks: recipe.checks(),
     })
+}
+
+/// The wheels that bring another version of a package the target has.
+fn replaced(wheels: &[PlannedWheel], target: &Target) -> Vec<crate::model::plan::Replaced> {
+    wheels
+        .iter()
+        .filter_map(|w| {
+            let name = <pep508_rs::PackageName as std::str::FromStr>::from_str(&w.package).ok()?;
+            let have = target.preinstalled.get(&name)?;
+            (have.to_string() != w.version).then(|| crate::model::plan::Replaced {
+                package: w.package.clone(),
+                preinstalled: have.to_string(),
+                version: w.version.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Resolve the recipe's PyPI requirements for the target: the wheels to

@@ -53,7 +53,7 @@ pub struct BuildArgs {
     json: bool,
 }
 
-fn parse_max_upload(s: &str) -> Result<u64, String> {
+pub fn parse_max_upload(s: &str) -> Result<u64, String> {
     bundle::assemble::parse_size(s)
 }
 
@@ -199,6 +199,12 @@ fn print_build_summary(out: &BuildOutput, elapsed: Duration) {
             .map(|e| format!("{} {}", e.package, e.version))
             .collect();
         eprintln!("  excluded  {} (preinstalled on target)", names.join(", "));
+    }
+    for r in &m.replaced {
+        eprintln!(
+            "  replaces  {} {} (preinstalled on target) with {}",
+            r.package, r.preinstalled, r.version
+        );
     }
     print_sizes(m);
     eprintln!("  folder    {}/", out.bundle_dir.display());

@@ -21,7 +21,7 @@ pub struct LockArgs {
 
 pub async fn run(args: LockArgs, quiet: bool, cancel: CancellationToken) -> Result<(), Error> {
     let LockArgs { resolve, output } = args;
-    let plan = resolve_plan(&resolve, quiet, cancel).await?;
+    let (plan, _) = resolve_plan(&resolve, quiet, cancel).await?;
     let path = output.unwrap_or_else(|| PathBuf::from(format!("{}.lock.json", plan.name)));
     let mut text = serde_json::to_string_pretty(&plan).expect("serializable");
     text.push('\n');

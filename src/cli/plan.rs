@@ -9,16 +9,58 @@ use bundle::pipeline as build;
 use bundle::Error;
 
 use super::reporter::CliReporter;
-use super::{options_from, outln, print_json};
+use super::{human_size, options_from, outln, print_json};
 use crate::ResolveArgs;
 
 #[derive(Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     resolve: ResolveArgs,
+    /// The upload limit to flag files against (e.g. 10MB), instead of the target's `max_file_bytes`.
+    #[arg(long, value_name = "SIZE", value_parser = super::build::parse_max_upload)]
+    max_upload: Option<u64>,
     /// Print the Plan as JSON on stdout.
     #[arg(long)]
     json: bool,
+}
+
+/// The plan's download sizes against the upload limit.
+#[derive(serde::Serialize)]
+struct Sizes {
+    /// The sum of the sizes the index gave.
+    total: u64,
+    /// Files whose size the index did not give (releases, built wheels).
+    unknown: Vec<String>,
+    /// The upload limit.
+    max_file_bytes: u64,
+    /// Files larger than the limit: `build` cuts the archive into volumes
+    /// across them.
+    over_limit: Vec<String>,
+}
+
+fn sizes(plan: &bundle::model::plan::Plan, limit: u64) -> Sizes {
+    let mut s = Sizes {
+        total: 0,
+        unknown: Vec::new(),
+        max_file_bytes: limit,
+        over_limit: Vec::new(),
+    };
+    for w in &plan.wheels {
+        match w.size.filter(|_| w.sdist.is_none()) {
+            Some(n) => {
+                s.total += n;
+                if n > limit {
+                    s.over_limit.push(w.filename.clone());
+                }
+            }
+            None => s.unknown.push(w.filename.clone()),
+        }
+    }
+    for r in &plan.releases {
+        s.unknown
+            .push(r.url.rsplit('/').next().unwrap_or(&r.url).to_string());
+    }
+    s
 }
 
 /// Resolve the arguments to a Plan, with progress on stderr.
@@ -26,7 +68,7 @@ pub async fn resolve_plan(
     resolve: &ResolveArgs,
     quiet: bool,
     cancel: CancellationToken,
-) -> Result<bundle::model::plan::Plan, Error> {
+) -> Result<(bundle::model::plan::Plan, u64), Error> {
     let options = options_from(resolve);
     let (recipe, target) = build::load(&options)?;
     let reporter = Arc::new(CliReporter::new(quiet));
@@ -41,12 +83,17 @@ pub async fn resolve_plan(
     )
     .await;
     reporter.finish();
-    result
+    Ok((result?, target.max_file_bytes))
 }
 
 pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Result<(), Error> {
-    let PlanArgs { resolve, json } = args;
-    let plan = resolve_plan(&resolve, quiet, cancel).await?;
+    let PlanArgs {
+        resolve,
+        max_upload,
+        json,
+    } = args;
+    let (plan, target_limit) = resolve_plan(&resolve, quiet, cancel).await?;
+    let sizes = sizes(&plan, max_upload.unwrap_or(target_limit));
     if json {
         // The Plan (what a lock file saves), plus the staging steps it
         // makes, for scripts that want to know what `build` will do.
@@ -55,10 +102,12 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Resu
             #[serde(flatten)]
             plan: &'a bundle::model::plan::Plan,
             steps: Vec<bundle::stage::StageStep>,
+            sizes: Sizes,
         }
         print_json(&WithSteps {
             plan: &plan,
             steps: bundle::stage::steps(&plan),
+            sizes,
         });
     } else {
         outln!(
@@ -70,6 +119,15 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Resu
             plan.target.python
         );
         for w in &plan.wheels {
+            let size = match (w.size, &w.sdist) {
+                (Some(n), None) if n > sizes.max_file_bytes => format!(
+                    "{}, OVER the {} upload limit: split across volumes",
+                    human_size(n),
+                    human_size(sizes.max_file_bytes)
+                ),
+                (Some(n), None) => human_size(n),
+                _ => "size unknown".into(),
+            };
             match &w.sdist {
                 Some(s) => outln!(
                     "  wheel     {}=={}  {} (built from {})",
@@ -78,7 +136,12 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Resu
                     w.filename,
                     s.filename
                 ),
-                None => outln!("  wheel     {}=={}  {}", w.package, w.version, w.filename),
+                None => outln!(
+                    "  wheel     {}=={}  {} ({size})",
+                    w.package,
+                    w.version,
+                    w.filename
+                ),
             }
         }
         if let Some(a) = &plan.apt {
@@ -95,6 +158,29 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Resu
         for e in &plan.excluded {
             outln!("  excluded  {}=={}  ({})", e.package, e.version, e.reason);
         }
+        for r in &plan.replaced {
+            outln!(
+                "  replaces  {}=={}  (preinstalled on target) with {}",
+                r.package,
+                r.preinstalled,
+                r.version
+            );
+        }
+        let unknown = if sizes.unknown.is_empty() {
+            String::new()
+        } else {
+            format!(", plus {} file(s) of unknown size", sizes.unknown.len())
+        };
+        outln!(
+            "  size      {} to download{unknown}; upload limit {} per file{}",
+            human_size(sizes.total),
+            human_size(sizes.max_file_bytes),
+            if sizes.total > sizes.max_file_bytes {
+                " (the archive will be split into volumes)"
+            } else {
+                ""
+            }
+        );
         outln!("build will:");
         for (i, step) in bundle::stage::steps(&plan).iter().enumerate() {
             outln!("  {:>2}. {}", i + 1, step.describe());

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::Excluded;
+use super::plan::{Excluded, Replaced};
 use super::{Check, Sha256, TargetSummary};
 
 /// The manifest's schema version.
@@ -140,6 +140,9 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     /// Packages left out, and why.
     pub excluded: Vec<Excluded>,
+    /// Preinstalled packages the bundle installs another version of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<Replaced>,
     /// The recipe's checks.
     pub checks: Vec<Check>,
     /// Debian packages installed to take `bin/` and `lib/` from.

@@ -139,6 +139,21 @@ pub struct Plan {
     pub apt: Option<PlannedApt>,
     /// Packages left out.
     pub excluded: Vec<Excluded>,
+    /// Preinstalled packages the bundle brings another version of
+    /// (`--upgrade-preinstalled`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<Replaced>,
     /// The recipe's checks.
     pub checks: Vec<Check>,
+}
+
+/// A preinstalled package the bundle replaces with another version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Replaced {
+    /// Its name.
+    pub package: String,
+    /// The version the target has.
+    pub preinstalled: String,
+    /// The version the bundle installs over it.
+    pub version: String,
 }

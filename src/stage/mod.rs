@@ -194,6 +194,7 @@ mod tests {
                 link: None,
             }),
             excluded: Vec::new(),
+            replaced: Vec::new(),
             checks: Vec::new(),
         }
     }

@@ -215,10 +215,7 @@ fn read_manifest(dir: &Path) -> Result<Manifest, String> {
 /// A bundle folder's uploads: those its uploads.json lists (found beside
 /// the folder, checked against their sizes and sha256), or, for a folder
 /// without one, its files under the manifest's name.
-fn folder_uploads(
-    dir: &Path,
-    manifest: &Manifest,
-) -> Result<(Uploads, UploadFiles), VerifyError> {
+fn folder_uploads(dir: &Path, manifest: &Manifest) -> Result<(Uploads, UploadFiles), VerifyError> {
     let bad = not_a_bundle(dir);
     let delivery = match Uploads::read(dir) {
         Some(listed) => listed.map_err(&bad)?,
@@ -967,6 +964,7 @@ mod tests {
             requirements: Vec::new(),
             files: vec![demo],
             excluded: Vec::new(),
+            replaced: Vec::new(),
             checks,
             apt: Vec::new(),
         };

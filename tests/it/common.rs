@@ -969,3 +969,16 @@ pub fn as_the_user(out: &Path, uploads: &[String], prompt: &str, then: &str) -> 
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
+
+/// `n` bytes that do not compress (xorshift), the same for the same seed.
+pub fn noise(n: usize, seed: u32) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 8) as u8
+        })
+        .collect()
+}

@@ -298,6 +298,31 @@ fn preinstalled_packages_are_excluded_and_conflicts_explained() {
         ],
     );
     assert!(pins(&plan).contains(&"lib==2.1".to_string()));
+    assert_eq!(
+        plan["replaced"],
+        serde_json::json!([{"package": "lib", "preinstalled": "1.5", "version": "2.1"}])
+    );
+    // The build says so, and its manifest records it.
+    let out = bundle(cwd.path(), cache.path())
+        .args([
+            "build",
+            "app==2.0",
+            "--target",
+            target.to_str().unwrap(),
+            "--upgrade-preinstalled",
+            "--index-url",
+            &server.index_url(),
+        ])
+        .assert()
+        .success();
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("replaces  lib 1.5 (preinstalled on target) with 2.1"),
+        "{err}"
+    );
+    let manifest: Value =
+        serde_json::from_str(&read_to_string(&cwd.path().join("dist/app/manifest.json"))).unwrap();
+    assert_eq!(manifest["replaced"], plan["replaced"]);
 }
 
 #[test]
@@ -1141,5 +1166,169 @@ fn rebuilding_a_name_for_another_target_says_so() {
     assert!(
         err.contains("built for target ubuntu-20.04, with a build for chatgpt-2023"),
         "{err}"
+    );
+}
+
+#[test]
+fn uploads_are_planned_and_cut_to_the_limit() {
+    let server = Server::start();
+    publish(
+        &server,
+        &[WheelSpec::new("big", "1.0").file("big/blob.bin", noise(30_000, 3))],
+    );
+    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let index = server.index_url();
+
+    // plan shows sizes and flags the wheel over the limit.
+    let out = bundle(cwd.path(), cache.path())
+        .args(["plan", "big", "--max-upload", "10KB", "--index-url", &index])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        text.contains("OVER the 9.8 KiB upload limit: split across volumes"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(the archive will be split into volumes)"),
+        "{text}"
+    );
+    let plan = plan_json(
+        cwd.path(),
+        cache.path(),
+        &["big", "--max-upload", "10KB", "--index-url", &index],
+    );
+    assert_eq!(plan["sizes"]["max_file_bytes"], 10_000);
+    assert_eq!(plan["sizes"]["over_limit"][0], "big-1.0-py3-none-any.whl");
+    assert!(plan["sizes"]["total"].as_u64().unwrap() > 30_000);
+
+    // A first build under the default limit: one archive.
+    let out = bundle(cwd.path(), cache.path())
+        .args(["build", "big", "--json", "--index-url", &index])
+        .assert()
+        .success();
+    let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json["uploads"].as_array().unwrap().len(), 1);
+    assert_eq!(json["uploads"][0]["path"], "big.zip");
+    let dist = cwd.path().join("dist");
+    let zip = std::fs::read(dist.join("big.zip")).unwrap();
+    assert_eq!(json["uploads"][0]["sha256"], sha256(&zip));
+
+    // --no-split over the limit: exit 1, and the earlier build is kept.
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "build",
+            "big",
+            "--max-upload",
+            "10KB",
+            "--no-split",
+            "--index-url",
+            &index,
+        ]),
+        1,
+    );
+    assert!(
+        err.contains("big.zip is") && err.contains("over the upload limit of 10000 bytes"),
+        "{err}"
+    );
+    assert!(err.contains("leave out --no-split"), "{err}");
+    assert_eq!(std::fs::read(dist.join("big.zip")).unwrap(), zip);
+
+    // Split: volumes within the limit that join into the archive; the
+    // earlier single archive is gone, so dist/ holds only what to upload.
+    let out = bundle(cwd.path(), cache.path())
+        .args([
+            "build",
+            "big",
+            "--max-upload",
+            "10KB",
+            "--json",
+            "--index-url",
+            &index,
+        ])
+        .assert()
+        .success();
+    let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let uploads = json["uploads"].as_array().unwrap();
+    assert!(uploads.len() >= 4, "{uploads:?}");
+    let mut joined = Vec::new();
+    for (i, u) in uploads.iter().enumerate() {
+        assert_eq!(u["path"], format!("big.zip.{:03}", i + 1));
+        let data = std::fs::read(dist.join(u["path"].as_str().unwrap())).unwrap();
+        assert!(data.len() <= 10_000);
+        assert_eq!(u["size"], data.len() as u64);
+        assert_eq!(u["sha256"], sha256(&data));
+        joined.extend(data);
+    }
+    assert!(!dist.join("big.zip").exists());
+    assert!(json["archive"].is_null());
+    let listed: Value =
+        serde_json::from_str(&read_to_string(&dist.join("big/uploads.json"))).unwrap();
+    assert_eq!(listed["archive"]["sha256"], sha256(&joined));
+    assert_eq!(listed["uploads"], json["uploads"]);
+    let names = {
+        let z = zip::ZipArchive::new(std::io::Cursor::new(joined)).unwrap();
+        z.file_names().map(str::to_string).collect::<Vec<_>>()
+    };
+    assert!(names.contains(&"big/wheels/big-1.0-py3-none-any.whl".to_string()));
+    let prompt = read_to_string(&dist.join("big/PROMPT.txt"));
+    for u in uploads {
+        assert!(prompt.contains(u["sha256"].as_str().unwrap()), "{prompt}");
+    }
+
+    // Back under the limit: the volumes are removed.
+    bundle(cwd.path(), cache.path())
+        .args(["build", "big", "--index-url", &index])
+        .assert()
+        .success();
+    let mut left: Vec<String> = std::fs::read_dir(&dist)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["big", "big.zip"]);
+}
+
+#[test]
+fn a_request_the_target_already_has_leaves_nothing_to_upload() {
+    let server = Server::start();
+    publish(
+        &server,
+        &[
+            WheelSpec::new("click", "8.1.4"),
+            WheelSpec::new("click", "8.1.7"),
+        ],
+    );
+    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = bundle(cwd.path(), cache.path())
+        .args([
+            "build",
+            "click<9",
+            "--target",
+            "chatgpt-2023",
+            "--json",
+            "--index-url",
+            &server.index_url(),
+        ])
+        .assert()
+        .success();
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("Nothing to upload: everything asked for is already on target chatgpt-2023."),
+        "{err}"
+    );
+    let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json["uploads"], serde_json::json!([]));
+    assert_eq!(json["excluded"][0]["package"], "click");
+    let dist: Vec<String> = std::fs::read_dir(cwd.path().join("dist"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(dist.len(), 1, "the folder and no archive: {dist:?}");
+    assert!(!dist.iter().any(|f| f.ends_with(".zip")), "{dist:?}");
+    let prompt = read_to_string(&cwd.path().join("dist").join(&dist[0]).join("PROMPT.txt"));
+    assert!(
+        prompt.contains("already installed in this sandbox (click 8.1.4)"),
+        "{prompt}"
     );
 }

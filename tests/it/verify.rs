@@ -383,3 +383,97 @@ fn a_bundle_for_another_python_is_refused_before_anything_runs() {
     assert!(!err.contains("verify failed at step"), "nothing ran: {err}");
     assert!(t.containers().is_empty(), "containers left behind");
 }
+
+#[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
+fn volumes_within_the_upload_limit_join_check_and_install_as_the_user() {
+    let t = docker_test();
+    let server = Server::start();
+    // 25 MB that does not compress, in one wheel: over a 10 MB limit on
+    // its own, so the wheel is cut across volumes too.
+    publish(
+        &server,
+        &[WheelSpec::new("big", "1.0").file("big/blob.bin", noise(25_000_000, 7))],
+    );
+    let target = fixture_target("debian11");
+    let out = t
+        .build(
+            "big",
+            "[pypi]\nrequirements = [\"big\"]\n",
+            &target,
+            &[
+                "--index-url",
+                &server.index_url(),
+                "--max-upload",
+                "10MB",
+                "--verify",
+                "--json",
+            ],
+        )
+        .assert()
+        .success();
+    let err = stderr_of(&out);
+    let json: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let uploads: Vec<String> = json["build"]["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            assert!(u["size"].as_u64().unwrap() <= 10_000_000, "{u}");
+            u["path"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(uploads, ["big.zip.001", "big.zip.002", "big.zip.003"]);
+    assert_eq!(json["verify"]["ok"], true);
+    // verify uploaded exactly the volumes.
+    assert_eq!(json["verify"]["steps"][0]["name"], "upload");
+    assert_eq!(
+        json["verify"]["steps"][0]["output"],
+        "big.zip.001, big.zip.002, big.zip.003 into /mnt/data"
+    );
+    assert!(err.contains("split into 3 volumes"), "{err}");
+    let dist = t.work.path().join("dist");
+    assert!(
+        !dist.join("big.zip").exists(),
+        "only the volumes are written"
+    );
+    let prompt = read_to_string(&dist.join("big/PROMPT.txt"));
+    assert!(prompt.contains("the 3 volumes of big.zip"), "{prompt}");
+
+    // As the user: the volumes in, PROMPT's code, then the package.
+    let (ok, text) = as_the_user(
+        &dist,
+        &uploads,
+        &prompt,
+        "cd /tmp && python3 -c 'import big, os; print(big.__version__, os.path.getsize(os.path.join(os.path.dirname(big.__file__), \"blob.bin\")))'",
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("1.0 25000000"), "{text}");
+
+    // A volume damaged on the way: PROMPT's code names it, nothing installs.
+    let damaged = t.work.path().join("damaged");
+    std::fs::create_dir_all(&damaged).unwrap();
+    for u in &uploads {
+        std::fs::copy(dist.join(u), damaged.join(u)).unwrap();
+    }
+    let two = damaged.join("big.zip.002");
+    let mut bytes = std::fs::read(&two).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::write(&two, bytes).unwrap();
+    let (ok, text) = as_the_user(&damaged, &uploads, &prompt, "echo installed");
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("big.zip.002 is not the file bundle wrote: upload it again"),
+        "{text}"
+    );
+    assert!(!text.contains("--- after PROMPT"), "{text}");
+
+    // verify of the first volume finds the others.
+    let report = verify(&t, &server, "dist/big.zip.001", &target)
+        .arg("--json")
+        .assert()
+        .success();
+    let report: serde_json::Value = serde_json::from_slice(&report.get_output().stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(t.containers().is_empty(), "containers left behind");
+}
