@@ -114,7 +114,47 @@ pub fn load(options: &Options) -> Result<(Recipe, Target), Error> {
         .or_else(|| recipe.target.clone())
         .unwrap_or_else(|| DEFAULT_TARGET.to_string());
     let target = Target::load(&target_name)?;
+    if !target.has_python && !recipe.pypi.requirements.is_empty() {
+        return Err(Error::Usage(format!(
+            "target {} has no Python (python = \"none\"), so it cannot install the Python packages {} asks for ({}); build them for a target with Python, or bundle only releases and apt packages for this one",
+            target.name,
+            recipe.name,
+            recipe
+                .pypi
+                .requirements
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     Ok((recipe, target))
+}
+
+/// The archive format for a target when the user chose none: a zip, which
+/// PROMPT's Python unpacks; for a target without Python, a .tar.gz, which
+/// its `tar` unpacks.
+pub fn default_format(target: &Target) -> Format {
+    if target.has_python {
+        Format::Zip
+    } else {
+        Format::TarGz
+    }
+}
+
+/// Whether the target can unpack the format: without Python, a zip needs
+/// `unzip` among its system packages.
+fn check_format(format: Format, target: &Target) -> Result<(), Error> {
+    if format == Format::Zip
+        && !target.has_python
+        && !target.system_packages.iter().any(|p| p == "unzip")
+    {
+        return Err(Error::Usage(format!(
+            "target {} has neither Python nor unzip to unpack a .zip: use --format tar.gz (its tar unpacks that) or --format dir",
+            target.name
+        )));
+    }
+    Ok(())
 }
 
 /// The longest bundle name: it becomes a folder and archive names with
@@ -375,6 +415,7 @@ pub async fn build_plan(
     fetcher: Arc<Fetcher>,
     reporter: Arc<dyn Reporter>,
 ) -> Result<BuildOutput, Error> {
+    check_format(options.format, target)?;
     let (wheel_blobs, release_blobs) = fetch_all(plan, target, &fetcher, &reporter).await?;
 
     // Stage into a temporary folder beside the output; renamed in at the end.

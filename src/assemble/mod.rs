@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::target::Target;
 
+mod install_sh;
 mod prompt;
 mod uploads;
 
@@ -115,7 +116,7 @@ fn zip_time(epoch: u64) -> zip::DateTime {
 
 /// Mode for a bundle path: executables under `bin/` and scripts 0755, else 0644.
 fn mode_for(path: &str) -> u32 {
-    if path.starts_with("bin/") || path == "install.py" {
+    if path.starts_with("bin/") || path == "install.py" || path == "install.sh" {
         0o755
     } else {
         0o644
@@ -127,14 +128,21 @@ fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, AssembleError> {
     crate::fsutil::relative_files(dir).map_err(io(dir))
 }
 
-/// Write `manifest.json` and `install.py` into the staged bundle.
+/// Write `manifest.json` and the installer (`install.py`, or `install.sh`
+/// for a target without Python) into the staged bundle.
 pub fn write_support_files(dir: &Path, manifest: &Manifest) -> Result<(), AssembleError> {
     let mut json = serde_json::to_string_pretty(manifest).expect("manifest serializes");
     json.push('\n');
     let p = dir.join("manifest.json");
     std::fs::write(&p, json).map_err(io(&p))?;
-    let p = dir.join("install.py");
-    std::fs::write(&p, INSTALL_PY).map_err(io(&p))?;
+    // A target without Python gets install.sh instead of install.py.
+    if manifest.target.python == "none" {
+        let p = dir.join("install.sh");
+        std::fs::write(&p, install_sh::script(manifest)).map_err(io(&p))?;
+    } else {
+        let p = dir.join("install.py");
+        std::fs::write(&p, INSTALL_PY).map_err(io(&p))?;
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use super::uploads::Uploads;
 use super::{FileKind, Manifest};
 use crate::config::target::Target;
 use crate::model::manifest::Program;
+use crate::model::sh_quote;
 
 /// A Python string literal for `s`.
 fn py(s: &str) -> String {
@@ -41,6 +42,34 @@ fn unpack_code(uploads: &Uploads, up: &str) -> String {
         ));
     }
     code.push_str(&open);
+    code
+}
+
+/// The shell code (for a target without Python) that checks the uploaded
+/// archive (joining its volumes first) and unpacks it.
+fn unpack_code_sh(uploads: &Uploads, up: &str) -> String {
+    let Some(archive) = &uploads.archive else {
+        return String::new();
+    };
+    let name = sh_quote(&archive.path);
+    let mut code = format!("set -e\ncd {}\n", sh_quote(up));
+    if uploads.split() {
+        code.push_str("sha256sum -c - <<'EOF'\n");
+        for v in &uploads.uploads {
+            code.push_str(&format!("{}  {}\n", v.sha256, v.path));
+        }
+        let names: Vec<String> = uploads.uploads.iter().map(|u| sh_quote(&u.path)).collect();
+        code.push_str(&format!("EOF\ncat {} > {name}\n", names.join(" ")));
+    }
+    code.push_str(&format!(
+        "echo '{}  {}' | sha256sum -c -\n",
+        archive.sha256, archive.path
+    ));
+    if archive.path.ends_with(".zip") {
+        code.push_str(&format!("unzip -q -o {name}\n"));
+    } else {
+        code.push_str(&format!("tar -xzf {name}\n"));
+    }
     code
 }
 
@@ -134,6 +163,16 @@ pub fn prompt_text(manifest: &Manifest, target: &Target, uploads: &Uploads) -> S
     } else {
         format!("\n{}\n", after.join("\n\n"))
     };
+    if manifest.target.python == "none" {
+        return format!(
+            "I uploaded {uploaded} to {up}. It is an offline bundle made for this machine ({platform}, glibc {glibc}): {what}. No internet is needed. Please run these shell commands to install it, then show me their output:\n\n```sh\n{unpack}sh {install}\n```\n{after}",
+            uploaded = uploaded_words(manifest, uploads),
+            unpack = unpack_code_sh(uploads, up),
+            install = sh_quote(&format!("{home}/install.sh")),
+            platform = manifest.target.platform,
+            glibc = manifest.target.glibc,
+        );
+    }
     format!(
         "I uploaded {uploaded} to {up}. It is an offline bundle made for this sandbox ({platform}, glibc {glibc}, Python {python}): {what}. No internet is needed. Please run this Python code to install it, then show me its output:\n\n```python\n{unpack}import subprocess, sys\nsubprocess.run([sys.executable, {install}], check=True)\n```\n{after}",
         uploaded = uploaded_words(manifest, uploads),

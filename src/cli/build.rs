@@ -33,9 +33,9 @@ pub struct BuildArgs {
     /// Output folder.
     #[arg(long, short = 'o', default_value = "dist", value_name = "DIR")]
     out: PathBuf,
-    /// Archive format beside the bundle folder.
-    #[arg(long, value_enum, default_value = "zip")]
-    format: FormatArg,
+    /// Archive format beside the bundle folder [default: zip; tar.gz for a target without Python].
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
     /// Build exactly what `bundle lock` saved in <name>.lock.json.
     #[arg(long)]
     locked: bool,
@@ -72,12 +72,13 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
     options.out = out;
     options.max_upload = max_upload;
     options.split = !no_split;
-    options.format = match format {
-        FormatArg::Zip => Format::Zip,
-        FormatArg::TarGz => Format::TarGz,
-        FormatArg::Dir => Format::Dir,
-    };
     let (recipe, target) = build::load(&options)?;
+    options.format = match format {
+        Some(FormatArg::Zip) => Format::Zip,
+        Some(FormatArg::TarGz) => Format::TarGz,
+        Some(FormatArg::Dir) => Format::Dir,
+        None => build::default_format(&target),
+    };
     if locked {
         options.locked = Some(PathBuf::from(format!("{}.lock.json", recipe.name)));
     }

@@ -148,6 +148,9 @@ pub struct Target {
     pub arch: Arch,
     pub glibc: (u32, u32),
     pub python: Version,
+    /// False for `python = "none"`: the machine has no Python, so bundles
+    /// for it hold no wheels and install with install.sh.
+    pub has_python: bool,
     pub system_packages: Vec<String>,
     /// Packages already installed on the target, by normalized name.
     pub preinstalled: BTreeMap<PackageName, Version>,
@@ -213,8 +216,14 @@ impl Target {
         };
         let glibc = parse_glibc(&raw.glibc)
             .ok_or_else(|| invalid(format!("glibc `{}` is not of the form 2.31", raw.glibc)))?;
-        let python = Version::from_str(&raw.python)
-            .map_err(|e| invalid(format!("python `{}`: {e}", raw.python)))?;
+        // `python = "none"`: a machine without Python (no wheels; install.sh).
+        let has_python = raw.python != "none";
+        let python = if has_python {
+            Version::from_str(&raw.python)
+                .map_err(|e| invalid(format!("python `{}`: {e}", raw.python)))?
+        } else {
+            Version::new([0, 0])
+        };
         if python.release().len() < 2 {
             return Err(invalid(format!(
                 "python `{}` must name at least major.minor",
@@ -248,6 +257,7 @@ impl Target {
             arch,
             glibc,
             python,
+            has_python,
             system_packages: raw.system_packages,
             preinstalled,
             upload_dir: raw.upload_dir,
@@ -290,7 +300,11 @@ impl Target {
             name: self.name.clone(),
             platform: self.platform.clone(),
             glibc: format!("{}.{}", self.glibc.0, self.glibc.1),
-            python: self.python.to_string(),
+            python: if self.has_python {
+                self.python.to_string()
+            } else {
+                "none".into()
+            },
         }
     }
 

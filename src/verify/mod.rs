@@ -415,14 +415,40 @@ fn tampered_files(dir: &Path, manifest: &Manifest) -> Vec<String> {
 
 /// The prompt's Python code, split where it starts the installer:
 /// (unpack part, install part).
-fn prompt_code(prompt: &str) -> Option<(String, String)> {
-    let start = prompt.find("```python\n")? + "```python\n".len();
-    let end = start + prompt[start..].find("```")?;
-    let code = &prompt[start..end];
-    match code.find("import subprocess") {
-        Some(i) => Some((code[..i].to_string(), code[i..].to_string())),
-        None => Some((String::new(), code.to_string())),
+fn prompt_code(prompt: &str) -> Option<PromptCode> {
+    for (fence, interpreter, marker) in [
+        ("```python\n", "python3", "import subprocess"),
+        ("```sh\n", "sh", "\nsh "),
+    ] {
+        let Some(at) = prompt.find(fence) else {
+            continue;
+        };
+        let start = at + fence.len();
+        let end = start + prompt[start..].find("```")?;
+        let code = &prompt[start..end];
+        let (unpack, install) = match code.rfind(marker) {
+            Some(i) if marker.starts_with('\n') => (&code[..i + 1], &code[i + 1..]),
+            Some(i) => (&code[..i], &code[i..]),
+            None if marker.starts_with('\n') && code.starts_with("sh ") => ("", code),
+            None => ("", code),
+        };
+        return Some(PromptCode {
+            interpreter,
+            unpack: unpack.to_string(),
+            install: install.to_string(),
+        });
     }
+    None
+}
+
+/// The code block of a PROMPT.txt, split where it starts the installer.
+struct PromptCode {
+    /// `python3` or `sh`.
+    interpreter: &'static str,
+    /// Checks and unpacks the uploads (empty for a folder).
+    unpack: String,
+    /// Runs install.py or install.sh.
+    install: String,
 }
 
 /// What `verify` needs besides the bundle.
@@ -617,21 +643,27 @@ async fn prompt_steps(
     reporter: &dyn Reporter,
 ) -> Result<Vec<Step>, VerifyError> {
     let up = target.upload_dir.trim_end_matches('/').to_string();
-    let Some((unpack, install)) = prompt_code(bundle.prompt.as_deref().unwrap_or("")) else {
+    let Some(PromptCode {
+        interpreter,
+        unpack,
+        install,
+    }) = prompt_code(bundle.prompt.as_deref().unwrap_or(""))
+    else {
         return Err(VerifyError::NotABundle {
             path: bundle.dir.clone(),
-            message: "PROMPT.txt has no ```python code block".into(),
+            message: "PROMPT.txt has no ```python or ```sh code block".into(),
         });
     };
     let python = |name: &str, code: &str| {
         let script = format!(
-            "cd {up} && cat > /tmp/bundle-{name}.py <<'BUNDLE_EOF'\n{code}\nBUNDLE_EOF\npython3 /tmp/bundle-{name}.py",
-            up = sh_quote(&up)
+            "cd {up} && cat > /tmp/bundle-{name}.{ext} <<'BUNDLE_EOF'\n{code}\nBUNDLE_EOF\n{interpreter} /tmp/bundle-{name}.{ext}",
+            up = sh_quote(&up),
+            ext = if interpreter == "sh" { "sh" } else { "py" }
         );
         (
             format!(
                 "PROMPT.txt code: {}",
-                code.lines().last().unwrap_or("").trim()
+                code.trim_end().lines().last().unwrap_or("").trim()
             ),
             script,
         )
@@ -643,7 +675,12 @@ async fn prompt_steps(
         programs.push(("unpack".into(), script, Some(shown)));
     }
     let (shown, script) = python("install", &install);
-    programs.push(("install.py".into(), script, Some(shown)));
+    let installer = if interpreter == "sh" {
+        "install.sh"
+    } else {
+        "install.py"
+    };
+    programs.push((installer.into(), script, Some(shown)));
     let mut steps = Vec::new();
     for (name, script, shown) in programs {
         let env = ["BUNDLE_INSTALL_NO_CHECK=1"];
@@ -1136,10 +1173,16 @@ mod tests {
     #[test]
     fn prompt_code_splits_unpack_from_install() {
         let prompt = "I uploaded x.zip.\n\n```python\nimport zipfile\nzipfile.ZipFile(\"/mnt/data/x.zip\").extractall(\"/mnt/data\")\nimport subprocess, sys\nsubprocess.run([sys.executable, \"/mnt/data/x/install.py\"], check=True)\n```\n";
-        let (unpack, install) = prompt_code(prompt).unwrap();
-        assert!(unpack.contains("extractall"));
-        assert!(install.starts_with("import subprocess"));
-        assert!(install.contains("install.py"));
+        let code = prompt_code(prompt).unwrap();
+        assert_eq!(code.interpreter, "python3");
+        assert!(code.unpack.contains("extractall"));
+        assert!(code.install.starts_with("import subprocess"));
+        assert!(code.install.contains("install.py"));
+        let prompt = "I uploaded x.tar.gz.\n\n```sh\nset -e\ncd /mnt/data\ntar -xzf x.tar.gz\nsh /mnt/data/x/install.sh\n```\n";
+        let code = prompt_code(prompt).unwrap();
+        assert_eq!(code.interpreter, "sh");
+        assert_eq!(code.unpack, "set -e\ncd /mnt/data\ntar -xzf x.tar.gz\n");
+        assert_eq!(code.install, "sh /mnt/data/x/install.sh\n");
     }
 
     #[test]

@@ -880,14 +880,17 @@ pub fn user_sandbox_image() -> String {
     TAG.to_string()
 }
 
-/// The Python code of a PROMPT.txt, as the chat would run it.
-pub fn prompt_python(prompt: &str) -> String {
-    let start = prompt
-        .find("```python\n")
-        .expect("PROMPT.txt has Python code")
-        + 10;
+/// The code of a PROMPT.txt and the program that runs it, as the chat
+/// would: (`python3` or `sh`, code).
+pub fn prompt_code(prompt: &str) -> (&'static str, String) {
+    let (fence, interpreter) = if prompt.contains("```sh\n") {
+        ("```sh\n", "sh")
+    } else {
+        ("```python\n", "python3")
+    };
+    let start = prompt.find(fence).expect("PROMPT.txt has code") + fence.len();
     let end = start + prompt[start..].find("```").unwrap();
-    prompt[start..end].to_string()
+    (interpreter, prompt[start..end].to_string())
 }
 
 /// What the user does: upload `uploads` (paths relative to `out`) into
@@ -895,7 +898,18 @@ pub fn prompt_python(prompt: &str) -> String {
 /// code as user `sandbox`, then `then` (sh) with the image's own PATH.
 /// Returns (success, output).
 pub fn as_the_user(out: &Path, uploads: &[String], prompt: &str, then: &str) -> (bool, String) {
-    let image = user_sandbox_image();
+    as_the_user_in(&user_sandbox_image(), out, uploads, prompt, then)
+}
+
+/// [`as_the_user`] in `image`, where the user `sandbox` and /mnt/data are
+/// made first if the image lacks them.
+pub fn as_the_user_in(
+    image: &str,
+    out: &Path,
+    uploads: &[String],
+    prompt: &str,
+    then: &str,
+) -> (bool, String) {
     let stage = tempfile::tempdir().unwrap();
     let data = stage.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -904,9 +918,11 @@ pub fn as_the_user(out: &Path, uploads: &[String], prompt: &str, then: &str) -> 
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(out.join(u), &to).unwrap();
     }
-    std::fs::write(stage.path().join("prompt.py"), prompt_python(prompt)).unwrap();
-    let script =
-        format!("set -e\ncd /mnt/data\npython3 /tmp/prompt.py\necho '--- after PROMPT'\n{then}\n");
+    let (interpreter, code) = prompt_code(prompt);
+    std::fs::write(stage.path().join("prompt.py"), code).unwrap();
+    let script = format!(
+        "set -e\ncd /mnt/data\n{interpreter} /tmp/prompt.py\necho '--- after PROMPT'\n{then}\n"
+    );
     let id = docker(&[
         "create",
         "--network",
@@ -915,13 +931,13 @@ pub fn as_the_user(out: &Path, uploads: &[String], prompt: &str, then: &str) -> 
         "linux/amd64",
         "--label",
         "bundle.test=as-the-user",
-        &image,
+        image,
         "sh",
         "-c",
         // Uploads belong to the user, as a chat's do; then the user's
         // session, with the image's PATH as it is.
         &format!(
-            "chown -R 1000:1000 /mnt/data /tmp/prompt.py && HOME=/home/sandbox exec setpriv --reuid=1000 --regid=1000 --init-groups sh -c {}",
+            "(id -u sandbox >/dev/null 2>&1 || useradd --uid 1000 --create-home --shell /bin/sh sandbox) && mkdir -p /mnt/data && cp -R /tmp/upload/. /mnt/data/ && chown -R 1000:1000 /mnt/data /tmp/prompt.py && HOME=/home/sandbox exec setpriv --reuid=1000 --regid=1000 --init-groups sh -c {}",
             shell_quote(&script)
         ),
     ]);
@@ -934,7 +950,15 @@ pub fn as_the_user(out: &Path, uploads: &[String], prompt: &str, then: &str) -> 
     let tar = std::process::Command::new("tar")
         .arg("-C")
         .arg(&data)
-        .args(["--owner=1000", "--group=1000", "-cf", "-", "."])
+        .args([
+            "--owner=1000",
+            "--group=1000",
+            "-cf",
+            "-",
+            "--transform",
+            "s,^\\.,upload,",
+            ".",
+        ])
         .output()
         .unwrap();
     assert!(tar.status.success());
@@ -947,7 +971,7 @@ pub fn as_the_user(out: &Path, uploads: &[String], prompt: &str, then: &str) -> 
         cp.stdin.take().unwrap().write_all(tar).unwrap();
         assert!(cp.wait().unwrap().success(), "docker cp into {into}");
     };
-    copy(&tar.stdout, "/mnt/data");
+    copy(&tar.stdout, "/tmp");
     let tar = std::process::Command::new("tar")
         .arg("-C")
         .arg(stage.path())

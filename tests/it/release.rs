@@ -805,3 +805,97 @@ fn duplicate_names_and_symlink_loops_are_refused() {
     assert!(!w.cwd.path().join("dist/two").exists());
     assert!(!w.cwd.path().join("dist/dup").exists());
 }
+
+#[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
+fn a_target_without_python_gets_install_sh_and_refuses_wheels() {
+    let t = docker_test();
+    let w = world();
+    let tool = static_tool(w.fixtures.path());
+    let data = zip_of(&[("tool", &tool, 0o644)]);
+    let url = w.serve("/dl/tool.zip", data.clone());
+    let target = fixture_target("debian11-nopython");
+    let out = t
+        .build(
+            "tool",
+            &format!(
+                "[[release]]\nname = \"tool\"\nversion = \"1\"\nurl = \"{url}\"\nsha256 = \"{}\"\nfiles = [\"tool\"]\ncheck = [{{ run = \"tool\", expect = \"tool 1.2.3\" }}]\n",
+                sha256(&data)
+            ),
+            &target,
+            &["--verify"],
+        )
+        .assert()
+        .success();
+    let err = stderr_of(&out);
+    // tar.gz by default: the machine's tar unpacks it; install.sh installs.
+    for step in [
+        "upload",
+        "unpack",
+        "install.sh",
+        "programs",
+        "check: tool",
+        "All steps passed.",
+    ] {
+        assert!(err.contains(step), "{step} missing from:\n{err}");
+    }
+    let dist = t.work.path().join("dist");
+    assert!(dist.join("tool.tar.gz").is_file());
+    let dir = dist.join("tool");
+    assert!(dir.join("install.sh").is_file());
+    assert!(!dir.join("install.py").exists());
+    let prompt = read_to_string(&dir.join("PROMPT.txt"));
+    assert!(prompt.contains("```sh\n"), "{prompt}");
+    assert!(prompt.contains("sh /mnt/data/tool/install.sh"), "{prompt}");
+    assert!(prompt.contains("- /mnt/data/tool/bin/tool"), "{prompt}");
+
+    // As the user, in the bare image (no Python at all): PROMPT's commands,
+    // then the program at its full path with the image's PATH.
+    let (ok, text) = as_the_user_in(
+        TEST_IMAGE,
+        &dist,
+        &["tool.tar.gz".to_string()],
+        &prompt,
+        "command -v python3 || echo 'no python3'\n/mnt/data/tool/bin/tool",
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("[bundle] check ok"), "{text}");
+    let after = text.split("--- after PROMPT").nth(1).unwrap();
+    assert!(after.contains("no python3"), "{after}");
+    assert!(after.contains("tool 1.2.3"), "{after}");
+    // A damaged upload is refused by PROMPT's own sha256 check.
+    let damaged = t.work.path().join("damaged");
+    std::fs::create_dir_all(&damaged).unwrap();
+    let mut bytes = std::fs::read(dist.join("tool.tar.gz")).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(damaged.join("tool.tar.gz"), bytes).unwrap();
+    let (ok, text) = as_the_user_in(
+        TEST_IMAGE,
+        &damaged,
+        &["tool.tar.gz".to_string()],
+        &prompt,
+        "true",
+    );
+    assert!(!ok, "{text}");
+    assert!(text.contains("tool.tar.gz: FAILED"), "{text}");
+
+    // Wheels for it are refused before anything is fetched.
+    let err = fails(
+        t.bundle()
+            .args(["build", "sqlite-utils", "--target", &target]),
+        2,
+    );
+    assert!(
+        err.contains("target debian11-nopython has no Python"),
+        "{err}"
+    );
+    // A zip it could not unpack is refused too.
+    let err = fails(
+        t.bundle()
+            .args(["build", "tool.toml", "--format", "zip", "--target", &target]),
+        2,
+    );
+    assert!(err.contains("neither Python nor unzip"), "{err}");
+    assert!(t.containers().is_empty(), "containers left behind");
+}

@@ -477,3 +477,67 @@ fn volumes_within_the_upload_limit_join_check_and_install_as_the_user() {
     assert_eq!(report["ok"], true, "{report}");
     assert!(t.containers().is_empty(), "containers left behind");
 }
+
+#[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
+fn a_profile_captured_in_the_sandbox_builds_and_verifies_with_only_the_image_changed() {
+    let t = docker_test();
+    let server = index();
+    let snippet = t
+        .bundle()
+        .args(["target", "capture"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    // Run the snippet in the sandbox stand-in, as its user, from /tmp (not
+    // the upload folder: that must be found, not taken from the cwd).
+    let stage = tempfile::tempdir().unwrap();
+    std::fs::write(stage.path().join("capture.py"), &snippet).unwrap();
+    let (ok, text) = as_the_user(
+        stage.path(),
+        &["capture.py".to_string()],
+        "```python\nprint('capturing')\n```\n",
+        "cd /tmp && python3 /mnt/data/capture.py > /mnt/data/profile.toml && cat /mnt/data/profile.toml",
+    );
+    assert!(ok, "{text}");
+    let profile = text.split("--- after PROMPT\n").nth(1).unwrap().to_string();
+    for line in [
+        "image = \"debian:11\"",
+        "platform = \"linux/amd64\"",
+        "glibc = \"2.31\"",
+        "python = \"3.9.2\"",
+        "system_packages = [\"python3\", \"python3-pip\"]",
+        "upload_dir = \"/mnt/data\"",
+        "user = \"sandbox\"",
+        "glibcxx = \"3.4.28\"",
+        "  \"libc.so.6\",",
+        "  \"libstdc++.so.6\",",
+        "pip present",
+    ] {
+        assert!(profile.contains(line), "{line} missing from:\n{profile}");
+    }
+    // Only `image` changes: the public image is not reachable here.
+    let image_line = profile
+        .lines()
+        .find(|l| l.starts_with("image = "))
+        .unwrap()
+        .to_string();
+    let profile = profile.replace(&image_line, &format!("image = \"{TEST_IMAGE}\""));
+    let path = t.work.path().join("captured.toml");
+    std::fs::write(&path, profile).unwrap();
+    let out = t
+        .build(
+            "app",
+            "[pypi]\nrequirements = [\"app\"]\n",
+            path.to_str().unwrap(),
+            &["--index-url", &server.index_url(), "--verify"],
+        )
+        .assert()
+        .success();
+    let err = stderr_of(&out);
+    assert!(err.contains("All steps passed."), "{err}");
+    assert!(err.contains("import app"), "{err}");
+    assert!(t.containers().is_empty(), "containers left behind");
+}
