@@ -204,6 +204,6 @@ fn requested_modules(manifest: &Manifest) -> Vec<String> {
                     pep508_rs::PackageName::from_str(p).is_ok_and(|n| asked.contains(n.as_ref()))
                 })
         })
-        .flat_map(|f| f.modules.iter().cloned())
+        .filter_map(|f| f.import_name(&f.modules).map(str::to_string))
         .collect()
 }

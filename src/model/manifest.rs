@@ -115,6 +115,23 @@ impl FileEntry {
         self
     }
 
+    /// The module a wheel is imported by: the one named like its package
+    /// (`python-dateutil` → none, `sqlite-utils` → `sqlite_utils`), else
+    /// the first of `modules`.
+    pub fn import_name<'a>(&'a self, modules: &'a [String]) -> Option<&'a str> {
+        let wanted = self
+            .package
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+            .replace(['-', '.'], "_");
+        modules
+            .iter()
+            .find(|m| m.to_ascii_lowercase() == wanted)
+            .or_else(|| modules.first())
+            .map(String::as_str)
+    }
+
     /// Where it came from.
     pub fn with_source(mut self, source: impl Into<String>) -> Self {
         self.source = Some(source.into());
@@ -206,5 +223,25 @@ impl Manifest {
         } else {
             run.to_string()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wheel_is_imported_by_the_module_named_like_it() {
+        let entry = |package: &str| {
+            FileEntry::new("wheels/x.whl", FileKind::Wheel, Sha256::of(b""), 0)
+                .from_package(package, None)
+        };
+        let duckdb = ["adbc_driver_duckdb".to_string(), "duckdb".to_string()];
+        assert_eq!(entry("duckdb").import_name(&duckdb), Some("duckdb"));
+        let utils = ["sqlite_utils".to_string()];
+        assert_eq!(entry("sqlite-utils").import_name(&utils), Some("sqlite_utils"));
+        let dateutil = ["dateutil".to_string()];
+        assert_eq!(entry("python-dateutil").import_name(&dateutil), Some("dateutil"));
+        assert_eq!(entry("empty").import_name(&[]), None);
     }
 }

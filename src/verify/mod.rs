@@ -792,7 +792,7 @@ async fn import_steps(
         } else {
             f.modules.clone()
         };
-        let Some(module) = modules.into_iter().next() else {
+        let Some(module) = f.import_name(&modules).map(str::to_string) else {
             continue;
         };
         let code = format!("import {module}");
