@@ -128,6 +128,12 @@ pub enum DockerError {
     PulledButMissing { image: String },
     #[error("reading {path} from the container: {message}")]
     Archive { path: String, message: String },
+    #[error("reading {path} to copy it into the container")]
+    Local {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Diagnose for DockerError {
@@ -720,6 +726,41 @@ impl Container {
             .map_err(api(format!("copying files into {dir}")))
     }
 
+    /// Unpack the tar archive at `tar` into `dir`, streamed from disk in
+    /// bounded chunks (an upload may be gigabytes).
+    pub async fn copy_in_file(&self, dir: &str, tar: &std::path::Path) -> Result<(), DockerError> {
+        use tokio::io::AsyncReadExt;
+        let file = tokio::fs::File::open(tar)
+            .await
+            .map_err(|source| DockerError::Local {
+                path: tar.to_path_buf(),
+                source,
+            })?;
+        let chunks = futures_util::stream::unfold(file, |mut file| async move {
+            let mut buf = vec![0u8; 256 * 1024];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(bytes::Bytes::from(buf)), file))
+                }
+                Err(e) => Some((Err(e), file)),
+            }
+        });
+        self.engine
+            .docker
+            .upload_to_container(
+                &self.id,
+                Some(UploadToContainerOptions {
+                    path: dir.to_string(),
+                    ..Default::default()
+                }),
+                bollard::body_try_stream(chunks),
+            )
+            .await
+            .map_err(api(format!("copying files into {dir}")))
+    }
+
     /// Save the container's filesystem as image `tag` (labelled `bundle`).
     pub async fn commit(&self, tag: &str) -> Result<(), DockerError> {
         let (repo, t) = split_tag(tag);
@@ -800,6 +841,13 @@ pub trait Run: Sync {
         tar: Vec<u8>,
     ) -> impl Future<Output = Result<(), DockerError>> + Send;
 
+    /// Unpack the tar archive at `tar` (on the host) into `dir`, streamed.
+    fn copy_in_file(
+        &self,
+        dir: &str,
+        tar: &std::path::Path,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+
     /// Run `script`; a non-zero exit is an error naming `what` with the output.
     fn run_ok(
         &self,
@@ -870,6 +918,14 @@ impl Run for Container {
         tar: Vec<u8>,
     ) -> impl Future<Output = Result<(), DockerError>> + Send {
         Container::copy_in(self, dir, tar)
+    }
+
+    fn copy_in_file(
+        &self,
+        dir: &str,
+        tar: &std::path::Path,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send {
+        Container::copy_in_file(self, dir, tar)
     }
 }
 

@@ -142,4 +142,13 @@ impl Run for FakeContainer {
         self.copied_in.lock().unwrap().push(dir.to_string());
         std::future::ready(Ok(()))
     }
+
+    fn copy_in_file(
+        &self,
+        dir: &str,
+        _tar: &std::path::Path,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send {
+        self.copied_in.lock().unwrap().push(dir.to_string());
+        std::future::ready(Ok(()))
+    }
 }

@@ -239,9 +239,15 @@ mod tests {
         let duckdb = ["adbc_driver_duckdb".to_string(), "duckdb".to_string()];
         assert_eq!(entry("duckdb").import_name(&duckdb), Some("duckdb"));
         let utils = ["sqlite_utils".to_string()];
-        assert_eq!(entry("sqlite-utils").import_name(&utils), Some("sqlite_utils"));
+        assert_eq!(
+            entry("sqlite-utils").import_name(&utils),
+            Some("sqlite_utils")
+        );
         let dateutil = ["dateutil".to_string()];
-        assert_eq!(entry("python-dateutil").import_name(&dateutil), Some("dateutil"));
+        assert_eq!(
+            entry("python-dateutil").import_name(&dateutil),
+            Some("dateutil")
+        );
         assert_eq!(entry("empty").import_name(&[]), None);
     }
 }

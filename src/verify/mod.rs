@@ -17,7 +17,7 @@ use crate::archive::{ArchiveError, ArchiveKind};
 use crate::assemble::{self, FileKind, Manifest, Upload, Uploads};
 use crate::config::target::Target;
 use crate::docker::Run;
-use crate::docker::{sh_quote, tar_of, tar_owned, ContainerSpec, DockerError, Engine, ExecOptions};
+use crate::docker::{sh_quote, tar_of, ContainerSpec, DockerError, Engine, ExecOptions};
 use crate::fetch::Fetcher;
 use crate::report::{Reporter, Stage, Step as Progress};
 
@@ -112,16 +112,15 @@ impl Report {
     }
 }
 
-/// Files to upload: (path in the upload folder, mode, bytes).
-type UploadFiles = Vec<(String, u32, Vec<u8>)>;
+/// Files to upload: (path in the upload folder, the file on the host).
+type UploadFiles = Vec<(String, PathBuf)>;
 
 /// A bundle as uploaded: the files to upload, and its contents read on the
 /// host (never run here).
 struct Bundle {
     name: String,
     manifest: Manifest,
-    /// (path in the upload folder, mode, bytes), in upload order; a folder
-    /// bundle is uploaded as `<name>/...`.
+    /// In upload order; a folder bundle is uploaded as `<name>/...`.
     uploads: UploadFiles,
     /// What the uploads are (an archive, its volumes, or a folder's files).
     delivery: Uploads,
@@ -164,36 +163,58 @@ fn volumes_of(path: &Path) -> Option<Vec<PathBuf>> {
     }
 }
 
-/// Read one upload, checking it against what `bundle build` listed.
-fn read_upload(path: &Path, listed: Option<&Upload>) -> Result<Vec<u8>, String> {
-    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Hash one upload (streamed), checking it against what `bundle build`
+/// listed.
+fn check_upload(path: &Path, listed: Option<&Upload>) -> Result<Upload, String> {
+    let (sha256, size) =
+        crate::model::Sha256::of_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     if let Some(u) = listed {
-        let h = crate::model::Sha256::of(&data);
-        if h != u.sha256 || data.len() as u64 != u.size {
+        if sha256 != u.sha256 || size != u.size {
             return Err(format!(
-                "{} (changed: sha256 {h}, uploads.json {})",
+                "{} (changed: sha256 {sha256}, uploads.json {})",
                 u.path, u.sha256
             ));
         }
     }
-    Ok(data)
+    Ok(Upload {
+        path: name,
+        size,
+        sha256,
+    })
 }
 
-/// Join archive uploads into one file in `tmp` and unpack it there: the
-/// bundle the sandbox will see. Returns its folder.
+/// Join archive uploads into one file in `tmp` (streamed) and unpack it
+/// there: the bundle the sandbox will see. Returns its folder and the
+/// joined archive's digest and size.
 fn unpack_uploads(
     archive: &str,
-    uploads: &[(String, u32, Vec<u8>)],
+    uploads: &[(String, PathBuf)],
     tmp: &Path,
-) -> Result<PathBuf, String> {
+) -> Result<(PathBuf, crate::model::Sha256, u64), String> {
     let joined = tmp.join(archive);
-    let mut file = std::fs::File::create(&joined).map_err(|e| e.to_string())?;
-    for (_, _, data) in uploads {
-        std::io::Write::write_all(&mut file, data).map_err(|e| e.to_string())?;
+    let mut out = std::fs::File::create(&joined).map_err(|e| e.to_string())?;
+    let mut whole = crate::model::hash::Hasher::default();
+    let mut buf = vec![0u8; 256 * 1024];
+    for (_, from) in uploads {
+        let mut file = std::fs::File::open(from).map_err(|e| format!("{}: {e}", from.display()))?;
+        loop {
+            let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            whole.update(&buf[..n]);
+            std::io::Write::write_all(&mut out, &buf[..n]).map_err(|e| e.to_string())?;
+        }
     }
-    drop(file);
+    drop(out);
+    let (sha256, size) = whole.finish();
     let into = tmp.join("unpacked");
     unpack_archive(&joined, &into)?;
+    std::fs::remove_file(&joined).map_err(|e| e.to_string())?;
     let top: Vec<PathBuf> = std::fs::read_dir(&into)
         .map_err(|e| e.to_string())?
         .flatten()
@@ -201,7 +222,7 @@ fn unpack_uploads(
         .filter(|p| p.join("manifest.json").is_file())
         .collect();
     match top.as_slice() {
-        [dir] => Ok(dir.clone()),
+        [dir] => Ok((dir.clone(), sha256, size)),
         _ => Err("the archive holds no <name>/manifest.json".into()),
     }
 }
@@ -245,8 +266,9 @@ fn folder_uploads(dir: &Path, manifest: &Manifest) -> Result<(Uploads, UploadFil
                 changed.push(format!("{} (missing beside the folder)", u.path));
                 continue;
             }
-            match read_upload(&parent.join(&u.path), Some(u)) {
-                Ok(data) => uploads.push((u.path.clone(), 0o644, data)),
+            let from = parent.join(&u.path);
+            match check_upload(&from, Some(u)) {
+                Ok(_) => uploads.push((u.path.clone(), from)),
                 Err(e) => changed.push(e),
             }
         }
@@ -258,20 +280,21 @@ fn folder_uploads(dir: &Path, manifest: &Manifest) -> Result<(Uploads, UploadFil
             if rel == "PROMPT.txt" || rel == assemble::UPLOADS_JSON {
                 continue;
             }
-            let data = std::fs::read(&full).map_err(|e| bad(e.to_string()))?;
-            uploads.push((format!("{}/{rel}", manifest.name), 0o644, data));
+            uploads.push((format!("{}/{rel}", manifest.name), full));
         }
     }
     let delivery = if delivery.archive.is_none() {
         Uploads {
             uploads: uploads
                 .iter()
-                .map(|(path, _, data)| Upload {
-                    path: path.clone(),
-                    size: data.len() as u64,
-                    sha256: crate::model::Sha256::of(data),
+                .map(|(path, from)| {
+                    check_upload(from, None).map(|u| Upload {
+                        path: path.clone(),
+                        ..u
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, _>>()
+                .map_err(&bad)?,
             ..delivery
         }
     } else {
@@ -303,7 +326,9 @@ fn read_bundle(path: &Path) -> Result<Bundle, VerifyError> {
         // What the sandbox unpacks is what is checked and read.
         let (dir, unpacked) = match &delivery.archive {
             Some(a) => (
-                unpack_uploads(&a.path, &uploads, tmp.path()).map_err(&bad)?,
+                unpack_uploads(&a.path, &uploads, tmp.path())
+                    .map_err(&bad)?
+                    .0,
                 Some(tmp),
             ),
             None => (path.to_path_buf(), None),
@@ -323,19 +348,11 @@ fn read_bundle(path: &Path) -> Result<Bundle, VerifyError> {
     let mut uploads = Vec::new();
     let mut listed = Vec::new();
     for f in &files {
-        let data = read_upload(f, None).map_err(&bad)?;
-        let name = f
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        listed.push(Upload {
-            path: name.clone(),
-            size: data.len() as u64,
-            sha256: crate::model::Sha256::of(&data),
-        });
-        uploads.push((name, 0o644, data));
+        let u = check_upload(f, None).map_err(&bad)?;
+        uploads.push((u.path.clone(), f.clone()));
+        listed.push(u);
     }
-    let archive_name = if files.len() > 1 || volumes_of(path).is_some() {
+    let archive_name = if volumes_of(path).is_some() {
         listed[0]
             .path
             .rsplit_once('.')
@@ -344,17 +361,12 @@ fn read_bundle(path: &Path) -> Result<Bundle, VerifyError> {
     } else {
         listed[0].path.clone()
     };
-    let mut whole = crate::model::hash::Hasher::default();
-    for (_, _, data) in &uploads {
-        whole.update(data);
-    }
-    let (sha256, size) = whole.finish();
+    let (dir, sha256, size) = unpack_uploads(&archive_name, &uploads, tmp.path()).map_err(&bad)?;
     let archive = Upload {
         path: archive_name.clone(),
         size,
         sha256,
     };
-    let dir = unpack_uploads(&archive_name, &uploads, tmp.path()).map_err(&bad)?;
     let manifest = read_manifest(&dir).map_err(&bad)?;
     // Archives made before PROMPT.txt moved out of them still hold it.
     let prompt = std::fs::read_to_string(dir.join("PROMPT.txt")).ok();
@@ -603,7 +615,7 @@ async fn upload(
     let names: Vec<String> = bundle
         .uploads
         .iter()
-        .map(|(n, _, _)| n.clone())
+        .map(|(n, _)| n.clone())
         .filter(|n| !n.contains('/'))
         .collect();
     let _step = Progress::start(reporter, "uploading");
@@ -615,11 +627,12 @@ async fn upload(
         .split_whitespace()
         .map(|n| n.parse::<u64>().unwrap_or(0));
     let owner = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
-    let tar = tar_owned(&bundle.uploads, owner).map_err(|e| VerifyError::NotABundle {
+    // The tar is written to disk and streamed: uploads may be gigabytes.
+    let tar = upload_tar(&bundle.uploads, owner).map_err(|e| VerifyError::NotABundle {
         path: bundle.dir.clone(),
         message: e.to_string(),
     })?;
-    c.copy_in(&up, tar).await?;
+    c.copy_in_file(&up, tar.path()).await?;
     Ok(Step {
         name: "upload".into(),
         ok: true,
@@ -631,6 +644,45 @@ async fn upload(
             format!("{} into {up}", names.join(", "))
         },
     })
+}
+
+/// A tar of the uploads in a temporary file, owned by `owner`, mode 0644,
+/// with their folders.
+fn upload_tar(
+    uploads: &[(String, PathBuf)],
+    owner: (u64, u64),
+) -> std::io::Result<tempfile::NamedTempFile> {
+    let file = tempfile::NamedTempFile::new()?;
+    let mut b = tar::Builder::new(std::io::BufWriter::new(file.reopen()?));
+    let header = |kind: tar::EntryType, mode: u32, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_uid(owner.0);
+        h.set_gid(owner.1);
+        h.set_mtime(crate::assemble::source_date_epoch());
+        h
+    };
+    let mut dirs = BTreeSet::new();
+    for (path, _) in uploads {
+        let mut p = Path::new(path).parent();
+        while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
+            dirs.insert(d.to_path_buf());
+            p = d.parent();
+        }
+    }
+    for d in dirs {
+        let mut h = header(tar::EntryType::Directory, 0o755, 0);
+        b.append_data(&mut h, &d, std::io::empty())?;
+    }
+    for (path, from) in uploads {
+        let src = std::fs::File::open(from)?;
+        let mut h = header(tar::EntryType::Regular, 0o644, src.metadata()?.len());
+        b.append_data(&mut h, path, src)?;
+    }
+    std::io::Write::flush(&mut b.into_inner()?)?;
+    Ok(file)
 }
 
 /// Steps 2-3. What PROMPT.txt tells the sandbox to run: unpack (for an archive),
