@@ -24,3 +24,54 @@ pub trait Diagnose: std::error::Error {
         WORK_FAILED
     }
 }
+
+/// The candidate closest to `name` (ignoring case and `-`, `_`, `.`), when
+/// it is close enough to be a likely typo: for "did you mean" hints.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let key = |s: &str| -> Vec<char> {
+        s.chars()
+            .filter(|c| !matches!(c, '-' | '_' | '.'))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let wanted = key(name);
+    candidates
+        .into_iter()
+        .map(|c| (distance(&wanted, &key(c)), c))
+        .filter(|(d, c)| *d <= (wanted.len().max(c.len()) / 3).clamp(1, 3) && *c != name)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance between two strings of chars.
+fn distance(a: &[char], b: &[char]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closest;
+
+    #[test]
+    fn did_you_mean() {
+        let recipes = ["lua5.3", "sqlite-utils", "deno"];
+        assert_eq!(closest("lua53", recipes), Some("lua5.3"));
+        assert_eq!(closest("sqlite_utils", recipes), Some("sqlite-utils"));
+        assert_eq!(closest("sqlite-util", recipes), Some("sqlite-utils"));
+        assert_eq!(closest("numpy", recipes), None);
+        let targets = ["ubuntu-20.04", "chatgpt-2023", "ubuntu-20.04-arm64"];
+        assert_eq!(closest("ubuntu-20.4", targets), Some("ubuntu-20.04"));
+        assert_eq!(closest("chatgpt2023", targets), Some("chatgpt-2023"));
+        assert_eq!(closest("ubuntu-99", targets), None);
+    }
+}

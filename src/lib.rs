@@ -101,6 +101,30 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A stable name for the kind of error, for scripts (`--json`'s
+    /// `error.kind`): the stage that failed, or `usage`, `io`, `interrupted`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Recipe(_) => "recipe",
+            Error::Target(_) => "target",
+            Error::Plan(pipeline::PlanError::Release(_)) => "release",
+            Error::Plan(_) => "resolve",
+            Error::Fetch(_) => "fetch",
+            Error::Release(_) => "release",
+            Error::Check(_) => "check",
+            Error::Assemble(_) => "assemble",
+            Error::Docker(_) => "docker",
+            Error::Apt(_) => "apt",
+            Error::Verify(_) => "verify",
+            Error::Sdist(_) => "sdist",
+            Error::Usage(_) => "usage",
+            Error::Io { .. } => "io",
+            Error::Interrupted { .. } => "interrupted",
+        }
+    }
+}
+
 impl Diagnose for Error {
     /// 0 ok; 1 the work failed; 2 bad usage or input; 128 + n for signal n.
     fn exit_code(&self) -> i32 {

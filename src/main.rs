@@ -181,11 +181,18 @@ fn report_peak_memory() {
 }
 
 fn main() -> ExitCode {
+    // `--json` anywhere: exactly one JSON document on stdout, whatever happens.
+    let json = std::env::args().any(|a| a == "--json");
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
+            if json && code == 2 {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("");
+                cli::usage_error_json(first.trim_start_matches("error: "));
+            }
             return ExitCode::from(code);
         }
     };
@@ -223,6 +230,9 @@ fn main() -> ExitCode {
     // wait for background fetches.
     runtime.shutdown_timeout(Duration::from_millis(200));
     report_peak_memory();
+    if json {
+        cli::finish_json(result.as_ref().err());
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -92,7 +92,7 @@ pub struct BuildOutput {
     /// were cut to (`uploads.json`).
     #[serde(skip)]
     pub delivery: assemble::Uploads,
-    #[serde(skip)]
+    /// What the user should know that did not stop the build.
     pub warnings: Vec<String>,
 }
 

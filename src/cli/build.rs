@@ -82,6 +82,7 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
     if locked {
         options.locked = Some(PathBuf::from(format!("{}.lock.json", recipe.name)));
     }
+    let sources = super::sources(&resolve, quiet);
     let reporter = Arc::new(CliReporter::new(quiet));
     let started = Instant::now();
     let fetcher = build::fetcher(&options, reporter.clone())?;
@@ -96,11 +97,15 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
     .await;
     reporter.finish();
     let output = result?;
-    if json && !verify {
-        print_json(&output);
+    // One shape with or without --verify: {"build": ..., "verify": ...}.
+    let mut build_json = serde_json::to_value(&output).expect("serializable");
+    build_json["timings"] = serde_json::to_value(reporter.timings()).expect("serializable");
+    build_json["sources"] = serde_json::to_value(&sources).expect("serializable");
+    if json {
+        print_json(&serde_json::json!({"build": build_json, "verify": null}));
     }
     if !quiet {
-        print_build_summary(&output, started.elapsed());
+        print_build_summary(&output, &sources, started.elapsed());
     }
     if verify {
         // The folder's uploads.json names exactly what the user uploads.
@@ -119,7 +124,7 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
         reporter.finish();
         let report = result?;
         if json {
-            print_json(&serde_json::json!({"build": output, "verify": report}));
+            print_json(&serde_json::json!({"build": build_json, "verify": report}));
         }
         return finish_verify(report, json, quiet);
     }
@@ -140,7 +145,7 @@ fn print_cut(lines: Vec<String>) {
     }
 }
 
-fn print_build_summary(out: &BuildOutput, elapsed: Duration) {
+fn print_build_summary(out: &BuildOutput, sources: &[super::Source], elapsed: Duration) {
     let m = &out.manifest;
     let t = &m.target;
     eprintln!(
@@ -152,6 +157,7 @@ fn print_build_summary(out: &BuildOutput, elapsed: Duration) {
         t.python,
         elapsed.as_secs_f64()
     );
+    eprintln!("  from      {}", super::sources_line(sources));
     let mut wheels: Vec<_> = m
         .files
         .iter()

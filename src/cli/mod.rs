@@ -36,8 +36,64 @@ pub fn out(text: &str) {
 }
 
 /// Print one JSON document on stdout.
+/// The one JSON document a `--json` run prints, set by the command and
+/// printed by `main` when the run ends: the result, with an `error` member
+/// added when the run failed.
+static JSON_RESULT: std::sync::Mutex<Option<serde_json::Value>> = std::sync::Mutex::new(None);
+
+/// Set the run's JSON result (printed once, at the end, by `main`).
 pub fn print_json<T: serde::Serialize>(value: &T) {
-    let mut text = serde_json::to_string_pretty(value).expect("serializable");
+    let value = serde_json::to_value(value).expect("serializable");
+    *JSON_RESULT.lock().expect("poisoned") = Some(value);
+}
+
+/// Print the run's one JSON document on stdout: its result, or on failure
+/// `{"error": {kind, message, hints, exit_code}}` (beside the result's own
+/// members when there is one, e.g. a failed verify's report).
+pub fn finish_json(error: Option<&bundle::Error>) {
+    let result = JSON_RESULT.lock().expect("poisoned").take();
+    let doc = match error {
+        None => result.unwrap_or(serde_json::Value::Null),
+        Some(e) => {
+            let mut doc = match result {
+                Some(serde_json::Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            };
+            doc.insert("error".into(), error_json(e));
+            serde_json::Value::Object(doc)
+        }
+    };
+    let mut text = serde_json::to_string_pretty(&doc).expect("serializable");
+    text.push('\n');
+    out(&text);
+}
+
+/// `{kind, message, hints, exit_code}` of an error.
+pub fn error_json(e: &bundle::Error) -> serde_json::Value {
+    use bundle::Diagnose;
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(&format!("\ncaused by: {s}"));
+        source = s.source();
+    }
+    serde_json::json!({
+        "kind": e.kind(),
+        "message": message,
+        "hints": e.hint().into_iter().collect::<Vec<_>>(),
+        "exit_code": e.exit_code(),
+    })
+}
+
+/// The error document of a command line clap refused (exit 2).
+pub fn usage_error_json(message: &str) {
+    let doc = serde_json::json!({"error": {
+        "kind": "usage",
+        "message": message.trim(),
+        "hints": ["bundle --help lists the commands; bundle <command> --help their options"],
+        "exit_code": 2,
+    }});
+    let mut text = serde_json::to_string_pretty(&doc).expect("serializable");
     text.push('\n');
     out(&text);
 }
@@ -71,4 +127,41 @@ pub fn human_size(bytes: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// Where one item of the command line comes from.
+#[derive(serde::Serialize)]
+pub struct Source {
+    /// The argument as given.
+    pub item: String,
+    /// `pypi`, `apt`, or `recipe (pypi|apt|release)`.
+    pub source: &'static str,
+    /// A hint when a bare name is likely meant as a program.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// The source of every item, with each hint printed as a warning on stderr
+/// (unless quiet) before any work starts.
+pub fn sources(r: &ResolveArgs, quiet: bool) -> Vec<Source> {
+    let sources: Vec<Source> =
+        bundle::config::recipe::describe_sources(&r.items, r.recipes.as_deref())
+            .into_iter()
+            .map(|(item, source, hint)| Source { item, source, hint })
+            .collect();
+    if !quiet {
+        for s in sources.iter().filter_map(|s| s.hint.as_ref()) {
+            eprintln!("warning: {s}");
+        }
+    }
+    sources
+}
+
+/// `sqlite-utils (pypi), jq (apt)`.
+pub fn sources_line(sources: &[Source]) -> String {
+    sources
+        .iter()
+        .map(|s| format!("{} ({})", s.item, s.source))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -92,6 +92,7 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Resu
         max_upload,
         json,
     } = args;
+    let sources = super::sources(&resolve, quiet);
     let (plan, target_limit) = resolve_plan(&resolve, quiet, cancel).await?;
     let sizes = sizes(&plan, max_upload.unwrap_or(target_limit));
     if json {
@@ -103,11 +104,13 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Resu
             plan: &'a bundle::model::plan::Plan,
             steps: Vec<bundle::stage::StageStep>,
             sizes: Sizes,
+            sources: Vec<super::Source>,
         }
         print_json(&WithSteps {
             plan: &plan,
             steps: bundle::stage::steps(&plan),
             sizes,
+            sources,
         });
     } else {
         outln!(
@@ -118,6 +121,7 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Resu
             plan.target.glibc,
             plan.target.python
         );
+        outln!("  from      {}", super::sources_line(&sources));
         for w in &plan.wheels {
             let size = match (w.size, &w.sdist) {
                 (Some(n), None) if n > sizes.max_file_bytes => format!(

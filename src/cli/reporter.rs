@@ -24,6 +24,8 @@ pub struct CliReporter {
     /// Files the fetch stage will bring, and how many are done.
     planned: std::sync::atomic::AtomicUsize,
     done: std::sync::atomic::AtomicUsize,
+    /// When each stage began, in order.
+    stages: Mutex<Vec<(Stage, Instant)>>,
 }
 
 impl CliReporter {
@@ -47,6 +49,7 @@ impl CliReporter {
             started: Instant::now(),
             planned: Default::default(),
             done: Default::default(),
+            stages: Default::default(),
         }
     }
 
@@ -54,10 +57,27 @@ impl CliReporter {
         self.spinner.finish_and_clear();
         let _ = self.multi.clear();
     }
+
+    /// Seconds spent in each stage so far (a stage entered twice counts
+    /// both times), keyed by its name: `resolving`, `fetching`, ...
+    pub fn timings(&self) -> std::collections::BTreeMap<&'static str, f64> {
+        let stages = self.stages.lock().expect("poisoned");
+        let mut out = std::collections::BTreeMap::new();
+        for (i, (stage, began)) in stages.iter().enumerate() {
+            let ended = stages.get(i + 1).map_or_else(Instant::now, |(_, t)| *t);
+            let seconds = ended.duration_since(*began).as_secs_f64();
+            *out.entry(stage.as_str()).or_insert(0.0) += (seconds * 1000.0).round() / 1000.0;
+        }
+        out
+    }
 }
 
 impl Reporter for CliReporter {
     fn stage(&self, stage: Stage) {
+        self.stages
+            .lock()
+            .expect("poisoned")
+            .push((stage, Instant::now()));
         self.spinner.set_message(stage.as_str().to_string());
         tracing::info!(
             elapsed_ms = self.started.elapsed().as_millis() as u64,

@@ -198,13 +198,12 @@ impl Recipe {
                         "[apt] lists no `binaries` to take from the installed packages".into(),
                     ));
                 }
-                let plain = |s: &String| {
-                    !s.is_empty()
-                        && !s.starts_with(['-', '.'])
-                        && s.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "+-._:=~".contains(c))
-                };
-                if let Some(bad) = a.packages.iter().chain(&a.binaries).find(|s| !plain(s)) {
+                if let Some(bad) = a
+                    .packages
+                    .iter()
+                    .chain(&a.binaries)
+                    .find(|s| !plain_apt_word(s))
+                {
                     let at = text.find(&format!("\"{bad}\"")).unwrap_or(at);
                     return Err(invalid(
                         at,
@@ -328,6 +327,144 @@ pub fn builtin() -> Vec<(String, String)> {
         .collect()
 }
 
+/// A Debian package or program name that is safe in a shell command.
+fn plain_apt_word(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(['-', '.'])
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-._:=~".contains(c))
+}
+
+/// `apt:PKG` (its program of the same name goes to `bin/`) or
+/// `apt:PKG=BIN1,BIN2`, from the command line.
+fn apt_requirement(arg: &str) -> Option<Result<Recipe, RecipeError>> {
+    let spec = arg.strip_prefix("apt:")?;
+    let (package, binaries) = match spec.split_once('=') {
+        Some((p, b)) => (p, b.split(',').map(str::to_string).collect::<Vec<_>>()),
+        None => (spec, vec![spec.to_string()]),
+    };
+    let bad = |message: String| {
+        Some(Err(RecipeError::BadRequirement {
+            arg: arg.to_string(),
+            message,
+        }))
+    };
+    if !plain_apt_word(package) || package.contains(['=', ':']) {
+        return bad(format!(
+            "`{package}` is not a Debian package name (write apt:PACKAGE or apt:PACKAGE=PROGRAM,PROGRAM)"
+        ));
+    }
+    if let Some(b) = binaries
+        .iter()
+        .find(|b| !plain_apt_word(b) || b.contains('='))
+    {
+        return bad(format!("`{b}` is not a program name"));
+    }
+    Some(Ok(Recipe {
+        name: package.to_string(),
+        description: String::new(),
+        target: None,
+        pypi: Pypi::default(),
+        releases: Vec::new(),
+        apt: Some(Apt {
+            packages: vec![package.to_string()],
+            binaries,
+            link: None,
+            check: Vec::new(),
+        }),
+        origin: "<command line>".into(),
+    }))
+}
+
+/// Command-line tools people often mean when they type a bare name that
+/// PyPI also has (as a library, or something else entirely).
+const WELL_KNOWN_TOOLS: &[&str] = &[
+    "jq",
+    "git",
+    "curl",
+    "wget",
+    "ffmpeg",
+    "sqlite3",
+    "ripgrep",
+    "fd-find",
+    "tree",
+    "htop",
+    "tmux",
+    "vim",
+    "nano",
+    "make",
+    "cmake",
+    "gcc",
+    "zip",
+    "unzip",
+    "pandoc",
+    "graphviz",
+    "imagemagick",
+    "poppler-utils",
+    "tesseract-ocr",
+    "lua5.3",
+    "lua5.4",
+    "nodejs",
+    "ruby",
+    "perl",
+    "bc",
+    "file",
+    "xz-utils",
+    "zstd",
+    "p7zip-full",
+    "rsync",
+    "openssl",
+    "ghostscript",
+];
+
+/// Where each item of a command line comes from, for the summary and the
+/// plan, with a hint for bare names that are likely meant as programs.
+pub fn describe_sources(
+    args: &[String],
+    dir: Option<&Path>,
+) -> Vec<(String, &'static str, Option<String>)> {
+    let mut out = Vec::new();
+    for a in args {
+        if a.starts_with("apt:") {
+            out.push((a.clone(), "apt", None));
+            continue;
+        }
+        match find(a, dir) {
+            Ok(Some(r)) => {
+                let source = if r.apt.is_some() {
+                    "recipe (apt)"
+                } else if !r.releases.is_empty() {
+                    "recipe (release)"
+                } else {
+                    "recipe (pypi)"
+                };
+                out.push((a.clone(), source, None));
+            }
+            _ => {
+                let name = a
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+                    .next()
+                    .unwrap_or(a);
+                let recipes_binaries: Vec<String> = BUILTIN
+                    .iter()
+                    .filter_map(|(n, t)| Recipe::parse(n, t, n).ok())
+                    .filter_map(|r| r.apt)
+                    .flat_map(|a| a.binaries)
+                    .collect();
+                let hint = (WELL_KNOWN_TOOLS.contains(&name)
+                    || recipes_binaries.iter().any(|b| b == name))
+                .then(|| {
+                    format!(
+                        "`{name}` is read as the PyPI package `{name}`; for the program, write apt:{name}"
+                    )
+                });
+                out.push((a.clone(), "pypi", hint));
+            }
+        }
+    }
+    out
+}
+
 fn looks_like_recipe_name(arg: &str) -> bool {
     !arg.is_empty()
         && arg
@@ -375,6 +512,14 @@ pub fn from_args(args: &[String], dir: Option<&Path>) -> Result<Recipe, RecipeEr
     let mut recipe: Option<Recipe> = None;
     let mut reqs = Vec::new();
     for a in args {
+        if let Some(apt) = apt_requirement(a) {
+            let r = apt?;
+            match &mut recipe {
+                Some(acc) => acc.merge(r),
+                None => recipe = Some(r),
+            }
+            continue;
+        }
         match find(a, dir)? {
             Some(r) => match &mut recipe {
                 Some(acc) => acc.merge(r),

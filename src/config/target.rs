@@ -61,8 +61,11 @@ impl Diagnose for TargetError {
 
     fn hint(&self) -> Option<String> {
         match self {
-            TargetError::Unknown { known, .. } => Some(format!(
-                "known targets: {}; or pass the path of a target .toml file (see `bundle targets`)",
+            TargetError::Unknown { known, name } => Some(format!(
+                "{}known targets: {}; or pass the path of a target .toml file (see `bundle targets`)",
+                crate::error::closest(name, known.iter().map(String::as_str))
+                    .map(|c| format!("did you mean `{c}`? "))
+                    .unwrap_or_default(),
                 known.join(", ")
             )),
             TargetError::Toml(_) | TargetError::Invalid { .. } => {

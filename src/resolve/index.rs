@@ -66,9 +66,13 @@ impl Diagnose for IndexError {
 
     fn hint(&self) -> Option<String> {
         match self {
-            IndexError::NotFound { .. } => Some(
-                "check the spelling; a name that is not a recipe is read as a PyPI requirement (see `bundle recipes`)".into(),
-            ),
+            IndexError::NotFound { name, .. } => {
+                let recipes = crate::config::recipe::builtin();
+                Some(match crate::error::closest(name, recipes.iter().map(|(n, _)| n.as_str())) {
+                    Some(r) => format!("did you mean the recipe `{r}`? A name that is not a recipe is read as a PyPI requirement (see `bundle recipes`)"),
+                    None => "check the spelling; a name that is not a recipe is read as a PyPI requirement (see `bundle recipes`)".into(),
+                })
+            }
             IndexError::BadPage { .. } => Some(
                 "the index must serve the JSON simple API (application/vnd.pypi.simple.v1+json), as PyPI does".into(),
             ),

@@ -27,6 +27,11 @@ pub enum AptError {
         packages: String,
         candidates: Vec<String>,
     },
+    #[error("the distribution of {image} has no package {}", .packages.join(", "))]
+    UnknownPackage {
+        packages: Vec<String>,
+        image: String,
+    },
     #[error("{needed_by} needs {library}, which is not in {image}")]
     LibraryNotFound {
         library: String,
@@ -57,7 +62,22 @@ impl Diagnose for AptError {
             AptError::LibraryNotFound { .. } => {
                 Some("add the package that provides it to `packages` in the recipe".into())
             }
+            AptError::UnknownPackage { .. } => Some(
+                "check the package names in the recipe (`apt-cache search` in the image finds them); names differ between distributions and releases".into(),
+            ),
             _ => None,
+        }
+    }
+
+    /// A package or program the recipe names that does not exist is bad
+    /// input; the rest, failed work.
+    fn exit_code(&self) -> i32 {
+        match self {
+            AptError::UnknownPackage { .. } | AptError::BinaryNotFound { .. } => {
+                crate::error::BAD_INPUT
+            }
+            AptError::Docker(e) => e.exit_code(),
+            _ => crate::error::WORK_FAILED,
         }
     }
 }
@@ -229,13 +249,34 @@ async fn install_and_record(
     let before = dpkg_list(&c.run_ok(DPKG_QUERY, "dpkg-query", &root_opts).await?.stdout);
     let what = format!("apt-get install {}", apt.packages.join(" "));
     let step = Step::start(reporter, &what);
-    c.run_ok(
-        &format!("set -e; {APT_ENV}; $APT update; $APT install -y {packages}"),
-        &what,
-        &root_opts,
-    )
-    .await?;
+    let out = c
+        .exec(
+            &format!("set -e; {APT_ENV}; $APT update; $APT install -y {packages}"),
+            &root_opts,
+        )
+        .await?;
     drop(step);
+    let unknown: Vec<String> = out
+        .combined()
+        .lines()
+        .filter_map(|l| l.strip_prefix("E: Unable to locate package "))
+        .map(|p| p.trim().to_string())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(AptError::UnknownPackage {
+            packages: unknown,
+            image: c.image().to_string(),
+        });
+    }
+    if out.code != 0 || out.timed_out {
+        return Err(DockerError::Failed {
+            what,
+            image: c.image().to_string(),
+            code: out.code,
+            output: crate::docker::tail(&out.combined(), 40),
+        }
+        .into());
+    }
     let after = dpkg_list(&c.run_ok(DPKG_QUERY, "dpkg-query", &root_opts).await?.stdout);
     let installed = after
         .iter()

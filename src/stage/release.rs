@@ -95,15 +95,20 @@ impl Diagnose for ReleaseError {
             )),
             ReleaseError::Unsafe { .. } => Some("the archive is malformed or malicious; nothing was extracted".into()),
             ReleaseError::MissingMember { .. } => Some("list archive members by their path or file name in `files`".into()),
-            ReleaseError::Fetch(e) => e.hint(),
+            ReleaseError::Fetch(_) => Some(
+                "check the release's `url` in the recipe and the network; for an air-gapped mirror, set BUNDLE_RELEASE_MIRROR".into(),
+            ),
             _ => None,
         }
     }
 
-    /// Errors in the recipe itself are bad input; the rest, failed work.
+    /// Errors in the recipe itself (no pin, a member the archive lacks, a
+    /// bad URL or template) are bad input; the rest, failed work.
     fn exit_code(&self) -> i32 {
         match self {
             ReleaseError::BadPin { .. }
+            | ReleaseError::Unpinned { .. }
+            | ReleaseError::MissingMember { .. }
             | ReleaseError::Template { .. }
             | ReleaseError::LatestNotGithub { .. }
             | ReleaseError::SameBasename { .. }

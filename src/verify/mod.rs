@@ -46,6 +46,16 @@ pub enum VerifyError {
 }
 
 impl Diagnose for VerifyError {
+    /// Not a bundle (a missing path, a folder without manifest.json) is bad
+    /// input; the rest, failed work.
+    fn exit_code(&self) -> i32 {
+        match self {
+            VerifyError::NotABundle { .. } => crate::error::BAD_INPUT,
+            VerifyError::Docker(e) => e.exit_code(),
+            _ => crate::error::WORK_FAILED,
+        }
+    }
+
     fn hint(&self) -> Option<String> {
         match self {
             VerifyError::Docker(e) => e.hint(),

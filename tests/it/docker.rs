@@ -166,7 +166,7 @@ fn apt_errors_name_the_cause_and_leave_nothing() {
             &fixture_target("debian11-bare"),
             &[],
         ),
-        1,
+        2,
     );
     assert!(err.contains("`luajit` is not on PATH"), "{err}");
     assert!(
@@ -174,6 +174,18 @@ fn apt_errors_name_the_cause_and_leave_nothing() {
         "the hint lists what was installed: {err}"
     );
     assert!(!t.work.path().join("dist/wrongbin").exists());
+    // A package the distribution does not have is bad input too.
+    let err = fails(
+        &mut t.build(
+            "nopkg",
+            "[apt]\npackages = [\"no-such-package-zz9\"]\nbinaries = [\"zz9\"]\n",
+            &fixture_target("debian11-bare"),
+            &[],
+        ),
+        2,
+    );
+    assert!(err.contains("has no package no-such-package-zz9"), "{err}");
+    assert!(!t.work.path().join("dist/nopkg").exists());
     assert!(t.containers().is_empty(), "containers left behind");
 }
 

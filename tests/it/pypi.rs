@@ -205,7 +205,7 @@ fn build_writes_bundle_dir_and_zip() {
 }
 
 #[test]
-fn json_output_is_manifest_shaped() {
+fn build_json_has_one_shape_with_or_without_verify() {
     let (server, cwd, cache) = setup();
     let out = bundle(cwd.path(), cache.path())
         .args([
@@ -220,11 +220,20 @@ fn json_output_is_manifest_shaped() {
         .get_output()
         .stdout
         .clone();
-    let v: Value = serde_json::from_slice(&out).unwrap();
+    let doc: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(doc["verify"], Value::Null);
+    assert!(doc.get("error").is_none());
+    let v = &doc["build"];
     assert_eq!(v["schema"], 1);
     assert_eq!(v["name"], "lib");
     assert_eq!(v["files"][0]["package"], "lib");
     assert!(v["archive"].as_str().unwrap().ends_with("dist/lib.zip"));
+    assert!(v["bundle_dir"].as_str().unwrap().ends_with("dist/lib"));
+    assert_eq!(v["uploads"][0]["path"], "lib.zip");
+    assert_eq!(v["warnings"], serde_json::json!([]));
+    for stage in ["resolving", "fetching", "staging", "checking", "assembling"] {
+        assert!(v["timings"][stage].as_f64().is_some(), "{stage}: {v}");
+    }
 }
 
 #[test]
@@ -1208,6 +1217,7 @@ fn uploads_are_planned_and_cut_to_the_limit() {
         .assert()
         .success();
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let json = &json["build"];
     assert_eq!(json["uploads"].as_array().unwrap().len(), 1);
     assert_eq!(json["uploads"][0]["path"], "big.zip");
     let dist = cwd.path().join("dist");
@@ -1249,6 +1259,7 @@ fn uploads_are_planned_and_cut_to_the_limit() {
         .assert()
         .success();
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let json = &json["build"];
     let uploads = json["uploads"].as_array().unwrap();
     assert!(uploads.len() >= 4, "{uploads:?}");
     let mut joined = Vec::new();
@@ -1318,6 +1329,7 @@ fn a_request_the_target_already_has_leaves_nothing_to_upload() {
         "{err}"
     );
     let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let json = &json["build"];
     assert_eq!(json["uploads"], serde_json::json!([]));
     assert_eq!(json["excluded"][0]["package"], "click");
     let dist: Vec<String> = std::fs::read_dir(cwd.path().join("dist"))
@@ -1331,4 +1343,99 @@ fn a_request_the_target_already_has_leaves_nothing_to_upload() {
         prompt.contains("already installed in this sandbox (click 8.1.4)"),
         "{prompt}"
     );
+}
+
+#[test]
+fn apt_items_on_the_command_line_and_the_source_of_each() {
+    let server = Server::start();
+    publish(
+        &server,
+        &[WheelSpec::new("jq", "1.6.0"), WheelSpec::new("lib", "1.0")],
+    );
+    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let index = server.index_url();
+    // A bare `jq` is the PyPI package: visible at once, with a hint.
+    let out = bundle(cwd.path(), cache.path())
+        .args(["plan", "lib", "jq", "--json", "--index-url", &index])
+        .assert()
+        .success();
+    let err = stderr_of(&out);
+    assert!(
+        err.contains(
+            "warning: `jq` is read as the PyPI package `jq`; for the program, write apt:jq"
+        ),
+        "{err}"
+    );
+    let plan: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(
+        plan["sources"],
+        serde_json::json!([
+            {"item": "lib", "source": "pypi"},
+            {"item": "jq", "source": "pypi", "hint": "`jq` is read as the PyPI package `jq`; for the program, write apt:jq"}
+        ])
+    );
+    // apt:NAME and apt:PKG=BIN,BIN name apt packages and their programs.
+    let plan = plan_json(
+        cwd.path(),
+        cache.path(),
+        &[
+            "lib",
+            "apt:jq",
+            "apt:lua5.3=lua5.3,luac5.3",
+            "--index-url",
+            &index,
+            "--target",
+            &fixture_target("debian11-bare"),
+        ],
+    );
+    assert_eq!(plan["apt"]["packages"], serde_json::json!(["jq", "lua5.3"]));
+    assert_eq!(
+        plan["apt"]["binaries"],
+        serde_json::json!(["jq", "lua5.3", "luac5.3"])
+    );
+    assert_eq!(pins(&plan), ["lib==1.0"]);
+    assert_eq!(plan["sources"][1]["source"], "apt");
+    let text = String::from_utf8(
+        bundle(cwd.path(), cache.path())
+            .args(["plan", "lib", "apt:jq", "--index-url", &index])
+            .args(["--target", &fixture_target("debian11-bare")])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("  from      lib (pypi), apt:jq (apt)"),
+        "{text}"
+    );
+    // A name that cannot be a Debian package is bad input.
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args(["plan", "apt:jq;rm -rf /", "--index-url", &index]),
+        2,
+    );
+    assert!(err.contains("is not a Debian package name"), "{err}");
+}
+
+#[test]
+fn did_you_mean_for_recipes_and_targets() {
+    let server = Server::start();
+    publish(&server, &[WheelSpec::new("lib", "1.0")]);
+    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "plan",
+            "lua53",
+            "--index-url",
+            &server.index_url(),
+        ]),
+        1,
+    );
+    assert!(err.contains("did you mean the recipe `lua5.3`?"), "{err}");
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args(["plan", "lib", "--target", "chatgpt2023"]),
+        2,
+    );
+    assert!(err.contains("did you mean `chatgpt-2023`?"), "{err}");
 }

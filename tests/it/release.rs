@@ -288,7 +288,7 @@ fn unpinned_release_is_refused_with_its_hash() {
     w.bundle()
         .args(["build", "s"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains(format!("sha256 = \"{hash}\"")));
     // Pinning it makes the build pass; a bare file becomes bin/<files[0]>.
     recipe(
@@ -541,7 +541,7 @@ fn missing_member_lists_what_is_there() {
     w.bundle()
         .args(["build", "m"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains(
             "`nope` is not in the archive (it has: dir/real)",
         ));
