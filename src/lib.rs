@@ -46,6 +46,8 @@ pub enum Error {
     #[error(transparent)]
     Recipe(#[from] recipe::RecipeError),
     #[error(transparent)]
+    Requirements(#[from] config::requirements::RequirementsError),
+    #[error(transparent)]
     Target(#[from] target::TargetError),
     #[error(transparent)]
     Plan(#[from] pipeline::PlanError),
@@ -86,6 +88,7 @@ impl Error {
     fn stage(&self) -> Option<&dyn Diagnose> {
         Some(match self {
             Error::Recipe(e) => e,
+            Error::Requirements(e) => e,
             Error::Target(e) => e,
             Error::Plan(e) => e,
             Error::Fetch(e) => e,
@@ -107,6 +110,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Recipe(_) => "recipe",
+            Error::Requirements(_) => "requirements",
             Error::Target(_) => "target",
             Error::Plan(pipeline::PlanError::Release(_)) => "release",
             Error::Plan(_) => "resolve",

@@ -33,9 +33,22 @@ struct Cli {
 /// What every resolving command takes.
 #[derive(Args, Clone)]
 pub struct ResolveArgs {
-    /// Recipe names or paths, and/or PEP 508 requirements.
-    #[arg(required = true, value_name = "RECIPE|REQUIREMENT")]
+    /// Recipe names or paths, PEP 508 requirements, apt:PACKAGE[=PROGRAM,...],
+    /// or a project (`.` or a pyproject.toml).
+    #[arg(value_name = "RECIPE|REQUIREMENT")]
     items: Vec<String>,
+    /// Read requirements from FILE, in pip's format (repeatable).
+    #[arg(short = 'r', long = "requirement", value_name = "FILE")]
+    requirement: Vec<PathBuf>,
+    /// Constrain versions with FILE, in pip's format (repeatable).
+    #[arg(short = 'c', long = "constraint", value_name = "FILE")]
+    constraint: Vec<PathBuf>,
+    /// Add a project's optional dependencies NAME (with `.` or a pyproject.toml).
+    #[arg(long, value_name = "NAME")]
+    extra: Vec<String>,
+    /// Resolve as of DATE: only files uploaded up to then (YYYY-MM-DD or RFC 3339).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    exclude_newer: Option<String>,
     /// Target profile: a built-in name (see `bundle targets`) or a .toml file.
     #[arg(long, short = 't', value_name = "NAME|FILE")]
     target: Option<String>,
@@ -64,6 +77,26 @@ pub struct ResolveArgs {
     /// Name of the bundle (default: the recipe or requirement names).
     #[arg(long)]
     name: Option<String>,
+}
+
+/// `YYYY-MM-DD`, or an RFC 3339 time that starts with one.
+fn parse_date(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let date = b.len() >= 10
+        && b[..10].iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if date && (b.len() == 10 || b[10] == b'T' || b[10] == b' ') {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{s}` is not a date: write YYYY-MM-DD or an RFC 3339 time"
+        ))
+    }
 }
 
 #[derive(Subcommand)]

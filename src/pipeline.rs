@@ -46,6 +46,14 @@ pub struct Options {
     pub out: PathBuf,
     pub format: Format,
     pub name: Option<String>,
+    /// `-r FILE`s in pip's requirements format.
+    pub requirement_files: Vec<PathBuf>,
+    /// `-c FILE`s: constraints.
+    pub constraint_files: Vec<PathBuf>,
+    /// `--extra NAME`s of a pyproject.toml.
+    pub extras: Vec<String>,
+    /// `--exclude-newer DATE`, over the recipe's `exclude_newer`.
+    pub exclude_newer: Option<String>,
     /// The upload limit, instead of the target's `max_file_bytes`.
     pub max_upload: Option<u64>,
     /// Split an archive over the limit into volumes (else refuse it).
@@ -70,6 +78,10 @@ impl Default for Options {
             out: PathBuf::from("dist"),
             format: Format::Zip,
             name: None,
+            requirement_files: Vec::new(),
+            constraint_files: Vec::new(),
+            extras: Vec::new(),
+            exclude_newer: None,
             max_upload: None,
             split: true,
             locked: None,
@@ -98,12 +110,12 @@ pub struct BuildOutput {
 
 /// Read the recipe(s) and the target the options name.
 pub fn load(options: &Options) -> Result<(Recipe, Target), Error> {
-    if options.args.is_empty() {
+    if options.args.is_empty() && options.requirement_files.is_empty() {
         return Err(Error::Usage(
-            "name at least one recipe or requirement, e.g. `bundle build sqlite-utils`".into(),
+            "name at least one recipe or requirement, e.g. `bundle build sqlite-utils`, or pass -r requirements.txt".into(),
         ));
     }
-    let mut recipe = recipe::from_args(&options.args, options.recipes_dir.as_deref())?;
+    let mut recipe = recipe_of(options)?;
     if let Some(n) = &options.name {
         recipe.name = n.clone();
     }
@@ -129,6 +141,65 @@ pub fn load(options: &Options) -> Result<(Recipe, Target), Error> {
         )));
     }
     Ok((recipe, target))
+}
+
+/// The recipe the options name: recipes and requirements on the command
+/// line, projects (`.`, `pyproject.toml`), `-r` files, `-c` constraints,
+/// `--exclude-newer`.
+fn recipe_of(options: &Options) -> Result<Recipe, Error> {
+    use crate::config::requirements::{pyproject_path, read_pyproject, FileRequirements};
+    let (projects, items): (Vec<&String>, Vec<&String>) = options
+        .args
+        .iter()
+        .partition(|a| pyproject_path(a).is_some());
+    let mut parts: Vec<Recipe> = Vec::new();
+    if !items.is_empty() {
+        let items: Vec<String> = items.into_iter().cloned().collect();
+        parts.push(recipe::from_args(&items, options.recipes_dir.as_deref())?);
+    }
+    for p in projects {
+        let path = pyproject_path(p).expect("partitioned on it");
+        let (name, requirements) = read_pyproject(&path, &options.extras)?;
+        parts.push(Recipe::of_requirements(
+            &name,
+            requirements,
+            &path.display().to_string(),
+        ));
+    }
+    if !options.extras.is_empty() && parts.iter().all(|r| !r.origin.ends_with("pyproject.toml")) {
+        return Err(Error::Usage(
+            "--extra applies to a project: name it (`bundle build . --extra NAME`)".into(),
+        ));
+    }
+    let files = FileRequirements::read(&options.requirement_files, &options.constraint_files)?;
+    if !files.requirements.is_empty() {
+        let name = options
+            .requirement_files
+            .first()
+            .and_then(|f| f.file_stem())
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "requirements".into());
+        parts.push(Recipe::of_requirements(
+            &name,
+            files.requirements,
+            "<requirements file>",
+        ));
+    }
+    let mut parts = parts.into_iter();
+    let mut recipe = parts.next().ok_or_else(|| {
+        Error::Usage("nothing to bundle: the requirements files list no requirement".into())
+    })?;
+    for p in parts {
+        recipe.merge(p);
+    }
+    recipe.pypi.constraints.extend(files.constraints);
+    for (name, hashes) in files.hashes {
+        recipe.pypi.hashes.entry(name).or_default().extend(hashes);
+    }
+    if let Some(date) = &options.exclude_newer {
+        recipe.pypi.exclude_newer = Some(date.clone());
+    }
+    Ok(recipe)
 }
 
 /// The archive format for a target when the user chose none: a zip, which
@@ -216,6 +287,7 @@ pub async fn make_plan(
         index_url: options.index_url.clone(),
         resolve: ResolveOptions {
             upgrade_preinstalled: options.upgrade_preinstalled,
+            ..ResolveOptions::default()
         },
         github_api: options.github_api.clone(),
     };
@@ -793,6 +865,14 @@ pub enum PlanError {
     Release(#[from] ReleaseError),
     #[error(transparent)]
     Index(#[from] crate::resolve::index::IndexError),
+    #[error("{package} {version}: {file} has sha256 {sha256}, which is not among the hashes the requirements pin ({})", .pinned.join(", "))]
+    NotPinnedHash {
+        package: String,
+        version: String,
+        file: String,
+        sha256: String,
+        pinned: Vec<String>,
+    },
 }
 
 impl Diagnose for PlanError {
@@ -801,6 +881,7 @@ impl Diagnose for PlanError {
             PlanError::Resolve(e) => e.exit_code(),
             PlanError::Release(e) => e.exit_code(),
             PlanError::Index(e) => e.exit_code(),
+            PlanError::NotPinnedHash { .. } => crate::error::WORK_FAILED,
         }
     }
 
@@ -809,6 +890,9 @@ impl Diagnose for PlanError {
             PlanError::Resolve(e) => e.hint(),
             PlanError::Release(e) => e.hint(),
             PlanError::Index(e) => e.hint(),
+            PlanError::NotPinnedHash { .. } => Some(
+                "the index serves another file than the one pinned: pin the version whose file has that hash, or update the --hash lines".into(),
+            ),
         }
     }
 }
@@ -885,6 +969,34 @@ fn replaced(wheels: &[PlannedWheel], target: &Target) -> Vec<crate::model::plan:
         .collect()
 }
 
+/// A wheel whose package the requirements pin with `--hash` must be one of
+/// those files (for a wheel built from an sdist: the sdist).
+fn check_pinned_hash(recipe: &Recipe, w: &PlannedWheel) -> Result<(), PlanError> {
+    let name = <pep508_rs::PackageName as std::str::FromStr>::from_str(&w.package)
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| w.package.clone());
+    let Some(pinned) = recipe.pypi.hashes.get(&name) else {
+        return Ok(());
+    };
+    let (file, sha) = match &w.sdist {
+        Some(s) => (s.filename.clone(), Some(&s.sha256)),
+        None => (w.filename.clone(), w.sha256.as_ref()),
+    };
+    if sha.is_some_and(|h| pinned.contains(h)) {
+        return Ok(());
+    }
+    Err(PlanError::NotPinnedHash {
+        package: w.package.clone(),
+        version: w.version.clone(),
+        file,
+        sha256: sha.map_or_else(
+            || "unknown (the index gives none)".into(),
+            |h| h.to_string(),
+        ),
+        pinned: pinned.iter().map(|h| h.to_string()).collect(),
+    })
+}
+
 /// Resolve the recipe's PyPI requirements for the target: the wheels to
 /// bundle (built from sdists where the recipe allows), and the packages
 /// left out because the target has them.
@@ -913,11 +1025,15 @@ async fn plan_wheels(
         )));
     }
     let index = Arc::new(index);
+    let resolve_options = ResolveOptions {
+        constraints: recipe.pypi.constraints.clone(),
+        ..options.resolve.clone()
+    };
     let resolution = resolve::resolve(
         index.clone(),
         target,
         recipe.pypi.requirements.clone(),
-        &options.resolve,
+        &resolve_options,
         cancel,
     )
     .await?;
@@ -946,6 +1062,7 @@ async fn plan_wheels(
                 sha256: built.sdist_sha256,
             });
         }
+        check_pinned_hash(recipe, &planned)?;
         wheels.push(planned);
     }
     let excluded = resolution

@@ -110,6 +110,10 @@ pub fn options_from(r: &ResolveArgs) -> Options {
         upgrade_preinstalled: r.upgrade_preinstalled,
         allow_unhashed: r.allow_unhashed,
         name: r.name.clone(),
+        requirement_files: r.requirement.clone(),
+        constraint_files: r.constraint.clone(),
+        extras: r.extra.clone(),
+        exclude_newer: r.exclude_newer.clone(),
         ..Options::default()
     }
 }
@@ -147,7 +151,22 @@ pub fn sources(r: &ResolveArgs, quiet: bool) -> Vec<Source> {
     let sources: Vec<Source> =
         bundle::config::recipe::describe_sources(&r.items, r.recipes.as_deref())
             .into_iter()
-            .map(|(item, source, hint)| Source { item, source, hint })
+            .map(|(item, source, hint)| {
+                if bundle::config::requirements::pyproject_path(&item).is_some() {
+                    Source {
+                        item,
+                        source: "project (pypi)",
+                        hint: None,
+                    }
+                } else {
+                    Source { item, source, hint }
+                }
+            })
+            .chain(r.requirement.iter().map(|f| Source {
+                item: format!("-r {}", f.display()),
+                source: "requirements file (pypi)",
+                hint: None,
+            }))
             .collect();
     if !quiet {
         for s in sources.iter().filter_map(|s| s.hint.as_ref()) {

@@ -2,5 +2,6 @@
 //! errors that point at the file, line and column.
 
 pub mod recipe;
+pub mod requirements;
 pub mod target;
 pub mod toml_file;

@@ -138,6 +138,10 @@ struct RawRecipe {
 #[derive(Debug, Clone, Default)]
 pub struct Pypi {
     pub requirements: Vec<Requirement<VerbatimUrl>>,
+    /// Versions allowed for packages that get installed (`-c FILE`).
+    pub constraints: Vec<Requirement<VerbatimUrl>>,
+    /// `--hash` pins by normalized package name (from `-r FILE`).
+    pub hashes: std::collections::BTreeMap<String, Vec<crate::model::Sha256>>,
     /// Build wheels from sdists (in the target image) when a version has no wheel.
     pub sdists: Sdists,
     pub exclude_newer: Option<String>,
@@ -267,9 +271,34 @@ impl Recipe {
     }
 
     /// Merge another recipe into this one (for `bundle build a b`).
-    fn merge(&mut self, other: Recipe) {
+    /// A recipe of PyPI requirements named `name` (a project, a
+    /// requirements file).
+    pub fn of_requirements(
+        name: &str,
+        requirements: Vec<Requirement<VerbatimUrl>>,
+        origin: &str,
+    ) -> Recipe {
+        Recipe {
+            name: name.to_string(),
+            description: String::new(),
+            target: None,
+            pypi: Pypi {
+                requirements,
+                ..Pypi::default()
+            },
+            releases: Vec::new(),
+            apt: None,
+            origin: origin.to_string(),
+        }
+    }
+
+    pub fn merge(&mut self, other: Recipe) {
         self.name = format!("{}+{}", self.name, other.name);
         self.pypi.requirements.extend(other.pypi.requirements);
+        self.pypi.constraints.extend(other.pypi.constraints);
+        for (name, hashes) in other.pypi.hashes {
+            self.pypi.hashes.entry(name).or_default().extend(hashes);
+        }
         self.pypi.check.extend(other.pypi.check);
         if self.pypi.exclude_newer.is_none() {
             self.pypi.exclude_newer = other.pypi.exclude_newer;

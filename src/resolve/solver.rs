@@ -122,6 +122,9 @@ pub struct Resolution {
 pub struct ResolveOptions {
     /// Let the bundle carry other versions of preinstalled packages.
     pub upgrade_preinstalled: bool,
+    /// Version limits on packages that get installed, not requirements
+    /// (`-c FILE`): each narrows every dependency on its package.
+    pub constraints: Vec<Requirement<VerbatimUrl>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +150,8 @@ struct Provider {
     preinstalled: BTreeMap<PackageName, Version>,
     upgrade: bool,
     root: Vec<Requirement<VerbatimUrl>>,
+    /// `-c` constraints by package.
+    limits: HashMap<PackageName, Range>,
     explicit_pre: HashSet<PackageName>,
     order: Mutex<HashMap<PackageName, usize>>,
     edges: Mutex<Edges>,
@@ -236,6 +241,10 @@ impl Provider {
             for extra in &req.extras {
                 nodes.push(Pkg::Extra(req.name.clone(), extra.clone()));
             }
+            let range = match self.limits.get(&req.name) {
+                Some(limit) => range.intersection(limit),
+                None => range,
+            };
             for node in nodes {
                 let key = node.to_string();
                 match merged.get_mut(&key) {
@@ -439,7 +448,18 @@ pub async fn resolve(
         .filter(|r| mentions_prerelease(r))
         .map(|r| r.name.clone())
         .collect();
+    let mut limits: HashMap<PackageName, Range> = HashMap::new();
+    for c in options
+        .constraints
+        .iter()
+        .filter(|c| c.evaluate_markers(&env, &[]))
+    {
+        let range = to_range(c).map_err(ResolveError::Unsupported)?;
+        let entry = limits.entry(c.name.clone()).or_insert_with(Range::full);
+        *entry = entry.intersection(&range);
+    }
     let provider = Arc::new(Provider {
+        limits,
         index: index.clone(),
         rt: Handle::current(),
         env,

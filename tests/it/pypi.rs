@@ -1439,3 +1439,159 @@ fn did_you_mean_for_recipes_and_targets() {
     );
     assert!(err.contains("did you mean `chatgpt-2023`?"), "{err}");
 }
+
+#[test]
+fn requirements_files_constraints_hashes_and_projects() {
+    let server = Server::start();
+    let lib15 = WheelSpec::new("lib", "1.5");
+    let lib21 = WheelSpec::new("lib", "2.1");
+    publish(
+        &server,
+        &[
+            WheelSpec::new("app", "1.0").requires(&["lib>=1"]),
+            lib15.clone(),
+            lib21.clone(),
+            WheelSpec::new("cli", "0.3"),
+        ],
+    );
+    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let index = server.index_url();
+    let dir = cwd.path().join("reqs");
+    std::fs::create_dir_all(&dir).unwrap();
+    // -r with a comment, a nested -r and a -c constraint (relative to the file).
+    std::fs::write(
+        dir.join("requirements.txt"),
+        "# the app\napp==1.0  # pinned\n-r more.txt\n-c constraints.txt\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("more.txt"), "cli\n").unwrap();
+    std::fs::write(dir.join("constraints.txt"), "lib<2\n").unwrap();
+    let plan = plan_json(
+        cwd.path(),
+        cache.path(),
+        &["-r", "reqs/requirements.txt", "--index-url", &index],
+    );
+    assert_eq!(pins(&plan), ["app==1.0", "cli==0.3", "lib==1.5"]);
+    assert_eq!(plan["name"], "requirements");
+    // -c on the command line too; without it, the newest lib.
+    let plan = plan_json(cwd.path(), cache.path(), &["app", "--index-url", &index]);
+    assert!(pins(&plan).contains(&"lib==2.1".to_string()));
+    let plan = plan_json(
+        cwd.path(),
+        cache.path(),
+        &["app", "-c", "reqs/constraints.txt", "--index-url", &index],
+    );
+    assert!(pins(&plan).contains(&"lib==1.5".to_string()));
+
+    // --hash pins: the chosen file must be one of them.
+    let good = sha256(&lib21.build());
+    std::fs::write(
+        dir.join("hashed.txt"),
+        format!("lib==2.1 \\\n  --hash=sha256:{good}\n"),
+    )
+    .unwrap();
+    let plan = plan_json(
+        cwd.path(),
+        cache.path(),
+        &["-r", "reqs/hashed.txt", "--index-url", &index],
+    );
+    assert_eq!(pins(&plan), ["lib==2.1"]);
+    std::fs::write(
+        dir.join("hashed.txt"),
+        format!("lib==2.1 --hash=sha256:{}\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "plan",
+            "-r",
+            "reqs/hashed.txt",
+            "--index-url",
+            &index,
+        ]),
+        1,
+    );
+    assert!(
+        err.contains(&format!(
+            "lib-2.1-py3-none-any.whl has sha256 {good}, which is not among the hashes"
+        )),
+        "{err}"
+    );
+    // A bad line names the file and line, exit 2.
+    std::fs::write(dir.join("bad.txt"), "app\n--index-url http://x\n").unwrap();
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "plan",
+            "-r",
+            "reqs/bad.txt",
+            "--index-url",
+            &index,
+        ]),
+        2,
+    );
+    assert!(
+        err.contains("reqs/bad.txt:2: the option `--index-url`"),
+        "{err}"
+    );
+
+    // A project: `.` reads [project].dependencies, --extra adds its extras.
+    let project = cwd.path().join("proj");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("pyproject.toml"),
+        "[project]\nname = \"demo\"\ndependencies = [\"app\"]\n[project.optional-dependencies]\ncli = [\"cli\"]\n",
+    )
+    .unwrap();
+    let out = bundle(&project, cache.path())
+        .args([
+            "plan",
+            ".",
+            "--extra",
+            "cli",
+            "--json",
+            "--index-url",
+            &index,
+        ])
+        .assert()
+        .success();
+    let plan: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(plan["name"], "demo");
+    assert_eq!(pins(&plan), ["app==1.0", "cli==0.3", "lib==2.1"]);
+    assert_eq!(plan["sources"][0]["source"], "project (pypi)");
+    let plan = plan_json(
+        cwd.path(),
+        cache.path(),
+        &["proj/pyproject.toml", "--index-url", &index],
+    );
+    assert_eq!(pins(&plan), ["app==1.0", "lib==2.1"]);
+
+    // --exclude-newer on the command line (every file here is from 2023-01-01).
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "plan",
+            "app",
+            "--exclude-newer",
+            "2022-12-31",
+            "--index-url",
+            &index,
+        ]),
+        1,
+    );
+    assert!(err.contains("after exclude_newer 2022-12-31"), "{err}");
+    plan_json(
+        cwd.path(),
+        cache.path(),
+        &[
+            "app",
+            "--exclude-newer",
+            "2023-06-01",
+            "--index-url",
+            &index,
+        ],
+    );
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args(["plan", "app", "--exclude-newer", "last week"]),
+        2,
+    );
+    assert!(err.contains("is not a date"), "{err}");
+}

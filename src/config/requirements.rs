@@ -1,0 +1,363 @@
+//! Requirements from files: pip's requirements format (`-r FILE`, with
+//! `-c` constraints, nested `-r`, and `--hash` pins) and a project's
+//! `pyproject.toml` (`[project].dependencies` and optional extras).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use pep508_rs::{Requirement, VerbatimUrl};
+
+use crate::model::Sha256;
+
+/// Requirements read from files.
+#[derive(Debug, Clone, Default)]
+pub struct FileRequirements {
+    /// What to install.
+    pub requirements: Vec<Requirement<VerbatimUrl>>,
+    /// Versions allowed for packages that get installed (`-c`).
+    pub constraints: Vec<Requirement<VerbatimUrl>>,
+    /// `--hash=sha256:...` pins by normalized package name: the chosen file
+    /// must have one of them.
+    pub hashes: BTreeMap<String, Vec<Sha256>>,
+}
+
+/// A problem in a requirements file or pyproject.toml.
+#[derive(Debug, thiserror::Error)]
+pub enum RequirementsError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Pyproject { file: String, message: String },
+}
+
+impl crate::error::Diagnose for RequirementsError {
+    fn exit_code(&self) -> i32 {
+        crate::error::BAD_INPUT
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            RequirementsError::Invalid { .. } => Some(
+                "bundle reads pip's requirements format: PEP 508 lines, comments, `-r FILE`, `-c FILE` and `--hash=sha256:HEX`; other options (-e, --index-url, ...) go on bundle's own command line".into(),
+            ),
+            RequirementsError::Pyproject { .. } => Some(
+                "bundle reads [project].dependencies and [project.optional-dependencies] (PEP 621)".into(),
+            ),
+            RequirementsError::Read { .. } => None,
+        }
+    }
+}
+
+/// How deep `-r`/`-c` includes may nest (a loop stops here).
+const MAX_DEPTH: usize = 16;
+
+impl FileRequirements {
+    /// Read `-r FILE`s and `-c FILE`s.
+    pub fn read(
+        requirements: &[PathBuf],
+        constraints: &[PathBuf],
+    ) -> Result<Self, RequirementsError> {
+        let mut out = FileRequirements::default();
+        for f in requirements {
+            out.read_file(f, false, 0)?;
+        }
+        for f in constraints {
+            out.read_file(f, true, 0)?;
+        }
+        Ok(out)
+    }
+
+    fn read_file(
+        &mut self,
+        path: &Path,
+        constraint: bool,
+        depth: usize,
+    ) -> Result<(), RequirementsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RequirementsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file = path.display().to_string();
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for (line_no, line) in logical_lines(&text) {
+            let invalid = |message: String| RequirementsError::Invalid {
+                file: file.clone(),
+                line: line_no,
+                message,
+            };
+            let mut words = line.split_whitespace().peekable();
+            let Some(first) = words.peek().copied() else {
+                continue;
+            };
+            // Includes: `-r FILE`, `--requirement FILE`, `-c FILE`, and the
+            // `=`/attached forms.
+            let include = [
+                ("-r", false),
+                ("--requirement", false),
+                ("-c", true),
+                ("--constraint", true),
+            ]
+            .iter()
+            .find_map(|(flag, is_c)| {
+                if first == *flag {
+                    Some((line.split_whitespace().nth(1).map(str::to_string), *is_c))
+                } else {
+                    first
+                        .strip_prefix(&format!("{flag}="))
+                        .or_else(|| first.strip_prefix(flag).filter(|_| flag.len() == 2))
+                        .filter(|rest| !rest.is_empty())
+                        .map(|rest| (Some(rest.to_string()), *is_c))
+                }
+            });
+            if let Some((target, is_c)) = include {
+                let target = target.ok_or_else(|| invalid(format!("`{first}` needs a file")))?;
+                if depth >= MAX_DEPTH {
+                    return Err(invalid(format!(
+                        "includes nest deeper than {MAX_DEPTH} (a loop?)"
+                    )));
+                }
+                self.read_file(&dir.join(target), constraint || is_c, depth + 1)?;
+                continue;
+            }
+            if first.starts_with('-') {
+                return Err(invalid(format!(
+                    "the option `{first}` is not supported in a requirements file"
+                )));
+            }
+            // A requirement, then its options (`--hash=sha256:...`).
+            let (spec, options) = match line.find(" --") {
+                Some(i) => (&line[..i], &line[i..]),
+                None => (line.as_str(), ""),
+            };
+            let req = Requirement::<VerbatimUrl>::from_str(spec.trim())
+                .map_err(|e| invalid(format!("invalid requirement `{}`: {e}", spec.trim())))?;
+            let mut hashes = Vec::new();
+            for option in options.split_whitespace() {
+                let Some(value) = option.strip_prefix("--hash=") else {
+                    return Err(invalid(format!(
+                        "the option `{option}` is not supported after a requirement"
+                    )));
+                };
+                let hex = value.strip_prefix("sha256:").ok_or_else(|| {
+                    invalid(format!(
+                        "`{value}`: only sha256 hashes are supported (--hash=sha256:HEX)"
+                    ))
+                })?;
+                hashes.push(Sha256::parse(hex).map_err(|e| invalid(e.to_string()))?);
+            }
+            if !hashes.is_empty() {
+                self.hashes
+                    .entry(req.name.to_string())
+                    .or_default()
+                    .extend(hashes);
+            }
+            if constraint {
+                self.constraints.push(req);
+            } else {
+                self.requirements.push(req);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Lines without comments, joined across `\` continuations, with the
+/// number of the line each starts on.
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (i, raw) in text.lines().enumerate() {
+        // A comment starts at `#` at the line's start or after whitespace.
+        let mut line = raw.to_string();
+        if let Some(pos) = line
+            .char_indices()
+            .find(|&(i, c)| c == '#' && (i == 0 || line[..i].ends_with(char::is_whitespace)))
+            .map(|(i, _)| i)
+        {
+            line.truncate(pos);
+        }
+        let (body, continued) = match line.trim_end().strip_suffix('\\') {
+            Some(b) => (b.to_string(), true),
+            None => (line, false),
+        };
+        let entry = current.get_or_insert((i + 1, String::new()));
+        entry.1.push_str(&body);
+        entry.1.push(' ');
+        if !continued {
+            let (n, l) = current.take().expect("set above");
+            let l = l.trim().to_string();
+            if !l.is_empty() {
+                out.push((n, l));
+            }
+        }
+    }
+    if let Some((n, l)) = current {
+        if !l.trim().is_empty() {
+            out.push((n, l.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// Whether a command-line item names a project: `.`, a folder holding a
+/// `pyproject.toml`, or a `pyproject.toml` path. Returns that file.
+pub fn pyproject_path(arg: &str) -> Option<PathBuf> {
+    let path = Path::new(arg);
+    if path.file_name().is_some_and(|f| f == "pyproject.toml") && path.is_file() {
+        return Some(path.to_path_buf());
+    }
+    let file = path.join("pyproject.toml");
+    (path.is_dir() && file.is_file()).then_some(file)
+}
+
+/// A project's name and its dependencies, with those of `extras`.
+pub fn read_pyproject(
+    path: &Path,
+    extras: &[String],
+) -> Result<(String, Vec<Requirement<VerbatimUrl>>), RequirementsError> {
+    let file = path.display().to_string();
+    let bad = |message: String| RequirementsError::Pyproject {
+        file: file.clone(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| RequirementsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let doc: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let project = doc
+        .get("project")
+        .and_then(|p| p.as_table())
+        .ok_or_else(|| bad("has no [project] table".into()))?;
+    let name = project
+        .get("name")
+        .and_then(|n| n.as_str())
+        .ok_or_else(|| bad("[project] has no `name`".into()))?
+        .to_string();
+    let list = |value: Option<&toml::Value>,
+                what: &str|
+     -> Result<Vec<Requirement<VerbatimUrl>>, RequirementsError> {
+        let Some(value) = value else {
+            return Ok(Vec::new());
+        };
+        let items = value
+            .as_array()
+            .ok_or_else(|| bad(format!("{what} is not a list")))?;
+        items
+            .iter()
+            .map(|v| {
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| bad(format!("{what} holds a non-string")))?;
+                Requirement::<VerbatimUrl>::from_str(s)
+                    .map_err(|e| bad(format!("{what}: invalid requirement `{s}`: {e}")))
+            })
+            .collect()
+    };
+    let mut reqs = list(project.get("dependencies"), "[project].dependencies")?;
+    let optional = project
+        .get("optional-dependencies")
+        .and_then(|o| o.as_table());
+    for extra in extras {
+        let Some(deps) = optional.and_then(|o| o.get(extra)) else {
+            let known: Vec<&String> = optional.map(|o| o.keys().collect()).unwrap_or_default();
+            return Err(bad(format!(
+                "has no optional dependencies `{extra}` (it has: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            )));
+        };
+        reqs.extend(list(
+            Some(deps),
+            &format!("[project.optional-dependencies].{extra}"),
+        )?);
+    }
+    Ok((name, reqs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pip_format_with_includes_constraints_and_hashes() {
+        let d = tempfile::tempdir().unwrap();
+        let h = "a".repeat(64);
+        std::fs::write(
+            d.path().join("req.txt"),
+            format!(
+                "# top comment\nrequests[socks]>=2 ; python_version >= \"3.7\"  # why\nlib==1.0 \\\n    --hash=sha256:{h}\n-r more.txt\n-c constraints.txt\n\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(d.path().join("more.txt"), "six\n").unwrap();
+        std::fs::write(d.path().join("constraints.txt"), "urllib3<2\n").unwrap();
+        let r = FileRequirements::read(&[d.path().join("req.txt")], &[]).unwrap();
+        let names: Vec<String> = r.requirements.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "requests[socks]>=2 ; python_full_version >= '3.7'",
+                "lib==1.0",
+                "six"
+            ]
+        );
+        assert_eq!(r.constraints[0].to_string(), "urllib3<2");
+        assert_eq!(r.hashes["lib"][0].as_str(), h);
+    }
+
+    #[test]
+    fn bad_lines_name_file_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("r.txt");
+        for (text, wanted) in [
+            ("ok\n-e .\n", ":2: the option `-e`"),
+            ("lib --hash=md5:00\n", ":1: `md5:00`: only sha256"),
+            ("lib --hash=sha256:../../etc\n", ":1:"),
+            ("not a requirement!!\n", ":1: invalid requirement"),
+            ("-r r.txt\n", "includes nest deeper"),
+        ] {
+            std::fs::write(&f, text).unwrap();
+            let e = FileRequirements::read(std::slice::from_ref(&f), &[]).unwrap_err();
+            assert!(e.to_string().contains(wanted), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn pyproject_dependencies_and_extras() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("pyproject.toml"),
+            "[project]\nname = \"demo\"\ndependencies = [\"lib>=1\"]\n[project.optional-dependencies]\ncli = [\"click\"]\n",
+        )
+        .unwrap();
+        let path = pyproject_path(d.path().to_str().unwrap()).unwrap();
+        let (name, reqs) = read_pyproject(&path, &["cli".into()]).unwrap();
+        assert_eq!(name, "demo");
+        assert_eq!(reqs.len(), 2);
+        let e = read_pyproject(&path, &["gui".into()]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no optional dependencies `gui` (it has: cli)"),
+            "{e}"
+        );
+    }
+}
