@@ -331,7 +331,26 @@ fn read_lock(path: &Path, recipe: &Recipe, target: &Target) -> Result<Plan, Erro
             target.name
         )));
     }
+    if let Some(locked) = &plan.profile {
+        let now = target.profile();
+        if now.digest != locked.digest {
+            return Err(Error::Usage(format!(
+                "{} is out of date: target {} changed since it was locked ({}); run `bundle lock` again",
+                path.display(),
+                target.name,
+                now.changes_from(locked).join("; ")
+            )));
+        }
+    }
     Ok(plan)
+}
+
+/// The target a lock file was made for, as it was named (`--locked`
+/// builds for it unless `--target` says otherwise).
+pub fn lock_target(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let plan: Plan = serde_json::from_str(&text).ok()?;
+    plan.profile.map(|p| p.source)
 }
 
 /// Which file of the plan a download task brought.
@@ -948,6 +967,7 @@ pub async fn plan(
             link: a.link,
         }),
         excluded,
+        profile: Some(target.profile()),
         replaced,
         checks: recipe.checks(),
     })

@@ -135,6 +135,12 @@ pub fn write_support_files(dir: &Path, manifest: &Manifest) -> Result<(), Assemb
     json.push('\n');
     let p = dir.join("manifest.json");
     std::fs::write(&p, json).map_err(io(&p))?;
+    // PEP 751: the wheels, pointing at wheels/<file>, for other installers.
+    if manifest.files.iter().any(|f| f.kind == FileKind::Wheel) {
+        let p = dir.join("pylock.toml");
+        let text = crate::model::pylock::Pylock::of_manifest(manifest).to_toml();
+        std::fs::write(&p, text).map_err(io(&p))?;
+    }
     // A target without Python gets install.sh instead of install.py.
     if manifest.target.python == "none" {
         let p = dir.join("install.sh");

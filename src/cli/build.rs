@@ -72,16 +72,23 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
     options.out = out;
     options.max_upload = max_upload;
     options.split = !no_split;
-    let (recipe, target) = build::load(&options)?;
+    let (recipe, mut target) = build::load(&options)?;
+    if locked {
+        let lock = PathBuf::from(format!("{}.lock.json", recipe.name));
+        // The lock's own target, unless --target names one.
+        if resolve.target.is_none() {
+            if let Some(source) = build::lock_target(&lock) {
+                target = bundle::config::target::Target::load(&source)?;
+            }
+        }
+        options.locked = Some(lock);
+    }
     options.format = match format {
         Some(FormatArg::Zip) => Format::Zip,
         Some(FormatArg::TarGz) => Format::TarGz,
         Some(FormatArg::Dir) => Format::Dir,
         None => build::default_format(&target),
     };
-    if locked {
-        options.locked = Some(PathBuf::from(format!("{}.lock.json", recipe.name)));
-    }
     let sources = super::sources(&resolve, quiet);
     let reporter = Arc::new(CliReporter::new(quiet));
     let started = Instant::now();

@@ -14,17 +14,42 @@ use crate::ResolveArgs;
 pub struct LockArgs {
     #[command(flatten)]
     resolve: ResolveArgs,
-    /// Where to write the lock file (default: ./<name>.lock.json).
+    /// Where to write the lock file (default: ./<name>.lock.json, or ./pylock.toml).
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// `json`: bundle's own lock, for `build --locked`; `pylock`: a PEP 751
+    /// pylock.toml of the wheels, with their URLs and hashes.
+    #[arg(long, value_enum, default_value = "json")]
+    format: LockFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum LockFormat {
+    Json,
+    Pylock,
 }
 
 pub async fn run(args: LockArgs, quiet: bool, cancel: CancellationToken) -> Result<(), Error> {
-    let LockArgs { resolve, output } = args;
+    let LockArgs {
+        resolve,
+        output,
+        format,
+    } = args;
     let (plan, _) = resolve_plan(&resolve, quiet, cancel).await?;
-    let path = output.unwrap_or_else(|| PathBuf::from(format!("{}.lock.json", plan.name)));
-    let mut text = serde_json::to_string_pretty(&plan).expect("serializable");
-    text.push('\n');
+    let (path, text) = match format {
+        LockFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&plan).expect("serializable");
+            text.push('\n');
+            (
+                output.unwrap_or_else(|| PathBuf::from(format!("{}.lock.json", plan.name))),
+                text,
+            )
+        }
+        LockFormat::Pylock => (
+            output.unwrap_or_else(|| PathBuf::from("pylock.toml")),
+            bundle::model::pylock::Pylock::of_plan(&plan).to_toml(),
+        ),
+    };
     bundle::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| Error::Io {
         action: "writing the lock file",
         path: path.clone(),

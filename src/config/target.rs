@@ -154,6 +154,8 @@ pub struct Target {
     /// False for `python = "none"`: the machine has no Python, so bundles
     /// for it hold no wheels and install with install.sh.
     pub has_python: bool,
+    /// How it was named: a built-in name or the profile's path.
+    pub source: String,
     pub system_packages: Vec<String>,
     /// Packages already installed on the target, by normalized name.
     pub preinstalled: BTreeMap<PackageName, Version>,
@@ -184,7 +186,10 @@ impl Target {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| name_or_path.to_string());
             let dir = path.parent().map(Path::to_path_buf);
-            return Target::parse(&name, &text, &path.display().to_string(), dir.as_deref());
+            let mut target =
+                Target::parse(&name, &text, &path.display().to_string(), dir.as_deref())?;
+            target.source = name_or_path.to_string();
+            return Ok(target);
         }
         match BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
             Some((n, text)) => Target::parse(n, text, &format!("<built-in target {n}>"), None),
@@ -261,6 +266,7 @@ impl Target {
             glibc,
             python,
             has_python,
+            source: name.to_string(),
             system_packages: raw.system_packages,
             preinstalled,
             upload_dir: raw.upload_dir,
@@ -296,6 +302,37 @@ impl Target {
             sys_platform: "linux",
         })
         .expect("target python version was validated when the target was parsed")
+    }
+
+    /// What of the profile changes a plan, with its digest, for locks.
+    pub fn profile(&self) -> crate::model::plan::TargetProfile {
+        let mut system_packages = self.system_packages.clone();
+        system_packages.sort();
+        let preinstalled: Vec<String> = self
+            .preinstalled
+            .iter()
+            .map(|(n, v)| format!("{n}=={v}"))
+            .collect();
+        let summary = self.summary();
+        let text = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            self.image,
+            self.platform,
+            summary.glibc,
+            summary.python,
+            system_packages.join(" "),
+            preinstalled.join("\n")
+        );
+        crate::model::plan::TargetProfile {
+            source: self.source.clone(),
+            image: self.image.clone(),
+            platform: self.platform.clone(),
+            glibc: summary.glibc,
+            python: summary.python,
+            system_packages,
+            preinstalled,
+            digest: crate::model::Sha256::of(text.as_bytes()),
+        }
     }
 
     pub fn summary(&self) -> TargetSummary {

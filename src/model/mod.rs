@@ -12,6 +12,7 @@
 pub mod hash;
 pub mod manifest;
 pub mod plan;
+pub mod pylock;
 
 use serde::{Deserialize, Serialize};
 

@@ -139,12 +139,83 @@ pub struct Plan {
     pub apt: Option<PlannedApt>,
     /// Packages left out.
     pub excluded: Vec<Excluded>,
+    /// The whole target profile the plan was made for: a lock is valid only
+    /// for the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<TargetProfile>,
     /// Preinstalled packages the bundle brings another version of
     /// (`--upgrade-preinstalled`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replaced: Vec<Replaced>,
     /// The recipe's checks.
     pub checks: Vec<Check>,
+}
+
+/// What of a target profile changes a plan, and its digest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TargetProfile {
+    /// How the target was named: a built-in name or the profile's path.
+    pub source: String,
+    /// The sandbox's Docker image.
+    pub image: String,
+    /// Docker platform.
+    pub platform: String,
+    /// glibc, `major.minor`.
+    pub glibc: String,
+    /// Python version, or `none`.
+    pub python: String,
+    /// Apt packages the sandbox has.
+    pub system_packages: Vec<String>,
+    /// Its preinstalled packages, `name==version`, sorted.
+    pub preinstalled: Vec<String>,
+    /// sha256 of all the above but `source`.
+    pub digest: Sha256,
+}
+
+impl TargetProfile {
+    /// What differs from `other`, in words (empty when nothing does).
+    pub fn changes_from(&self, other: &TargetProfile) -> Vec<String> {
+        let mut out = Vec::new();
+        for (what, a, b) in [
+            ("image", &other.image, &self.image),
+            ("platform", &other.platform, &self.platform),
+            ("glibc", &other.glibc, &self.glibc),
+            ("python", &other.python, &self.python),
+        ] {
+            if a != b {
+                out.push(format!("{what} {a} -> {b}"));
+            }
+        }
+        if other.system_packages != self.system_packages {
+            out.push(format!(
+                "system_packages [{}] -> [{}]",
+                other.system_packages.join(", "),
+                self.system_packages.join(", ")
+            ));
+        }
+        let old: std::collections::BTreeSet<&String> = other.preinstalled.iter().collect();
+        let new: std::collections::BTreeSet<&String> = self.preinstalled.iter().collect();
+        let removed: Vec<&str> = old.difference(&new).map(|s| s.as_str()).collect();
+        let added: Vec<&str> = new.difference(&old).map(|s| s.as_str()).collect();
+        if !removed.is_empty() || !added.is_empty() {
+            let cut = |v: &[&str]| {
+                let mut s = v.iter().take(8).copied().collect::<Vec<_>>().join(", ");
+                if v.len() > 8 {
+                    s.push_str(&format!(" and {} more", v.len() - 8));
+                }
+                s
+            };
+            let mut parts = Vec::new();
+            if !removed.is_empty() {
+                parts.push(format!("no longer {}", cut(&removed)));
+            }
+            if !added.is_empty() {
+                parts.push(format!("now {}", cut(&added)));
+            }
+            out.push(format!("preinstalled: {}", parts.join("; ")));
+        }
+        out
+    }
 }
 
 /// A preinstalled package the bundle replaces with another version.

@@ -195,6 +195,7 @@ mod tests {
             }),
             excluded: Vec::new(),
             replaced: Vec::new(),
+            profile: None,
             checks: Vec::new(),
         }
     }

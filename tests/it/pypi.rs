@@ -1595,3 +1595,99 @@ fn requirements_files_constraints_hashes_and_projects() {
     );
     assert!(err.contains("is not a date"), "{err}");
 }
+
+#[test]
+fn a_lock_covers_the_whole_target_profile_and_bundles_carry_pylock() {
+    let server = Server::start();
+    let lib = WheelSpec::new("lib", "2.1");
+    publish(
+        &server,
+        &[WheelSpec::new("app", "1.0").requires(&["lib"]), lib.clone()],
+    );
+    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let index = server.index_url();
+    let profile = cwd.path().join("sandbox.toml");
+    let write_profile = |preinstalled: &str| {
+        std::fs::write(
+            &profile,
+            format!(
+                "description = \"s\"\nimage = \"ubuntu:20.04\"\nplatform = \"linux/amd64\"\nglibc = \"2.31\"\npython = \"3.8.10\"\npreinstalled = [{preinstalled}]\n"
+            ),
+        )
+        .unwrap();
+    };
+    write_profile("\"six==1.16.0\"");
+    bundle(cwd.path(), cache.path())
+        .args([
+            "lock",
+            "app",
+            "--target",
+            "sandbox.toml",
+            "--index-url",
+            &index,
+        ])
+        .assert()
+        .success();
+    // --locked builds for the lock's own target when no --target is given.
+    let out = bundle(cwd.path(), cache.path())
+        .args(["build", "app", "--locked", "--json", "--index-url", &index])
+        .assert()
+        .success();
+    let json: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json["build"]["target"]["name"], "sandbox");
+    // Its bundle carries a PEP 751 pylock.toml pointing at wheels/<file>.
+    let dir = cwd.path().join("dist/app");
+    let lock: toml::Table = toml::from_str(&read_to_string(&dir.join("pylock.toml"))).unwrap();
+    assert_eq!(lock["lock-version"].as_str(), Some("1.0"));
+    assert_eq!(lock["requires-python"].as_str(), Some("==3.8.*"));
+    let packages = lock["packages"].as_array().unwrap();
+    let names: Vec<&str> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["app", "lib"]);
+    for p in packages {
+        let wheel = &p["wheels"].as_array().unwrap()[0];
+        let path = wheel["path"].as_str().unwrap();
+        assert!(path.starts_with("wheels/"), "{path}");
+        let data = std::fs::read(dir.join(path)).unwrap();
+        assert_eq!(wheel["hashes"]["sha256"].as_str().unwrap(), sha256(&data));
+        assert_eq!(wheel["size"].as_integer().unwrap() as usize, data.len());
+    }
+    // Changing the profile's preinstalled set makes --locked refuse, naming it.
+    write_profile("\"six==1.17.0\", \"attrs==23.1.0\"");
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args(["build", "app", "--locked", "--index-url", &index]),
+        2,
+    );
+    assert!(
+        err.contains("target sandbox changed since it was locked"),
+        "{err}"
+    );
+    assert!(
+        err.contains("preinstalled: no longer six==1.16.0; now attrs==23.1.0, six==1.17.0"),
+        "{err}"
+    );
+    // lock --format pylock: the plan's wheels with their URLs.
+    bundle(cwd.path(), cache.path())
+        .args(["lock", "app", "--format", "pylock", "--index-url", &index])
+        .assert()
+        .success();
+    let lock: toml::Table =
+        toml::from_str(&read_to_string(&cwd.path().join("pylock.toml"))).unwrap();
+    let lib_entry = lock["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"].as_str() == Some("lib"))
+        .unwrap();
+    let wheel = &lib_entry["wheels"].as_array().unwrap()[0];
+    assert!(wheel["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    assert_eq!(
+        wheel["hashes"]["sha256"].as_str().unwrap(),
+        sha256(&lib.build())
+    );
+}
