@@ -269,7 +269,8 @@ pub fn fetcher(options: &Options, reporter: Arc<dyn Reporter>) -> Result<Arc<Fet
     Ok(Arc::new(
         Fetcher::new(Cache::new(&options.cache_dir), options.offline, reporter)?
             .with_refresh(options.refresh)
-            .with_allow_unhashed(options.allow_unhashed),
+            .with_allow_unhashed(options.allow_unhashed)
+            .with_mirrors(crate::config::settings::release_mirrors()?),
     ))
 }
 
@@ -441,7 +442,7 @@ async fn fetch_all(
     }
     for (i, r) in plan.releases.iter().enumerate() {
         let f = fetcher.clone();
-        let (url, sha) = (r.url.clone(), r.sha256.clone());
+        let (url, sha) = (f.mirrored(&r.url), r.sha256.clone());
         let label = url.rsplit('/').next().unwrap_or(&url).to_string();
         set.spawn(async move {
             let blob = f.download(&url, Some(&sha), None, &label).await;

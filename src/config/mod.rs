@@ -3,5 +3,6 @@
 
 pub mod recipe;
 pub mod requirements;
+pub mod settings;
 pub mod target;
 pub mod toml_file;

@@ -308,6 +308,8 @@ pub struct Fetcher {
     offline: bool,
     refresh: bool,
     allow_unhashed: bool,
+    /// Release URL prefixes and their mirrors, longest prefix first.
+    mirrors: Vec<(String, String)>,
     limits: Limits,
     limit: Arc<Semaphore>,
     /// Bounds whole-file transfers (body included), for steady progress.
@@ -369,6 +371,7 @@ impl Fetcher {
             offline,
             refresh: false,
             allow_unhashed: false,
+            mirrors: Vec::new(),
             limits,
             limit: Arc::new(Semaphore::new(16)),
             transfers: Arc::new(Semaphore::new(8)),
@@ -392,6 +395,25 @@ impl Fetcher {
 
     pub fn allow_unhashed(&self) -> bool {
         self.allow_unhashed
+    }
+
+    /// Fetch release files from mirrors: each `(prefix, replacement)`
+    /// rewrites URLs that start with `prefix` (the longest match wins).
+    pub fn with_mirrors(mut self, mut mirrors: Vec<(String, String)>) -> Self {
+        mirrors.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        self.mirrors = mirrors;
+        self
+    }
+
+    /// Where to fetch a release file from: its mirror, if one is set.
+    /// Checksums apply as they do to the original URL.
+    pub fn mirrored(&self, url: &str) -> String {
+        for (prefix, to) in &self.mirrors {
+            if let Some(rest) = url.strip_prefix(prefix.as_str()) {
+                return format!("{to}{rest}");
+            }
+        }
+        url.to_string()
     }
 
     pub fn limits(&self) -> &Limits {

@@ -300,7 +300,7 @@ pub async fn plan_release(
     } else if let Some(t) = &r.sha256_url {
         let sum_url = expand(&r.name, t, &version, target.arch, Some(&url))?;
         check_url(&r.name, &sum_url)?;
-        let body = fetcher.get(&sum_url, None).await?;
+        let body = fetcher.get(&fetcher.mirrored(&sum_url), None).await?;
         parse_checksum_file(&String::from_utf8_lossy(&body), &filename).ok_or(
             ReleaseError::BadChecksumFile {
                 name: r.name.clone(),
@@ -308,7 +308,9 @@ pub async fn plan_release(
             },
         )?
     } else {
-        let blob = fetcher.download(&url, None, None, &filename).await?;
+        let blob = fetcher
+            .download(&fetcher.mirrored(&url), None, None, &filename)
+            .await?;
         if !fetcher.allow_unhashed() {
             return Err(ReleaseError::Unpinned {
                 name: r.name.clone(),

@@ -899,3 +899,71 @@ fn a_target_without_python_gets_install_sh_and_refuses_wheels() {
     assert!(err.contains("neither Python nor unzip"), "{err}");
     assert!(t.containers().is_empty(), "containers left behind");
 }
+
+#[test]
+fn releases_come_from_a_mirror_and_checksums_still_apply() {
+    let w = world();
+    let tool = static_tool(w.fixtures.path());
+    let data = zip_of(&[("tool", &tool, 0o644)]);
+    // The recipe names a server that does not answer; the mirror has the file.
+    let mirrored = w.serve("/mirror/dl/tool.zip", data.clone());
+    let mirror_base = mirrored.trim_end_matches("dl/tool.zip").to_string();
+    recipe(
+        w.cwd.path(),
+        "tool",
+        &format!(
+            "[[release]]\nname = \"tool\"\nversion = \"1\"\nurl = \"http://127.0.0.1:9/dl/tool.zip\"\nsha256 = \"{}\"\nfiles = [\"tool\"]\n",
+            sha256(&data)
+        ),
+    );
+    w.bundle()
+        .env(
+            "BUNDLE_RELEASE_MIRROR",
+            format!("http://127.0.0.1:9/={mirror_base}"),
+        )
+        .args(["build", "tool"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(w.cwd.path().join("dist/tool/bin/tool")).unwrap(),
+        tool
+    );
+    // The same from the config file's [mirrors] table.
+    let config = w.cwd.path().join("ci.toml");
+    std::fs::write(
+        &config,
+        format!("[mirrors]\n\"http://127.0.0.1:9/\" = \"{mirror_base}\"\n"),
+    )
+    .unwrap();
+    let cache2 = tempfile::tempdir().unwrap();
+    bundle(w.cwd.path(), cache2.path())
+        .env("BUNDLE_CONFIG", &config)
+        .args(["build", "tool"])
+        .assert()
+        .success();
+    // A mirror serving other bytes is refused by the recipe's sha256.
+    w.serve(
+        "/evil/dl/tool.zip",
+        zip_of(&[("tool", b"#!/bin/sh\necho evil\n", 0o755)]),
+    );
+    let evil_base = mirror_base.replace("/mirror/", "/evil/");
+    let cache3 = tempfile::tempdir().unwrap();
+    let err = fails(
+        bundle(w.cwd.path(), cache3.path())
+            .env(
+                "BUNDLE_RELEASE_MIRROR",
+                format!("http://127.0.0.1:9/={evil_base}"),
+            )
+            .args(["build", "tool"]),
+        1,
+    );
+    assert!(err.contains("sha256 mismatch"), "{err}");
+    // A bad mirror setting is bad input.
+    let err = fails(
+        w.bundle()
+            .env("BUNDLE_RELEASE_MIRROR", "github.com")
+            .args(["build", "tool"]),
+        2,
+    );
+    assert!(err.contains("is not FROM=TO"), "{err}");
+}
