@@ -111,10 +111,16 @@ enum Command {
     Verify(cli::verify::VerifyArgs),
     /// Report what ELF files need (libraries, highest GLIBC) and whether they run on the target.
     Inspect(cli::inspect::InspectArgs),
-    /// List the built-in recipes.
+    /// List the built-in recipes; --show NAME prints one, --new a commented template.
     Recipes {
         #[arg(long)]
         json: bool,
+        /// Print this recipe's TOML (./recipes/NAME.toml or a built-in one).
+        #[arg(long, value_name = "NAME", conflicts_with = "new")]
+        show: Option<String>,
+        /// Print a commented template with every key.
+        #[arg(long)]
+        new: bool,
     },
     /// List the built-in target profiles.
     Targets {
@@ -145,7 +151,7 @@ async fn run(cli: Cli, cancel: CancellationToken) -> Result<(), Error> {
         Command::Lock(args) => cli::lock::run(args, quiet, cancel).await,
         Command::Verify(args) => cli::verify::run(args, quiet).await,
         Command::Inspect(args) => cli::inspect::run(args),
-        Command::Recipes { json } => cli::recipes::run(json),
+        Command::Recipes { json, show, new } => cli::recipes::run(json, show, new),
         Command::Targets { json } => cli::targets::run(json),
         Command::Target(TargetCmd::Capture) => cli::capture::run(),
         Command::Cache { command } => cli::cache::run(command),

@@ -5,7 +5,26 @@ use bundle::Error;
 
 use super::{outln, print_json};
 
-pub fn run(json: bool) -> Result<(), Error> {
+/// `--show NAME` prints a recipe; `--new` a commented template.
+pub fn run(json: bool, show: Option<String>, new: bool) -> Result<(), Error> {
+    if new {
+        super::out(recipe::TEMPLATE);
+        return Ok(());
+    }
+    if let Some(name) = show {
+        let text = recipe::text_of(&name, None).ok_or_else(|| {
+            let names: Vec<String> = recipe::builtin().into_iter().map(|(n, _)| n).collect();
+            let close = bundle::error::closest(&name, names.iter().map(String::as_str))
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            Error::Usage(format!(
+                "no recipe `{name}`{close}: known are {}; `bundle recipes --new` prints a template",
+                names.join(", ")
+            ))
+        })?;
+        super::out(&text);
+        return Ok(());
+    }
     let list = recipe::builtin();
     if json {
         let v: Vec<_> = list

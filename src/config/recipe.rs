@@ -344,6 +344,28 @@ impl Recipe {
 }
 
 /// Names of built-in recipes with their descriptions.
+/// A commented recipe with every key, for `bundle recipes --new`.
+pub const TEMPLATE: &str = include_str!("recipe_template.toml");
+
+/// A recipe's text: a local one (`<dir>/<name>.toml`, or a `.toml` path),
+/// else a built-in one.
+pub fn text_of(name: &str, dir: Option<&Path>) -> Option<String> {
+    if name.ends_with(".toml") {
+        return std::fs::read_to_string(name).ok();
+    }
+    let dir = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("recipes"));
+    std::fs::read_to_string(dir.join(format!("{name}.toml")))
+        .ok()
+        .or_else(|| {
+            BUILTIN
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, t)| t.to_string())
+        })
+}
+
 pub fn builtin() -> Vec<(String, String)> {
     BUILTIN
         .iter()
@@ -573,6 +595,33 @@ pub fn from_args(args: &[String], dir: Option<&Path>) -> Result<Recipe, RecipeEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_template_parses_with_and_without_its_commented_keys() {
+        Recipe::parse("t", TEMPLATE, "template").unwrap();
+        // Uncommented, every key is one the parser accepts (a second
+        // `sha256_url` alternative aside).
+        let all: String = TEMPLATE
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.starts_with('[')
+                        || rest.split_once(" = ").is_some_and(|(k, _)| {
+                            k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        }) =>
+                {
+                    rest.to_string()
+                }
+                _ => l.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let r = Recipe::parse("t", &all, "template").unwrap();
+        assert_eq!(r.target.as_deref(), Some("chatgpt-2023"));
+        assert_eq!(r.releases.len(), 1);
+        assert!(r.apt.is_some());
+        assert_eq!(r.pypi.exclude_newer.as_deref(), Some("2023-05-03"));
+    }
 
     #[test]
     fn builtins_parse() {

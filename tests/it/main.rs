@@ -12,6 +12,7 @@ mod common;
 
 mod cli_snapshots;
 mod docker;
+mod docs;
 mod fuzz;
 mod install_py;
 mod integrity;
