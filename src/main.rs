@@ -49,9 +49,10 @@ pub struct ResolveArgs {
     /// Resolve as of DATE: only files uploaded up to then (YYYY-MM-DD or RFC 3339).
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
     exclude_newer: Option<String>,
-    /// Target profile: a built-in name (see `bundle targets`) or a .toml file.
+    /// Target profile: a built-in name (see `bundle targets`) or a .toml
+    /// file. `build` takes several, for one bundle per target.
     #[arg(long, short = 't', value_name = "NAME|FILE")]
-    target: Option<String>,
+    target: Vec<String>,
     /// Folder of recipes (default: ./recipes, then the built-in ones).
     #[arg(long, value_name = "DIR")]
     recipes: Option<PathBuf>,

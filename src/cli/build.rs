@@ -58,25 +58,112 @@ pub fn parse_max_upload(s: &str) -> Result<u64, String> {
 }
 
 pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Result<(), Error> {
+    let sources = super::sources(&args.resolve, quiet);
+    if args.resolve.target.len() <= 1 {
+        let (doc, result) = run_one(
+            &args,
+            args.resolve.target.first(),
+            &args.out,
+            &sources,
+            quiet,
+            false,
+            cancel,
+        )
+        .await;
+        if args.json {
+            if let Some(doc) = doc {
+                print_json(&doc);
+            }
+        }
+        return result;
+    }
+    // A matrix: one bundle per target in <out>/<target>/, built
+    // concurrently (they share the cache), reported in the targets' order.
+    let runs = args.resolve.target.iter().map(|t| {
+        let out = args.out.join(target_folder(t));
+        let (args, sources, cancel) = (&args, &sources, cancel.clone());
+        async move { run_one(args, Some(t), &out, sources, quiet, true, cancel).await }
+    });
+    let results = futures_util::future::join_all(runs).await;
+    let mut docs = Vec::new();
+    let mut first_error = None;
+    for (t, (doc, result)) in args.resolve.target.iter().zip(results) {
+        let mut doc = doc.unwrap_or_else(|| serde_json::json!({"build": null, "verify": null}));
+        doc["target"] = serde_json::Value::String(t.clone());
+        if let Err(e) = result {
+            doc["error"] = super::error_json(&e);
+            if !quiet {
+                eprintln!("error: target {t}: {e}");
+            }
+            first_error.get_or_insert(e);
+        }
+        docs.push(doc);
+    }
+    if args.json {
+        print_json(&docs);
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// The folder of a target's bundles in a matrix build: the profile's name.
+fn target_folder(target: &str) -> String {
+    std::path::Path::new(target)
+        .file_stem()
+        .filter(|_| target.ends_with(".toml"))
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| target.to_string())
+}
+
+/// Build (and verify) for one target: its JSON document (when the build
+/// got that far) and how it ended.
+async fn run_one(
+    args: &BuildArgs,
+    target_arg: Option<&String>,
+    out: &std::path::Path,
+    sources: &[super::Source],
+    quiet: bool,
+    matrix: bool,
+    cancel: CancellationToken,
+) -> (Option<serde_json::Value>, Result<(), Error>) {
+    let mut doc = None;
+    let result = build_one(
+        args, target_arg, out, sources, quiet, matrix, cancel, &mut doc,
+    )
+    .await;
+    (doc, result)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn build_one(
+    args: &BuildArgs,
+    target_arg: Option<&String>,
+    out: &std::path::Path,
+    sources: &[super::Source],
+    quiet: bool,
+    matrix: bool,
+    cancel: CancellationToken,
+    doc: &mut Option<serde_json::Value>,
+) -> Result<(), Error> {
     let BuildArgs {
         resolve,
-        out,
         format,
         locked,
         verify,
         max_upload,
         no_split,
         json,
+        ..
     } = args;
-    let mut options = options_from(&resolve);
-    options.out = out;
-    options.max_upload = max_upload;
+    let mut options = options_from(resolve);
+    options.target = target_arg.cloned();
+    options.out = out.to_path_buf();
+    options.max_upload = *max_upload;
     options.split = !no_split;
     let (recipe, mut target) = build::load(&options)?;
-    if locked {
+    if *locked {
         let lock = PathBuf::from(format!("{}.lock.json", recipe.name));
         // The lock's own target, unless --target names one.
-        if resolve.target.is_none() {
+        if target_arg.is_none() {
             if let Some(source) = build::lock_target(&lock) {
                 target = bundle::config::target::Target::load(&source)?;
             }
@@ -89,8 +176,8 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
         Some(FormatArg::Dir) => Format::Dir,
         None => build::default_format(&target),
     };
-    let sources = super::sources(&resolve, quiet);
-    let reporter = Arc::new(CliReporter::new(quiet));
+    // In a matrix, bars would fight over the terminal: summaries only.
+    let reporter = Arc::new(CliReporter::new(quiet || matrix));
     let started = Instant::now();
     let fetcher = build::fetcher(&options, reporter.clone())?;
     let result = build::build(
@@ -107,14 +194,12 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
     // One shape with or without --verify: {"build": ..., "verify": ...}.
     let mut build_json = serde_json::to_value(&output).expect("serializable");
     build_json["timings"] = serde_json::to_value(reporter.timings()).expect("serializable");
-    build_json["sources"] = serde_json::to_value(&sources).expect("serializable");
-    if json {
-        print_json(&serde_json::json!({"build": build_json, "verify": null}));
-    }
+    build_json["sources"] = serde_json::to_value(sources).expect("serializable");
+    *doc = Some(serde_json::json!({"build": build_json, "verify": null}));
     if !quiet {
-        print_build_summary(&output, &sources, started.elapsed());
+        print_build_summary(&output, sources, started.elapsed());
     }
-    if verify {
+    if *verify {
         // The folder's uploads.json names exactly what the user uploads.
         let path = output.bundle_dir.clone();
         let result = bundle::verify::verify(
@@ -130,10 +215,8 @@ pub async fn run(args: BuildArgs, quiet: bool, cancel: CancellationToken) -> Res
         .await;
         reporter.finish();
         let report = result?;
-        if json {
-            print_json(&serde_json::json!({"build": build_json, "verify": report}));
-        }
-        return finish_verify(report, json, quiet);
+        *doc = Some(serde_json::json!({"build": build_json, "verify": report}));
+        return finish_verify(report, *json, quiet);
     }
     Ok(())
 }

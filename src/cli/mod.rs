@@ -54,6 +54,10 @@ pub fn finish_json(error: Option<&bundle::Error>) {
     let result = JSON_RESULT.lock().expect("poisoned").take();
     let doc = match error {
         None => result.unwrap_or(serde_json::Value::Null),
+        // A matrix build's list carries each target's error in its place.
+        Some(_) if matches!(result, Some(serde_json::Value::Array(_))) => {
+            result.expect("matched above")
+        }
         Some(e) => {
             let mut doc = match result {
                 Some(serde_json::Value::Object(map)) => map,
@@ -101,7 +105,7 @@ pub fn usage_error_json(message: &str) {
 pub fn options_from(r: &ResolveArgs) -> Options {
     Options {
         args: r.items.clone(),
-        target: r.target.clone(),
+        target: r.target.first().cloned(),
         recipes_dir: r.recipes.clone(),
         index_url: r.index_url.clone(),
         github_api: r.github_api.clone(),
@@ -131,6 +135,16 @@ pub fn human_size(bytes: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// `plan` and `lock` make one Plan: one target.
+pub fn one_target(r: &ResolveArgs) -> Result<(), bundle::Error> {
+    if r.target.len() > 1 {
+        return Err(bundle::Error::Usage(
+            "plan and lock take one --target; build takes several".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Where one item of the command line comes from.

@@ -69,6 +69,7 @@ pub async fn resolve_plan(
     quiet: bool,
     cancel: CancellationToken,
 ) -> Result<(bundle::model::plan::Plan, u64), Error> {
+    super::one_target(resolve)?;
     let options = options_from(resolve);
     let (recipe, target) = build::load(&options)?;
     let reporter = Arc::new(CliReporter::new(quiet));

@@ -1691,3 +1691,63 @@ fn a_lock_covers_the_whole_target_profile_and_bundles_carry_pylock() {
         sha256(&lib.build())
     );
 }
+
+#[test]
+fn several_targets_in_one_run() {
+    let (server, cwd, cache) = setup();
+    let index = server.index_url();
+    let profile = cwd.path().join("py39.toml");
+    std::fs::write(
+        &profile,
+        "description = \"s\"\nimage = \"debian:11\"\nplatform = \"linux/amd64\"\nglibc = \"2.31\"\npython = \"3.9.2\"\n",
+    )
+    .unwrap();
+    let out = bundle(cwd.path(), cache.path())
+        .args(["build", "app", "--json", "--index-url", &index])
+        .args(["--target", "ubuntu-20.04", "--target", "py39.toml"])
+        .assert()
+        .success();
+    let docs: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let docs = docs.as_array().unwrap();
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["target"], "ubuntu-20.04");
+    assert_eq!(docs[1]["target"], "py39.toml");
+    assert_eq!(docs[1]["build"]["target"]["python"], "3.9.2");
+    for (folder, doc) in [("ubuntu-20.04", &docs[0]), ("py39", &docs[1])] {
+        let dir = cwd.path().join("dist").join(folder).join("app");
+        assert!(dir.join("manifest.json").is_file(), "{folder}");
+        assert!(cwd
+            .path()
+            .join("dist")
+            .join(folder)
+            .join("app.zip")
+            .is_file());
+        assert!(doc["build"]["bundle_dir"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("dist/{folder}/app")));
+    }
+    // A target that fails is reported in its place; the run exits with its code.
+    let out = bundle(cwd.path(), cache.path())
+        .args(["build", "app", "--json", "--index-url", &index])
+        .args(["--target", "ubuntu-20.04", "--target", "nope-1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let docs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(docs[0].get("error").is_none(), "{docs}");
+    assert_eq!(docs[1]["error"]["kind"], "target");
+    // plan and lock take one target.
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "plan",
+            "app",
+            "-t",
+            "ubuntu-20.04",
+            "-t",
+            "chatgpt-2023",
+        ]),
+        2,
+    );
+    assert!(err.contains("plan and lock take one --target"), "{err}");
+}
