@@ -20,4 +20,5 @@ mod integrity;
 mod live;
 mod pypi;
 mod release;
+mod schemas;
 mod verify;

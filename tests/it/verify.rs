@@ -425,6 +425,9 @@ fn volumes_within_the_upload_limit_join_check_and_install_as_the_user() {
         .collect();
     assert_eq!(uploads, ["big.zip.001", "big.zip.002", "big.zip.003"]);
     assert_eq!(json["verify"]["ok"], true);
+    // The build result with its verify report, as the schemas describe it.
+    crate::schemas::validate("build-result.schema.json", &json);
+    crate::schemas::validate("verify-report.schema.json", &json["verify"]);
     // verify uploaded exactly the volumes.
     assert_eq!(json["verify"]["steps"][0]["name"], "upload");
     assert_eq!(
