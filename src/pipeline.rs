@@ -742,7 +742,7 @@ async fn stage_apt(
         link: planned.link,
         check: Vec::new(),
     };
-    let built = apt::build(&engine, target, &apt, root, fetcher.cache(), reporter).await?;
+    let built = apt::build(&engine, target, &apt, root, fetcher, reporter).await?;
     let mut entries = Vec::new();
     for f in built.files {
         let kind = if f.library {

@@ -428,6 +428,11 @@ impl Fetcher {
         self.offline
     }
 
+    /// Whether cached pages and lists are to be fetched again (`--refresh`).
+    pub fn refresh(&self) -> bool {
+        self.refresh
+    }
+
     /// GET with retries on connection failures and 5xx. The server has
     /// `limits.timeout` in all, across attempts, to send its headers.
     async fn send(&self, url: &str, headers: HeaderMap) -> Result<Response, FetchError> {

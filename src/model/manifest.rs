@@ -44,6 +44,13 @@ pub struct AptPackage {
     pub version: String,
     /// Its Debian architecture (`amd64`, `arm64`, `all`).
     pub architecture: String,
+    /// The `.deb` file it was installed from (kept in the cache, so that a
+    /// rebuild installs it offline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deb: Option<String>,
+    /// That file's sha256, as the distribution's package lists give it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Sha256>,
 }
 
 /// One file of the bundle, as listed in `manifest.json`.

@@ -38,6 +38,14 @@ pub enum AptError {
         needed_by: String,
         image: String,
     },
+    #[error("--offline: {what} for {} not in the cache", .packages.join(", "))]
+    NotCached { what: String, packages: Vec<String> },
+    #[error("{file} from the distribution's mirror is not the file its package lists name (sha256 {actual}, lists {expected})")]
+    DebMismatch {
+        file: String,
+        actual: String,
+        expected: String,
+    },
     #[error("copying {path} out of the container: {message}")]
     CopyOut { path: String, message: String },
     #[error("writing {path}")]
@@ -62,6 +70,9 @@ impl Diagnose for AptError {
             AptError::LibraryNotFound { .. } => {
                 Some("add the package that provides it to `packages` in the recipe".into())
             }
+            AptError::NotCached { .. } => Some(
+                "run the same build once with the network, which keeps the package lists and .deb files in the cache".into(),
+            ),
             AptError::UnknownPackage { .. } => Some(
                 "check the package names in the recipe (`apt-cache search` in the image finds them); names differ between distributions and releases".into(),
             ),
@@ -144,6 +155,8 @@ fn dpkg_list(text: &str) -> BTreeMap<String, AptPackage> {
                         package: package.to_string(),
                         version: version.to_string(),
                         architecture: architecture.to_string(),
+                        deb: None,
+                        sha256: None,
                     },
                 )
             })
@@ -161,27 +174,68 @@ pub async fn build(
     target: &Target,
     apt: &Apt,
     root: &Path,
-    cache: &crate::fetch::cache::Cache,
+    fetcher: &crate::fetch::Fetcher,
     reporter: &dyn Reporter,
 ) -> Result<AptBuild, AptError> {
+    let cache = fetcher.cache();
     let step = Step::start(reporter, "sandbox image and its libraries");
     let sandbox_tag = sandbox::sandbox_image(engine, target, reporter).await?;
     let system_libraries =
         sandbox::libraries(engine, &sandbox_tag, &target.platform, cache).await?;
     drop(step);
-
+    // The package lists and .deb files come from the cache, fetched into it
+    // (in a container with the network) only when missing; the install
+    // itself runs with no network, as every rebuild can.
+    let lists = package_lists(engine, &sandbox_tag, target, apt, fetcher, reporter).await?;
     let spec = ContainerSpec {
         image: sandbox_tag.clone(),
         platform: target.platform.clone(),
-        network: true,
+        network: false,
         user: Some("0".into()),
         purpose: "apt".into(),
     };
+    // patchelf (for RUNPATH) comes the same way, without being recorded.
+    let mut fetched = apt.clone();
+    if apt.link != Some(Link::Wrapper) {
+        fetched.packages.push("patchelf".into());
+    }
+    let debs = engine
+        .with_container(&spec, async |c| {
+            restore_lists(c, &lists).await?;
+            wanted_debs(c, &fetched).await
+        })
+        .await?;
+    let debs = cached_debs(
+        engine,
+        &sandbox_tag,
+        target,
+        &fetched,
+        &lists,
+        debs,
+        fetcher,
+        reporter,
+    )
+    .await?;
     let (installed, files) = engine
         .with_container(&spec, async |c| {
+            restore_lists(c, &lists).await?;
+            put_debs(c, &debs).await?;
             build_in(c, target, apt, root, &system_libraries, reporter).await
         })
         .await?;
+    let installed = installed
+        .into_iter()
+        .map(|mut p| {
+            if let Some(d) = debs
+                .iter()
+                .find(|d| d.package == p.package && d.version == p.version)
+            {
+                p.deb = Some(d.file.clone());
+                p.sha256 = Some(d.sha256.clone());
+            }
+            p
+        })
+        .collect();
     Ok(AptBuild {
         installed,
         files,
@@ -249,9 +303,10 @@ async fn install_and_record(
     let before = dpkg_list(&c.run_ok(DPKG_QUERY, "dpkg-query", &root_opts).await?.stdout);
     let what = format!("apt-get install {}", apt.packages.join(" "));
     let step = Step::start(reporter, &what);
+    // From the lists and .deb files put in place: no network, no update.
     let out = c
         .exec(
-            &format!("set -e; {APT_ENV}; $APT update; $APT install -y {packages}"),
+            &format!("set -e; {APT_ENV}; $APT {LISTS_OPTS} install -y --no-download {packages}"),
             &root_opts,
         )
         .await?;
@@ -502,7 +557,7 @@ async fn stage_and_link(
 /// patchelf commands: `$ORIGIN/../lib` on binaries, `$ORIGIN` on libraries.
 fn patch_script(binaries: &Binaries, closure: &Closure) -> String {
     let mut patch = format!(
-        "set -e; {APT_ENV}; command -v patchelf >/dev/null || $APT install -y patchelf >/dev/null; cd /tmp/bundle-out\n"
+        "set -e; {APT_ENV}; command -v patchelf >/dev/null || $APT {LISTS_OPTS} install -y --no-download patchelf >/dev/null; cd /tmp/bundle-out\n"
     );
     for (name, real) in binaries {
         if closure.dynamic.contains(real) {
@@ -688,7 +743,9 @@ mod tests {
         .unwrap();
         let names: Vec<&str> = installed.iter().map(|p| p.package.as_str()).collect();
         assert_eq!(names, ["liblua5.3-0", "lua5.3"]);
-        assert_eq!(c.ran("$APT install -y lua5.3"), 1);
+        // From the lists and .deb files put in place: nothing is fetched.
+        assert_eq!(c.ran("install -y --no-download lua5.3"), 1);
+        assert_eq!(c.ran("update"), 0);
     }
 
     #[test]
@@ -825,5 +882,367 @@ mod tests {
         let m = dpkg_list(text);
         assert_eq!(m.len(), 1);
         assert_eq!(m["lua5.3"].version, "5.3.3-1.1+deb11u1");
+    }
+}
+
+/// apt keeps its package lists gzipped (smaller to cache).
+const LISTS_OPTS: &str = "-o Acquire::GzipIndexes=true -o Acquire::CompressionTypes::Order::=gz";
+
+/// How long cached package lists are used before `apt-get update` runs
+/// again (`--refresh` runs it at once; `--offline` uses any age).
+const LISTS_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// A `.deb` the install needs: from the package lists, then the cache.
+#[derive(Debug, Clone)]
+struct Deb {
+    package: String,
+    version: String,
+    /// Its file name, `name_version_arch.deb`.
+    file: String,
+    sha256: crate::model::Sha256,
+    /// The verified file in the cache (once there).
+    path: Option<std::path::PathBuf>,
+}
+
+/// The sandbox image's package lists (a tar of /var/lib/apt/lists), from
+/// the cache when fresh, else from `apt-get update` in a container with the
+/// network.
+async fn package_lists(
+    engine: &Engine,
+    image: &str,
+    target: &Target,
+    apt: &Apt,
+    fetcher: &crate::fetch::Fetcher,
+    reporter: &dyn Reporter,
+) -> Result<Vec<u8>, AptError> {
+    let cache = fetcher.cache();
+    let id = engine
+        .image_id(image)
+        .await?
+        .unwrap_or_else(|| image.to_string());
+    let path = cache.keyed("apt", &format!("lists-v1-{id}"), ".tar");
+    let age = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    let usable = fetcher.offline() || (!fetcher.refresh() && age.is_some_and(|a| a < LISTS_TTL));
+    if usable {
+        if let Some(tar) = cache.read_checked(&path) {
+            return Ok(tar);
+        }
+    }
+    if fetcher.offline() {
+        return Err(AptError::NotCached {
+            what: "the package lists".into(),
+            packages: apt.packages.clone(),
+        });
+    }
+    let _step = Step::start(reporter, "apt-get update");
+    let spec = ContainerSpec {
+        image: image.to_string(),
+        platform: target.platform.clone(),
+        network: true,
+        user: Some("0".into()),
+        purpose: "apt-update".into(),
+    };
+    let tar = engine
+        .with_container(&spec, async |c| {
+            c.run_ok(
+                &format!(
+                    "set -e; {APT_ENV}; rm -rf /var/lib/apt/lists/*; $APT {LISTS_OPTS} update"
+                ),
+                "apt-get update",
+                &ExecOptions::default(),
+            )
+            .await?;
+            let members = c.copy_out_members("/var/lib/apt/lists").await?;
+            lists_tar(&members).map_err(|e| AptError::CopyOut {
+                path: "/var/lib/apt/lists".into(),
+                message: e.to_string(),
+            })
+        })
+        .await?;
+    cache
+        .write_checked(&path, &tar)
+        .map_err(|source| AptError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(tar)
+}
+
+/// A tar of the lists' files (copied out as `lists/...`), to unpack into
+/// /var/lib/apt/lists.
+fn lists_tar(members: &crate::docker::Members) -> std::io::Result<Vec<u8>> {
+    let files: Vec<(String, u32, Vec<u8>)> = members
+        .iter()
+        .filter_map(|(name, data)| {
+            let rel = name.split_once('/').map(|(_, r)| r)?;
+            // Only the lists themselves: no lock file, no partial downloads.
+            let keep = !rel.is_empty() && !rel.contains('/') && rel != "lock";
+            data.as_ref()
+                .filter(|_| keep)
+                .map(|d| (rel.to_string(), 0o644, d.clone()))
+        })
+        .collect();
+    crate::docker::tar_of(&files)
+}
+
+async fn restore_lists(c: &impl Run, lists: &[u8]) -> Result<(), AptError> {
+    c.copy_in("/var/lib/apt/lists", lists.to_vec()).await?;
+    Ok(())
+}
+
+/// The .deb files `apt-get install` would fetch for the recipe's packages,
+/// with the sha256 the lists give (`--print-uris`, no network needed).
+async fn wanted_debs(c: &impl Run, apt: &Apt) -> Result<Vec<Deb>, AptError> {
+    let out = c
+        .exec(
+            &format!(
+                "{APT_ENV}; $APT {LISTS_OPTS} install -y -qq --print-uris {}",
+                quoted(&apt.packages)
+            ),
+            &ExecOptions::default(),
+        )
+        .await?;
+    let text = out.combined();
+    let unknown: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("E: Unable to locate package "))
+        .map(|p| p.trim().to_string())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(AptError::UnknownPackage {
+            packages: unknown,
+            image: c.image().to_string(),
+        });
+    }
+    if out.code != 0 {
+        return Err(DockerError::Failed {
+            what: format!("apt-get install --print-uris {}", apt.packages.join(" ")),
+            image: c.image().to_string(),
+            code: out.code,
+            output: crate::docker::tail(&text, 40),
+        }
+        .into());
+    }
+    let mut debs = parse_print_uris(&text);
+    if debs.is_empty() {
+        return Ok(debs);
+    }
+    // --print-uris may name only an MD5 sum: the lists' SHA256 of each file.
+    let specs: Vec<String> = debs
+        .iter()
+        .map(|d| format!("{}={}", d.package, d.version))
+        .collect();
+    let shown = c
+        .run_ok(
+            &format!(
+                "{APT_ENV}; apt-cache {LISTS_OPTS} show --no-all-versions {}",
+                quoted(&specs)
+            ),
+            "apt-cache show",
+            &ExecOptions::default(),
+        )
+        .await?;
+    let sums = sha256_of_stanzas(&shown.stdout);
+    for d in &mut debs {
+        d.sha256 = sums
+            .get(&(d.package.clone(), d.version.clone()))
+            .cloned()
+            .ok_or_else(|| AptError::CopyOut {
+                path: d.file.clone(),
+                message: "the package lists give no SHA256 for it".into(),
+            })?;
+    }
+    Ok(debs)
+}
+
+/// (Package, Version) → SHA256 of `apt-cache show` stanzas.
+fn sha256_of_stanzas(text: &str) -> BTreeMap<(String, String), crate::model::Sha256> {
+    let mut out = BTreeMap::new();
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+        };
+        if let (Some(p), Some(v), Some(h)) =
+            (field("Package:"), field("Version:"), field("SHA256:"))
+        {
+            if let Ok(h) = crate::model::Sha256::parse(&h) {
+                out.insert((p, v), h);
+            }
+        }
+    }
+    out
+}
+
+/// `'URL' FILE SIZE SHA256:HEX` lines of `apt-get --print-uris`.
+fn parse_print_uris(text: &str) -> Vec<Deb> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let _url = w.next()?.strip_prefix('\'')?;
+            let file = w.next()?.to_string();
+            let _size = w.next()?;
+            // Filled in from the lists when the line names another sum.
+            let sha256 = w
+                .find_map(|x| x.strip_prefix("SHA256:"))
+                .and_then(|h| crate::model::Sha256::parse(h).ok())
+                .unwrap_or_else(|| crate::model::Sha256::of(b""));
+            let stem = file.strip_suffix(".deb")?;
+            let mut parts = stem.split('_');
+            let package = parts.next()?.to_string();
+            let version = parts.next()?.replace("%3a", ":");
+            Some(Deb {
+                package,
+                version,
+                file,
+                sha256,
+                path: None,
+            })
+        })
+        .collect()
+}
+
+/// Every wanted .deb, verified in the cache: those missing are downloaded
+/// in a container with the network (`--download-only`), copied out and
+/// checked against the lists' sha256. Under `--offline` a missing one is
+/// an error naming its package.
+#[allow(clippy::too_many_arguments)]
+async fn cached_debs(
+    engine: &Engine,
+    image: &str,
+    target: &Target,
+    apt: &Apt,
+    lists: &[u8],
+    mut debs: Vec<Deb>,
+    fetcher: &crate::fetch::Fetcher,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Deb>, AptError> {
+    let cache = fetcher.cache();
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| AptError::Io { path, source }
+    };
+    let mut missing = Vec::new();
+    for (i, d) in debs.iter_mut().enumerate() {
+        match cache
+            .lookup(&d.sha256)
+            .map_err(io(&cache.blob(&d.sha256)))?
+        {
+            crate::fetch::cache::Lookup::Verified { path, .. } => d.path = Some(path),
+            _ => missing.push(i),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(debs);
+    }
+    if fetcher.offline() {
+        return Err(AptError::NotCached {
+            what: "the .deb files".into(),
+            packages: missing.iter().map(|&i| debs[i].package.clone()).collect(),
+        });
+    }
+    let _step = Step::start(
+        reporter,
+        &format!("downloading {} .deb file(s)", missing.len()),
+    );
+    let spec = ContainerSpec {
+        image: image.to_string(),
+        platform: target.platform.clone(),
+        network: true,
+        user: Some("0".into()),
+        purpose: "apt-download".into(),
+    };
+    let members = engine
+        .with_container(&spec, async |c| {
+            restore_lists(c, lists).await?;
+            c.run_ok(
+                &format!(
+                    "set -e; {APT_ENV}; $APT {LISTS_OPTS} install -y -qq --download-only {}",
+                    quoted(&apt.packages)
+                ),
+                "apt-get install --download-only",
+                &ExecOptions::default(),
+            )
+            .await?;
+            Ok::<_, AptError>(c.copy_out_members("/var/cache/apt/archives").await?)
+        })
+        .await?;
+    for &i in &missing {
+        let d = &mut debs[i];
+        let data = members
+            .iter()
+            .find(|(name, data)| data.is_some() && name.rsplit('/').next() == Some(d.file.as_str()))
+            .and_then(|(_, data)| data.as_ref())
+            .ok_or_else(|| AptError::CopyOut {
+                path: format!("/var/cache/apt/archives/{}", d.file),
+                message: "apt-get did not download it".into(),
+            })?;
+        let actual = crate::model::Sha256::of(data);
+        if actual != d.sha256 {
+            return Err(AptError::DebMismatch {
+                file: d.file.clone(),
+                actual: actual.to_string(),
+                expected: d.sha256.to_string(),
+            });
+        }
+        let path = cache.blob(&d.sha256);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        cache.write_atomic(&path, data).map_err(io(&path))?;
+        d.path = Some(path);
+    }
+    Ok(debs)
+}
+
+/// Put the .deb files in apt's archive folder, where `--no-download`
+/// installs them from.
+async fn put_debs(c: &impl Run, debs: &[Deb]) -> Result<(), AptError> {
+    let mut files = Vec::new();
+    for d in debs {
+        let path = d.path.as_ref().expect("cached_debs set every path");
+        let data = std::fs::read(path).map_err(|source| AptError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        files.push((d.file.clone(), 0o644, data));
+    }
+    let tar = crate::docker::tar_of(&files).map_err(|e| AptError::CopyOut {
+        path: "/var/cache/apt/archives".into(),
+        message: e.to_string(),
+    })?;
+    c.copy_in("/var/cache/apt/archives", tar).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod uri_tests {
+    use super::*;
+
+    #[test]
+    fn print_uris_lines_become_debs() {
+        let h = "ab".repeat(32);
+        let text = format!(
+            "'http://deb.example/pool/main/l/lua5.3/liblua5.3-0_5.3.3-1.1%2bdeb11u1_amd64.deb' liblua5.3-0_5.3.3-1.1+deb11u1_amd64.deb 118412 SHA256:{h}\n\
+             'http://deb.example/pool/main/e/epoch/tool_1%3a2.0-1_amd64.deb' tool_1%3a2.0-1_amd64.deb 10 SHA256:{h}\n\
+             Reading package lists...\n'x' y.tar 1 MD5Sum:00\n"
+        );
+        let debs = parse_print_uris(&text);
+        assert_eq!(debs.len(), 2);
+        assert_eq!(debs[0].package, "liblua5.3-0");
+        assert_eq!(debs[0].version, "5.3.3-1.1+deb11u1");
+        assert_eq!(debs[0].sha256.as_str(), h);
+        assert_eq!(debs[1].version, "1:2.0-1");
+        let shown = format!("Package: tool\nVersion: 1:2.0-1\nSHA256: {h}\nSize: 10\n\nPackage: other\nVersion: 1\n");
+        let sums = sha256_of_stanzas(&shown);
+        assert_eq!(
+            sums[&("tool".to_string(), "1:2.0-1".to_string())].as_str(),
+            h
+        );
+        assert_eq!(sums.len(), 1);
     }
 }

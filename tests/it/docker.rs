@@ -85,6 +85,65 @@ fn apt_lua_carries_readline_and_runs_in_a_pristine_container() {
         lua["version"].as_str().unwrap().starts_with("5.3."),
         "{lua}"
     );
+    // Each installed package's .deb is recorded with its sha256 and kept in
+    // the cache: an --offline rebuild installs from there, with no network.
+    let readline = apt.iter().find(|p| p["package"] == "libreadline8").unwrap();
+    let deb_sha = readline["sha256"].as_str().unwrap().to_string();
+    assert!(
+        readline["deb"].as_str().unwrap().ends_with(".deb"),
+        "{readline}"
+    );
+    let blob = t
+        .cache
+        .path()
+        .join("blobs/sha256")
+        .join(&deb_sha[..2])
+        .join(&deb_sha);
+    assert_eq!(sha256(&std::fs::read(&blob).unwrap()), deb_sha);
+    let first = std::fs::read(dir.join("bin/lua5.3")).unwrap();
+    t.bundle()
+        .args([
+            "build",
+            "lua5.3",
+            "--offline",
+            "--target",
+            &fixture_target("debian11-bare"),
+        ])
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(dir.join("bin/lua5.3")).unwrap(), first);
+    // Without that .deb, --offline says which package it lacks.
+    std::fs::remove_file(&blob).unwrap();
+    let err = fails(
+        t.bundle().args([
+            "build",
+            "lua5.3",
+            "--offline",
+            "--target",
+            &fixture_target("debian11-bare"),
+        ]),
+        1,
+    );
+    assert!(
+        err.contains("--offline: the .deb files for libreadline8 not in the cache"),
+        "{err}"
+    );
+    // With an empty cache, not even the package lists are there.
+    let empty = tempfile::tempdir().unwrap();
+    let err = fails(
+        t.bundle().env("BUNDLE_CACHE_DIR", empty.path()).args([
+            "build",
+            "lua5.3",
+            "--offline",
+            "--target",
+            &fixture_target("debian11-bare"),
+        ]),
+        1,
+    );
+    assert!(
+        err.contains("--offline: the package lists for lua5.3 not in the cache"),
+        "{err}"
+    );
 
     // RUNPATH as readelf sees it.
     let dynamic = std::process::Command::new("readelf")
