@@ -742,7 +742,16 @@ async fn stage_apt(
         link: planned.link,
         check: Vec::new(),
     };
-    let built = apt::build(&engine, target, &apt, root, fetcher, reporter).await?;
+    let built = apt::build(
+        &engine,
+        target,
+        &apt,
+        &planned.debs,
+        root,
+        fetcher,
+        reporter,
+    )
+    .await?;
     let mut entries = Vec::new();
     for f in built.files {
         let kind = if f.library {
@@ -966,6 +975,7 @@ pub async fn plan(
             packages: a.packages.clone(),
             binaries: a.binaries.clone(),
             link: a.link,
+            debs: Vec::new(),
         }),
         excluded,
         profile: Some(target.profile()),

@@ -35,7 +35,31 @@ pub async fn run(args: LockArgs, quiet: bool, cancel: CancellationToken) -> Resu
         output,
         format,
     } = args;
-    let (plan, _) = resolve_plan(&resolve, quiet, cancel).await?;
+    let (mut plan, target) = resolve_plan(&resolve, quiet, cancel).await?;
+    // apt packages are locked to exact .deb files, resolved in the target's
+    // image (and fetched into the cache, so that --locked --offline works).
+    if let Some(apt) = plan.apt.as_mut() {
+        let reporter = std::sync::Arc::new(super::reporter::CliReporter::new(quiet));
+        let options = super::options_from(&resolve);
+        let fetcher = bundle::pipeline::fetcher(&options, reporter.clone())?;
+        let engine = bundle::docker::Engine::connect("apt recipes need").await?;
+        let recipe_apt = bundle::config::recipe::Apt {
+            packages: apt.packages.clone(),
+            binaries: apt.binaries.clone(),
+            link: apt.link,
+            check: Vec::new(),
+        };
+        let result = bundle::stage::apt::lock_debs(
+            &engine,
+            &target,
+            &recipe_apt,
+            &fetcher,
+            reporter.as_ref(),
+        )
+        .await;
+        reporter.finish();
+        apt.debs = result?;
+    }
     let (path, text) = match format {
         LockFormat::Json => {
             let mut text = serde_json::to_string_pretty(&plan).expect("serializable");

@@ -68,7 +68,7 @@ pub async fn resolve_plan(
     resolve: &ResolveArgs,
     quiet: bool,
     cancel: CancellationToken,
-) -> Result<(bundle::model::plan::Plan, u64), Error> {
+) -> Result<(bundle::model::plan::Plan, bundle::config::target::Target), Error> {
     super::one_target(resolve)?;
     let options = options_from(resolve);
     let (recipe, target) = build::load(&options)?;
@@ -84,7 +84,7 @@ pub async fn resolve_plan(
     )
     .await;
     reporter.finish();
-    Ok((result?, target.max_file_bytes))
+    Ok((result?, target))
 }
 
 pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Result<(), Error> {
@@ -94,8 +94,8 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Resu
         json,
     } = args;
     let sources = super::sources(&resolve, quiet);
-    let (plan, target_limit) = resolve_plan(&resolve, quiet, cancel).await?;
-    let sizes = sizes(&plan, max_upload.unwrap_or(target_limit));
+    let (plan, target) = resolve_plan(&resolve, quiet, cancel).await?;
+    let sizes = sizes(&plan, max_upload.unwrap_or(target.max_file_bytes));
     if json {
         // The Plan (what a lock file saves), plus the staging steps it
         // makes, for scripts that want to know what `build` will do.

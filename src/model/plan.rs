@@ -50,6 +50,23 @@ pub struct PlannedApt {
     /// How the programs find `lib/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<Link>,
+    /// The exact `.deb` files to install, in a lock file (`bundle lock`
+    /// resolves them in the target's image); empty in a plain plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub debs: Vec<LockedDeb>,
+}
+
+/// A `.deb` file a lock pins.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LockedDeb {
+    /// The Debian package.
+    pub package: String,
+    /// Its exact version.
+    pub version: String,
+    /// The file name, `name_version_arch.deb`.
+    pub deb: String,
+    /// Its sha256, from the distribution's package lists.
+    pub sha256: Sha256,
 }
 
 /// A package left out of the bundle, and why.

@@ -38,6 +38,8 @@ pub enum AptError {
         needed_by: String,
         image: String,
     },
+    #[error("the lock's {package} {version} is no longer in the distribution's package lists")]
+    VersionGone { package: String, version: String },
     #[error("--offline: {what} for {} not in the cache", .packages.join(", "))]
     NotCached { what: String, packages: Vec<String> },
     #[error("{file} from the distribution's mirror is not the file its package lists name (sha256 {actual}, lists {expected})")]
@@ -70,6 +72,9 @@ impl Diagnose for AptError {
             AptError::LibraryNotFound { .. } => {
                 Some("add the package that provides it to `packages` in the recipe".into())
             }
+            AptError::VersionGone { .. } => Some(
+                "the mirror dropped that version: run `bundle lock` again to pin what it has now".into(),
+            ),
             AptError::NotCached { .. } => Some(
                 "run the same build once with the network, which keeps the package lists and .deb files in the cache".into(),
             ),
@@ -173,6 +178,7 @@ pub async fn build(
     engine: &Engine,
     target: &Target,
     apt: &Apt,
+    locked: &[crate::model::plan::LockedDeb],
     root: &Path,
     fetcher: &crate::fetch::Fetcher,
     reporter: &dyn Reporter,
@@ -199,28 +205,54 @@ pub async fn build(
     if apt.link != Some(Link::Wrapper) {
         fetched.packages.push("patchelf".into());
     }
-    let debs = engine
-        .with_container(&spec, async |c| {
-            restore_lists(c, &lists).await?;
-            wanted_debs(c, &fetched).await
-        })
-        .await?;
+    // A lock names the exact files; else the lists say what to install.
+    let debs = if locked.is_empty() {
+        engine
+            .with_container(&spec, async |c| {
+                restore_lists(c, &lists).await?;
+                wanted_debs(c, &fetched).await
+            })
+            .await?
+    } else {
+        locked
+            .iter()
+            .map(|d| Deb {
+                package: d.package.clone(),
+                version: d.version.clone(),
+                file: d.deb.clone(),
+                sha256: d.sha256.clone(),
+                path: None,
+            })
+            .collect()
+    };
     let debs = cached_debs(
         engine,
         &sandbox_tag,
         target,
-        &fetched,
         &lists,
         debs,
         fetcher,
         reporter,
     )
     .await?;
+    // Installing a lock: every locked package at its version (patchelf aside).
+    let install = if locked.is_empty() {
+        apt.clone()
+    } else {
+        Apt {
+            packages: debs
+                .iter()
+                .filter(|d| d.package != "patchelf")
+                .map(|d| format!("{}={}", d.package, d.version))
+                .collect(),
+            ..apt.clone()
+        }
+    };
     let (installed, files) = engine
         .with_container(&spec, async |c| {
             restore_lists(c, &lists).await?;
             put_debs(c, &debs).await?;
-            build_in(c, target, apt, root, &system_libraries, reporter).await
+            build_in(c, target, &install, root, &system_libraries, reporter).await
         })
         .await?;
     let installed = installed
@@ -1115,7 +1147,6 @@ async fn cached_debs(
     engine: &Engine,
     image: &str,
     target: &Target,
-    apt: &Apt,
     lists: &[u8],
     mut debs: Vec<Deb>,
     fetcher: &crate::fetch::Fetcher,
@@ -1156,18 +1187,42 @@ async fn cached_debs(
         user: Some("0".into()),
         purpose: "apt-download".into(),
     };
+    // The missing files at their exact versions (a lock's, or the lists').
+    let wanted: Vec<String> = missing
+        .iter()
+        .map(|&i| format!("{}={}", debs[i].package, debs[i].version))
+        .collect();
     let members = engine
         .with_container(&spec, async |c| {
             restore_lists(c, lists).await?;
-            c.run_ok(
-                &format!(
-                    "set -e; {APT_ENV}; $APT {LISTS_OPTS} install -y -qq --download-only {}",
-                    quoted(&apt.packages)
-                ),
-                "apt-get install --download-only",
-                &ExecOptions::default(),
-            )
-            .await?;
+            let out = c
+                .exec(
+                    &format!(
+                        "set -e; {APT_ENV}; $APT {LISTS_OPTS} install -y -qq --download-only {}",
+                        quoted(&wanted)
+                    ),
+                    &ExecOptions::default(),
+                )
+                .await?;
+            if out.code != 0 {
+                let text = out.combined();
+                // E: Version '5.3.3-1.1' for 'lua5.3' was not found
+                if let Some((version, package)) = text.lines().find_map(|l| {
+                    let rest = l.strip_prefix("E: Version '")?;
+                    let (version, rest) = rest.split_once("' for '")?;
+                    let (package, _) = rest.split_once('\'')?;
+                    Some((version.to_string(), package.to_string()))
+                }) {
+                    return Err(AptError::VersionGone { package, version });
+                }
+                return Err(DockerError::Failed {
+                    what: "apt-get install --download-only".into(),
+                    image: c.image().to_string(),
+                    code: out.code,
+                    output: crate::docker::tail(&text, 40),
+                }
+                .into());
+            }
             Ok::<_, AptError>(c.copy_out_members("/var/cache/apt/archives").await?)
         })
         .await?;
@@ -1245,4 +1300,43 @@ mod uri_tests {
         );
         assert_eq!(sums.len(), 1);
     }
+}
+
+/// The exact `.deb` files the recipe's packages (and patchelf) install in
+/// the target's sandbox image today, for `bundle lock`.
+pub async fn lock_debs(
+    engine: &Engine,
+    target: &Target,
+    apt: &Apt,
+    fetcher: &crate::fetch::Fetcher,
+    reporter: &dyn Reporter,
+) -> Result<Vec<crate::model::plan::LockedDeb>, AptError> {
+    let sandbox_tag = sandbox::sandbox_image(engine, target, reporter).await?;
+    let lists = package_lists(engine, &sandbox_tag, target, apt, fetcher, reporter).await?;
+    let mut fetched = apt.clone();
+    if apt.link != Some(Link::Wrapper) {
+        fetched.packages.push("patchelf".into());
+    }
+    let spec = ContainerSpec {
+        image: sandbox_tag.clone(),
+        platform: target.platform.clone(),
+        network: false,
+        user: Some("0".into()),
+        purpose: "apt".into(),
+    };
+    let debs = engine
+        .with_container(&spec, async |c| {
+            restore_lists(c, &lists).await?;
+            wanted_debs(c, &fetched).await
+        })
+        .await?;
+    Ok(debs
+        .into_iter()
+        .map(|d| crate::model::plan::LockedDeb {
+            package: d.package,
+            version: d.version,
+            deb: d.file,
+            sha256: d.sha256,
+        })
+        .collect())
 }

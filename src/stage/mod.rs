@@ -192,6 +192,7 @@ mod tests {
                 packages: vec!["lua5.3".into()],
                 binaries: vec!["lua5.3".into()],
                 link: None,
+                debs: Vec::new(),
             }),
             excluded: Vec::new(),
             replaced: Vec::new(),

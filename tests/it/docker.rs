@@ -667,3 +667,77 @@ fn orphans_whose_owner_is_gone_are_reaped_on_the_next_connect() {
     assert!(kept.starts_with(&left[0]));
     docker(&["rm", "-f", &kept]);
 }
+
+#[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
+fn a_lock_pins_the_deb_files_and_locked_offline_installs_exactly_them() {
+    let t = docker_test();
+    let target = fixture_target("debian11-bare");
+    std::fs::write(
+        t.work.path().join("lua.toml"),
+        "[apt]\npackages = [\"lua5.3\"]\nbinaries = [\"lua5.3\"]\n",
+    )
+    .unwrap();
+    t.bundle()
+        .args(["lock", "lua.toml", "--target", &target])
+        .assert()
+        .success();
+    let lock_path = t.work.path().join("lua.lock.json");
+    let lock: serde_json::Value = serde_json::from_str(&read_to_string(&lock_path)).unwrap();
+    let debs = lock["apt"]["debs"].as_array().unwrap();
+    let names: Vec<&str> = debs
+        .iter()
+        .map(|d| d["package"].as_str().unwrap())
+        .collect();
+    for wanted in ["lua5.3", "libreadline8", "patchelf"] {
+        assert!(names.contains(&wanted), "{wanted} not in {names:?}");
+    }
+    // A first locked build fetches the .debs; then --locked --offline
+    // installs exactly the locked versions, with no network anywhere.
+    t.bundle()
+        .args(["build", "lua.toml", "--locked"])
+        .assert()
+        .success();
+    t.bundle()
+        .args(["build", "lua.toml", "--locked", "--offline"])
+        .assert()
+        .success();
+    let manifest: serde_json::Value = serde_json::from_str(&read_to_string(
+        &t.work.path().join("dist/lua/manifest.json"),
+    ))
+    .unwrap();
+    for d in debs.iter().filter(|d| d["package"] != "patchelf") {
+        let installed = manifest["apt"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["package"] == d["package"])
+            .unwrap_or_else(|| panic!("{} not installed", d["package"]));
+        assert_eq!(installed["version"], d["version"]);
+        assert_eq!(installed["sha256"], d["sha256"]);
+    }
+    // A locked version the mirror no longer has is named (a fresh cache,
+    // so that it must be fetched).
+    let mut stale = lock.clone();
+    for d in stale["apt"]["debs"].as_array_mut().unwrap() {
+        if d["package"] == "lua5.3" {
+            d["version"] = "5.3.0-0.0bundle".into();
+            d["deb"] = "lua5.3_5.3.0-0.0bundle_amd64.deb".into();
+        }
+    }
+    std::fs::write(&lock_path, serde_json::to_string_pretty(&stale).unwrap()).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let err = fails(
+        t.bundle()
+            .env("BUNDLE_CACHE_DIR", empty.path())
+            .args(["build", "lua.toml", "--locked"]),
+        1,
+    );
+    assert!(
+        err.contains(
+            "the lock's lua5.3 5.3.0-0.0bundle is no longer in the distribution's package lists"
+        ),
+        "{err}"
+    );
+    assert!(t.containers().is_empty(), "containers left behind");
+}
