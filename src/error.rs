@@ -75,3 +75,22 @@ mod tests {
         assert_eq!(closest("ubuntu-99", targets), None);
     }
 }
+
+/// The causes of an error to show under its message: each source in turn,
+/// leaving out one whose text the message (or an earlier cause) already
+/// holds, as when a wrapper puts its source's text after its own words.
+pub fn causes(e: &dyn std::error::Error) -> Vec<String> {
+    let mut shown = e.to_string();
+    let mut out = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !shown.contains(&text) {
+            shown.push('\n');
+            shown.push_str(&text);
+            out.push(text);
+        }
+        source = s.source();
+    }
+    out
+}

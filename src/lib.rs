@@ -112,7 +112,7 @@ impl Error {
             Error::Recipe(_) => "recipe",
             Error::Requirements(_) => "requirements",
             Error::Target(_) => "target",
-            Error::Plan(pipeline::PlanError::Release(_)) => "release",
+            Error::Plan(pipeline::PlanError::Release { .. }) => "release",
             Error::Plan(_) => "resolve",
             Error::Fetch(_) => "fetch",
             Error::Release(_) => "release",

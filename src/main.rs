@@ -277,10 +277,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
+            for cause in bundle::error::causes(&e) {
+                eprintln!("  caused by: {cause}");
             }
             if let Some(h) = e.hint() {
                 eprintln!("hint: {h}");

@@ -890,8 +890,12 @@ fn is_upload_of(file: &str, name: &str) -> bool {
 pub enum PlanError {
     #[error(transparent)]
     Resolve(#[from] ResolveError),
-    #[error(transparent)]
-    Release(#[from] ReleaseError),
+    #[error("recipe {recipe}: {error}")]
+    Release {
+        recipe: String,
+        #[source]
+        error: Box<ReleaseError>,
+    },
     #[error(transparent)]
     Index(#[from] crate::resolve::index::IndexError),
     #[error("{package} {version}: {file} has sha256 {sha256}, which is not among the hashes the requirements pin ({})", .pinned.join(", "))]
@@ -908,7 +912,7 @@ impl Diagnose for PlanError {
     fn exit_code(&self) -> i32 {
         match self {
             PlanError::Resolve(e) => e.exit_code(),
-            PlanError::Release(e) => e.exit_code(),
+            PlanError::Release { error, .. } => error.exit_code(),
             PlanError::Index(e) => e.exit_code(),
             PlanError::NotPinnedHash { .. } => crate::error::WORK_FAILED,
         }
@@ -917,7 +921,7 @@ impl Diagnose for PlanError {
     fn hint(&self) -> Option<String> {
         match self {
             PlanError::Resolve(e) => e.hint(),
-            PlanError::Release(e) => e.hint(),
+            PlanError::Release { error, .. } => error.hint(),
             PlanError::Index(e) => e.hint(),
             PlanError::NotPinnedHash { .. } => Some(
                 "the index serves another file than the one pinned: pin the version whose file has that hash, or update the --hash lines".into(),
@@ -952,7 +956,11 @@ pub async fn plan(
     for r in &recipe.releases {
         releases.push(
             release::plan_release(r, target, &fetcher, &options.github_api, reporter.as_ref())
-                .await?,
+                .await
+                .map_err(|error| PlanError::Release {
+                    recipe: recipe.name.clone(),
+                    error: Box::new(error),
+                })?,
         );
     }
     wheels.sort_by(|a, b| a.filename.cmp(&b.filename));

@@ -76,10 +76,8 @@ pub fn finish_json(error: Option<&bundle::Error>) {
 pub fn error_json(e: &bundle::Error) -> serde_json::Value {
     use bundle::Diagnose;
     let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(&format!("\ncaused by: {s}"));
-        source = s.source();
+    for cause in bundle::error::causes(e) {
+        message.push_str(&format!("\ncaused by: {cause}"));
     }
     serde_json::json!({
         "kind": e.kind(),

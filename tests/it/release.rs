@@ -958,6 +958,25 @@ fn releases_come_from_a_mirror_and_checksums_still_apply() {
         1,
     );
     assert!(err.contains("sha256 mismatch"), "{err}");
+    // An unreachable release names the recipe and the release, and its
+    // hint is about releases, not the package index.
+    let cache4 = tempfile::tempdir().unwrap();
+    recipe(
+        w.cwd.path(),
+        "gone",
+        "[[release]]\nname = \"tool\"\nversion = \"1\"\nurl = \"http://127.0.0.1:9/x.zip\"\nsha256_url = \"{url}.sha256\"\nfiles = [\"tool\"]\n",
+    );
+    let err = fails(
+        bundle(w.cwd.path(), cache4.path()).args(["build", "gone"]),
+        1,
+    );
+    assert!(err.contains("error: recipe gone: "), "{err}");
+    assert!(
+        err.contains("release `tool`") || err.contains("cannot reach"),
+        "{err}"
+    );
+    assert!(!err.contains("--index-url"), "{err}");
+    assert!(err.contains("BUNDLE_RELEASE_MIRROR"), "{err}");
     // A bad mirror setting is bad input.
     let err = fails(
         w.bundle()
