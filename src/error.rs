@@ -58,24 +58,6 @@ fn distance(a: &[char], b: &[char]) -> usize {
     row[b.len()]
 }
 
-#[cfg(test)]
-mod tests {
-    use super::closest;
-
-    #[test]
-    fn did_you_mean() {
-        let recipes = ["lua5.3", "sqlite-utils", "deno"];
-        assert_eq!(closest("lua53", recipes), Some("lua5.3"));
-        assert_eq!(closest("sqlite_utils", recipes), Some("sqlite-utils"));
-        assert_eq!(closest("sqlite-util", recipes), Some("sqlite-utils"));
-        assert_eq!(closest("numpy", recipes), None);
-        let targets = ["ubuntu-20.04", "chatgpt-2023", "ubuntu-20.04-arm64"];
-        assert_eq!(closest("ubuntu-20.4", targets), Some("ubuntu-20.04"));
-        assert_eq!(closest("chatgpt2023", targets), Some("chatgpt-2023"));
-        assert_eq!(closest("ubuntu-99", targets), None);
-    }
-}
-
 /// The causes of an error to show under its message: each source in turn,
 /// leaving out one whose text the message (or an earlier cause) already
 /// holds, as when a wrapper puts its source's text after its own words.
@@ -93,4 +75,22 @@ pub fn causes(e: &dyn std::error::Error) -> Vec<String> {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closest;
+
+    #[test]
+    fn did_you_mean() {
+        let recipes = ["lua5.3", "sqlite-utils", "deno"];
+        assert_eq!(closest("lua53", recipes), Some("lua5.3"));
+        assert_eq!(closest("sqlite_utils", recipes), Some("sqlite-utils"));
+        assert_eq!(closest("sqlite-util", recipes), Some("sqlite-utils"));
+        assert_eq!(closest("numpy", recipes), None);
+        let targets = ["ubuntu-20.04", "chatgpt-2023", "ubuntu-20.04-arm64"];
+        assert_eq!(closest("ubuntu-20.4", targets), Some("ubuntu-20.04"));
+        assert_eq!(closest("chatgpt2023", targets), Some("chatgpt-2023"));
+        assert_eq!(closest("ubuntu-99", targets), None);
+    }
 }
