@@ -258,3 +258,64 @@ fn refuses_another_python_before_installing_anything() {
     assert!(text.contains("bundle target capture"), "{text}");
     assert!(!text.contains("installing"), "{text}");
 }
+
+/// The uv to test pylock.toml with: `BUNDLE_TEST_UV`, else `uv` on PATH.
+fn uv() -> String {
+    std::env::var("BUNDLE_TEST_UV")
+        .ok()
+        .or_else(|| {
+            Command::new("uv")
+                .arg("--version")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|_| "uv".to_string())
+        })
+        .expect("needs uv: set BUNDLE_TEST_UV or put uv on PATH (bash .ci/run installs it)")
+}
+
+#[test]
+#[ignore = "needs uv and python3 with venv (bash .ci/run installs them)"]
+fn uv_installs_exactly_the_bundle_from_its_pylock_offline() {
+    let uv = uv();
+    let (_server, cwd, _cache) = built_demo();
+    let dir = cwd.path().join("dist/demo");
+    let venv = cwd.path().join("venv");
+    assert!(Command::new(python())
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .unwrap()
+        .success());
+    let uv_cache = tempfile::tempdir().unwrap();
+    let out = Command::new(&uv)
+        .args([
+            "pip",
+            "install",
+            "-r",
+            "pylock.toml",
+            "--offline",
+            "--python",
+        ])
+        .arg(venv.join("bin/python"))
+        .env("UV_CACHE_DIR", uv_cache.path())
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let out = Command::new(venv.join("bin/python"))
+        .args([
+            "-c",
+            "import app, lib, importlib.metadata as m; print(app.__version__, lib.__version__); print(sorted(d.metadata['Name'] for d in m.distributions()))",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text, "2.0 1.5\n['app', 'lib']\n");
+}
