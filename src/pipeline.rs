@@ -559,33 +559,10 @@ pub async fn build_plan(
         apt: apt_installed,
     };
     assemble::write_support_files(&root, &manifest)?;
-    let limit = options.max_upload.unwrap_or(target.max_file_bytes);
-    // A request the target already satisfies leaves nothing to upload.
-    let uploads = if manifest.files.is_empty() {
-        assemble::Uploads {
-            uploads: Vec::new(),
-            archive: None,
-            max_file_bytes: limit,
-        }
-    } else {
-        assemble::write_uploads(
-            &root,
-            &plan.name,
-            options.format,
-            staging.path(),
-            limit,
-            options.split,
-        )?
-    };
-    if uploads.archive.is_none() {
-        for u in uploads.uploads.iter().filter(|u| u.size > limit) {
-            let w = format!(
-                "{} is {} bytes, over target {}'s upload limit of {limit} bytes; a folder bundle cannot be split (use --format zip)",
-                u.path, u.size, target.name
-            );
-            reporter.warn(&w);
-            warnings.push(w);
-        }
+    let uploads = uploads_of(options, target, &plan.name, &root, &staging, &manifest)?;
+    for w in uploads_warnings(&uploads, target) {
+        reporter.warn(&w);
+        warnings.push(w);
     }
     assemble::write_prompt(&root, &manifest, target, &uploads)?;
     let previous = options.out.join(&plan.name);
@@ -604,6 +581,52 @@ pub async fn build_plan(
         delivery: uploads,
         warnings,
     })
+}
+
+/// Write the archive (or its volumes) into the staging folder, within the
+/// upload limit; nothing for a request the target already satisfies.
+fn uploads_of(
+    options: &Options,
+    target: &Target,
+    name: &str,
+    root: &Path,
+    staging: &crate::fsutil::RunDir,
+    manifest: &Manifest,
+) -> Result<assemble::Uploads, Error> {
+    let limit = options.max_upload.unwrap_or(target.max_file_bytes);
+    if manifest.files.is_empty() {
+        return Ok(assemble::Uploads {
+            uploads: Vec::new(),
+            archive: None,
+            max_file_bytes: limit,
+        });
+    }
+    Ok(assemble::write_uploads(
+        root,
+        name,
+        options.format,
+        staging.path(),
+        limit,
+        options.split,
+    )?)
+}
+
+/// A folder bundle's files over the limit cannot be split: say so.
+fn uploads_warnings(uploads: &assemble::Uploads, target: &Target) -> Vec<String> {
+    if uploads.archive.is_some() {
+        return Vec::new();
+    }
+    uploads
+        .uploads
+        .iter()
+        .filter(|u| u.size > uploads.max_file_bytes)
+        .map(|u| {
+            format!(
+                "{} is {} bytes, over target {}'s upload limit of {} bytes; a folder bundle cannot be split (use --format zip)",
+                u.path, u.size, target.name, uploads.max_file_bytes
+            )
+        })
+        .collect()
 }
 
 /// This run's staging folder in `out`, after removing those of killed runs

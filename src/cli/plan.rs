@@ -114,82 +114,87 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Resu
             sources,
         });
     } else {
-        outln!(
-            "{} for {} ({}, glibc {}, Python {})",
-            plan.name,
-            plan.target.name,
-            plan.target.platform,
-            plan.target.glibc,
-            plan.target.python
-        );
-        outln!("  from      {}", super::sources_line(&sources));
-        for w in &plan.wheels {
-            let size = match (w.size, &w.sdist) {
-                (Some(n), None) if n > sizes.max_file_bytes => format!(
-                    "{}, OVER the {} upload limit: split across volumes",
-                    human_size(n),
-                    human_size(sizes.max_file_bytes)
-                ),
-                (Some(n), None) => human_size(n),
-                _ => "size unknown".into(),
-            };
-            match &w.sdist {
-                Some(s) => outln!(
-                    "  wheel     {}=={}  {} (built from {})",
-                    w.package,
-                    w.version,
-                    w.filename,
-                    s.filename
-                ),
-                None => outln!(
-                    "  wheel     {}=={}  {} ({size})",
-                    w.package,
-                    w.version,
-                    w.filename
-                ),
-            }
-        }
-        if let Some(a) = &plan.apt {
-            outln!(
-                "  apt       {}  (binaries: {}; installed at build time in {})",
-                a.packages.join(" "),
-                a.binaries.join(" "),
-                plan.target.name
-            );
-        }
-        for r in &plan.releases {
-            outln!("  release   {} {}  {}", r.name, r.version, r.url);
-        }
-        for e in &plan.excluded {
-            outln!("  excluded  {}=={}  ({})", e.package, e.version, e.reason);
-        }
-        for r in &plan.replaced {
-            outln!(
-                "  replaces  {}=={}  (preinstalled on target) with {}",
-                r.package,
-                r.preinstalled,
-                r.version
-            );
-        }
-        let unknown = if sizes.unknown.is_empty() {
-            String::new()
-        } else {
-            format!(", plus {} file(s) of unknown size", sizes.unknown.len())
-        };
-        outln!(
-            "  size      {} to download{unknown}; upload limit {} per file{}",
-            human_size(sizes.total),
-            human_size(sizes.max_file_bytes),
-            if sizes.total > sizes.max_file_bytes {
-                " (the archive will be split into volumes)"
-            } else {
-                ""
-            }
-        );
+        print_plan(&plan, &sizes, &sources);
         outln!("build will:");
         for (i, step) in bundle::stage::steps(&plan).iter().enumerate() {
             outln!("  {:>2}. {}", i + 1, step.describe());
         }
     }
     Ok(())
+}
+
+/// The Plan in words: every file with its size and source.
+fn print_plan(plan: &bundle::model::plan::Plan, sizes: &Sizes, sources: &[super::Source]) {
+    outln!(
+        "{} for {} ({}, glibc {}, Python {})",
+        plan.name,
+        plan.target.name,
+        plan.target.platform,
+        plan.target.glibc,
+        plan.target.python
+    );
+    outln!("  from      {}", super::sources_line(sources));
+    for w in &plan.wheels {
+        let size = match (w.size, &w.sdist) {
+            (Some(n), None) if n > sizes.max_file_bytes => format!(
+                "{}, OVER the {} upload limit: split across volumes",
+                human_size(n),
+                human_size(sizes.max_file_bytes)
+            ),
+            (Some(n), None) => human_size(n),
+            _ => "size unknown".into(),
+        };
+        match &w.sdist {
+            Some(s) => outln!(
+                "  wheel     {}=={}  {} (built from {})",
+                w.package,
+                w.version,
+                w.filename,
+                s.filename
+            ),
+            None => outln!(
+                "  wheel     {}=={}  {} ({size})",
+                w.package,
+                w.version,
+                w.filename
+            ),
+        }
+    }
+    if let Some(a) = &plan.apt {
+        outln!(
+            "  apt       {}  (binaries: {}; installed at build time in {})",
+            a.packages.join(" "),
+            a.binaries.join(" "),
+            plan.target.name
+        );
+    }
+    for r in &plan.releases {
+        outln!("  release   {} {}  {}", r.name, r.version, r.url);
+    }
+    for e in &plan.excluded {
+        outln!("  excluded  {}=={}  ({})", e.package, e.version, e.reason);
+    }
+    for r in &plan.replaced {
+        outln!(
+            "  replaces  {}=={}  (preinstalled on target) with {}",
+            r.package,
+            r.preinstalled,
+            r.version
+        );
+    }
+    let unknown = if sizes.unknown.is_empty() {
+        String::new()
+    } else {
+        format!(", plus {} file(s) of unknown size", sizes.unknown.len())
+    };
+    outln!(
+        "  size      {} to download{unknown}; upload limit {} per file{}",
+        human_size(sizes.total),
+        human_size(sizes.max_file_bytes),
+        if sizes.total > sizes.max_file_bytes {
+            " (the archive will be split into volumes)"
+        } else {
+            ""
+        }
+    );
 }
