@@ -31,6 +31,18 @@ pub enum ReleaseError {
     BadChecksumFile { name: String, url: String },
     #[error("release `{name}`: `sha256 = \"{value}\"` is not 64 hex digits")]
     BadPin { name: String, value: String },
+    #[error("release `{name}`: `version = \"{version}\"` is not a version requirement: {message}")]
+    BadRequirement {
+        name: String,
+        version: String,
+        message: String,
+    },
+    #[error("release `{name}`: no release matches `{requirement}`{}", if .nearest.is_empty() { " (the project lists none)".to_string() } else { format!("; the newest are {}", .nearest.join(", ")) })]
+    NoMatch {
+        name: String,
+        requirement: String,
+        nearest: Vec<String>,
+    },
     #[error("release `{name}`: version \"latest\" needs a github.com release URL, got {url}")]
     LatestNotGithub { name: String, url: String },
     #[error("release `{name}`: cannot read the latest release from {url}")]
@@ -107,6 +119,8 @@ impl Diagnose for ReleaseError {
     fn exit_code(&self) -> i32 {
         match self {
             ReleaseError::BadPin { .. }
+            | ReleaseError::BadRequirement { .. }
+            | ReleaseError::NoMatch { .. }
             | ReleaseError::Unpinned { .. }
             | ReleaseError::MissingMember { .. }
             | ReleaseError::Template { .. }
@@ -208,6 +222,118 @@ fn github_repo(url: &str) -> Option<(String, String)> {
     Some((parts.next()?.to_string(), parts.next()?.to_string()))
 }
 
+/// `version = "^2.1"` (any requirement starting with an operator, or with
+/// a comma or `*`): a semver requirement the newest release must match. A
+/// plain version (`1.33.1`) is exact, as before.
+fn version_requirement(r: &Release) -> Result<Option<semver::VersionReq>, ReleaseError> {
+    let v = r.version.trim();
+    let is_requirement =
+        v.starts_with(['^', '~', '>', '<', '=', '*']) || v.contains(',') || v.contains('*');
+    if !is_requirement {
+        return Ok(None);
+    }
+    semver::VersionReq::parse(v)
+        .map(Some)
+        .map_err(|e| ReleaseError::BadRequirement {
+            name: r.name.clone(),
+            version: r.version.clone(),
+            message: e.to_string(),
+        })
+}
+
+/// A release as the releases API lists it.
+#[derive(Debug, Deserialize)]
+struct ApiRelease {
+    tag_name: String,
+    #[serde(default)]
+    draft: bool,
+    #[serde(default)]
+    prerelease: bool,
+    #[serde(default)]
+    assets: Vec<ApiAsset>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiAsset {
+    name: String,
+    browser_download_url: String,
+}
+
+/// The newest release matching `requirement`: drafts never, pre-releases
+/// only when the requirement names one. Else the newest versions, for the
+/// error.
+fn select<'a>(
+    requirement: &semver::VersionReq,
+    releases: &'a [ApiRelease],
+) -> Result<(semver::Version, &'a ApiRelease), Vec<String>> {
+    let wants_pre = requirement.comparators.iter().any(|c| !c.pre.is_empty());
+    let mut versions: Vec<(semver::Version, &ApiRelease)> = releases
+        .iter()
+        .filter(|r| !r.draft)
+        .filter_map(|r| {
+            let tag = r.tag_name.strip_prefix('v').unwrap_or(&r.tag_name);
+            semver::Version::parse(tag).ok().map(|v| (v, r))
+        })
+        .collect();
+    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions
+        .iter()
+        .find(|(v, r)| requirement.matches(v) && (wants_pre || (!r.prerelease && v.pre.is_empty())))
+        .map(|(v, r)| (v.clone(), *r))
+        .ok_or_else(|| {
+            versions
+                .iter()
+                .take(5)
+                .map(|(v, _)| v.to_string())
+                .collect()
+        })
+}
+
+/// The newest release of a github.com project matching a requirement, from
+/// the releases API: its version and the asset's URL.
+async fn matching_release(
+    r: &Release,
+    requirement: &semver::VersionReq,
+    target: &Target,
+    fetcher: &Fetcher,
+    github_api: &str,
+) -> Result<(String, String), ReleaseError> {
+    let (owner, repo) = github_repo(&r.url).ok_or_else(|| ReleaseError::LatestNotGithub {
+        name: r.name.clone(),
+        url: r.url.clone(),
+    })?;
+    let api = format!(
+        "{}/repos/{owner}/{repo}/releases?per_page=100",
+        github_api.trim_end_matches('/')
+    );
+    let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
+    let body = fetcher
+        .get_with_token(&api, Some("application/vnd.github+json"), token.as_deref())
+        .await?;
+    let releases: Vec<ApiRelease> =
+        serde_json::from_slice(&body).map_err(|source| ReleaseError::Latest {
+            name: r.name.clone(),
+            url: api.clone(),
+            source,
+        })?;
+    let (version, release) =
+        select(requirement, &releases).map_err(|nearest| ReleaseError::NoMatch {
+            name: r.name.clone(),
+            requirement: r.version.clone(),
+            nearest,
+        })?;
+    let version = version.to_string();
+    let templated = expand(&r.name, &r.url, &version, target.arch, None)?;
+    let file = templated.rsplit('/').next().unwrap_or(&templated);
+    let url = release
+        .assets
+        .iter()
+        .find(|a| a.name == file)
+        .map(|a| a.browser_download_url.clone())
+        .unwrap_or(templated);
+    Ok((version, url))
+}
+
 /// The latest release of a github.com project, from the releases API:
 /// its version and the asset's URL.
 async fn latest_release(
@@ -271,7 +397,7 @@ pub async fn plan_release(
     reporter: &dyn crate::report::Reporter,
 ) -> Result<PlannedRelease, ReleaseError> {
     // A malformed URL is the recipe's fault, found before any network use.
-    let probe = if r.version == "latest" {
+    let probe = if r.version == "latest" || version_requirement(r)?.is_some() {
         "0"
     } else {
         &r.version
@@ -286,6 +412,8 @@ pub async fn plan_release(
     }
     let (version, url) = if r.version == "latest" {
         latest_release(r, target, fetcher, github_api).await?
+    } else if let Some(requirement) = version_requirement(r)? {
+        matching_release(r, &requirement, target, fetcher, github_api).await?
     } else {
         let url = expand(&r.name, &r.url, &r.version, target.arch, None)?;
         (r.version.clone(), url)
@@ -538,5 +666,75 @@ mod tests {
             h.to_uppercase()
         );
         assert_eq!(got(&ps, "x.zip").unwrap(), h);
+    }
+}
+
+#[cfg(test)]
+mod semver_tests {
+    use super::*;
+
+    fn release(tag: &str, draft: bool, prerelease: bool) -> ApiRelease {
+        ApiRelease {
+            tag_name: tag.into(),
+            draft,
+            prerelease,
+            assets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_newest_match_skipping_drafts_and_pre_releases() {
+        let releases = [
+            release("v14.1.1", false, false),
+            release("v15.0.0-rc.1", false, true),
+            release("v14.2.0", true, false),
+            release("14.1.0", false, false),
+            release("v13.0.0", false, false),
+            release("nightly", false, true),
+        ];
+        let req = |s: &str| semver::VersionReq::parse(s).unwrap();
+        assert_eq!(
+            select(&req("^14"), &releases).unwrap().0.to_string(),
+            "14.1.1"
+        );
+        assert_eq!(
+            select(&req("~14.1.0, <14.1.1"), &releases)
+                .unwrap()
+                .0
+                .to_string(),
+            "14.1.0"
+        );
+        assert_eq!(
+            select(&req(">=14"), &releases).unwrap().0.to_string(),
+            "14.1.1"
+        );
+        // A pre-release only when asked for.
+        assert_eq!(
+            select(&req(">=15.0.0-rc.1"), &releases)
+                .unwrap()
+                .0
+                .to_string(),
+            "15.0.0-rc.1"
+        );
+        // No match: the newest versions, for the error.
+        let nearest = select(&req("^16"), &releases).unwrap_err();
+        assert_eq!(nearest, ["15.0.0-rc.1", "14.1.1", "14.1.0", "13.0.0"]);
+    }
+
+    #[test]
+    fn only_operators_make_a_requirement() {
+        let r = |v: &str| Release {
+            name: "x".into(),
+            version: v.into(),
+            url: "https://github.com/a/b/x".into(),
+            sha256: None,
+            sha256_url: None,
+            files: Vec::new(),
+            check: Vec::new(),
+        };
+        assert!(version_requirement(&r("1.33.1")).unwrap().is_none());
+        assert!(version_requirement(&r("^2.1")).unwrap().is_some());
+        assert!(version_requirement(&r(">=1, <2")).unwrap().is_some());
+        assert!(version_requirement(&r("^two")).is_err());
     }
 }

@@ -986,3 +986,56 @@ fn releases_come_from_a_mirror_and_checksums_still_apply() {
     );
     assert!(err.contains("is not FROM=TO"), "{err}");
 }
+
+#[test]
+fn a_version_requirement_picks_the_newest_matching_release() {
+    let w = world();
+    let tool = static_tool(w.fixtures.path());
+    let archive = gz(&tar_of(&[("tool", &tool)], &[]));
+    let asset = |v: &str| format!("tool-{v}-x86_64-unknown-linux-gnu.tar.gz");
+    let dl = w.serve_with_sum(&format!("/assets/v2.1.3/{}", asset("2.1.3")), archive, None);
+    let releases = serde_json::json!([
+        {"tag_name": "v3.0.0-beta.1", "prerelease": true, "assets": []},
+        {"tag_name": "v2.2.0", "draft": true, "assets": []},
+        {"tag_name": "v2.1.3", "assets": [{"name": asset("2.1.3"), "browser_download_url": dl}]},
+        {"tag_name": "v2.0.9", "assets": []},
+        {"tag_name": "v1.9.0", "assets": []},
+    ]);
+    w.server.route(
+        "/api/repos/acme/tool/releases?per_page=100",
+        serde_json::to_vec(&releases).unwrap(),
+        "application/json",
+        false,
+    );
+    let write = |version: &str| {
+        recipe(
+            w.cwd.path(),
+            "tool",
+            &format!("[[release]]\nname = \"tool\"\nversion = \"{version}\"\nurl = \"https://github.com/acme/tool/releases/download/v{{version}}/tool-{{version}}-{{triple}}.tar.gz\"\nsha256_url = \"{{url}}.sha256sum\"\nfiles = [\"tool\"]\n"),
+        )
+    };
+    write("^2.1");
+    let out = w
+        .bundle()
+        .args(["plan", "tool", "--json"])
+        .env("BUNDLE_GITHUB_API", w.server.url("/api"))
+        .assert()
+        .success();
+    let plan: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(plan["releases"][0]["version"], "2.1.3");
+    assert_eq!(plan["releases"][0]["url"], dl);
+    // No match: the error lists the newest versions (exit 2, the recipe's).
+    write("^4");
+    let err = fails(
+        w.bundle()
+            .args(["plan", "tool"])
+            .env("BUNDLE_GITHUB_API", w.server.url("/api")),
+        2,
+    );
+    assert!(
+        err.contains(
+            "no release matches `^4`; the newest are 3.0.0-beta.1, 2.1.3, 2.0.9, 1.9.0"
+        ),
+        "{err}"
+    );
+}
