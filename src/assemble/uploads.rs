@@ -42,9 +42,9 @@ pub struct Uploads {
 impl Uploads {
     /// Whether the archive was split into volumes.
     pub fn split(&self) -> bool {
-        self.archive
-            .as_ref()
-            .is_some_and(|a| self.uploads.len() > 1 || self.uploads[0].path != a.path)
+        self.archive.as_ref().is_some_and(|a| {
+            self.uploads.len() > 1 || self.uploads.first().is_some_and(|u| u.path != a.path)
+        })
     }
 
     /// Read `uploads.json` from a bundle folder, if it has one.

@@ -256,6 +256,20 @@ fn folder_uploads(dir: &Path, manifest: &Manifest) -> Result<(Uploads, UploadFil
             max_file_bytes: u64::MAX,
         },
     };
+    if delivery.archive.is_some() {
+        // An archive's uploads are files beside the folder, never paths.
+        if let Some(u) = delivery
+            .uploads
+            .iter()
+            .find(|u| u.path.contains(['/', '\\']) || u.path.starts_with('.') || u.path.is_empty())
+        {
+            return Err(bad(format!(
+                "{}: `{}` is not a file name beside the folder",
+                assemble::UPLOADS_JSON,
+                u.path
+            )));
+        }
+    }
     let mut uploads = Vec::new();
     let mut changed = Vec::new();
     let parent = dir.parent().unwrap_or(Path::new(""));
@@ -1229,6 +1243,25 @@ mod tests {
         assert_eq!(
             report.error().unwrap().to_string(),
             "verify failed at step `check: demo --version` (2 of 5 steps failed)"
+        );
+    }
+
+    #[test]
+    fn uploads_json_cannot_name_files_outside_the_output_folder() {
+        let (d, _bundle) = folder_bundle(Vec::new());
+        let dir = d.path().join("demo");
+        std::fs::write(d.path().join("secret"), b"not for the sandbox").unwrap();
+        let listed = format!(
+            r#"{{"uploads": [{{"path": "../secret", "size": 19, "sha256": "{}"}}], "archive": {{"path": "demo.zip", "size": 1, "sha256": "{}"}}, "max_file_bytes": 10}}"#,
+            crate::model::Sha256::of(b"not for the sandbox"),
+            crate::model::Sha256::of(b"x")
+        );
+        std::fs::write(dir.join("uploads.json"), listed).unwrap();
+        let e = read_bundle(&dir).err().expect("refused");
+        assert!(
+            e.to_string()
+                .contains("`../secret` is not a file name beside the folder"),
+            "{e}"
         );
     }
 

@@ -1033,9 +1033,7 @@ fn a_version_requirement_picks_the_newest_matching_release() {
         2,
     );
     assert!(
-        err.contains(
-            "no release matches `^4`; the newest are 3.0.0-beta.1, 2.1.3, 2.0.9, 1.9.0"
-        ),
+        err.contains("no release matches `^4`; the newest are 3.0.0-beta.1, 2.1.3, 2.0.9, 1.9.0"),
         "{err}"
     );
 }
