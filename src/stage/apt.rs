@@ -99,7 +99,7 @@ impl Diagnose for AptError {
 }
 
 /// A file the apt stage wrote into the bundle.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AptFile {
     /// `bin/<name>`, `lib/<soname>` or `libexec/<name>`.
     pub path: String,
@@ -112,7 +112,7 @@ pub struct AptFile {
 }
 
 /// What the apt stage produced.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AptBuild {
     /// Packages the install added to the image, with versions.
     pub installed: Vec<AptPackage>,
@@ -193,6 +193,13 @@ pub async fn build(
     // (in a container with the network) only when missing; the install
     // itself runs with no network, as every rebuild can.
     let lists = package_lists(engine, &sandbox_tag, target, apt, fetcher, reporter).await?;
+    // The same inputs (image, lists, packages, lock, recipe) give the same
+    // files: a rebuild takes them from the cache, checked, with no container.
+    let key = result_key(engine, &sandbox_tag, &lists, apt, locked).await?;
+    if let Some(done) = reuse(cache, &key, root) {
+        tracing::info!("apt: reused the result of an identical earlier build");
+        return Ok(done);
+    }
     let spec = ContainerSpec {
         image: sandbox_tag.clone(),
         platform: target.platform.clone(),
@@ -268,11 +275,13 @@ pub async fn build(
             p
         })
         .collect();
-    Ok(AptBuild {
+    let done = AptBuild {
         installed,
         files,
         system_libraries,
-    })
+    };
+    remember(cache, &key, root, &done);
+    Ok(done)
 }
 
 /// Binaries taken from the image: (name in the recipe, real path).
@@ -1339,4 +1348,92 @@ pub async fn lock_debs(
             sha256: d.sha256,
         })
         .collect())
+}
+
+/// The cache key of an apt result: everything that shapes it.
+async fn result_key(
+    engine: &Engine,
+    image: &str,
+    lists: &[u8],
+    apt: &Apt,
+    locked: &[crate::model::plan::LockedDeb],
+) -> Result<String, AptError> {
+    let id = engine
+        .image_id(image)
+        .await?
+        .unwrap_or_else(|| image.to_string());
+    let inputs = serde_json::json!({
+        "v": 1,
+        "bundle": env!("CARGO_PKG_VERSION"),
+        "image": id,
+        "lists": crate::model::Sha256::of(lists).to_string(),
+        "apt": apt,
+        "locked": locked,
+    });
+    Ok(format!("result-{inputs}"))
+}
+
+/// A cached result: its record, and every file it wrote, by sha256.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Remembered {
+    build: AptBuild,
+    /// (path in the bundle, sha256) of each file written.
+    blobs: Vec<(String, crate::model::Sha256)>,
+}
+
+/// Keep the result and its files in the cache (best effort: a failure only
+/// costs the next build its shortcut).
+fn remember(cache: &crate::fetch::cache::Cache, key: &str, root: &Path, done: &AptBuild) {
+    let mut blobs = Vec::new();
+    for f in &done.files {
+        let full = root.join(&f.path);
+        let Ok(data) = std::fs::read(&full) else {
+            return;
+        };
+        let sha = crate::model::Sha256::of(&data);
+        let blob = cache.blob(&sha);
+        if let Some(dir) = blob.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if cache.write_atomic(&blob, &data).is_err() {
+            return;
+        }
+        blobs.push((f.path.clone(), sha));
+    }
+    let record = Remembered {
+        build: done.clone(),
+        blobs,
+    };
+    let path = cache.keyed("apt", key, ".json");
+    if let Ok(json) = serde_json::to_vec(&record) {
+        let _ = cache.write_checked(&path, &json);
+    }
+}
+
+/// Write a cached result's files into `root` when every one of them is in
+/// the cache with its recorded sha256; else nothing (a fresh build runs).
+fn reuse(cache: &crate::fetch::cache::Cache, key: &str, root: &Path) -> Option<AptBuild> {
+    let path = cache.keyed("apt", key, ".json");
+    let record: Remembered = serde_json::from_slice(&cache.read_checked(&path)?).ok()?;
+    let mut found = Vec::new();
+    for (rel, sha) in &record.blobs {
+        let safe = crate::archive::safe_member_path(rel).ok()?;
+        match cache.lookup(sha).ok()? {
+            crate::fetch::cache::Lookup::Verified { path, .. } => found.push((safe, path)),
+            _ => return None,
+        }
+    }
+    for (rel, blob) in found {
+        let dest = root.join(&rel);
+        std::fs::create_dir_all(dest.parent()?).ok()?;
+        std::fs::copy(&blob, &dest).ok()?;
+        let slashed = crate::archive::slashed(&rel);
+        let mode = if slashed.starts_with("bin/") || slashed.starts_with("libexec/") {
+            0o755
+        } else {
+            0o644
+        };
+        crate::fsutil::set_mode(&dest, mode).ok()?;
+    }
+    Some(record.build)
 }

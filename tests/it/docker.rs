@@ -101,19 +101,37 @@ fn apt_lua_carries_readline_and_runs_in_a_pristine_container() {
         .join(&deb_sha);
     assert_eq!(sha256(&std::fs::read(&blob).unwrap()), deb_sha);
     let first = std::fs::read(dir.join("bin/lua5.3")).unwrap();
-    t.bundle()
-        .args([
+    let offline = || {
+        let mut cmd = t.bundle();
+        cmd.env("BUNDLE_LOG", "bundle=info").args([
             "build",
             "lua5.3",
             "--offline",
             "--target",
             &fixture_target("debian11-bare"),
-        ])
-        .assert()
-        .success();
+        ]);
+        cmd
+    };
+    // A rebuild with the same inputs reuses the result, checked, from the
+    // cache: no install runs.
+    let out = offline().assert().success();
+    let err = stderr_of(&out);
+    assert!(err.contains("apt: reused the result"), "{err}");
     assert_eq!(std::fs::read(dir.join("bin/lua5.3")).unwrap(), first);
-    // Without that .deb, --offline says which package it lacks.
+    // A result whose file is gone from the cache is built again, here from
+    // the cached .deb files, offline.
+    let bin_blob = {
+        let h = sha256(&first);
+        t.cache.path().join("blobs/sha256").join(&h[..2]).join(&h)
+    };
+    std::fs::remove_file(&bin_blob).unwrap();
+    let out = offline().assert().success();
+    assert!(!stderr_of(&out).contains("apt: reused the result"));
+    assert_eq!(std::fs::read(dir.join("bin/lua5.3")).unwrap(), first);
+    // Without a .deb (nor the result's file), --offline says which package
+    // it lacks.
     std::fs::remove_file(&blob).unwrap();
+    std::fs::remove_file(&bin_blob).unwrap();
     let err = fails(
         t.bundle().args([
             "build",
