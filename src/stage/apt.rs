@@ -207,39 +207,8 @@ pub async fn build(
         user: Some("0".into()),
         purpose: "apt".into(),
     };
-    // patchelf (for RUNPATH) comes the same way, without being recorded.
-    let mut fetched = apt.clone();
-    if apt.link != Some(Link::Wrapper) {
-        fetched.packages.push("patchelf".into());
-    }
-    // A lock names the exact files; else the lists say what to install.
-    let debs = if locked.is_empty() {
-        engine
-            .with_container(&spec, async |c| {
-                restore_lists(c, &lists).await?;
-                wanted_debs(c, &fetched).await
-            })
-            .await?
-    } else {
-        locked
-            .iter()
-            .map(|d| Deb {
-                package: d.package.clone(),
-                version: d.version.clone(),
-                file: d.deb.clone(),
-                sha256: d.sha256.clone(),
-                path: None,
-            })
-            .collect()
-    };
-    let debs = cached_debs(
-        engine,
-        &sandbox_tag,
-        target,
-        &lists,
-        debs,
-        fetcher,
-        reporter,
+    let debs = debs_for(
+        engine, &spec, target, apt, locked, &lists, fetcher, reporter,
     )
     .await?;
     // Installing a lock: every locked package at its version (patchelf aside).
@@ -262,7 +231,59 @@ pub async fn build(
             build_in(c, target, &install, root, &system_libraries, reporter).await
         })
         .await?;
-    let installed = installed
+    let installed = with_debs(installed, &debs);
+    let done = AptBuild {
+        installed,
+        files,
+        system_libraries,
+    };
+    remember(cache, &key, root, &done);
+    Ok(done)
+}
+
+/// The .deb files to install, verified in the cache: a lock's exact files,
+/// else those the lists name for the packages (and patchelf, for RUNPATH,
+/// which comes the same way without being recorded).
+#[allow(clippy::too_many_arguments)]
+async fn debs_for(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    target: &Target,
+    apt: &Apt,
+    locked: &[crate::model::plan::LockedDeb],
+    lists: &[u8],
+    fetcher: &crate::fetch::Fetcher,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Deb>, AptError> {
+    let mut fetched = apt.clone();
+    if apt.link != Some(Link::Wrapper) {
+        fetched.packages.push("patchelf".into());
+    }
+    let debs = if locked.is_empty() {
+        engine
+            .with_container(spec, async |c| {
+                restore_lists(c, lists).await?;
+                wanted_debs(c, &fetched).await
+            })
+            .await?
+    } else {
+        locked
+            .iter()
+            .map(|d| Deb {
+                package: d.package.clone(),
+                version: d.version.clone(),
+                file: d.deb.clone(),
+                sha256: d.sha256.clone(),
+                path: None,
+            })
+            .collect()
+    };
+    cached_debs(engine, &spec.image, target, lists, debs, fetcher, reporter).await
+}
+
+/// The installed packages, each with the .deb file it came from.
+fn with_debs(installed: Vec<AptPackage>, debs: &[Deb]) -> Vec<AptPackage> {
+    installed
         .into_iter()
         .map(|mut p| {
             if let Some(d) = debs
@@ -274,14 +295,7 @@ pub async fn build(
             }
             p
         })
-        .collect();
-    let done = AptBuild {
-        installed,
-        files,
-        system_libraries,
-    };
-    remember(cache, &key, root, &done);
-    Ok(done)
+        .collect()
 }
 
 /// Binaries taken from the image: (name in the recipe, real path).
