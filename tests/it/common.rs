@@ -467,6 +467,17 @@ impl WheelSpec {
     }
 }
 
+/// A server publishing `wheels`, with a working folder and a cache.
+pub fn serve(wheels: &[WheelSpec]) -> (Server, tempfile::TempDir, tempfile::TempDir) {
+    let server = Server::start();
+    publish(&server, wheels);
+    (
+        server,
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    )
+}
+
 /// Publish wheels on the server as a PEP 691 index at `/simple/`.
 pub fn publish(server: &Server, wheels: &[WheelSpec]) {
     publish_with(server, wheels, true, &[])

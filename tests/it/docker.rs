@@ -1,7 +1,8 @@
 //! The Docker backend against a real daemon and the locally built Debian 11
 //! (glibc 2.31) image: apt recipes with their library closure, wheels built
-//! from sdists, and container clean-up. Skipped with a reason when Docker is
-//! not usable, unless BUNDLE_TEST_DOCKER=1.
+//! from sdists, and container clean-up. Ignored, with the reason, in a plain
+//! `cargo test`; with `--include-ignored` (as .ci/run runs them) they fail,
+//! never skip, when Docker is not usable.
 //!
 //! apt-get in the containers reaches the Debian mirror through the default
 //! bridge; everything from the Python index comes from a 127.0.0.1 server.

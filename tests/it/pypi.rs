@@ -32,13 +32,7 @@ fn world() -> Vec<WheelSpec> {
 }
 
 fn setup() -> (Server, tempfile::TempDir, tempfile::TempDir) {
-    let server = Server::start();
-    publish(&server, &world());
-    (
-        server,
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    )
+    serve(&world())
 }
 
 /// `plan --json` against the test server's index.
@@ -1180,12 +1174,8 @@ fn rebuilding_a_name_for_another_target_says_so() {
 
 #[test]
 fn uploads_are_planned_and_cut_to_the_limit() {
-    let server = Server::start();
-    publish(
-        &server,
-        &[WheelSpec::new("big", "1.0").file("big/blob.bin", noise(30_000, 3))],
-    );
-    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (server, cwd, cache) =
+        serve(&[WheelSpec::new("big", "1.0").file("big/blob.bin", noise(30_000, 3))]);
     let index = server.index_url();
 
     // plan shows sizes and flags the wheel over the limit.
@@ -1302,15 +1292,10 @@ fn uploads_are_planned_and_cut_to_the_limit() {
 
 #[test]
 fn a_request_the_target_already_has_leaves_nothing_to_upload() {
-    let server = Server::start();
-    publish(
-        &server,
-        &[
-            WheelSpec::new("click", "8.1.4"),
-            WheelSpec::new("click", "8.1.7"),
-        ],
-    );
-    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (server, cwd, cache) = serve(&[
+        WheelSpec::new("click", "8.1.4"),
+        WheelSpec::new("click", "8.1.7"),
+    ]);
     let out = bundle(cwd.path(), cache.path())
         .args([
             "build",
@@ -1347,12 +1332,8 @@ fn a_request_the_target_already_has_leaves_nothing_to_upload() {
 
 #[test]
 fn apt_items_on_the_command_line_and_the_source_of_each() {
-    let server = Server::start();
-    publish(
-        &server,
-        &[WheelSpec::new("jq", "1.6.0"), WheelSpec::new("lib", "1.0")],
-    );
-    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (server, cwd, cache) =
+        serve(&[WheelSpec::new("jq", "1.6.0"), WheelSpec::new("lib", "1.0")]);
     let index = server.index_url();
     // A bare `jq` is the PyPI package: visible at once, with a hint.
     let out = bundle(cwd.path(), cache.path())
@@ -1420,9 +1401,7 @@ fn apt_items_on_the_command_line_and_the_source_of_each() {
 
 #[test]
 fn did_you_mean_for_recipes_and_targets() {
-    let server = Server::start();
-    publish(&server, &[WheelSpec::new("lib", "1.0")]);
-    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (server, cwd, cache) = serve(&[WheelSpec::new("lib", "1.0")]);
     let err = fails(
         bundle(cwd.path(), cache.path()).args([
             "plan",
@@ -1442,19 +1421,14 @@ fn did_you_mean_for_recipes_and_targets() {
 
 #[test]
 fn requirements_files_constraints_hashes_and_projects() {
-    let server = Server::start();
     let lib15 = WheelSpec::new("lib", "1.5");
     let lib21 = WheelSpec::new("lib", "2.1");
-    publish(
-        &server,
-        &[
-            WheelSpec::new("app", "1.0").requires(&["lib>=1"]),
-            lib15.clone(),
-            lib21.clone(),
-            WheelSpec::new("cli", "0.3"),
-        ],
-    );
-    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (server, cwd, cache) = serve(&[
+        WheelSpec::new("app", "1.0").requires(&["lib>=1"]),
+        lib15.clone(),
+        lib21.clone(),
+        WheelSpec::new("cli", "0.3"),
+    ]);
     let index = server.index_url();
     let dir = cwd.path().join("reqs");
     std::fs::create_dir_all(&dir).unwrap();
@@ -1598,13 +1572,9 @@ fn requirements_files_constraints_hashes_and_projects() {
 
 #[test]
 fn a_lock_covers_the_whole_target_profile_and_bundles_carry_pylock() {
-    let server = Server::start();
     let lib = WheelSpec::new("lib", "2.1");
-    publish(
-        &server,
-        &[WheelSpec::new("app", "1.0").requires(&["lib"]), lib.clone()],
-    );
-    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (server, cwd, cache) =
+        serve(&[WheelSpec::new("app", "1.0").requires(&["lib"]), lib.clone()]);
     let index = server.index_url();
     let profile = cwd.path().join("sandbox.toml");
     let write_profile = |preinstalled: &str| {

@@ -43,21 +43,13 @@ fn rejects(name: &str, instance: &Value) -> bool {
 
 #[test]
 fn real_outputs_match_the_published_schemas() {
-    let (server, cwd, cache) = (
-        Server::start(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
-    publish(
-        &server,
-        &[
-            WheelSpec::new("app", "1.0").requires(&["lib"]).file(
-                "app-1.0.dist-info/entry_points.txt",
-                b"[console_scripts]\napp = app:main\n".to_vec(),
-            ),
-            WheelSpec::new("lib", "2.1"),
-        ],
-    );
+    let (server, cwd, cache) = serve(&[
+        WheelSpec::new("app", "1.0").requires(&["lib"]).file(
+            "app-1.0.dist-info/entry_points.txt",
+            b"[console_scripts]\napp = app:main\n".to_vec(),
+        ),
+        WheelSpec::new("lib", "2.1"),
+    ]);
     let index = server.index_url();
     let run = |args: &[&str]| -> Value {
         let out = bundle(cwd.path(), cache.path())
