@@ -289,6 +289,52 @@ fn select<'a>(
         })
 }
 
+/// GET `releases{path}` of the recipe's github.com project from the
+/// releases API, parsed.
+async fn releases_api<T: serde::de::DeserializeOwned>(
+    r: &Release,
+    fetcher: &Fetcher,
+    github_api: &str,
+    path: &str,
+) -> Result<T, ReleaseError> {
+    let (owner, repo) = github_repo(&r.url).ok_or_else(|| ReleaseError::LatestNotGithub {
+        name: r.name.clone(),
+        url: r.url.clone(),
+    })?;
+    let api = format!(
+        "{}/repos/{owner}/{repo}/releases{path}",
+        github_api.trim_end_matches('/')
+    );
+    // GITHUB_TOKEN lifts the API's low anonymous rate limit.
+    let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
+    let body = fetcher
+        .get_with_token(&api, Some("application/vnd.github+json"), token.as_deref())
+        .await?;
+    serde_json::from_slice(&body).map_err(|source| ReleaseError::Latest {
+        name: r.name.clone(),
+        url: api,
+        source,
+    })
+}
+
+/// The asset URL of `version`: the one the release lists for the recipe's
+/// file name (where its assets are served), else the recipe's URL.
+fn asset_url(
+    r: &Release,
+    release: &ApiRelease,
+    version: &str,
+    target: &Target,
+) -> Result<String, ReleaseError> {
+    let templated = expand(&r.name, &r.url, version, target.arch, None)?;
+    let file = templated.rsplit('/').next().unwrap_or(&templated);
+    Ok(release
+        .assets
+        .iter()
+        .find(|a| a.name == file)
+        .map(|a| a.browser_download_url.clone())
+        .unwrap_or(templated))
+}
+
 /// The newest release of a github.com project matching a requirement, from
 /// the releases API: its version and the asset's URL.
 async fn matching_release(
@@ -298,24 +344,7 @@ async fn matching_release(
     fetcher: &Fetcher,
     github_api: &str,
 ) -> Result<(String, String), ReleaseError> {
-    let (owner, repo) = github_repo(&r.url).ok_or_else(|| ReleaseError::LatestNotGithub {
-        name: r.name.clone(),
-        url: r.url.clone(),
-    })?;
-    let api = format!(
-        "{}/repos/{owner}/{repo}/releases?per_page=100",
-        github_api.trim_end_matches('/')
-    );
-    let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
-    let body = fetcher
-        .get_with_token(&api, Some("application/vnd.github+json"), token.as_deref())
-        .await?;
-    let releases: Vec<ApiRelease> =
-        serde_json::from_slice(&body).map_err(|source| ReleaseError::Latest {
-            name: r.name.clone(),
-            url: api.clone(),
-            source,
-        })?;
+    let releases: Vec<ApiRelease> = releases_api(r, fetcher, github_api, "?per_page=100").await?;
     let (version, release) =
         select(requirement, &releases).map_err(|nearest| ReleaseError::NoMatch {
             name: r.name.clone(),
@@ -323,14 +352,7 @@ async fn matching_release(
             nearest,
         })?;
     let version = version.to_string();
-    let templated = expand(&r.name, &r.url, &version, target.arch, None)?;
-    let file = templated.rsplit('/').next().unwrap_or(&templated);
-    let url = release
-        .assets
-        .iter()
-        .find(|a| a.name == file)
-        .map(|a| a.browser_download_url.clone())
-        .unwrap_or(templated);
+    let url = asset_url(r, release, &version, target)?;
     Ok((version, url))
 }
 
@@ -342,49 +364,13 @@ async fn latest_release(
     fetcher: &Fetcher,
     github_api: &str,
 ) -> Result<(String, String), ReleaseError> {
-    let (owner, repo) = github_repo(&r.url).ok_or_else(|| ReleaseError::LatestNotGithub {
-        name: r.name.clone(),
-        url: r.url.clone(),
-    })?;
-    let api = format!(
-        "{}/repos/{owner}/{repo}/releases/latest",
-        github_api.trim_end_matches('/')
-    );
-    // GITHUB_TOKEN lifts the API's low anonymous rate limit.
-    let token = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty());
-    let body = fetcher
-        .get_with_token(&api, Some("application/vnd.github+json"), token.as_deref())
-        .await?;
-    #[derive(Deserialize)]
-    struct Asset {
-        name: String,
-        browser_download_url: String,
-    }
-    #[derive(Deserialize)]
-    struct Latest {
-        tag_name: String,
-        #[serde(default)]
-        assets: Vec<Asset>,
-    }
-    let latest: Latest = serde_json::from_slice(&body).map_err(|source| ReleaseError::Latest {
-        name: r.name.clone(),
-        url: api.clone(),
-        source,
-    })?;
+    let latest: ApiRelease = releases_api(r, fetcher, github_api, "/latest").await?;
     let version = latest
         .tag_name
         .strip_prefix('v')
         .unwrap_or(&latest.tag_name)
         .to_string();
-    // The release lists where its assets are served; prefer that URL.
-    let templated = expand(&r.name, &r.url, &version, target.arch, None)?;
-    let file = templated.rsplit('/').next().unwrap_or(&templated);
-    let url = latest
-        .assets
-        .iter()
-        .find(|a| a.name == file)
-        .map(|a| a.browser_download_url.clone())
-        .unwrap_or(templated);
+    let url = asset_url(r, &latest, &version, target)?;
     Ok((version, url))
 }
 
