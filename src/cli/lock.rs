@@ -37,7 +37,8 @@ pub async fn run(args: LockArgs, quiet: bool, cancel: CancellationToken) -> Resu
     } = args;
     let (mut plan, target) = resolve_plan(&resolve, quiet, cancel).await?;
     // apt packages are locked to exact .deb files, resolved in the target's
-    // image (and fetched into the cache, so that --locked --offline works).
+    // image from its package lists (the files are fetched by the first
+    // `build --locked`, after which --offline works).
     if let Some(apt) = plan.apt.as_mut() {
         let reporter = std::sync::Arc::new(super::reporter::CliReporter::new(quiet));
         let options = super::options_from(&resolve);

@@ -199,6 +199,24 @@ pub struct ContainerSpec {
     pub purpose: String,
 }
 
+impl ContainerSpec {
+    /// A container of `image` for `platform`, run as root.
+    pub fn root(
+        image: impl Into<String>,
+        platform: impl Into<String>,
+        network: bool,
+        purpose: &str,
+    ) -> ContainerSpec {
+        ContainerSpec {
+            image: image.into(),
+            platform: platform.into(),
+            network,
+            user: Some("0".into()),
+            purpose: purpose.into(),
+        }
+    }
+}
+
 /// Containers started and not yet removed: id → client.
 static LIVE: Mutex<BTreeMap<String, Docker>> = Mutex::new(BTreeMap::new());
 
@@ -523,13 +541,7 @@ impl Engine {
             return Ok(tag.to_string());
         }
         let _step = Step::start(reporter, &format!("preparing image {tag} from {base}"));
-        let spec = ContainerSpec {
-            image: base.to_string(),
-            platform: platform.to_string(),
-            network: true,
-            user: Some("0".into()),
-            purpose: "image".into(),
-        };
+        let spec = ContainerSpec::root(base, platform, true, "image");
         self.with_container(&spec, async |c| {
             c.run_ok(script, &format!("preparing {tag}"), &ExecOptions::default())
                 .await?;
@@ -712,18 +724,8 @@ impl Container {
 
     /// Unpack the tar archive `tar` into folder `dir` of the container.
     pub async fn copy_in(&self, dir: &str, tar: Vec<u8>) -> Result<(), DockerError> {
-        self.engine
-            .docker
-            .upload_to_container(
-                &self.id,
-                Some(UploadToContainerOptions {
-                    path: dir.to_string(),
-                    ..Default::default()
-                }),
-                bollard::body_full(tar.into()),
-            )
-            .await
-            .map_err(api(format!("copying files into {dir}")))
+        let once = futures_util::stream::once(std::future::ready(Ok(bytes::Bytes::from(tar))));
+        self.upload(dir, once).await
     }
 
     /// Unpack the tar archive at `tar` into `dir`, streamed from disk in
@@ -747,6 +749,15 @@ impl Container {
                 Err(e) => Some((Err(e), file)),
             }
         });
+        self.upload(dir, chunks).await
+    }
+
+    /// Send a tar stream to the archive endpoint, to unpack into `dir`.
+    async fn upload(
+        &self,
+        dir: &str,
+        tar: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    ) -> Result<(), DockerError> {
         self.engine
             .docker
             .upload_to_container(
@@ -755,7 +766,7 @@ impl Container {
                     path: dir.to_string(),
                     ..Default::default()
                 }),
-                bollard::body_try_stream(chunks),
+                bollard::body_try_stream(tar),
             )
             .await
             .map_err(api(format!("copying files into {dir}")))

@@ -113,13 +113,7 @@ pub async fn libraries(
             .map(str::to_string)
             .collect());
     }
-    let spec = ContainerSpec {
-        image: image.to_string(),
-        platform: platform.to_string(),
-        network: false,
-        user: Some("0".into()),
-        purpose: "libraries".into(),
-    };
+    let spec = ContainerSpec::root(image, platform, false, "libraries");
     let out = engine
         .with_container(&spec, async |c| {
             c.run_ok(

@@ -200,13 +200,7 @@ pub async fn build(
         tracing::info!("apt: reused the result of an identical earlier build");
         return Ok(done);
     }
-    let spec = ContainerSpec {
-        image: sandbox_tag.clone(),
-        platform: target.platform.clone(),
-        network: false,
-        user: Some("0".into()),
-        purpose: "apt".into(),
-    };
+    let spec = ContainerSpec::root(&sandbox_tag, &target.platform, false, "apt");
     let debs = debs_for(
         engine, &spec, target, apt, locked, &lists, fetcher, reporter,
     )
@@ -255,17 +249,8 @@ async fn debs_for(
     fetcher: &crate::fetch::Fetcher,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Deb>, AptError> {
-    let mut fetched = apt.clone();
-    if apt.link != Some(Link::Wrapper) {
-        fetched.packages.push("patchelf".into());
-    }
     let debs = if locked.is_empty() {
-        engine
-            .with_container(spec, async |c| {
-                restore_lists(c, lists).await?;
-                wanted_debs(c, &fetched).await
-            })
-            .await?
+        listed_debs(engine, spec, apt, lists).await?
     } else {
         locked
             .iter()
@@ -279,6 +264,27 @@ async fn debs_for(
             .collect()
     };
     cached_debs(engine, &spec.image, target, lists, debs, fetcher, reporter).await
+}
+
+/// The .deb files the lists name for the packages, and for patchelf (for
+/// RUNPATH, which comes the same way without being recorded), from a
+/// container with no network.
+async fn listed_debs(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    apt: &Apt,
+    lists: &[u8],
+) -> Result<Vec<Deb>, AptError> {
+    let mut fetched = apt.clone();
+    if apt.link != Some(Link::Wrapper) {
+        fetched.packages.push("patchelf".into());
+    }
+    engine
+        .with_container(spec, async |c| {
+            restore_lists(c, lists).await?;
+            wanted_debs(c, &fetched).await
+        })
+        .await
 }
 
 /// The installed packages, each with the .deb file it came from.
@@ -993,13 +999,7 @@ async fn package_lists(
         });
     }
     let _step = Step::start(reporter, "apt-get update");
-    let spec = ContainerSpec {
-        image: image.to_string(),
-        platform: target.platform.clone(),
-        network: true,
-        user: Some("0".into()),
-        purpose: "apt-update".into(),
-    };
+    let spec = ContainerSpec::root(image, &target.platform, true, "apt-update");
     let tar = engine
         .with_container(&spec, async |c| {
             c.run_ok(
@@ -1203,13 +1203,7 @@ async fn cached_debs(
         reporter,
         &format!("downloading {} .deb file(s)", missing.len()),
     );
-    let spec = ContainerSpec {
-        image: image.to_string(),
-        platform: target.platform.clone(),
-        network: true,
-        user: Some("0".into()),
-        purpose: "apt-download".into(),
-    };
+    let spec = ContainerSpec::root(image, &target.platform, true, "apt-download");
     // The missing files at their exact versions (a lock's, or the lists').
     let wanted: Vec<String> = missing
         .iter()
@@ -1336,23 +1330,8 @@ pub async fn lock_debs(
 ) -> Result<Vec<crate::model::plan::LockedDeb>, AptError> {
     let sandbox_tag = sandbox::sandbox_image(engine, target, reporter).await?;
     let lists = package_lists(engine, &sandbox_tag, target, apt, fetcher, reporter).await?;
-    let mut fetched = apt.clone();
-    if apt.link != Some(Link::Wrapper) {
-        fetched.packages.push("patchelf".into());
-    }
-    let spec = ContainerSpec {
-        image: sandbox_tag.clone(),
-        platform: target.platform.clone(),
-        network: false,
-        user: Some("0".into()),
-        purpose: "apt".into(),
-    };
-    let debs = engine
-        .with_container(&spec, async |c| {
-            restore_lists(c, &lists).await?;
-            wanted_debs(c, &fetched).await
-        })
-        .await?;
+    let spec = ContainerSpec::root(&sandbox_tag, &target.platform, false, "apt");
+    let debs = listed_debs(engine, &spec, apt, &lists).await?;
     Ok(debs
         .into_iter()
         .map(|d| crate::model::plan::LockedDeb {

@@ -176,13 +176,7 @@ impl SdistBuilder {
         let image =
             crate::docker::sandbox::build_image(engine, &self.target, reporter.as_ref()).await?;
         let step = Step::start(reporter.as_ref(), &format!("building {file}"));
-        let spec = ContainerSpec {
-            image: image.clone(),
-            platform: self.target.platform.clone(),
-            network: false,
-            user: Some("0".into()),
-            purpose: "sdist".into(),
-        };
+        let spec = ContainerSpec::root(image.clone(), self.target.platform.clone(), false, "sdist");
         let members = engine
             .with_container(&spec, async |c| {
                 build_in(c, &self.target, &file, &blob.path, &deps).await

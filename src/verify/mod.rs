@@ -1021,13 +1021,7 @@ async fn preinstalled_image(
         wheels.len()
     );
     let _step = Progress::start(reporter, &what);
-    let spec = ContainerSpec {
-        image: base.to_string(),
-        platform: target.platform.clone(),
-        network: false,
-        user: Some("0".into()),
-        purpose: "verify-image".into(),
-    };
+    let spec = ContainerSpec::root(base, &target.platform, false, "verify-image");
     engine
         .with_container(&spec, async |c| {
             let tar = tar_of(&files).map_err(|e| failed(e.to_string()))?;
