@@ -372,27 +372,7 @@ async fn install_and_record(
         )
         .await?;
     drop(step);
-    let unknown: Vec<String> = out
-        .combined()
-        .lines()
-        .filter_map(|l| l.strip_prefix("E: Unable to locate package "))
-        .map(|p| p.trim().to_string())
-        .collect();
-    if !unknown.is_empty() {
-        return Err(AptError::UnknownPackage {
-            packages: unknown,
-            image: c.image().to_string(),
-        });
-    }
-    if out.code != 0 || out.timed_out {
-        return Err(DockerError::Failed {
-            what,
-            image: c.image().to_string(),
-            code: out.code,
-            output: crate::docker::tail(&out.combined(), 40),
-        }
-        .into());
-    }
+    apt_outcome(&out, c.image(), what)?;
     let after = dpkg_list(&c.run_ok(DPKG_QUERY, "dpkg-query", &root_opts).await?.stdout);
     let installed = after
         .iter()
@@ -1060,28 +1040,12 @@ async fn wanted_debs(c: &impl Run, apt: &Apt) -> Result<Vec<Deb>, AptError> {
             &ExecOptions::default(),
         )
         .await?;
-    let text = out.combined();
-    let unknown: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("E: Unable to locate package "))
-        .map(|p| p.trim().to_string())
-        .collect();
-    if !unknown.is_empty() {
-        return Err(AptError::UnknownPackage {
-            packages: unknown,
-            image: c.image().to_string(),
-        });
-    }
-    if out.code != 0 {
-        return Err(DockerError::Failed {
-            what: format!("apt-get install --print-uris {}", apt.packages.join(" ")),
-            image: c.image().to_string(),
-            code: out.code,
-            output: crate::docker::tail(&text, 40),
-        }
-        .into());
-    }
-    let mut debs = parse_print_uris(&text);
+    apt_outcome(
+        &out,
+        c.image(),
+        format!("apt-get install --print-uris {}", apt.packages.join(" ")),
+    )?;
+    let mut debs = parse_print_uris(&out.combined());
     if debs.is_empty() {
         return Ok(debs);
     }
@@ -1131,6 +1095,43 @@ fn sha256_of_stanzas(text: &str) -> BTreeMap<(String, String), crate::model::Sha
         }
     }
     out
+}
+
+/// How an apt-get command ended: its own error lines for a package it
+/// cannot find (`E: Unable to locate package`) or a version it does not
+/// have (`E: Version '5.3.3-1.1' for 'lua5.3' was not found`), else a
+/// failure with the end of its output.
+fn apt_outcome(out: &crate::docker::ExecOutput, image: &str, what: String) -> Result<(), AptError> {
+    let text = out.combined();
+    let unknown: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("E: Unable to locate package "))
+        .map(|p| p.trim().to_string())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(AptError::UnknownPackage {
+            packages: unknown,
+            image: image.to_string(),
+        });
+    }
+    if let Some((version, package)) = text.lines().find_map(|l| {
+        let rest = l.strip_prefix("E: Version '")?;
+        let (version, rest) = rest.split_once("' for '")?;
+        let (package, _) = rest.split_once('\'')?;
+        Some((version.to_string(), package.to_string()))
+    }) {
+        return Err(AptError::VersionGone { package, version });
+    }
+    if out.code != 0 || out.timed_out {
+        return Err(DockerError::Failed {
+            what,
+            image: image.to_string(),
+            code: out.code,
+            output: crate::docker::tail(&text, 40),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// `'URL' FILE SIZE SHA256:HEX` lines of `apt-get --print-uris`.
@@ -1221,25 +1222,7 @@ async fn cached_debs(
                     &ExecOptions::default(),
                 )
                 .await?;
-            if out.code != 0 {
-                let text = out.combined();
-                // E: Version '5.3.3-1.1' for 'lua5.3' was not found
-                if let Some((version, package)) = text.lines().find_map(|l| {
-                    let rest = l.strip_prefix("E: Version '")?;
-                    let (version, rest) = rest.split_once("' for '")?;
-                    let (package, _) = rest.split_once('\'')?;
-                    Some((version.to_string(), package.to_string()))
-                }) {
-                    return Err(AptError::VersionGone { package, version });
-                }
-                return Err(DockerError::Failed {
-                    what: "apt-get install --download-only".into(),
-                    image: c.image().to_string(),
-                    code: out.code,
-                    output: crate::docker::tail(&text, 40),
-                }
-                .into());
-            }
+            apt_outcome(&out, c.image(), "apt-get install --download-only".into())?;
             Ok::<_, AptError>(c.copy_out_members("/var/cache/apt/archives").await?)
         })
         .await?;
@@ -1316,6 +1299,43 @@ mod uri_tests {
             h
         );
         assert_eq!(sums.len(), 1);
+    }
+
+    #[test]
+    fn apt_get_errors_become_the_errors_they_mean() {
+        let out = |code: i64, stderr: &str| crate::docker::ExecOutput {
+            code,
+            stdout: "Reading package lists...\n".into(),
+            stderr: stderr.into(),
+            elapsed: std::time::Duration::ZERO,
+            timed_out: false,
+        };
+        let e = apt_outcome(
+            &out(100, "E: Unable to locate package zz9\n"),
+            "img",
+            "x".into(),
+        );
+        assert!(
+            matches!(e, Err(AptError::UnknownPackage { ref packages, .. }) if packages == &["zz9"])
+        );
+        let e = apt_outcome(
+            &out(100, "E: Version '5.3.0-0' for 'lua5.3' was not found\n"),
+            "img",
+            "x".into(),
+        );
+        assert!(
+            matches!(e, Err(AptError::VersionGone { ref package, ref version }) if package == "lua5.3" && version == "5.3.0-0")
+        );
+        let e = apt_outcome(
+            &out(100, "E: Unable to fetch some archives\n"),
+            "img",
+            "x".into(),
+        );
+        assert!(matches!(
+            e,
+            Err(AptError::Docker(DockerError::Failed { code: 100, .. }))
+        ));
+        assert!(apt_outcome(&out(0, ""), "img", "x".into()).is_ok());
     }
 }
 
