@@ -163,17 +163,7 @@ pub fn sources(r: &ResolveArgs, quiet: bool) -> Vec<Source> {
     let sources: Vec<Source> =
         bundle::config::recipe::describe_sources(&r.items, r.recipes.as_deref())
             .into_iter()
-            .map(|(item, source, hint)| {
-                if bundle::config::requirements::pyproject_path(&item).is_some() {
-                    Source {
-                        item,
-                        source: "project (pypi)",
-                        hint: None,
-                    }
-                } else {
-                    Source { item, source, hint }
-                }
-            })
+            .map(|(item, source, hint)| Source { item, source, hint })
             .chain(r.requirement.iter().map(|f| Source {
                 item: format!("-r {}", f.display()),
                 source: "requirements file (pypi)",

@@ -474,10 +474,21 @@ pub fn describe_sources(
     args: &[String],
     dir: Option<&Path>,
 ) -> Vec<(String, &'static str, Option<String>)> {
+    // Programs the built-in apt recipes take, for the hint.
+    let recipes_binaries: Vec<String> = BUILTIN
+        .iter()
+        .filter_map(|(n, t)| Recipe::parse(n, t, n).ok())
+        .filter_map(|r| r.apt)
+        .flat_map(|a| a.binaries)
+        .collect();
     let mut out = Vec::new();
     for a in args {
         if a.starts_with("apt:") {
             out.push((a.clone(), "apt", None));
+            continue;
+        }
+        if crate::config::requirements::pyproject_path(a).is_some() {
+            out.push((a.clone(), "project (pypi)", None));
             continue;
         }
         match find(a, dir) {
@@ -496,12 +507,6 @@ pub fn describe_sources(
                     .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
                     .next()
                     .unwrap_or(a);
-                let recipes_binaries: Vec<String> = BUILTIN
-                    .iter()
-                    .filter_map(|(n, t)| Recipe::parse(n, t, n).ok())
-                    .filter_map(|r| r.apt)
-                    .flat_map(|a| a.binaries)
-                    .collect();
                 let hint = (WELL_KNOWN_TOOLS.contains(&name)
                     || recipes_binaries.iter().any(|b| b == name))
                 .then(|| {
