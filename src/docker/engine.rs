@@ -956,40 +956,49 @@ pub use crate::model::sh_quote;
 
 /// A tar archive holding `files` (path → (mode, bytes)), for [`Container::copy_in`].
 pub fn tar_of(files: &[(String, u32, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
-    tar_owned(files, (0, 0))
+    let members: Vec<(&str, u32, u64)> = files
+        .iter()
+        .map(|(path, mode, data)| (path.as_str(), *mode, data.len() as u64))
+        .collect();
+    write_tar(Vec::new(), &members, (0, 0), |i| Ok(files[i].2.as_slice()))
 }
 
-/// As [`tar_of`], with files owned by `(uid, gid)` once unpacked.
-pub fn tar_owned(files: &[(String, u32, Vec<u8>)], owner: (u64, u64)) -> std::io::Result<Vec<u8>> {
-    let mut b = tar::Builder::new(Vec::new());
+/// Write a tar for the archive endpoint into `out`: each member (path,
+/// mode, size), its bytes read from `open(index)` when it is written (one
+/// open file at a time), owned by `(uid, gid)`, after the folders that
+/// hold them, owned alike (else the daemon makes them root's).
+pub fn write_tar<W: std::io::Write, R: std::io::Read>(
+    out: W,
+    members: &[(&str, u32, u64)],
+    owner: (u64, u64),
+    mut open: impl FnMut(usize) -> std::io::Result<R>,
+) -> std::io::Result<W> {
+    let mut b = tar::Builder::new(out);
+    let header = |kind: tar::EntryType, mode: u32, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(mode);
+        h.set_mtime(0);
+        h.set_uid(owner.0);
+        h.set_gid(owner.1);
+        h
+    };
     let mut dirs = std::collections::BTreeSet::new();
-    for (path, _, _) in files {
+    for (path, ..) in members {
         let mut p = std::path::Path::new(path).parent();
         while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
             dirs.insert(d.to_string_lossy().into_owned());
             p = d.parent();
         }
     }
-    // Folders first, owned like the files (else the daemon makes them root's).
     for d in &dirs {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_size(0);
-        h.set_mode(0o755);
-        h.set_mtime(0);
-        h.set_uid(owner.0);
-        h.set_gid(owner.1);
+        let mut h = header(tar::EntryType::Directory, 0o755, 0);
         b.append_data(&mut h, format!("{d}/"), std::io::empty())?;
     }
-    for (path, mode, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_uid(owner.0);
-        h.set_gid(owner.1);
-        h.set_size(data.len() as u64);
-        h.set_mode(*mode);
-        h.set_mtime(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, path, data.as_slice())?;
+    for (i, (path, mode, size)) in members.iter().enumerate() {
+        let mut h = header(tar::EntryType::Regular, *mode, *size);
+        b.append_data(&mut h, path, open(i)?)?;
     }
     b.into_inner()
 }

@@ -670,42 +670,24 @@ async fn upload(
     })
 }
 
-/// A tar of the uploads in a temporary file, owned by `owner`, mode 0644,
-/// with their folders.
+/// A tar of the uploads in a temporary file (uploads may be gigabytes),
+/// owned by `owner`, mode 0644, with their folders.
 fn upload_tar(
     uploads: &[(String, PathBuf)],
     owner: (u64, u64),
 ) -> std::io::Result<tempfile::NamedTempFile> {
     let file = tempfile::NamedTempFile::new()?;
-    let mut b = tar::Builder::new(std::io::BufWriter::new(file.reopen()?));
-    let header = |kind: tar::EntryType, mode: u32, size: u64| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_uid(owner.0);
-        h.set_gid(owner.1);
-        h.set_mtime(crate::assemble::source_date_epoch());
-        h
-    };
-    let mut dirs = BTreeSet::new();
-    for (path, _) in uploads {
-        let mut p = Path::new(path).parent();
-        while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
-            dirs.insert(d.to_path_buf());
-            p = d.parent();
-        }
-    }
-    for d in dirs {
-        let mut h = header(tar::EntryType::Directory, 0o755, 0);
-        b.append_data(&mut h, &d, std::io::empty())?;
-    }
+    let mut members = Vec::new();
     for (path, from) in uploads {
-        let src = std::fs::File::open(from)?;
-        let mut h = header(tar::EntryType::Regular, 0o644, src.metadata()?.len());
-        b.append_data(&mut h, path, src)?;
+        members.push((path.as_str(), 0o644, std::fs::metadata(from)?.len()));
     }
-    std::io::Write::flush(&mut b.into_inner()?)?;
+    let out = crate::docker::write_tar(
+        std::io::BufWriter::new(file.reopen()?),
+        &members,
+        owner,
+        |i| std::fs::File::open(&uploads[i].1).map(std::io::BufReader::new),
+    )?;
+    std::io::Write::flush(&mut { out })?;
     Ok(file)
 }
 
