@@ -67,6 +67,8 @@ pub enum Error {
     Verify(#[from] verify::VerifyError),
     #[error(transparent)]
     Sdist(#[from] stage::sdist::SdistError),
+    #[error(transparent)]
+    Build(#[from] stage::build::BuildError),
     #[error("{0}")]
     Usage(String),
     /// The pipeline's own file work: staging, lock files, the cache folder.
@@ -99,6 +101,7 @@ impl Error {
             Error::Apt(e) => e,
             Error::Verify(e) => e,
             Error::Sdist(e) => e,
+            Error::Build(e) => e,
             Error::Usage(_) | Error::Interrupted { .. } | Error::Io { .. } => return None,
         })
     }
@@ -113,6 +116,7 @@ impl Error {
             Error::Requirements(_) => "requirements",
             Error::Target(_) => "target",
             Error::Plan(pipeline::PlanError::Release { .. }) => "release",
+            Error::Plan(pipeline::PlanError::Build { .. }) => "build",
             Error::Plan(_) => "resolve",
             Error::Fetch(_) => "fetch",
             Error::Release(_) => "release",
@@ -122,6 +126,7 @@ impl Error {
             Error::Apt(_) => "apt",
             Error::Verify(_) => "verify",
             Error::Sdist(_) => "sdist",
+            Error::Build(_) => "build",
             Error::Usage(_) => "usage",
             Error::Io { .. } => "io",
             Error::Interrupted { .. } => "interrupted",

@@ -62,6 +62,9 @@ pub struct ResolveArgs {
     /// GitHub API base, for `version = "latest"` releases.
     #[arg(long, env = "BUNDLE_GITHUB_API", value_name = "URL", default_value = bundle::stage::release::GITHUB_API, hide = true)]
     github_api: String,
+    /// Cargo's sparse registry index, for `[[build]] crate = ...` recipes.
+    #[arg(long, env = "BUNDLE_CRATES_INDEX", value_name = "URL", default_value = bundle::stage::crates::CRATES_INDEX)]
+    crates_index: String,
     /// Use only the cache; never touch the network.
     #[arg(long)]
     offline: bool,

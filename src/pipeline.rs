@@ -37,6 +37,8 @@ pub struct Options {
     pub recipes_dir: Option<PathBuf>,
     pub index_url: String,
     pub github_api: String,
+    /// Cargo's sparse index, for crates.
+    pub crates_index: String,
     pub offline: bool,
     pub refresh: bool,
     pub upgrade_preinstalled: bool,
@@ -70,6 +72,7 @@ impl Default for Options {
             recipes_dir: None,
             index_url: crate::resolve::index::DEFAULT_INDEX.into(),
             github_api: release::GITHUB_API.into(),
+            crates_index: crate::stage::crates::CRATES_INDEX.into(),
             offline: false,
             refresh: false,
             upgrade_preinstalled: false,
@@ -291,8 +294,24 @@ pub async fn make_plan(
             ..ResolveOptions::default()
         },
         github_api: options.github_api.clone(),
+        crates_index: options.crates_index.clone(),
     };
     Ok(plan(recipe, target, &plan_options, fetcher, reporter, cancel).await?)
+}
+
+/// Whether a locked version still fits what the recipe asks for: the same
+/// version, `latest`, or a semver requirement it matches.
+fn version_fits(asked: &str, locked: &str) -> bool {
+    if asked == locked || asked == "latest" {
+        return true;
+    }
+    match (
+        semver::VersionReq::parse(asked),
+        semver::Version::parse(locked),
+    ) {
+        (Ok(req), Ok(v)) => req.matches(&v),
+        _ => false,
+    }
 }
 
 /// Read a lock file (a saved Plan) and check it fits the request.
@@ -311,14 +330,24 @@ fn read_lock(path: &Path, recipe: &Recipe, target: &Target) -> Result<Plan, Erro
         .iter()
         .map(|r| r.to_string())
         .collect();
-    let same_releases =
-        recipe.releases.len() == plan.releases.len()
-            && recipe.releases.iter().zip(&plan.releases).all(|(r, l)| {
-                r.name == l.name && (r.version == l.version || r.version == "latest")
-            });
+    let same_releases = recipe.releases.len() == plan.releases.len()
+        && recipe
+            .releases
+            .iter()
+            .zip(&plan.releases)
+            .all(|(r, l)| r.name == l.name && version_fits(&r.version, &l.version));
+    let same_builds = recipe.builds.len() == plan.builds.len()
+        && recipe.builds.iter().zip(&plan.builds).all(|(r, l)| {
+            r.name() == l.name
+                && r.packages == l.packages
+                && r.script == l.script
+                && r.binaries == l.binaries
+                && r.features == l.features
+                && version_fits(r.version.as_deref().unwrap_or("*"), &l.version)
+        });
     let same_apt = plan.apt.as_ref().map(|a| (&a.packages, &a.binaries))
         == recipe.apt.as_ref().map(|a| (&a.packages, &a.binaries));
-    if plan.requirements != requirements || !same_releases || !same_apt {
+    if plan.requirements != requirements || !same_releases || !same_apt || !same_builds {
         return Err(Error::Usage(format!(
             "{} is out of date: the recipe changed since it was locked; run `bundle lock` again",
             path.display()
@@ -685,6 +714,19 @@ impl crate::stage::StageRunner for DiskRunner<'_> {
                 self.apt_installed = installed;
                 entries
             }
+            StageStep::Build { index, .. } => {
+                self.reporter.stage(Stage::Build);
+                let (entries, system) = stage_build(
+                    &self.plan.builds[*index],
+                    self.target,
+                    self.fetcher,
+                    self.reporter,
+                    self.root,
+                )
+                .await?;
+                self.system_libs.extend(system);
+                entries
+            }
         };
         for e in entries {
             self.entries.insert(e.path.clone(), e);
@@ -790,6 +832,40 @@ async fn stage_apt(
         entries.push(entry);
     }
     Ok((entries, built.system_libraries, built.installed))
+}
+
+/// A `[[build]]`, in an image of the target: its programs and the
+/// libraries the sandbox lacks, with the sandbox's own libraries.
+async fn stage_build(
+    planned: &crate::model::plan::PlannedBuild,
+    target: &Target,
+    fetcher: &Fetcher,
+    reporter: &dyn Reporter,
+    root: &Path,
+) -> Result<(Vec<FileEntry>, BTreeSet<String>), Error> {
+    let built = crate::stage::build::build(planned, target, fetcher, reporter, root).await?;
+    let record = crate::stage::build::record(planned, &built);
+    let mut entries = Vec::new();
+    for f in &built.files.files {
+        let kind = if f.library {
+            FileKind::Library
+        } else {
+            FileKind::Binary
+        };
+        let mut entry = entry_of(root, &f.path, kind)?;
+        entry.package = f.package.clone();
+        entry.version = f.version.clone();
+        entry.link = f.link;
+        if f.package.as_deref() == Some(planned.name.as_str()) {
+            entry.source = Some(record.from.clone());
+            entry.built_from = Some(record.from.clone());
+        } else {
+            entry.source = Some(format!("{} in {}", f.from, record.image));
+        }
+        entry.build = Some(record.clone());
+        entries.push(entry);
+    }
+    Ok((entries, built.files.system_libraries))
 }
 
 /// Check every ELF file, including shared objects inside wheels; record
@@ -921,6 +997,12 @@ pub enum PlanError {
     },
     #[error(transparent)]
     Index(#[from] crate::resolve::index::IndexError),
+    #[error("recipe {recipe}: {error}")]
+    Build {
+        recipe: String,
+        #[source]
+        error: Box<crate::stage::build::BuildError>,
+    },
     #[error("{package} {version}: {file} has sha256 {sha256}, which is not among the hashes the requirements pin ({})", .pinned.join(", "))]
     NotPinnedHash {
         package: String,
@@ -937,6 +1019,7 @@ impl Diagnose for PlanError {
             PlanError::Resolve(e) => e.exit_code(),
             PlanError::Release { error, .. } => error.exit_code(),
             PlanError::Index(e) => e.exit_code(),
+            PlanError::Build { error, .. } => error.exit_code(),
             PlanError::NotPinnedHash { .. } => crate::error::WORK_FAILED,
         }
     }
@@ -946,6 +1029,7 @@ impl Diagnose for PlanError {
             PlanError::Resolve(e) => e.hint(),
             PlanError::Release { error, .. } => error.hint(),
             PlanError::Index(e) => e.hint(),
+            PlanError::Build { error, .. } => error.hint(),
             PlanError::NotPinnedHash { .. } => Some(
                 "the index serves another file than the one pinned: pin the version whose file has that hash, or update the --hash lines".into(),
             ),
@@ -959,6 +1043,8 @@ pub struct PlanOptions {
     pub resolve: ResolveOptions,
     /// Base URL of the GitHub API, for `version = "latest"`.
     pub github_api: String,
+    /// Cargo's sparse index, for crates.
+    pub crates_index: String,
 }
 
 /// Resolve a recipe for a target into a complete Plan.
@@ -986,6 +1072,24 @@ pub async fn plan(
                 })?,
         );
     }
+    let mut builds = Vec::new();
+    for b in &recipe.builds {
+        builds.push(
+            crate::stage::build::plan(
+                b,
+                target,
+                &fetcher,
+                &options.github_api,
+                &options.crates_index,
+                reporter.as_ref(),
+            )
+            .await
+            .map_err(|error| PlanError::Build {
+                recipe: recipe.name.clone(),
+                error: Box::new(error),
+            })?,
+        );
+    }
     wheels.sort_by(|a, b| a.filename.cmp(&b.filename));
     excluded.sort_by(|a, b| a.package.cmp(&b.package));
     let replaced = replaced(&wheels, target);
@@ -1008,6 +1112,7 @@ pub async fn plan(
             link: a.link,
             debs: Vec::new(),
         }),
+        builds,
         excluded,
         profile: Some(target.profile()),
         replaced,

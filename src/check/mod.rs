@@ -73,6 +73,9 @@ pub enum CheckError {
 impl Diagnose for CheckError {
     fn hint(&self) -> Option<String> {
         match self {
+            CheckError::Incompatible { details, .. } if details.contains("GLIBC") => Some(
+                "a prebuilt binary built against a newer glibc cannot run there: build it from source in the target's own image with a [[build]] recipe (a source `url` and a `script`, or a `crate`; see the README), or use a static or musl build".into(),
+            ),
             CheckError::Incompatible { .. } | CheckError::Inspect { .. } => Some(
                 "use a build made for the target's architecture and glibc (a static, musl or manylinux build), or pass another --target".into(),
             ),

@@ -81,11 +81,22 @@ pub async fn run(args: LockArgs, quiet: bool, cancel: CancellationToken) -> Resu
         source,
     })?;
     if !quiet {
+        let mut parts = vec![
+            format!("{} wheels", plan.wheels.len()),
+            format!("{} releases", plan.releases.len()),
+        ];
+        if !plan.builds.is_empty() {
+            let builds: Vec<String> = plan
+                .builds
+                .iter()
+                .map(|b| format!("{} {}", b.name, b.version))
+                .collect();
+            parts.push(format!("builds: {}", builds.join(", ")));
+        }
         eprintln!(
-            "Locked {} ({} wheels, {} releases) in {}",
+            "Locked {} ({}) in {}",
             plan.name,
-            plan.wheels.len(),
-            plan.releases.len(),
+            parts.join(", "),
             path.display()
         );
     }

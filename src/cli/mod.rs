@@ -107,6 +107,7 @@ pub fn options_from(r: &ResolveArgs) -> Options {
         recipes_dir: r.recipes.clone(),
         index_url: r.index_url.clone(),
         github_api: r.github_api.clone(),
+        crates_index: r.crates_index.clone(),
         offline: r.offline,
         refresh: r.refresh,
         upgrade_preinstalled: r.upgrade_preinstalled,
@@ -150,8 +151,9 @@ pub fn one_target(r: &ResolveArgs) -> Result<(), bundle::Error> {
 pub struct Source {
     /// The argument as given.
     pub item: String,
-    /// `pypi`, `apt`, or `recipe (pypi|apt|release)`.
-    pub source: &'static str,
+    /// `pypi`, `apt`, `project (pypi)`, or `recipe (KINDS)`: the kinds of
+    /// source the recipe has (`pypi`, `release`, `apt`, `build`).
+    pub source: String,
     /// A hint when a bare name is likely meant as a program.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
@@ -166,7 +168,7 @@ pub fn sources(r: &ResolveArgs, quiet: bool) -> Vec<Source> {
             .map(|(item, source, hint)| Source { item, source, hint })
             .chain(r.requirement.iter().map(|f| Source {
                 item: format!("-r {}", f.display()),
-                source: "requirements file (pypi)",
+                source: "requirements file (pypi)".into(),
                 hint: None,
             }))
             .collect();

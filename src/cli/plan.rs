@@ -171,6 +171,20 @@ fn print_plan(plan: &bundle::model::plan::Plan, sizes: &Sizes, sources: &[super:
     for r in &plan.releases {
         outln!("  release   {} {}  {}", r.name, r.version, r.url);
     }
+    for b in &plan.builds {
+        let from = match &b.source {
+            bundle::model::plan::BuildSource::Crate { name, url, .. } => {
+                format!("crate {name}, {url} and the crates its Cargo.lock pins")
+            }
+            bundle::model::plan::BuildSource::Archive { url, .. } => url.clone(),
+        };
+        let packages = if b.packages.is_empty() {
+            String::new()
+        } else {
+            format!("; build image + {}", b.packages.join(" "))
+        };
+        outln!("  build     {} {}  {from}{packages}", b.name, b.version);
+    }
     for e in &plan.excluded {
         outln!("  excluded  {}=={}  ({})", e.package, e.version, e.reason);
     }

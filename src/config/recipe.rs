@@ -21,6 +21,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
     ("deno", include_str!("../../recipes/deno.toml")),
     ("lua5.3", include_str!("../../recipes/lua5.3.toml")),
+    ("lua5.4", include_str!("../../recipes/lua5.4.toml")),
+    ("ripgrep", include_str!("../../recipes/ripgrep.toml")),
     (
         "sqlite-utils",
         include_str!("../../recipes/sqlite-utils.toml"),
@@ -119,6 +121,128 @@ pub struct Apt {
     pub check: Vec<Check>,
 }
 
+/// A `[[build]]` table: a program built from source inside the target's
+/// image (a source archive and a script, or a crate from crates.io).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    /// The build's name; defaults to the crate's.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A version (`1.0`), or for crates and github.com releases a semver
+    /// requirement (`^14`); crates default to the newest.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The source archive (`.tar.gz`, `.tar.xz`, `.zip`), with `{version}`,
+    /// `{arch}` and `{triple}` as in releases.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    #[serde(default)]
+    pub sha256_url: Option<String>,
+    /// A crate of the crates.io index, built with its own `Cargo.lock`.
+    #[serde(default, rename = "crate")]
+    pub krate: Option<String>,
+    /// Cargo features to enable.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Apt packages the build needs, installed in a cached build image.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Run with `sh -e` in the unpacked source; installs into `$PREFIX`.
+    #[serde(default)]
+    pub script: Option<String>,
+    /// Programs to take: `$PREFIX/bin/<name>`, else a path under `$PREFIX`.
+    #[serde(default)]
+    pub binaries: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<crate::model::manifest::Link>,
+    #[serde(default)]
+    pub check: Vec<Check>,
+}
+
+impl Build {
+    /// The name it goes by in messages, the plan and the manifest.
+    pub fn name(&self) -> &str {
+        self.name
+            .as_deref()
+            .or(self.krate.as_deref())
+            .unwrap_or("build")
+    }
+
+    /// What is wrong with the table, if anything.
+    fn problem(&self) -> Option<String> {
+        let name = self.name();
+        let named = |what: &str| format!("[[build]] `{name}`: {what}");
+        match (&self.url, &self.krate) {
+            (Some(_), Some(_)) => return Some(named("give either `url` or `crate`, not both")),
+            (None, None) => return Some(named(
+                "give `url` (a source archive and a `script`) or `crate` (a crate from crates.io)",
+            )),
+            (Some(_), None) => {
+                if self.name.is_none() {
+                    return Some("[[build]] with a `url` needs a `name`".into());
+                }
+                if self.version.is_none() {
+                    return Some(named("needs a `version`"));
+                }
+                if self.script.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                    return Some(named(
+                        "needs a `script` that installs the programs into $PREFIX",
+                    ));
+                }
+                if !self.features.is_empty() {
+                    return Some(named("`features` are for crates"));
+                }
+            }
+            (None, Some(c)) => {
+                if !plain_crate_word(c) {
+                    return Some(named(&format!("`{c}` is not a crate name")));
+                }
+                if self.sha256.is_some() || self.sha256_url.is_some() || self.script.is_some() {
+                    return Some(named(
+                        "a crate takes no `sha256`, `sha256_url` or `script`: the index's checksum pins it and cargo builds it",
+                    ));
+                }
+            }
+        }
+        if self.binaries.is_empty() {
+            return Some(named("lists no `binaries` to take"));
+        }
+        if let Some(bad) = self.packages.iter().find(|p| !plain_apt_word(p)) {
+            return Some(named(&format!("`{bad}` is not a Debian package name")));
+        }
+        if let Some(bad) = self.binaries.iter().find(|b| !relative_program(b)) {
+            return Some(named(&format!(
+                "`{bad}` is not a program name or a relative path under $PREFIX"
+            )));
+        }
+        if let Some(bad) = self.features.iter().find(|f| !plain_crate_word(f)) {
+            return Some(named(&format!("`{bad}` is not a feature name")));
+        }
+        None
+    }
+}
+
+/// A crate or feature name: safe in a shell command and a URL.
+fn plain_crate_word(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_/+.".contains(c))
+        && !s.contains("..")
+}
+
+/// A program name or a relative path under $PREFIX, with nothing that
+/// climbs out of it.
+fn relative_program(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('/')
+        && s.split('/')
+            .all(|part| !part.is_empty() && part != "." && part != ".." && plain_apt_word(part))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRecipe {
@@ -132,6 +256,8 @@ struct RawRecipe {
     release: Vec<Release>,
     #[serde(default)]
     apt: Option<Spanned<Apt>>,
+    #[serde(default)]
+    build: Vec<Spanned<Build>>,
 }
 
 /// The `[pypi]` part of a recipe, validated.
@@ -157,6 +283,8 @@ pub struct Recipe {
     pub pypi: Pypi,
     pub releases: Vec<Release>,
     pub apt: Option<Apt>,
+    /// `[[build]]` tables: programs built from source in the target's image.
+    pub builds: Vec<Build>,
     /// Where it came from, for messages.
     pub origin: String,
 }
@@ -230,6 +358,21 @@ impl Recipe {
                 ));
             }
         }
+        let mut builds = Vec::new();
+        for b in raw.build {
+            let at = b.span().start;
+            let b = b.into_inner();
+            if let Some(message) = b.problem() {
+                return Err(invalid(at, message));
+            }
+            if builds.iter().any(|o: &Build| o.name() == b.name()) {
+                return Err(invalid(
+                    at,
+                    format!("two [[build]] tables are named `{}`", b.name()),
+                ));
+            }
+            builds.push(b);
+        }
         Ok(Recipe {
             name: name.to_string(),
             description: raw.description.unwrap_or_default(),
@@ -237,6 +380,7 @@ impl Recipe {
             pypi,
             releases: raw.release,
             apt,
+            builds,
             origin: file.to_string(),
         })
     }
@@ -266,6 +410,7 @@ impl Recipe {
             pypi,
             releases: Vec::new(),
             apt: None,
+            builds: Vec::new(),
             origin: "<command line>".into(),
         })
     }
@@ -288,6 +433,7 @@ impl Recipe {
             },
             releases: Vec::new(),
             apt: None,
+            builds: Vec::new(),
             origin: origin.to_string(),
         }
     }
@@ -325,6 +471,11 @@ impl Recipe {
             (a, b) => a.or(b),
         };
         self.releases.extend(other.releases);
+        for b in other.builds {
+            if !self.builds.contains(&b) {
+                self.builds.push(b);
+            }
+        }
         if self.target.is_none() {
             self.target = other.target;
         }
@@ -338,6 +489,9 @@ impl Recipe {
         }
         if let Some(a) = &self.apt {
             out.extend(a.check.iter().cloned());
+        }
+        for b in &self.builds {
+            out.extend(b.check.iter().cloned());
         }
         out
     }
@@ -417,6 +571,7 @@ fn apt_requirement(arg: &str) -> Option<Result<Recipe, RecipeError>> {
         target: None,
         pypi: Pypi::default(),
         releases: Vec::new(),
+        builds: Vec::new(),
         apt: Some(Apt {
             packages: vec![package.to_string()],
             binaries,
@@ -473,7 +628,7 @@ const WELL_KNOWN_TOOLS: &[&str] = &[
 pub fn describe_sources(
     args: &[String],
     dir: Option<&Path>,
-) -> Vec<(String, &'static str, Option<String>)> {
+) -> Vec<(String, String, Option<String>)> {
     // Programs the built-in apt recipes take, for the hint.
     let recipes_binaries: Vec<String> = BUILTIN
         .iter()
@@ -484,23 +639,25 @@ pub fn describe_sources(
     let mut out = Vec::new();
     for a in args {
         if a.starts_with("apt:") {
-            out.push((a.clone(), "apt", None));
+            out.push((a.clone(), "apt".into(), None));
             continue;
         }
         if crate::config::requirements::pyproject_path(a).is_some() {
-            out.push((a.clone(), "project (pypi)", None));
+            out.push((a.clone(), "project (pypi)".into(), None));
             continue;
         }
         match find(a, dir) {
             Ok(Some(r)) => {
-                let source = if r.apt.is_some() {
-                    "recipe (apt)"
-                } else if !r.releases.is_empty() {
-                    "recipe (release)"
-                } else {
-                    "recipe (pypi)"
-                };
-                out.push((a.clone(), source, None));
+                let kinds: Vec<&str> = [
+                    (!r.pypi.requirements.is_empty(), "pypi"),
+                    (!r.releases.is_empty(), "release"),
+                    (r.apt.is_some(), "apt"),
+                    (!r.builds.is_empty(), "build"),
+                ]
+                .into_iter()
+                .filter_map(|(has, kind)| has.then_some(kind))
+                .collect();
+                out.push((a.clone(), format!("recipe ({})", kinds.join(", ")), None));
             }
             _ => {
                 let name = a
@@ -514,7 +671,7 @@ pub fn describe_sources(
                         "`{name}` is read as the PyPI package `{name}`; for the program, write apt:{name}"
                     )
                 });
-                out.push((a.clone(), "pypi", hint));
+                out.push((a.clone(), "pypi".into(), hint));
             }
         }
     }
@@ -626,6 +783,60 @@ mod tests {
         assert_eq!(r.releases.len(), 1);
         assert!(r.apt.is_some());
         assert_eq!(r.pypi.exclude_newer.as_deref(), Some("2023-05-03"));
+        assert_eq!(r.builds.len(), 2);
+        assert_eq!(r.builds[1].krate.as_deref(), Some("ripgrep"));
+    }
+
+    #[test]
+    fn build_tables_are_checked_where_they_are() {
+        let ok = "[[build]]\nname = \"hello\"\nversion = \"1.0\"\nurl = \"https://127.0.0.1/h-{version}.tar.gz\"\n\
+                  sha256 = \"00\"\npackages = [\"build-essential\"]\nscript = \"make install\"\nbinaries = [\"hello\", \"sbin/helper\"]\n";
+        let r = Recipe::parse("x", ok, "x.toml").unwrap();
+        assert_eq!(r.builds.len(), 1);
+        assert_eq!(r.builds[0].name(), "hello");
+        let krate = "[[build]]\ncrate = \"ripgrep\"\nversion = \"^14\"\nbinaries = [\"rg\"]\n";
+        let r = Recipe::parse("x", krate, "x.toml").unwrap();
+        assert_eq!(r.builds[0].name(), "ripgrep");
+        let cases = [
+            (
+                ok.replace("binaries = [\"hello\", \"sbin/helper\"]", "binaries = []"),
+                "x.toml:1:1: [[build]] `hello`: lists no `binaries`",
+            ),
+            (
+                ok.replace("script = \"make install\"\n", ""),
+                "needs a `script`",
+            ),
+            (ok.replace("name = \"hello\"\n", ""), "needs a `name`"),
+            (
+                ok.replace("\"sbin/helper\"", "\"../../etc/passwd\""),
+                "is not a program name or a relative path",
+            ),
+            (
+                ok.replace("\"build-essential\"", "\"gcc; curl x | sh\""),
+                "is not a Debian package name",
+            ),
+            (format!("{krate}script = \"x\"\n"), "a crate takes no"),
+            (
+                format!("{krate}url = \"https://127.0.0.1/x.tar.gz\"\n"),
+                "either `url` or `crate`",
+            ),
+            (
+                format!("description = \"x\"\n{krate}\n{krate}"),
+                "x.toml:7:1: two [[build]] tables are named `ripgrep`",
+            ),
+            ("[[build]]\nbinaries = [\"x\"]\n".to_string(), "give `url`"),
+            (format!("{krate}flavour = 1\n"), "x.toml:5:1"),
+        ];
+        for (text, want) in cases {
+            let e = Recipe::parse("x", &text, "x.toml").unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}\n{text}");
+        }
+        // Merged recipes keep each build once, and their checks.
+        let mut a = Recipe::parse("a", krate, "a.toml").unwrap();
+        let b = Recipe::parse("b", ok, "b.toml").unwrap();
+        a.merge(b.clone());
+        a.merge(b);
+        assert_eq!(a.builds.len(), 2);
     }
 
     #[test]

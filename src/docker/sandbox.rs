@@ -94,6 +94,80 @@ pub async fn build_image(
         .await
 }
 
+/// A build image for `[[build]]` recipes: the sandbox image plus the
+/// recipe's `packages` and what every build needs here (patchelf for
+/// RUNPATH, xz-utils and unzip to unpack sources). Cached by its inputs.
+pub async fn image_with(
+    engine: &Engine,
+    target: &Target,
+    packages: &[String],
+    reporter: &dyn Reporter,
+) -> Result<String, DockerError> {
+    let sandbox = sandbox_image(engine, target, reporter).await?;
+    let id = engine.image_id(&sandbox).await?.unwrap_or_default();
+    let mut all: Vec<String> = ["patchelf", "xz-utils", "unzip"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(packages.iter().cloned())
+        .collect();
+    all.sort();
+    all.dedup();
+    let words = all
+        .iter()
+        .map(|p| sh_quote(p))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let tag = format!(
+        "bundle-build:{}",
+        key(&[RECIPE_VERSION, &id, "packages", &all.join(" ")])
+    );
+    let script = format!(
+        "set -e; {APT_ENV}; $APT update && $APT install -y {words} && rm -rf /var/lib/apt/lists/*"
+    );
+    engine
+        .derived_image(&sandbox, &target.platform, &tag, &script, reporter)
+        .await
+}
+
+/// The image `base` with a folder of the host copied in at `dest` (for
+/// the host's Rust toolchain), cached by `id` (what the folder holds).
+pub async fn image_with_folder(
+    engine: &Engine,
+    base: &str,
+    platform: &str,
+    tar: &dyn Fn() -> std::io::Result<std::path::PathBuf>,
+    dest: &str,
+    id: &str,
+    reporter: &dyn Reporter,
+) -> Result<String, DockerError> {
+    let base_id = engine.image_id(base).await?.unwrap_or_default();
+    let tag = format!("bundle-rust:{}", key(&[RECIPE_VERSION, &base_id, dest, id]));
+    if engine.image_id(&tag).await?.is_some() {
+        return Ok(tag);
+    }
+    let _step = crate::report::Step::start(reporter, &format!("preparing image {tag} ({id})"));
+    let file = tar().map_err(|source| DockerError::Local {
+        path: dest.into(),
+        source,
+    })?;
+    let spec = ContainerSpec::root(base, platform, false, "image");
+    let done = engine
+        .with_container(&spec, async |c| {
+            c.run_ok(
+                &format!("mkdir -p {}", sh_quote(dest)),
+                "making the folder",
+                &ExecOptions::default(),
+            )
+            .await?;
+            c.copy_in_file(dest, &file).await?;
+            c.commit(&tag).await
+        })
+        .await;
+    let _ = std::fs::remove_file(&file);
+    done?;
+    Ok(tag)
+}
+
 /// Sonames (and library file names) in an image, from `ldconfig -p` in a
 /// pristine container with no network. Cached by image id.
 pub async fn libraries(

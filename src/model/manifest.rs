@@ -53,6 +53,20 @@ pub struct AptPackage {
     pub sha256: Option<Sha256>,
 }
 
+/// Where a built file comes from and what built it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BuildRecord {
+    /// The source archive's URL, or `crate NAME VERSION`.
+    pub from: String,
+    /// The source archive's (or `.crate` file's) sha256.
+    pub sha256: Sha256,
+    /// The build image: the target's image and the packages added.
+    pub image: String,
+    /// The Rust toolchain (`rustc -V`), for crates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toolchain: Option<String>,
+}
+
 /// One file of the bundle, as listed in `manifest.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FileEntry {
@@ -85,6 +99,9 @@ pub struct FileEntry {
     /// The sdist a wheel was built from, in the target image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub built_from: Option<String>,
+    /// How a `[[build]]` program (or a library it needs) was built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildRecord>,
     /// The modules a wheel makes importable (top level).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<String>,
@@ -110,6 +127,7 @@ impl FileEntry {
             needed: None,
             link: None,
             built_from: None,
+            build: None,
             modules: Vec::new(),
             scripts: BTreeMap::new(),
         }

@@ -132,6 +132,70 @@ pub struct PlannedRelease {
     pub files: Vec<String>,
 }
 
+/// A program built from source in the target's image, pinned.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PlannedBuild {
+    /// The build's name in the recipe.
+    pub name: String,
+    /// The version chosen (a requirement resolved).
+    pub version: String,
+    /// What is built.
+    pub source: BuildSource,
+    /// Apt packages installed in the build image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+    /// The build script (source archives).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// Cargo features (crates).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+    /// Programs taken from `$PREFIX`.
+    pub binaries: Vec<String>,
+    /// How the programs find `lib/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Link>,
+}
+
+/// The source of a build.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BuildSource {
+    /// A source archive.
+    Archive {
+        /// Its URL.
+        url: String,
+        /// Its sha256.
+        sha256: Sha256,
+        /// How it is packed.
+        archive: ArchiveKind,
+    },
+    /// A crate of a cargo registry, with the dependencies its own
+    /// `Cargo.lock` pins.
+    Crate {
+        /// The crate's name.
+        #[serde(rename = "crate")]
+        name: String,
+        /// The `.crate` file's URL.
+        url: String,
+        /// Its sha256 (the index's checksum).
+        sha256: Sha256,
+        /// The sparse index it was resolved in.
+        index: String,
+    },
+}
+
+impl BuildSource {
+    /// The source archive or `.crate` file: URL and sha256.
+    pub fn file(&self) -> (&str, &Sha256) {
+        match self {
+            BuildSource::Archive { url, sha256, .. } | BuildSource::Crate { url, sha256, .. } => {
+                (url, sha256)
+            }
+        }
+    }
+}
+
 /// Every file a bundle will hold, pinned.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Plan {
@@ -154,6 +218,9 @@ pub struct Plan {
     /// versions installed are recorded in the manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apt: Option<PlannedApt>,
+    /// Programs built from source in the target's image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub builds: Vec<PlannedBuild>,
     /// Packages left out.
     pub excluded: Vec<Excluded>,
     /// The whole target profile the plan was made for: a lock is valid only

@@ -147,7 +147,7 @@ fn is_glibc(soname: &str) -> bool {
             .any(|g| soname == *g || soname.starts_with(&format!("{g}.")))
 }
 
-fn dpkg_list(text: &str) -> BTreeMap<String, AptPackage> {
+pub(super) fn dpkg_list(text: &str) -> BTreeMap<String, AptPackage> {
     text.lines()
         .filter_map(|l| {
             let mut parts = l.split('\t');
@@ -169,7 +169,7 @@ fn dpkg_list(text: &str) -> BTreeMap<String, AptPackage> {
         .collect()
 }
 
-const DPKG_QUERY: &str =
+pub(super) const DPKG_QUERY: &str =
     "dpkg-query -W -f='${Package}\\t${Version}\\t${Architecture}\\t${Status}\\n'";
 
 /// Install `apt.packages` in the target's sandbox image and write the
@@ -196,7 +196,7 @@ pub async fn build(
     // The same inputs (image, lists, packages, lock, recipe) give the same
     // files: a rebuild takes them from the cache, checked, with no container.
     let key = result_key(engine, &sandbox_tag, &lists, apt, locked).await?;
-    if let Some(done) = reuse(cache, &key, root) {
+    if let Some(done) = reuse(cache, "apt", &key, root) {
         tracing::info!("apt: reused the result of an identical earlier build");
         return Ok(done);
     }
@@ -231,7 +231,7 @@ pub async fn build(
         files,
         system_libraries,
     };
-    remember(cache, &key, root, &done);
+    remember(cache, "apt", &key, root, &done);
     Ok(done)
 }
 
@@ -305,14 +305,14 @@ fn with_debs(installed: Vec<AptPackage>, debs: &[Deb]) -> Vec<AptPackage> {
 }
 
 /// Binaries taken from the image: (name in the recipe, real path).
-type Binaries = Vec<(String, String)>;
+pub(super) type Binaries = Vec<(String, String)>;
 
 /// The libraries the binaries need that the sandbox lacks.
-struct Closure {
+pub(super) struct Closure {
     /// soname → real path in the image.
-    libraries: BTreeMap<String, String>,
+    pub(super) libraries: BTreeMap<String, String>,
     /// Real paths of files with a dynamic section (which RUNPATH concerns).
-    dynamic: BTreeSet<String>,
+    pub(super) dynamic: BTreeSet<String>,
 }
 
 /// The apt stage in one container: install and record, locate the
@@ -338,7 +338,7 @@ async fn build_in(
         .collect();
     let owners = owners(c, &sources).await?;
     let step = Step::start(reporter, "staging, RUNPATH and copy-out");
-    let link = stage_and_link(c, apt, &binaries, &closure, root, reporter).await?;
+    let link = stage_and_link(c, apt.link, &binaries, &closure, root, reporter).await?;
     drop(step);
     let version_of = |path: &str| {
         let pkg = owners.get(path).cloned();
@@ -437,7 +437,7 @@ async fn locate_binaries(c: &impl Run, apt: &Apt, image: &str) -> Result<Binarie
 /// DT_NEEDED, recursively, each name resolved inside the container
 /// (RUNPATH, then `ldconfig -p`, then the default folders); what the
 /// sandbox has and glibc itself stay out.
-async fn library_closure(
+pub(super) async fn library_closure(
     c: &impl Run,
     target: &Target,
     binaries: &Binaries,
@@ -537,9 +537,9 @@ async fn find_library(
 
 /// Copy the files into a folder of the container, set RUNPATH with
 /// patchelf (or fall back to wrappers), and copy them out into `root`.
-async fn stage_and_link(
+pub(super) async fn stage_and_link(
     c: &impl Run,
-    apt: &Apt,
+    link: Option<Link>,
     binaries: &Binaries,
     closure: &Closure,
     root: &Path,
@@ -566,7 +566,7 @@ async fn stage_and_link(
     c.run_ok(&stage, "staging the files", &root_opts).await?;
     let link = if closure.libraries.is_empty() {
         None
-    } else if apt.link == Some(Link::Wrapper) {
+    } else if link == Some(Link::Wrapper) {
         Some(Link::Wrapper)
     } else {
         let out = c.exec(&patch_script(binaries, closure), &root_opts).await?;
@@ -620,10 +620,10 @@ fn patch_script(binaries: &Binaries, closure: &Closure) -> String {
 }
 
 /// The package and version a path in the image belongs to.
-type VersionOf<'a> = dyn Fn(&str) -> (Option<String>, Option<String>) + 'a;
+pub(super) type VersionOf<'a> = dyn Fn(&str) -> (Option<String>, Option<String>) + 'a;
 
 /// The manifest rows of what was staged (writing wrappers where needed).
-fn rows(
+pub(super) fn rows(
     root: &Path,
     binaries: &Binaries,
     closure: &Closure,
@@ -659,7 +659,10 @@ fn rows(
 
 /// The package owning each path (`dpkg -S`), trying the path and, for
 /// merged-/usr systems, its other spelling.
-async fn owners(c: &impl Run, paths: &[&String]) -> Result<BTreeMap<String, String>, AptError> {
+pub(super) async fn owners(
+    c: &impl Run,
+    paths: &[&String],
+) -> Result<BTreeMap<String, String>, AptError> {
     let mut script = String::new();
     for p in paths {
         let alt = p
@@ -840,7 +843,7 @@ mod tests {
         let (binaries, closure) = closure();
         block_on(stage_and_link(
             c,
-            &recipe(link),
+            recipe(link).link,
             &binaries,
             &closure,
             root,
@@ -1396,7 +1399,13 @@ struct Remembered {
 
 /// Keep the result and its files in the cache (best effort: a failure only
 /// costs the next build its shortcut).
-fn remember(cache: &crate::fetch::cache::Cache, key: &str, root: &Path, done: &AptBuild) {
+pub(super) fn remember(
+    cache: &crate::fetch::cache::Cache,
+    kind: &str,
+    key: &str,
+    root: &Path,
+    done: &AptBuild,
+) {
     let mut blobs = Vec::new();
     for f in &done.files {
         let full = root.join(&f.path);
@@ -1417,7 +1426,7 @@ fn remember(cache: &crate::fetch::cache::Cache, key: &str, root: &Path, done: &A
         build: done.clone(),
         blobs,
     };
-    let path = cache.keyed("apt", key, ".json");
+    let path = cache.keyed(kind, key, ".json");
     if let Ok(json) = serde_json::to_vec(&record) {
         let _ = cache.write_checked(&path, &json);
     }
@@ -1425,8 +1434,13 @@ fn remember(cache: &crate::fetch::cache::Cache, key: &str, root: &Path, done: &A
 
 /// Write a cached result's files into `root` when every one of them is in
 /// the cache with its recorded sha256; else nothing (a fresh build runs).
-fn reuse(cache: &crate::fetch::cache::Cache, key: &str, root: &Path) -> Option<AptBuild> {
-    let path = cache.keyed("apt", key, ".json");
+pub(super) fn reuse(
+    cache: &crate::fetch::cache::Cache,
+    kind: &str,
+    key: &str,
+    root: &Path,
+) -> Option<AptBuild> {
+    let path = cache.keyed(kind, key, ".json");
     let record: Remembered = serde_json::from_slice(&cache.read_checked(&path)?).ok()?;
     let mut found = Vec::new();
     for (rel, sha) in &record.blobs {

@@ -3,6 +3,8 @@
 //! sdists in the target's build image.
 
 pub mod apt;
+pub mod build;
+pub mod crates;
 pub mod release;
 pub mod sdist;
 pub mod wheel;
@@ -37,6 +39,14 @@ pub enum StageStep {
         packages: Vec<String>,
         binaries: Vec<String>,
     },
+    /// Build `[[build]]` `index` in an image of the target (no network),
+    /// and take its programs and the libraries the sandbox lacks.
+    Build {
+        index: usize,
+        name: String,
+        version: String,
+        binaries: Vec<String>,
+    },
 }
 
 impl StageStep {
@@ -62,6 +72,19 @@ impl StageStep {
                 binaries
                     .iter()
                     .map(|b| format!("bin/{b}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            StageStep::Build {
+                name,
+                version,
+                binaries,
+                ..
+            } => format!(
+                "build {name} {version} in the target's image (no network); take {} and the libraries it lacks",
+                binaries
+                    .iter()
+                    .map(|b| format!("bin/{}", b.rsplit('/').next().unwrap_or(b)))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -102,6 +125,17 @@ pub fn steps(plan: &Plan) -> Vec<StageStep> {
             binaries: a.binaries.clone(),
         });
     }
+    out.extend(
+        plan.builds
+            .iter()
+            .enumerate()
+            .map(|(index, b)| StageStep::Build {
+                index,
+                name: b.name.clone(),
+                version: b.version.clone(),
+                binaries: b.binaries.clone(),
+            }),
+    );
     out
 }
 
@@ -194,6 +228,20 @@ mod tests {
                 link: None,
                 debs: Vec::new(),
             }),
+            builds: vec![crate::model::plan::PlannedBuild {
+                name: "hello".into(),
+                version: "1.0".into(),
+                source: crate::model::plan::BuildSource::Archive {
+                    url: "u".into(),
+                    sha256: Sha256::of(b"y"),
+                    archive: ArchiveKind::TarGz,
+                },
+                packages: vec!["libsqlite3-dev".into()],
+                script: Some("make install".into()),
+                features: Vec::new(),
+                binaries: vec!["hello".into()],
+                link: None,
+            }],
             excluded: Vec::new(),
             replaced: Vec::new(),
             profile: None,
@@ -209,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn a_plan_stages_wheels_then_releases_then_apt() {
+    fn a_plan_stages_wheels_then_releases_then_apt_then_builds() {
         let steps = steps(&plan());
         let mut runner = FakeRunner {
             ran: Vec::new(),
@@ -223,10 +271,13 @@ mod tests {
                 "copy wheels/fast-2.0-cp38-cp38-linux_x86_64.whl (built from fast-2.0.tar.gz in the target's build image)",
                 "extract bin/deno from release deno",
                 "apt-get install lua5.3 in the sandbox image; take bin/lua5.3 and the libraries it lacks",
+                "build hello 1.0 in the target's image (no network); take bin/hello and the libraries it lacks",
             ]
         );
         let json = serde_json::to_value(&steps[3]).unwrap();
         assert_eq!(json["step"], "apt");
+        let json = serde_json::to_value(&steps[4]).unwrap();
+        assert_eq!(json["step"], "build");
     }
 
     #[test]

@@ -104,3 +104,42 @@ fn sqlite_utils_verifies_in_the_test_sandbox() {
         "{err}"
     );
 }
+
+#[test]
+fn ripgrep_from_crates_io_builds_for_debian11_and_runs_under_verify() {
+    require_docker();
+    let work = tempfile::tempdir().unwrap();
+    let out = bundle(work.path(), work.path())
+        .args([
+            "build",
+            "ripgrep",
+            "--verify",
+            "--target",
+            &fixture_target("debian11-nopython"),
+        ])
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("check: rg --version") && err.contains("All steps passed."),
+        "{err}"
+    );
+    let manifest: Value = serde_json::from_str(&read_to_string(
+        &work.path().join("dist/ripgrep/manifest.json"),
+    ))
+    .unwrap();
+    let rg = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "bin/rg")
+        .unwrap();
+    assert!(rg["version"].as_str().unwrap().starts_with("14."), "{rg}");
+    let glibc: Vec<u32> = rg["glibc"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert!(glibc[..2] <= [2, 31][..], "{rg}");
+}

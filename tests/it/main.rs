@@ -10,6 +10,7 @@
 
 mod common;
 
+mod build;
 mod cli_snapshots;
 mod docker;
 mod docs;
