@@ -239,7 +239,7 @@ fn a_failing_script_shows_its_last_lines_and_the_build_has_no_network() {
 
 /// A 127.0.0.1 sparse index serving hello-crate 0.2.0 (and a yanked
 /// 0.3.0), which depends on greet-dep 1.0.0. Returns the index URL.
-fn crate_index(server: &Server) -> String {
+fn crate_index(server: &Server) -> (String, String) {
     let dep = pack(&fixture("crates/greet-dep"), "greet-dep-1.0.0", &[]);
     let dep_sum = sha256(&dep);
     let lock = format!(
@@ -264,14 +264,14 @@ fn crate_index(server: &Server) -> String {
         "application/json",
         false,
     );
+    let listing = format!(
+        "{}\n{}\n",
+        line("hello-crate", "0.2.0", &sha256(&main), false),
+        line("hello-crate", "0.3.0", &"0".repeat(64), true)
+    );
     server.route(
         "/index/he/ll/hello-crate",
-        format!(
-            "{}\n{}\n",
-            line("hello-crate", "0.2.0", &sha256(&main), false),
-            line("hello-crate", "0.3.0", &"0".repeat(64), true)
-        )
-        .into_bytes(),
+        listing.clone().into_bytes(),
         "text/plain",
         false,
     );
@@ -293,7 +293,7 @@ fn crate_index(server: &Server) -> String {
         "application/gzip",
         false,
     );
-    server.url("/index/")
+    (server.url("/index/"), listing)
 }
 
 #[test]
@@ -301,7 +301,7 @@ fn crate_index(server: &Server) -> String {
 fn a_crate_is_built_offline_with_its_locked_dependencies_and_the_hosts_toolchain() {
     let t = docker_test();
     let server = Server::start();
-    let index = crate_index(&server);
+    let (index, listing) = crate_index(&server);
     let recipe = r#"
 [[build]]
 crate = "hello-crate"
@@ -354,13 +354,56 @@ check = [{ run = "hello-crate", expect = "built offline" }]
     ] {
         assert_eq!(server.requests_to(path).len(), 1, "{path}");
     }
+
+    // A lock pins 0.2.0; once the index has a newer match, a plan takes
+    // it, and `build --locked` still builds exactly 0.2.0.
+    t.bundle()
+        .env("BUNDLE_CRATES_INDEX", &index)
+        .args(["lock", "hc.toml", "--target", &target])
+        .assert()
+        .success();
+    let lock = read_to_string(&t.work.path().join("hc.lock.json"));
+    assert!(lock.contains("\"version\": \"0.2.0\""), "{lock}");
+    let newer = serde_json::json!({"name": "hello-crate", "vers": "0.2.9", "deps": [], "cksum": "1".repeat(64), "features": {}, "yanked": false});
+    let listing = format!("{listing}{newer}\n");
+    server.route(
+        "/index/he/ll/hello-crate",
+        listing.into_bytes(),
+        "text/plain",
+        false,
+    );
+    let out = t
+        .bundle()
+        .env("BUNDLE_CRATES_INDEX", &index)
+        .args([
+            "plan",
+            "hc.toml",
+            "--refresh",
+            "--target",
+            &target,
+            "--json",
+        ])
+        .assert()
+        .success();
+    let plan: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(plan["builds"][0]["version"], "0.2.9");
+    t.bundle()
+        .env("BUNDLE_CRATES_INDEX", &index)
+        .args(["build", "hc.toml", "--locked", "--target", &target])
+        .assert()
+        .success();
+    let again = manifest(&dir);
+    assert_eq!(
+        again["files"][0]["build"]["from"],
+        "crate hello-crate 0.2.0"
+    );
     assert!(t.containers().is_empty(), "containers left behind");
 }
 
 #[test]
 fn crate_versions_are_chosen_in_the_sparse_index_and_bad_ones_named() {
     let server = Server::start();
-    let index = crate_index(&server);
+    let (index, _) = crate_index(&server);
     let work = tempfile::tempdir().unwrap();
     let recipe = |version: &str, krate: &str| {
         format!("[[build]]\ncrate = \"{krate}\"\nversion = \"{version}\"\nbinaries = [\"x\"]\n")
