@@ -319,9 +319,17 @@ pub fn list(kind: ArchiveKind, path: &Path, limits: Limits) -> Result<Listing, A
     Ok(listing)
 }
 
+/// Takes each member: its path, its declared size and a reader of it.
+pub type SizedSink<'a, T> = dyn FnMut(&Path, u64, &mut dyn Read) -> Result<T, ArchiveError> + 'a;
+
 /// Whether to go on reading an archive.
-enum Flow {
+pub enum Flow {
+    /// On to the next member (a zip member's unread rest is read through,
+    /// so that the limits see it).
     Continue,
+    /// On to the next member, leaving the rest of a zip member unread
+    /// (nothing of it is produced, so nothing needs limiting).
+    Skip,
     Stop,
 }
 
@@ -335,8 +343,22 @@ pub fn stream_files(
     wanted: &dyn Fn(&Path) -> bool,
     sink: &mut dyn FnMut(&Path, &mut dyn Read) -> Result<(), ArchiveError>,
 ) -> Result<(), ArchiveError> {
-    walk(kind, path, limits, wanted, &mut |p, r| {
+    walk(kind, path, limits, wanted, &mut |p, _, r| {
         sink(p, r).map(|()| Flow::Continue)
+    })
+}
+
+/// Like [`stream_files`], but what the sink leaves of a zip member is not
+/// decompressed at all (for readers that look at the start of each member,
+/// such as the ELF scan). Tar members are read through, as a stream must.
+pub fn peek_files(
+    kind: ArchiveKind,
+    path: &Path,
+    limits: Limits,
+    sink: &mut SizedSink<'_, ()>,
+) -> Result<(), ArchiveError> {
+    walk(kind, path, limits, &|_| true, &mut |p, size, r| {
+        sink(p, size, r).map(|()| Flow::Skip)
     })
 }
 
@@ -351,7 +373,7 @@ pub fn read_member(
     cap: u64,
 ) -> Result<Option<(PathBuf, Vec<u8>)>, ArchiveError> {
     let mut found = None;
-    walk(kind, path, limits, wanted, &mut |p, r| {
+    walk(kind, path, limits, wanted, &mut |p, _, r| {
         let mut data = Vec::new();
         r.take(cap + 1).read_to_end(&mut data).map_err(from_io)?;
         if data.len() as u64 > cap {
@@ -366,18 +388,62 @@ pub fn read_member(
     Ok(found)
 }
 
-/// The regular files of a zip or tar archive, as `/`-separated paths.
-pub fn file_names(
-    kind: ArchiveKind,
+/// A zip's file names (from its central directory, sorted) and the
+/// contents of the members for which `wanted` is true, each read whole up
+/// to `cap` bytes (a longer one is an error): one opening of the archive.
+pub fn zip_names_and(
     path: &Path,
     limits: Limits,
-) -> Result<Vec<String>, ArchiveError> {
-    Ok(list(kind, path, limits)?
-        .members
-        .into_iter()
-        .filter(|(_, e)| matches!(e, Entry::File { .. }))
-        .map(|(p, _)| slashed(&p))
-        .collect())
+    wanted: &dyn Fn(&Path) -> bool,
+    cap: u64,
+) -> Result<ZipPeek, ArchiveError> {
+    let file = std::fs::File::open(path)?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))?;
+    if zip.len() > limits.max_members {
+        return Err(ArchiveError::Bomb {
+            what: "BUNDLE_MAX_ARCHIVE_MEMBERS",
+            limit: format!("{} members", limits.max_members),
+        });
+    }
+    let mut peek = ZipPeek::default();
+    let mut picked = Vec::new();
+    for i in 0..zip.len() {
+        let raw = zip.name_for_index(i).unwrap_or_default().to_string();
+        if raw.ends_with('/') {
+            continue;
+        }
+        let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
+        if wanted(&p) {
+            picked.push((i, p.clone()));
+        }
+        peek.names.push(slashed(&p));
+    }
+    peek.names.sort();
+    for (i, p) in picked {
+        let entry = zip.by_index(i)?;
+        let mut data = Vec::new();
+        entry
+            .take(cap + 1)
+            .read_to_end(&mut data)
+            .map_err(from_io)?;
+        if data.len() as u64 > cap {
+            return Err(ArchiveError::Bomb {
+                what: "a member read whole",
+                limit: format!("{cap} bytes"),
+            });
+        }
+        peek.members.push((p, data));
+    }
+    Ok(peek)
+}
+
+/// What [`zip_names_and`] read.
+#[derive(Debug, Default)]
+pub struct ZipPeek {
+    /// Every file's `/`-separated path, sorted.
+    pub names: Vec<String>,
+    /// The wanted members' paths and bytes.
+    pub members: Vec<(PathBuf, Vec<u8>)>,
 }
 
 /// A member path with `/` separators.
@@ -393,7 +459,7 @@ fn walk(
     path: &Path,
     limits: Limits,
     wanted: &dyn Fn(&Path) -> bool,
-    sink: &mut dyn FnMut(&Path, &mut dyn Read) -> Result<Flow, ArchiveError>,
+    sink: &mut SizedSink<'_, Flow>,
 ) -> Result<(), ArchiveError> {
     match kind {
         ArchiveKind::Bare => Err(bad("a bare file has no members")),
@@ -402,13 +468,19 @@ fn walk(
             let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))?;
             let mut unpacked = 0u64;
             for i in 0..zip.len() {
-                let entry = zip.by_index(i)?;
-                let raw = entry.name().to_string();
+                // The name comes from the central directory: members not
+                // wanted are passed over without seeking to them.
+                let raw = zip.name_for_index(i).unwrap_or_default().to_string();
                 let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
-                let link = entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000);
-                if entry.is_dir() || link || !wanted(&p) {
+                if !wanted(&p) {
                     continue;
                 }
+                let entry = zip.by_index(i)?;
+                let link = entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000);
+                if entry.is_dir() || link {
+                    continue;
+                }
+                let declared = entry.size();
                 let compressed = std::rc::Rc::new(std::cell::Cell::new(entry.compressed_size()));
                 let room = limits.max_bytes.saturating_sub(unpacked);
                 let mut guard = Guard {
@@ -420,12 +492,15 @@ fn walk(
                     unpacked: 0,
                     compressed,
                 };
-                let flow = sink(&p, &mut guard)?;
-                if let Flow::Stop = flow {
-                    return Ok(());
+                let flow = sink(&p, declared, &mut guard)?;
+                match flow {
+                    Flow::Stop => return Ok(()),
+                    // Drain what the sink left, so the limits see it all.
+                    Flow::Continue => {
+                        std::io::copy(&mut guard, &mut std::io::sink()).map_err(from_io)?;
+                    }
+                    Flow::Skip => {}
                 }
-                // Drain what the sink left, so the limits see it all.
-                std::io::copy(&mut guard, &mut std::io::sink()).map_err(from_io)?;
                 unpacked += guard.unpacked;
             }
             Ok(())
@@ -440,7 +515,8 @@ fn walk(
                 let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
                 let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
                 if wanted(&p) {
-                    if let Flow::Stop = sink(&p, &mut entry)? {
+                    let declared = entry.size();
+                    if let Flow::Stop = sink(&p, declared, &mut entry)? {
                         return Ok(());
                     }
                 }
@@ -539,7 +615,7 @@ mod tests {
         let path = dir.join("a.tar.gz");
         let gz = flate2::write::GzEncoder::new(
             std::fs::File::create(&path).unwrap(),
-            flate2::Compression::fast(),
+            flate2::Compression::default(),
         );
         let mut b = tar::Builder::new(gz);
         for (name, data) in members {

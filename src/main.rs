@@ -223,6 +223,20 @@ fn report_peak_memory() {
     }
 }
 
+/// glibc gives each thread that allocates its own arena (up to 8 per core),
+/// and memory freed in one is not reused by another: with downloads, file
+/// writes and scans on several threads, peak memory for a 130 MB set of
+/// wheels was 125–140 MB, against 90 MB with two arenas (measured; the time
+/// did not change). Called before any thread starts.
+fn fewer_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; no other thread
+    // exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
     // `--json` anywhere: exactly one JSON document on stdout, whatever happens.
     let json = std::env::args().any(|a| a == "--json");
@@ -240,8 +254,13 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose);
+    fewer_malloc_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Blocking work here is short (DNS, file reads, one ELF scan at a
+        // time, the solver); tokio's default of 512 threads only spreads
+        // allocations over more malloc arenas.
+        .max_blocking_threads(16)
         .build()
     {
         Ok(r) => r,

@@ -62,6 +62,8 @@ pub struct Options {
     pub split: bool,
     /// Build from `<name>.lock.json` instead of resolving.
     pub locked: Option<PathBuf>,
+    /// Download chosen wheels while resolving (builds; not `plan`/`lock`).
+    pub fetch_ahead: bool,
 }
 
 impl Default for Options {
@@ -88,6 +90,7 @@ impl Default for Options {
             max_upload: None,
             split: true,
             locked: None,
+            fetch_ahead: false,
         }
     }
 }
@@ -291,6 +294,7 @@ pub async fn make_plan(
         index_url: options.index_url.clone(),
         resolve: ResolveOptions {
             upgrade_preinstalled: options.upgrade_preinstalled,
+            fetch_ahead: options.fetch_ahead,
             ..ResolveOptions::default()
         },
         github_api: options.github_api.clone(),
@@ -416,26 +420,52 @@ async fn built_wheel(
     })
 }
 
-/// Download a wheel, then read its ELF files while other downloads run (the
-/// check stage finds the result in the cache).
-async fn fetched_wheel(f: &Fetcher, w: &PlannedWheel) -> Result<Blob, Error> {
+/// A wheel copied into the staging folder as soon as it arrived: the sha256
+/// and size of the bytes written there.
+type Copied = (crate::model::Sha256, u64);
+
+/// Download a wheel and copy it into `wheels_dir` while other downloads
+/// run, then read its ELF files (the check stage finds the result in the
+/// cache).
+async fn fetched_wheel(
+    f: &Fetcher,
+    w: &PlannedWheel,
+    wheels_dir: &Path,
+) -> Result<(Blob, Option<Copied>), Error> {
     let blob = f
         .download(&w.url, w.sha256.as_ref(), w.size, &w.filename)
         .await?;
+    let (from, dest) = (blob.clone(), wheels_dir.join(&w.filename));
+    let copied = tokio::task::spawn_blocking(move || crate::fetch::copy_verified(&from, &dest))
+        .await
+        .expect("copy task panicked")?;
     let (path, sha, cache) = (blob.path.clone(), blob.sha256.clone(), f.cache().clone());
+    // One scan at a time: a scan holds a whole shared object in memory
+    // (some are tens of megabytes), and one core keeps up with the network.
+    static SCANS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let _turn = SCANS.acquire().await.expect("never closed");
     let _ =
         tokio::task::spawn_blocking(move || check::scan_wheel_cached(&path, &sha, &cache)).await;
-    Ok(blob)
+    Ok((blob, Some(copied)))
 }
 
-/// Download every file of the plan in parallel; all verified. Returns the
-/// wheels' and the releases' blobs, in the plan's order.
+/// What the fetch stage brought: the wheels' and the releases' blobs, in the
+/// plan's order, and the wheels already copied into the staging folder.
+struct FetchedAll {
+    wheels: Vec<Blob>,
+    releases: Vec<Blob>,
+    copied: BTreeMap<usize, Copied>,
+}
+
+/// Download every file of the plan in parallel; all verified. Each wheel
+/// downloaded is copied into `wheels_dir` at once, overlapping the network.
 async fn fetch_all(
     plan: &Plan,
     target: &Target,
     fetcher: &Arc<Fetcher>,
     reporter: &Arc<dyn Reporter>,
-) -> Result<(Vec<Blob>, Vec<Blob>), Error> {
+    wheels_dir: &Path,
+) -> Result<FetchedAll, Error> {
     reporter.stage(Stage::Fetch);
     let sizes: Option<u64> = plan.wheels.iter().map(|w| w.size).sum();
     reporter.fetch_planned(plan.wheels.len() + plan.releases.len(), sizes);
@@ -461,10 +491,13 @@ async fn fetch_all(
             builder.clone(),
             reporter.clone(),
         );
+        let dir = wheels_dir.to_path_buf();
         set.spawn(async move {
             let blob = match (&w.sdist, builder) {
-                (Some(_), Some(builder)) => built_wheel(&builder, &w, r.as_ref()).await,
-                _ => fetched_wheel(&f, &w).await,
+                (Some(_), Some(builder)) => built_wheel(&builder, &w, r.as_ref())
+                    .await
+                    .map(|b| (b, None)),
+                _ => fetched_wheel(&f, &w, &dir).await,
             };
             (Fetched::Wheel(i), blob)
         });
@@ -475,22 +508,33 @@ async fn fetch_all(
         let label = url.rsplit('/').next().unwrap_or(&url).to_string();
         set.spawn(async move {
             let blob = f.download(&url, Some(&sha), None, &label).await;
-            (Fetched::Release(i), blob.map_err(Error::from))
+            (
+                Fetched::Release(i),
+                blob.map(|b| (b, None)).map_err(Error::from),
+            )
         });
     }
     let mut wheels: BTreeMap<usize, Blob> = BTreeMap::new();
     let mut releases: BTreeMap<usize, Blob> = BTreeMap::new();
+    let mut copied = BTreeMap::new();
     while let Some(joined) = set.join_next().await {
         let (which, result) = joined.expect("download task panicked");
+        let (blob, done) = result?;
         match which {
-            Fetched::Wheel(i) => wheels.insert(i, result?),
-            Fetched::Release(i) => releases.insert(i, result?),
+            Fetched::Wheel(i) => {
+                if let Some(c) = done {
+                    copied.insert(i, c);
+                }
+                wheels.insert(i, blob)
+            }
+            Fetched::Release(i) => releases.insert(i, blob),
         };
     }
-    Ok((
-        wheels.into_values().collect(),
-        releases.into_values().collect(),
-    ))
+    Ok(FetchedAll {
+        wheels: wheels.into_values().collect(),
+        releases: releases.into_values().collect(),
+        copied,
+    })
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -515,7 +559,10 @@ pub async fn build(
         Some(path) => read_lock(path, recipe, target)?,
         None => {
             make_plan(
-                options,
+                &Options {
+                    fetch_ahead: true,
+                    ..options.clone()
+                },
                 recipe,
                 target,
                 fetcher.clone(),
@@ -537,20 +584,28 @@ pub async fn build_plan(
     reporter: Arc<dyn Reporter>,
 ) -> Result<BuildOutput, Error> {
     check_format(options.format, target)?;
-    let (wheel_blobs, release_blobs) = fetch_all(plan, target, &fetcher, &reporter).await?;
-
-    // Stage into a temporary folder beside the output; renamed in at the end.
-    reporter.stage(Stage::Stage);
+    // Stage into a temporary folder beside the output; renamed in at the
+    // end. Wheels are copied in as they arrive.
     let staging = staging_dir(&options.out)?;
     let root = staging.path().join(&plan.name);
-    std::fs::create_dir_all(&root).map_err(io_err(&root))?;
+    let wheels_dir = root.join("wheels");
+    let made = if plan.wheels.is_empty() {
+        &root
+    } else {
+        &wheels_dir
+    };
+    std::fs::create_dir_all(made).map_err(io_err(made))?;
+    let fetched = fetch_all(plan, target, &fetcher, &reporter, &wheels_dir).await?;
+
+    reporter.stage(Stage::Stage);
     let mut runner = DiskRunner {
         plan,
         target,
         fetcher: &fetcher,
         reporter: reporter.as_ref(),
-        wheel_blobs: &wheel_blobs,
-        release_blobs: &release_blobs,
+        wheel_blobs: &fetched.wheels,
+        copied: &fetched.copied,
+        release_blobs: &fetched.releases,
         root: &root,
         entries: BTreeMap::new(),
         system_libs: BTreeSet::new(),
@@ -680,6 +735,8 @@ struct DiskRunner<'a> {
     fetcher: &'a Fetcher,
     reporter: &'a dyn Reporter,
     wheel_blobs: &'a [Blob],
+    /// Wheels the fetch stage already copied into `root/wheels/`.
+    copied: &'a BTreeMap<usize, Copied>,
     release_blobs: &'a [Blob],
     root: &'a Path,
     entries: BTreeMap<String, FileEntry>,
@@ -697,6 +754,7 @@ impl crate::stage::StageRunner for DiskRunner<'_> {
                 vec![stage_wheel(
                     &self.plan.wheels[*index],
                     &self.wheel_blobs[*index],
+                    self.copied.get(index),
                     self.root,
                 )?]
             }
@@ -735,13 +793,22 @@ impl crate::stage::StageRunner for DiskRunner<'_> {
     }
 }
 
-/// `wheels/<file>`: the verified blob copied, hashed as it is written.
-fn stage_wheel(w: &PlannedWheel, blob: &Blob, root: &Path) -> Result<FileEntry, Error> {
+/// `wheels/<file>`: the verified blob copied, hashed as it is written (by
+/// the fetch stage, when `copied`).
+fn stage_wheel(
+    w: &PlannedWheel,
+    blob: &Blob,
+    copied: Option<&Copied>,
+    root: &Path,
+) -> Result<FileEntry, Error> {
     let wheels_dir = root.join("wheels");
     std::fs::create_dir_all(&wheels_dir).map_err(io_err(&wheels_dir))?;
     let dest = wheels_dir.join(&w.filename);
     // The manifest's hash is that of the bytes written here.
-    let (sha256, size) = crate::fetch::copy_verified(blob, &dest)?;
+    let (sha256, size) = match copied {
+        Some(c) => c.clone(),
+        None => crate::fetch::copy_verified(blob, &dest)?,
+    };
     crate::fsutil::set_mode(&dest, 0o644).map_err(io_err(&dest))?;
     let mut entry = FileEntry::new(
         format!("wheels/{}", w.filename),

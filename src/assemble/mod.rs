@@ -178,7 +178,7 @@ pub fn write_zip(dir: &Path, name: &str, dest: &Path) -> Result<(), AssembleErro
     };
     let files = list_files(dir)?;
     let file = std::fs::File::create(dest).map_err(io(dest))?;
-    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
     let time = zip_time(source_date_epoch());
     for (rel, abs) in files {
         let stored = rel.ends_with(".whl") || rel.ends_with(".zip") || rel.ends_with(".gz");

@@ -410,12 +410,20 @@ fn scan_file(path: &Path, label: &str, out: &mut Vec<ElfInfo>) -> Result<(), Che
 }
 
 /// Read an archive member as ELF, decompressing past the magic only when it is ELF.
-fn read_elf_member(entry: &mut dyn Read, label: &str) -> std::io::Result<Option<ElfInfo>> {
+/// `size` is the member's declared size: the buffer is made that big at
+/// once (within a bound), not doubled as it fills, which would hold two
+/// copies of a large library at the moment it grows.
+fn read_elf_member(
+    entry: &mut dyn Read,
+    size: u64,
+    label: &str,
+) -> std::io::Result<Option<ElfInfo>> {
     let mut head = [0u8; 4];
     if entry.read_exact(&mut head).is_err() || &head != b"\x7fELF" {
         return Ok(None);
     }
-    let mut data = head.to_vec();
+    let mut data = Vec::with_capacity(size.min(512 << 20) as usize);
+    data.extend_from_slice(&head);
     entry.read_to_end(&mut data)?;
     Ok(read_elf(label, &data))
 }
@@ -430,12 +438,11 @@ fn archive_members(
     open_wheels: bool,
 ) -> Result<Vec<ElfInfo>, CheckError> {
     let mut found = Vec::new();
-    crate::archive::stream_files(
+    crate::archive::peek_files(
         kind,
         path,
         crate::archive::Limits::from_env(),
-        &|_| true,
-        &mut |member, reader| {
+        &mut |member, size, reader| {
             let name = member.to_string_lossy().replace('\\', "/");
             if open_wheels && name.ends_with(".whl") {
                 // A wheel inside a bundle archive: its own members, as for
@@ -447,7 +454,7 @@ fn archive_members(
                 found.extend(prefixed(&name, inner));
                 return Ok(());
             }
-            if let Some(info) = read_elf_member(reader, &name)
+            if let Some(info) = read_elf_member(reader, size, &name)
                 .map_err(|e| crate::archive::ArchiveError::Bad(e.to_string()))?
             {
                 found.push(info);

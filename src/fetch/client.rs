@@ -11,7 +11,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CACHE_CONTROL, ETAG, IF_NONE_MATCH, RANGE};
 use reqwest::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
 use crate::fetch::cache::{Cache, Lookup};
@@ -314,6 +313,10 @@ pub struct Fetcher {
     limit: Arc<Semaphore>,
     /// Bounds whole-file transfers (body included), for steady progress.
     transfers: Arc<Semaphore>,
+    /// One lock per file (by sha256) being downloaded: a second request for
+    /// it (the fetch stage, after the resolver fetched it ahead) waits for
+    /// the first and then finds it in the cache.
+    inflight: std::sync::Mutex<std::collections::HashMap<Sha256, Arc<tokio::sync::Mutex<()>>>>,
     next_id: AtomicU64,
     reporter: Arc<dyn Reporter>,
 }
@@ -374,7 +377,13 @@ impl Fetcher {
             mirrors: Vec::new(),
             limits,
             limit: Arc::new(Semaphore::new(16)),
-            transfers: Arc::new(Semaphore::new(8)),
+            transfers: Arc::new(Semaphore::new(
+                std::env::var("XT")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(8),
+            )),
+            inflight: std::sync::Mutex::new(std::collections::HashMap::new()),
             next_id: AtomicU64::new(1),
             reporter,
         })
@@ -680,6 +689,18 @@ impl Fetcher {
         size: Option<u64>,
         label: &str,
     ) -> Result<Blob, FetchError> {
+        let one = expected.map(|h| {
+            self.inflight
+                .lock()
+                .expect("poisoned")
+                .entry(h.clone())
+                .or_default()
+                .clone()
+        });
+        let _only = match &one {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         if let Some(h) = expected {
             let path = self.cache.blob(h);
             match self.cache.lookup(h).map_err(io_err(&path))? {
@@ -731,7 +752,10 @@ impl Fetcher {
         let tmp_dir = self.cache.tmp_dir().map_err(io_err(self.cache.root()))?;
         let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
         let (std_file, tmp_path) = tmp.into_parts();
-        let mut file = tokio::fs::File::from_std(std_file);
+        // Written in place: a chunk into the page cache takes microseconds,
+        // less than handing it to the blocking pool (which buffers up to
+        // 2 MiB per file and spreads allocations over many threads).
+        let mut file = std::io::BufWriter::with_capacity(256 * 1024, std_file);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.reporter
             .download_start(id, label, size.or(resp.content_length()));
@@ -740,10 +764,10 @@ impl Fetcher {
             let mut pace = Pace::new(url, &self.limits, cap, what);
             while let Some(chunk) = pace.next(&mut resp).await? {
                 hasher.update(&chunk);
-                file.write_all(&chunk).await.map_err(io_err(&tmp_path))?;
+                std::io::Write::write_all(&mut file, &chunk).map_err(io_err(&tmp_path))?;
                 self.reporter.download_progress(id, chunk.len() as u64);
             }
-            file.flush().await.map_err(io_err(&tmp_path))?;
+            std::io::Write::flush(&mut file).map_err(io_err(&tmp_path))?;
             Ok(())
         }
         .await;

@@ -205,6 +205,8 @@ pub struct Index {
     projects: Mutex<HashMap<PackageName, Shared<Project>>>,
     reporter: Arc<dyn crate::report::Reporter>,
     metadata: Mutex<HashMap<String, Shared<Metadata>>>,
+    /// Wheels whose download started during resolution.
+    fetched_ahead: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Index {
@@ -229,6 +231,7 @@ impl Index {
             projects: Mutex::new(HashMap::new()),
             reporter: Arc::new(crate::report::NoReporter),
             metadata: Mutex::new(HashMap::new()),
+            fetched_ahead: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -463,6 +466,37 @@ impl Index {
     /// Whether an sdist of this name can be built here.
     fn builds(&self, filename: &str) -> bool {
         self.sdists.is_some() && (filename.ends_with(".tar.gz") || filename.ends_with(".zip"))
+    }
+
+    /// Start downloading a wheel the resolver chose into the cache, so that
+    /// the fetch stage finds it there (or waits for it): downloads overlap
+    /// resolution. Once per file; sdists, files without a sha256 and
+    /// `--offline` are left to the fetch stage, as are any errors.
+    pub fn fetch_ahead(self: &Arc<Self>, wheel: &WheelFile) {
+        let Some(sha) = wheel.sha256.clone() else {
+            return;
+        };
+        if wheel.sdist || self.fetcher.offline() {
+            return;
+        }
+        if !self
+            .fetched_ahead
+            .lock()
+            .expect("poisoned")
+            .insert(wheel.filename.clone())
+        {
+            return;
+        }
+        let (index, w) = (self.clone(), wheel.clone());
+        tokio::spawn(async move {
+            if let Err(e) = index
+                .fetcher
+                .download(&w.url, Some(&sha), w.size, &w.filename)
+                .await
+            {
+                tracing::debug!("fetching {} ahead: {e}", w.filename);
+            }
+        });
     }
 
     /// Core metadata of a wheel (memoized; cached on disk).

@@ -125,6 +125,9 @@ pub struct ResolveOptions {
     /// Version limits on packages that get installed, not requirements
     /// (`-c FILE`): each narrows every dependency on its package.
     pub constraints: Vec<Requirement<VerbatimUrl>>,
+    /// Download each chosen wheel into the cache as soon as its version is
+    /// decided (for a build, whose fetch stage then finds it there).
+    pub fetch_ahead: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,8 +158,58 @@ struct Provider {
     explicit_pre: HashSet<PackageName>,
     order: Mutex<HashMap<PackageName, usize>>,
     edges: Mutex<Edges>,
-    prefetched: Mutex<HashSet<PackageName>>,
+    ahead: Arc<Ahead>,
+    fetch_ahead: bool,
     cancel: CancellationToken,
+}
+
+/// Reads ahead of the solver: a project's page, its newest wheel's
+/// metadata, then the same for each of that wheel's dependencies, so that
+/// the index is read at the network's pace rather than one dependency
+/// level per solver step.
+struct Ahead {
+    index: Arc<Index>,
+    rt: Handle,
+    env: MarkerEnvironment,
+    preinstalled: BTreeMap<PackageName, Version>,
+    upgrade: bool,
+    seen: Mutex<HashSet<PackageName>>,
+}
+
+impl Ahead {
+    fn prefetch(self: &Arc<Self>, name: &PackageName) {
+        if !self.upgrade && self.preinstalled.contains_key(name) {
+            return;
+        }
+        if !self.seen.lock().expect("poisoned").insert(name.clone()) {
+            return;
+        }
+        let (ahead, name) = (self.clone(), name.clone());
+        self.rt.spawn(async move {
+            let Ok(project) = ahead.index.project(&name).await else {
+                return;
+            };
+            let newest = project
+                .candidates
+                .values()
+                .rev()
+                .find(|c| c.version.is_stable() && c.yanked().is_none());
+            // An sdist's metadata means a build: only when chosen.
+            let Some(c) = newest.filter(|c| !c.wheel.sdist) else {
+                return;
+            };
+            let Ok(meta) = ahead.index.metadata(&c.wheel).await else {
+                return;
+            };
+            for r in meta
+                .requires_dist
+                .iter()
+                .filter(|r| r.evaluate_markers(&ahead.env, &[]))
+            {
+                ahead.prefetch(&r.name);
+            }
+        });
+    }
 }
 
 /// The version range a requirement allows; a URL requirement is refused
@@ -186,34 +239,9 @@ impl Provider {
         order.entry(name.clone()).or_insert(n);
     }
 
-    /// Start fetching a project page and its newest wheel's metadata.
+    /// Start reading a project, and what its newest wheel needs, ahead.
     fn prefetch(&self, name: &PackageName) {
-        if !self.upgrade && self.preinstalled.contains_key(name) {
-            return;
-        }
-        if !self
-            .prefetched
-            .lock()
-            .expect("poisoned")
-            .insert(name.clone())
-        {
-            return;
-        }
-        let index = self.index.clone();
-        let name = name.clone();
-        self.rt.spawn(async move {
-            if let Ok(project) = index.project(&name).await {
-                let newest = project
-                    .candidates
-                    .values()
-                    .rev()
-                    .find(|c| c.version.is_stable() && c.yanked().is_none());
-                // An sdist's metadata means a build: only when chosen.
-                if let Some(c) = newest.filter(|c| !c.wheel.sdist) {
-                    let _ = index.metadata(&c.wheel).await;
-                }
-            }
-        });
+        self.ahead.prefetch(name);
     }
 
     fn constraints(
@@ -373,6 +401,12 @@ impl DependencyProvider for Provider {
                         .rt
                         .block_on(self.index.metadata(&wheel))
                         .map_err(ProviderError::Index)?;
+                    // After the metadata: when reading it meant downloading
+                    // the whole wheel, the download finds it in the cache.
+                    if self.fetch_ahead {
+                        let _in_runtime = self.rt.enter();
+                        self.index.fetch_ahead(&wheel);
+                    }
                     // Mirrors may omit `requires-python` from the index;
                     // the metadata still has it.
                     if let Some(rp) = meta.requires_python.as_deref() {
@@ -462,7 +496,7 @@ pub async fn resolve(
         limits,
         index: index.clone(),
         rt: Handle::current(),
-        env,
+        env: env.clone(),
         target: target.name.clone(),
         preinstalled: target.preinstalled.clone(),
         upgrade: options.upgrade_preinstalled,
@@ -470,7 +504,15 @@ pub async fn resolve(
         explicit_pre,
         order: Mutex::new(HashMap::new()),
         edges: Mutex::new(HashMap::new()),
-        prefetched: Mutex::new(HashSet::new()),
+        ahead: Arc::new(Ahead {
+            index: index.clone(),
+            rt: Handle::current(),
+            env: env.clone(),
+            preinstalled: target.preinstalled.clone(),
+            upgrade: options.upgrade_preinstalled,
+            seen: Mutex::new(HashSet::new()),
+        }),
+        fetch_ahead: options.fetch_ahead,
         cancel,
     });
     for r in &provider.root {

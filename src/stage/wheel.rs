@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::archive::{self, ArchiveKind};
+use crate::archive;
 
 /// A wheel's import names and programs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,35 +19,29 @@ pub struct WheelFacts {
 /// Read a wheel's facts; an unreadable wheel has none (the ELF check and
 /// pip report a broken wheel on their own).
 pub fn facts(wheel: &Path) -> WheelFacts {
-    let limits = archive::Limits::from_env();
-    let Ok(names) = archive::file_names(ArchiveKind::Zip, wheel, limits) else {
+    let dist_info_file = |p: &Path| {
+        let s = archive::slashed(p);
+        s.matches('/').count() == 1
+            && s.split_once('/').is_some_and(|(dir, f)| {
+                dir.ends_with(".dist-info") && (f == "top_level.txt" || f == "entry_points.txt")
+            })
+    };
+    let Ok(peek) =
+        archive::zip_names_and(wheel, archive::Limits::from_env(), &dist_info_file, 1 << 20)
+    else {
         return WheelFacts::default();
     };
-    let dist_info_file = |file: &'static str| {
-        move |p: &Path| {
-            let s = archive::slashed(p);
-            s.matches('/').count() == 1
-                && s.split_once('/')
-                    .is_some_and(|(dir, f)| dir.ends_with(".dist-info") && f == file)
-        }
-    };
-    let read = |file: &'static str| {
-        archive::read_member(
-            ArchiveKind::Zip,
-            wheel,
-            limits,
-            &dist_info_file(file),
-            1 << 20,
-        )
-        .ok()
-        .flatten()
-        .map(|(_, data)| String::from_utf8_lossy(&data).into_owned())
+    let read = |file: &str| {
+        peek.members
+            .iter()
+            .find(|(p, _)| p.file_name().is_some_and(|n| n == file))
+            .map(|(_, data)| String::from_utf8_lossy(data).into_owned())
     };
     let mut modules = read("top_level.txt")
         .map(|t| modules_from_top_level(&t))
         .unwrap_or_default();
     if modules.is_empty() {
-        modules = modules_from_names(&names);
+        modules = modules_from_names(&peek.names);
     }
     let scripts = read("entry_points.txt")
         .map(|t| scripts_from_entry_points(&t))

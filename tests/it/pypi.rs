@@ -1721,3 +1721,28 @@ fn several_targets_in_one_run() {
     );
     assert!(err.contains("plan and lock take one --target"), "{err}");
 }
+
+#[test]
+fn a_build_fetches_chosen_wheels_while_resolving_and_each_once() {
+    let (server, cwd, cache) = setup();
+    // A slow file: the fetch stage asks for it while the download the
+    // resolver started is still under way, and must wait for that one.
+    server.delay("/files/app-2.0-py3-none-any.whl", 600);
+    bundle(cwd.path(), cache.path())
+        .args(["build", "app", "--index-url", &server.index_url()])
+        .assert()
+        .success();
+    for file in [
+        "app-2.0-py3-none-any.whl",
+        "lib-2.1-py3-none-any.whl",
+        "speedup-0.9-cp38-cp38-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    ] {
+        let whole: Vec<_> = server
+            .requests_to(&format!("/files/{file}"))
+            .into_iter()
+            .filter(|r| r.range.is_none())
+            .collect();
+        assert_eq!(whole.len(), 1, "{file}: {whole:?}");
+        assert!(cwd.path().join("dist/app/wheels").join(file).is_file());
+    }
+}
