@@ -210,6 +210,7 @@ async fn build_one(
             &bundle::verify::VerifyOptions {
                 index_url: options.index_url.clone(),
                 keep: false,
+                fresh: false,
             },
         )
         .await;

@@ -25,6 +25,10 @@ pub struct VerifyArgs {
     /// Leave the container running for inspection and print its id.
     #[arg(long)]
     keep: bool,
+    /// Run again even when an identical run (same uploads, target and
+    /// sandbox image) passed before.
+    #[arg(long)]
+    fresh: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -36,6 +40,7 @@ pub async fn run(args: VerifyArgs, quiet: bool) -> Result<(), Error> {
         target,
         index_url,
         keep,
+        fresh,
         json,
     } = args;
     let target = match target {
@@ -53,7 +58,11 @@ pub async fn run(args: VerifyArgs, quiet: bool) -> Result<(), Error> {
         &target,
         fetcher,
         reporter.clone(),
-        &bundle::verify::VerifyOptions { index_url, keep },
+        &bundle::verify::VerifyOptions {
+            index_url,
+            keep,
+            fresh,
+        },
     )
     .await;
     reporter.finish();
@@ -98,6 +107,11 @@ pub fn finish_verify(report: bundle::verify::Report, json: bool, quiet: bool) ->
                 name,
                 if s.ok { "ok" } else { "FAILED" },
                 s.seconds
+            );
+        }
+        if report.cached {
+            eprintln!(
+                "(the report of an identical earlier run: same uploads, target and sandbox image; --fresh runs it again)"
             );
         }
     }

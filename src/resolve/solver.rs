@@ -177,6 +177,22 @@ struct Ahead {
 }
 
 impl Ahead {
+    fn new(
+        index: &Arc<Index>,
+        env: &MarkerEnvironment,
+        target: &Target,
+        options: &ResolveOptions,
+    ) -> Arc<Ahead> {
+        Arc::new(Ahead {
+            index: index.clone(),
+            rt: Handle::current(),
+            env: env.clone(),
+            preinstalled: target.preinstalled.clone(),
+            upgrade: options.upgrade_preinstalled,
+            seen: Mutex::new(HashSet::new()),
+        })
+    }
+
     fn prefetch(self: &Arc<Self>, name: &PackageName) {
         if !self.upgrade && self.preinstalled.contains_key(name) {
             return;
@@ -504,14 +520,7 @@ pub async fn resolve(
         explicit_pre,
         order: Mutex::new(HashMap::new()),
         edges: Mutex::new(HashMap::new()),
-        ahead: Arc::new(Ahead {
-            index: index.clone(),
-            rt: Handle::current(),
-            env: env.clone(),
-            preinstalled: target.preinstalled.clone(),
-            upgrade: options.upgrade_preinstalled,
-            seen: Mutex::new(HashSet::new()),
-        }),
+        ahead: Ahead::new(&index, &env, target, options),
         fetch_ahead: options.fetch_ahead,
         cancel,
     });

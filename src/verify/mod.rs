@@ -79,7 +79,7 @@ impl Diagnose for VerifyError {
 }
 
 /// One step of a verify run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Step {
     pub name: String,
     pub ok: bool,
@@ -92,7 +92,7 @@ pub struct Step {
 }
 
 /// The result of a verify run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Report {
     pub bundle: String,
     pub target: String,
@@ -104,6 +104,11 @@ pub struct Report {
     /// The container, when `--keep` left it running.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// True when this is the kept report of an identical passing run: the
+    /// same uploaded bytes, PROMPT.txt, target and sandbox image (`--fresh`
+    /// runs it again).
+    #[serde(default)]
+    pub cached: bool,
 }
 
 impl Report {
@@ -491,6 +496,8 @@ struct PromptCode {
 pub struct VerifyOptions {
     pub index_url: String,
     pub keep: bool,
+    /// Run even when an identical run passed before.
+    pub fresh: bool,
 }
 
 /// Verify the bundle at `path` in `target`'s sandbox.
@@ -537,6 +544,15 @@ pub async fn verify(
     )
     .await?;
     drop(step);
+    let key = result_key(&bundle, target, &engine, &image).await?;
+    if !options.keep && !options.fresh {
+        if let Some(mut report) = cached_report(fetcher.cache(), &key) {
+            tracing::info!("verify: an identical run passed before; its report stands");
+            report.bundle = path.display().to_string();
+            report.cached = true;
+            return Ok(report);
+        }
+    }
 
     let spec = ContainerSpec {
         image: image.clone(),
@@ -559,7 +575,7 @@ pub async fn verify(
         None
     };
     let steps = steps?;
-    Ok(Report {
+    let report = Report {
         bundle: path.display().to_string(),
         target: target.name.clone(),
         image,
@@ -568,7 +584,58 @@ pub async fn verify(
         ok: steps.iter().all(|s| s.ok),
         steps,
         container,
-    })
+        cached: false,
+    };
+    if report.ok && !options.keep {
+        remember(fetcher.cache(), &key, &report);
+    }
+    Ok(report)
+}
+
+/// What decides a verify's outcome: the bytes uploaded (by sha256), the
+/// PROMPT.txt run, the target as verify uses it, and the sandbox image
+/// (by id: a rebuilt image is another input).
+async fn result_key(
+    bundle: &Bundle,
+    target: &Target,
+    engine: &Engine,
+    image: &str,
+) -> Result<String, VerifyError> {
+    let id = engine.image_id(image).await?.unwrap_or_default();
+    let uploads: Vec<(&str, String)> = bundle
+        .delivery
+        .uploads
+        .iter()
+        .map(|u| (u.path.as_str(), u.sha256.to_string()))
+        .collect();
+    let inputs = serde_json::json!({
+        "v": 1,
+        "bundle": env!("CARGO_PKG_VERSION"),
+        "uploads": uploads,
+        "prompt": crate::model::Sha256::of(bundle.prompt.as_deref().unwrap_or("").as_bytes()).to_string(),
+        "profile": target.profile().digest.to_string(),
+        "user": target.user,
+        "upload_dir": target.upload_dir,
+        "timeout": target.command_timeout_s,
+        "image": id,
+    });
+    Ok(format!("verify-{inputs}"))
+}
+
+/// The report of an identical passing run, if one is kept.
+fn cached_report(cache: &crate::fetch::cache::Cache, key: &str) -> Option<Report> {
+    let path = cache.keyed("verify", key, ".json");
+    serde_json::from_slice::<Report>(&cache.read_checked(&path)?)
+        .ok()
+        .filter(|r| r.ok)
+}
+
+/// Keep a passing report (best effort).
+fn remember(cache: &crate::fetch::cache::Cache, key: &str, report: &Report) {
+    let path = cache.keyed("verify", key, ".json");
+    if let Ok(json) = serde_json::to_vec(report) {
+        let _ = cache.write_checked(&path, &json);
+    }
 }
 
 async fn run_steps(
@@ -1215,6 +1282,7 @@ mod tests {
             ok: false,
             steps,
             container: None,
+            cached: false,
         };
         assert_eq!(
             report.error().unwrap().to_string(),

@@ -119,13 +119,32 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
     assert!(after.contains("Lua 5.3"), "{after}");
     assert!(after.contains("app-hello is not on PATH"), "{after}");
 
-    // The JSON report of the archive.
+    // The JSON report of the archive, run afresh.
     let out = verify(&t, &server, "dist/combo.zip", &target)
-        .arg("--json")
+        .args(["--json", "--fresh"])
         .assert()
         .success();
     let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(report["ok"], true);
+    assert_eq!(report["cached"], false);
+    crate::schemas::validate("verify-report.schema.json", &report);
+    // Again, nothing changed: the same uploads, PROMPT.txt, target and
+    // sandbox image make the same run, whose passing report stands, with
+    // no container.
+    let again = verify(&t, &server, "dist/combo.zip", &target)
+        .arg("--json")
+        .assert()
+        .success();
+    let again: serde_json::Value = serde_json::from_slice(&again.get_output().stdout).unwrap();
+    assert_eq!(again["cached"], true);
+    assert_eq!(again["steps"], report["steps"]);
+    let text = stderr_of(
+        &verify(&t, &server, "dist/combo.zip", &target)
+            .assert()
+            .success(),
+    );
+    assert!(text.contains("identical earlier run"), "{text}");
+    assert!(t.containers().is_empty());
     assert_eq!(report["user"], "sandbox");
     let steps: Vec<&str> = report["steps"]
         .as_array()
