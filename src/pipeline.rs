@@ -584,6 +584,10 @@ pub async fn build_plan(
     reporter: Arc<dyn Reporter>,
 ) -> Result<BuildOutput, Error> {
     check_format(options.format, target)?;
+    let inputs = output_inputs(options, plan, target);
+    if let Some(done) = up_to_date(options, plan, inputs.as_deref(), &fetcher) {
+        return Ok(done);
+    }
     // Stage into a temporary folder beside the output; renamed in at the
     // end. Wheels are copied in as they arrive.
     let staging = staging_dir(&options.out)?;
@@ -652,19 +656,107 @@ pub async fn build_plan(
     let previous = options.out.join(&plan.name);
     warn_if_other_target(&previous, &plan.target.name, reporter.as_ref());
     let bundle_dir = move_into_place(&options.out, &staging, &root, &plan.name, &uploads)?;
-    let archive = uploads
-        .archive
-        .as_ref()
-        .filter(|_| !uploads.split())
-        .map(|a| options.out.join(&a.path));
-    Ok(BuildOutput {
+    let kept = Kept {
         manifest,
-        bundle_dir,
-        archive,
-        uploads: uploads.uploads.clone(),
         delivery: uploads,
         warnings,
-    })
+    };
+    if let Some(inputs) = &inputs {
+        assemble::stamp::record(
+            fetcher.cache(),
+            &options.out,
+            &plan.name,
+            &kept.uploads_beside(&plan.name),
+            inputs,
+            &kept,
+        );
+    }
+    Ok(kept.output(&options.out, bundle_dir))
+}
+
+/// What a build leaves, as the up-to-date record keeps it.
+#[derive(Serialize, serde::Deserialize)]
+struct Kept {
+    manifest: Manifest,
+    delivery: assemble::Uploads,
+    warnings: Vec<String>,
+}
+
+impl Kept {
+    /// The uploads beside the bundle folder (not the folder's own files).
+    fn uploads_beside(&self, name: &str) -> Vec<String> {
+        let inside = format!("{name}/");
+        self.delivery
+            .uploads
+            .iter()
+            .map(|u| u.path.clone())
+            .filter(|p| !p.starts_with(&inside))
+            .collect()
+    }
+
+    fn output(self, out: &Path, bundle_dir: PathBuf) -> BuildOutput {
+        let archive = self
+            .delivery
+            .archive
+            .as_ref()
+            .filter(|_| !self.delivery.split())
+            .map(|a| out.join(&a.path));
+        BuildOutput {
+            manifest: self.manifest,
+            bundle_dir,
+            archive,
+            uploads: self.delivery.uploads.clone(),
+            delivery: self.delivery,
+            warnings: self.warnings,
+        }
+    }
+}
+
+/// The output of the build that wrote `out/<name>` and its uploads, when
+/// it had these `inputs` and none of its files has changed since.
+fn up_to_date(
+    options: &Options,
+    plan: &Plan,
+    inputs: Option<&str>,
+    fetcher: &Fetcher,
+) -> Option<BuildOutput> {
+    let beside = |k: &Kept| k.uploads_beside(&plan.name);
+    let kept =
+        assemble::stamp::unchanged(fetcher.cache(), &options.out, &plan.name, inputs?, beside)?;
+    let dir = options.out.join(&plan.name);
+    tracing::info!(
+        "{} and its uploads are up to date: the same inputs wrote them, and none has changed since",
+        dir.display()
+    );
+    Some(kept.output(&options.out, dir))
+}
+
+/// Everything a build's output depends on besides the files it fetches
+/// (which the plan pins): None when a step's result is not pinned by the
+/// plan (an sdist, apt or `[[build]]` step), which always runs.
+fn output_inputs(options: &Options, plan: &Plan, target: &Target) -> Option<String> {
+    if plan.apt.is_some()
+        || !plan.builds.is_empty()
+        || plan.wheels.iter().any(|w| w.sdist.is_some())
+    {
+        return None;
+    }
+    Some(
+        serde_json::json!({
+            "v": 1,
+            "bundle": env!("CARGO_PKG_VERSION"),
+            "plan": plan,
+            "target": target.profile().digest.to_string(),
+            "upload_dir": target.upload_dir,
+            "user": target.user,
+            "python": target.has_python,
+            "limit": options.max_upload.unwrap_or(target.max_file_bytes),
+            "format": format!("{:?}", options.format),
+            "split": options.split,
+            "epoch": assemble::source_date_epoch(),
+        })
+        .to_string(),
+    )
 }
 
 /// Write the archive (or its volumes) into the staging folder, within the
@@ -1126,7 +1218,7 @@ pub async fn plan(
     let (mut wheels, mut excluded) = if recipe.pypi.requirements.is_empty() {
         (Vec::new(), Vec::new())
     } else {
-        plan_wheels(recipe, target, options, &fetcher, &reporter, cancel).await?
+        remembered_wheels(recipe, target, options, &fetcher, &reporter, cancel).await?
     };
     let mut releases = Vec::new();
     for r in &recipe.releases {
@@ -1229,6 +1321,43 @@ fn check_pinned_hash(recipe: &Recipe, w: &PlannedWheel) -> Result<(), PlanError>
         ),
         pinned: pinned.iter().map(|h| h.to_string()).collect(),
     })
+}
+
+/// The wheels of a resolution, reused when an identical request was
+/// resolved from index pages that are all unchanged in the cache (see
+/// [`crate::resolve::memo`]); else resolved, and remembered. Requests that
+/// build sdists always resolve (a build is not a page).
+async fn remembered_wheels(
+    recipe: &Recipe,
+    target: &Target,
+    options: &PlanOptions,
+    fetcher: &Arc<Fetcher>,
+    reporter: &Arc<dyn Reporter>,
+    cancel: CancellationToken,
+) -> Result<(Vec<PlannedWheel>, Vec<Excluded>), PlanError> {
+    use crate::resolve::memo;
+    if recipe.pypi.sdists == Sdists::Build {
+        return plan_wheels(recipe, target, options, fetcher, reporter, cancel).await;
+    }
+    let key = serde_json::json!({
+        "v": 1,
+        "bundle": env!("CARGO_PKG_VERSION"),
+        "index": options.index_url,
+        "requirements": recipe.pypi.requirements.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        "constraints": recipe.pypi.constraints.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        "hashes": recipe.pypi.hashes,
+        "exclude_newer": recipe.pypi.exclude_newer,
+        "upgrade": options.resolve.upgrade_preinstalled,
+        "target": target.profile().digest.to_string(),
+    })
+    .to_string();
+    if let Some(found) = memo::lookup(fetcher, &key) {
+        tracing::info!("resolution: the same request over unchanged index pages; reused");
+        return Ok(found);
+    }
+    let resolved = plan_wheels(recipe, target, options, fetcher, reporter, cancel).await?;
+    memo::store(fetcher, &key, &resolved, fetcher.pages_read());
+    Ok(resolved)
 }
 
 /// Resolve the recipe's PyPI requirements for the target: the wheels to

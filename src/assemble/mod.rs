@@ -11,6 +11,7 @@ use crate::config::target::Target;
 
 mod install_sh;
 mod prompt;
+pub mod stamp;
 mod uploads;
 
 const INSTALL_PY: &str = include_str!("install.py");

@@ -69,8 +69,10 @@ pub enum Lookup {
     Corrupt { actual: Sha256, size: u64 },
 }
 
-#[derive(PartialEq, Eq)]
-struct Stamp {
+/// What changes whenever a file's content does: size, mtime, ctime (which
+/// no one can set back) and inode.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stamp {
     size: u64,
     mtime: i128,
     ctime: i128,
@@ -78,7 +80,7 @@ struct Stamp {
 }
 
 impl Stamp {
-    fn of(md: &std::fs::Metadata) -> Stamp {
+    pub fn of(md: &std::fs::Metadata) -> Stamp {
         use std::os::unix::fs::MetadataExt;
         Stamp {
             size: md.len(),

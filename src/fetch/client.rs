@@ -301,8 +301,18 @@ impl<'a> Pace<'a> {
     }
 }
 
+/// An index page a run read: which, and the sha256 of the body it got.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PageRead {
+    pub url: String,
+    pub accept: String,
+    pub sha256: Sha256,
+}
+
 pub struct Fetcher {
     client: reqwest::Client,
+    /// Every index page served so far, for memos of what was made from them.
+    pages_read: std::sync::Mutex<Vec<PageRead>>,
     cache: Cache,
     offline: bool,
     refresh: bool,
@@ -370,6 +380,7 @@ impl Fetcher {
         }
         Ok(Fetcher {
             client,
+            pages_read: std::sync::Mutex::new(Vec::new()),
             cache,
             offline,
             refresh: false,
@@ -568,6 +579,46 @@ impl Fetcher {
     /// A cached body is checked against its own sha256; a damaged one is
     /// fetched again.
     pub async fn get_page(&self, url: &str, accept: &str) -> Result<Vec<u8>, FetchError> {
+        let body = self.page(url, accept).await?;
+        self.pages_read.lock().expect("poisoned").push(PageRead {
+            url: url.to_string(),
+            accept: accept.to_string(),
+            sha256: Sha256::of(&body),
+        });
+        Ok(body)
+    }
+
+    /// The index pages served so far (in the order read; repeats possible).
+    pub fn pages_read(&self) -> Vec<PageRead> {
+        self.pages_read.lock().expect("poisoned").clone()
+    }
+
+    /// Whether `get_page` would serve `page` again from the cache, as it
+    /// was, without asking the server: its entry is fresh (or `--offline`,
+    /// and not `--refresh`) and its body, checked, is the one read.
+    pub fn page_unchanged(&self, page: &PageRead) -> bool {
+        let meta_path = self
+            .cache
+            .keyed("http", &format!("{} {}", page.accept, page.url), ".json");
+        let Some(meta) = std::fs::read(&meta_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<PageMeta>(&b).ok())
+            .filter(|m| m.url == page.url)
+        else {
+            return false;
+        };
+        let fresh = meta
+            .max_age
+            .is_some_and(|age| now().saturating_sub(meta.fetched) < age);
+        if !(self.offline || (fresh && !self.refresh)) {
+            return false;
+        }
+        self.cache
+            .read_checked(&meta_path.with_extension("body"))
+            .is_some_and(|b| Sha256::of(&b) == page.sha256)
+    }
+
+    async fn page(&self, url: &str, accept: &str) -> Result<Vec<u8>, FetchError> {
         let meta_path = self
             .cache
             .keyed("http", &format!("{accept} {url}"), ".json");

@@ -4,6 +4,7 @@
 
 pub mod builder;
 pub mod index;
+pub mod memo;
 mod report;
 mod solver;
 pub mod tags;

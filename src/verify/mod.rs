@@ -593,8 +593,8 @@ pub async fn verify(
 }
 
 /// What decides a verify's outcome: the bytes uploaded (by sha256), the
-/// PROMPT.txt run, the target as verify uses it, and the sandbox image
-/// (by id: a rebuilt image is another input).
+/// PROMPT.txt run, the manifest whose checks run, the target as verify
+/// uses it, and the sandbox image (by id: a rebuilt image is another input).
 async fn result_key(
     bundle: &Bundle,
     target: &Target,
@@ -613,6 +613,8 @@ async fn result_key(
         "bundle": env!("CARGO_PKG_VERSION"),
         "uploads": uploads,
         "prompt": crate::model::Sha256::of(bundle.prompt.as_deref().unwrap_or("").as_bytes()).to_string(),
+        // The checks and imports come from the manifest as read here.
+        "manifest": crate::model::Sha256::of(&serde_json::to_vec(&bundle.manifest).unwrap_or_default()).to_string(),
         "profile": target.profile().digest.to_string(),
         "user": target.user,
         "upload_dir": target.upload_dir,

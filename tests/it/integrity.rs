@@ -69,7 +69,10 @@ fn corrupt_cache_files_are_fetched_again_and_never_shipped() {
 
     // Let the files settle so that the next run stamps them, then run once
     // more: from here on the stamps are what a cheap check would trust.
+    // (Each build starts without the output: an up-to-date build would not
+    // look at the cache at all.)
     std::thread::sleep(Duration::from_millis(2100));
+    std::fs::remove_dir_all(cwd.path().join("dist")).unwrap();
     build(&[]).assert().success();
     let stamps = walk_files(cache.path())
         .into_iter()
@@ -86,6 +89,7 @@ fn corrupt_cache_files_are_fetched_again_and_never_shipped() {
             std::fs::write(&p, b).unwrap();
         }
         server.clear_log();
+        std::fs::remove_dir_all(cwd.path().join("dist")).unwrap();
         build(extra).assert().success();
         assert_bundle_is_true(&dir, &three());
         let refetched = server

@@ -1746,3 +1746,48 @@ fn a_build_fetches_chosen_wheels_while_resolving_and_each_once() {
         assert!(cwd.path().join("dist/app/wheels").join(file).is_file());
     }
 }
+
+#[test]
+fn an_unchanged_build_is_up_to_date_and_a_changed_output_is_built_again() {
+    let (server, cwd, cache) = setup();
+    let build = |extra: &[&str]| {
+        let out = bundle(cwd.path(), cache.path())
+            .env("BUNDLE_LOG", "bundle=info")
+            .args(["build", "app", "--index-url", &server.index_url()])
+            .args(extra)
+            .assert()
+            .success();
+        stderr_of(&out)
+    };
+    build(&[]);
+    let wheel = cwd.path().join("dist/app/wheels/app-2.0-py3-none-any.whl");
+    let good = std::fs::read(&wheel).unwrap();
+    // The same request over index pages still fresh in the cache: neither
+    // the solver nor the index is asked, and nothing is written.
+    server.clear_log();
+    let err = build(&[]);
+    assert!(
+        err.contains("resolution: the same request over unchanged index pages"),
+        "{err}"
+    );
+    assert!(
+        err.contains("dist/app and its uploads are up to date"),
+        "{err}"
+    );
+    assert!(server.log().is_empty(), "{:?}", server.log());
+    // A file of the output changed (apart from the build's own write by
+    // more than a clock tick): built again, and the file is right again.
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    std::fs::write(&wheel, b"not the wheel").unwrap();
+    let err = build(&[]);
+    assert!(!err.contains("up to date"), "{err}");
+    assert_eq!(std::fs::read(&wheel).unwrap(), good);
+    // Another output option is another build; so is --refresh, which asks
+    // the index again.
+    let err = build(&["--format", "tar.gz"]);
+    assert!(!err.contains("up to date"), "{err}");
+    server.clear_log();
+    let err = build(&["--refresh"]);
+    assert!(!err.contains("resolution: the same request"), "{err}");
+    assert!(!server.log().is_empty());
+}
