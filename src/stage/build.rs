@@ -339,13 +339,7 @@ async fn fresh(
     let mut image =
         sandbox::image_with(&engine, target, &build_packages(planned), reporter).await?;
     if let Some(t) = toolchain {
-        let tmp = fetcher
-            .cache()
-            .tmp_dir()
-            .map_err(|source| DockerError::Local {
-                path: fetcher.cache().root().to_path_buf(),
-                source,
-            })?;
+        let tmp = cache_tmp(fetcher)?;
         let sysroot = t.sysroot.clone();
         image = sandbox::image_with_folder(
             &engine,
@@ -463,13 +457,7 @@ async fn put_inputs(c: &impl Run, inputs: &Inputs, fetcher: &Fetcher) -> Result<
             }
         }
     }
-    let tmp = fetcher
-        .cache()
-        .tmp_dir()
-        .map_err(|source| DockerError::Local {
-            path: fetcher.cache().root().to_path_buf(),
-            source,
-        })?;
+    let tmp = cache_tmp(fetcher)?;
     let tar = tempfile::NamedTempFile::new_in(&tmp).map_err(|source| DockerError::Local {
         path: tmp.clone(),
         source,
@@ -622,6 +610,17 @@ async fn locate(c: &impl Run, planned: &PlannedBuild) -> Result<apt::Binaries, B
         });
     }
     Ok(out)
+}
+
+/// This run's temporary folder in the cache.
+fn cache_tmp(fetcher: &Fetcher) -> Result<PathBuf, DockerError> {
+    fetcher
+        .cache()
+        .tmp_dir()
+        .map_err(|source| DockerError::Local {
+            path: fetcher.cache().root().to_path_buf(),
+            source,
+        })
 }
 
 /// A tar of the toolchain's `bin/cargo`, `bin/rustc` and `lib/` (symlinks

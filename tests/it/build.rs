@@ -72,32 +72,6 @@ check = [{{ run = "hello", expect = "hello from sqlite" }}]
     )
 }
 
-/// Run `script` in a pristine container of the test image with no network
-/// and `dir` at /b.
-fn pristine(dir: &Path, script: &str) -> (bool, String) {
-    let mount = format!("{}:/b:ro", dir.display());
-    let out = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--platform",
-        "linux/amd64",
-        "-v",
-        &mount,
-        TEST_IMAGE,
-        "sh",
-        "-c",
-        script,
-    ]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 /// Whether a manifest entry's highest GLIBC_x.y[.z] is at most `max`.
 fn glibc_at_most(entry: &serde_json::Value, max: [u32; 2]) -> bool {
     let v: Vec<u32> = entry["glibc"]
@@ -151,13 +125,13 @@ fn a_c_project_is_built_in_the_target_image_and_carries_its_libraries() {
 
     // It runs in a pristine container with no network; the binary alone
     // does not, for want of libsqlite3.
-    let (ok, out) = pristine(&dir, "/b/bin/hello");
+    let (ok, out) = run_pristine(TEST_IMAGE, &dir, "/b/bin/hello");
     assert!(ok, "{out}");
     assert!(
         out.contains("hello from sqlite 3.") && out.contains(": 42"),
         "{out}"
     );
-    let (ok, out) = pristine(&dir, "cp /b/bin/hello /tmp/h && /tmp/h");
+    let (ok, out) = run_pristine(TEST_IMAGE, &dir, "cp /b/bin/hello /tmp/h && /tmp/h");
     assert!(!ok);
     assert!(out.contains("libsqlite3.so.0"), "{out}");
 
@@ -344,7 +318,7 @@ check = [{ run = "hello-crate", expect = "built offline" }]
     let toolchain = bin["build"]["toolchain"].as_str().unwrap();
     assert!(toolchain.starts_with("rustc 1."), "{toolchain}");
     assert!(glibc_at_most(&bin, [2, 31]), "{bin}");
-    let (ok, out) = pristine(&dir, "/b/bin/hello-crate");
+    let (ok, out) = run_pristine(TEST_IMAGE, &dir, "/b/bin/hello-crate");
     assert!(ok, "{out}");
     assert_eq!(out.trim(), "hello from hello-crate, built offline");
     // Every .crate came through the fetch layer, checked: both are cached.

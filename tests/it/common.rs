@@ -1017,3 +1017,29 @@ pub fn noise(n: usize, seed: u32) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Run `script` in a pristine container of the test image, with no network
+/// and `dir` mounted read-only at /b.
+pub fn run_pristine(image: &str, dir: &Path, script: &str) -> (bool, String) {
+    let mount = format!("{}:/b:ro", dir.display());
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--platform",
+        "linux/amd64",
+        "-v",
+        &mount,
+        image,
+        "sh",
+        "-c",
+        script,
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}

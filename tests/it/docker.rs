@@ -13,32 +13,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-/// Run `script` in a pristine container of the test image, with no network
-/// and `dir` mounted read-only at /b.
-fn run_pristine(image: &str, dir: &Path, script: &str) -> (bool, String) {
-    let mount = format!("{}:/b:ro", dir.display());
-    let out = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--platform",
-        "linux/amd64",
-        "-v",
-        &mount,
-        image,
-        "sh",
-        "-c",
-        script,
-    ]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 #[test]
 #[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn apt_lua_carries_readline_and_runs_in_a_pristine_container() {
