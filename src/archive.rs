@@ -323,7 +323,7 @@ pub fn list(kind: ArchiveKind, path: &Path, limits: Limits) -> Result<Listing, A
 pub type SizedSink<'a, T> = dyn FnMut(&Path, u64, &mut dyn Read) -> Result<T, ArchiveError> + 'a;
 
 /// Whether to go on reading an archive.
-pub enum Flow {
+enum Flow {
     /// On to the next member (a zip member's unread rest is read through,
     /// so that the limits see it).
     Continue,
@@ -362,6 +362,19 @@ pub fn peek_files(
     })
 }
 
+/// A member read whole, up to `cap` bytes (a longer one is an error).
+fn read_whole(r: &mut dyn Read, cap: u64) -> Result<Vec<u8>, ArchiveError> {
+    let mut data = Vec::new();
+    r.take(cap + 1).read_to_end(&mut data).map_err(from_io)?;
+    if data.len() as u64 > cap {
+        return Err(ArchiveError::Bomb {
+            what: "a member read whole",
+            limit: format!("{cap} bytes"),
+        });
+    }
+    Ok(data)
+}
+
 /// The first regular file for which `wanted` is true, read whole up to
 /// `cap` bytes (a longer one is an error); None when there is none. Reading
 /// stops there.
@@ -374,15 +387,7 @@ pub fn read_member(
 ) -> Result<Option<(PathBuf, Vec<u8>)>, ArchiveError> {
     let mut found = None;
     walk(kind, path, limits, wanted, &mut |p, _, r| {
-        let mut data = Vec::new();
-        r.take(cap + 1).read_to_end(&mut data).map_err(from_io)?;
-        if data.len() as u64 > cap {
-            return Err(ArchiveError::Bomb {
-                what: "a member read whole",
-                limit: format!("{cap} bytes"),
-            });
-        }
-        found = Some((p.to_path_buf(), data));
+        found = Some((p.to_path_buf(), read_whole(r, cap)?));
         Ok(Flow::Stop)
     })?;
     Ok(found)
@@ -420,19 +425,8 @@ pub fn zip_names_and(
     }
     peek.names.sort();
     for (i, p) in picked {
-        let entry = zip.by_index(i)?;
-        let mut data = Vec::new();
-        entry
-            .take(cap + 1)
-            .read_to_end(&mut data)
-            .map_err(from_io)?;
-        if data.len() as u64 > cap {
-            return Err(ArchiveError::Bomb {
-                what: "a member read whole",
-                limit: format!("{cap} bytes"),
-            });
-        }
-        peek.members.push((p, data));
+        let mut entry = zip.by_index(i)?;
+        peek.members.push((p, read_whole(&mut entry, cap)?));
     }
     Ok(peek)
 }

@@ -106,14 +106,17 @@ mod tests {
         std::fs::write(out.join("b/wheels/w.whl"), "wheel").unwrap();
         std::fs::write(out.join("b.zip"), "zip").unwrap();
         let ups = |_: &String| vec!["b.zip".to_string()];
-        record(
-            &cache,
-            &out,
-            "b",
-            &["b.zip".into()],
-            "in-1",
-            &"done".to_string(),
-        );
+        let build = || {
+            record(
+                &cache,
+                &out,
+                "b",
+                &["b.zip".into()],
+                "in-1",
+                &"done".to_string(),
+            )
+        };
+        build();
         let same = || unchanged::<String>(&cache, &out, "b", "in-1", ups);
         assert_eq!(same().as_deref(), Some("done"));
         assert!(unchanged::<String>(&cache, &out, "b", "in-2", ups).is_none());
@@ -124,14 +127,7 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(30));
         std::fs::write(out.join("b/wheels/w.whl"), "wheel").unwrap();
         assert!(same().is_none());
-        record(
-            &cache,
-            &out,
-            "b",
-            &["b.zip".into()],
-            "in-1",
-            &"done".to_string(),
-        );
+        build();
         assert!(same().is_some());
         std::fs::write(out.join("b/extra.txt"), "x").unwrap();
         assert!(same().is_none());

@@ -129,9 +129,9 @@ pub async fn image_with(
         .await
 }
 
-/// The image `base` with a folder of the host copied in at `dest` (for
-/// the host's Rust toolchain), cached by `id` (what the folder holds).
-pub async fn image_with_folder(
+/// The image `base` with the host's Rust toolchain copied in at `dest`
+/// (`tar` writes it), cached by `id` (the toolchain's version).
+pub async fn image_with_rust(
     engine: &Engine,
     base: &str,
     platform: &str,

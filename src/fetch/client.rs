@@ -597,53 +597,52 @@ impl Fetcher {
     /// was, without asking the server: its entry is fresh (or `--offline`,
     /// and not `--refresh`) and its body, checked, is the one read.
     pub fn page_unchanged(&self, page: &PageRead) -> bool {
-        let meta_path = self
-            .cache
-            .keyed("http", &format!("{} {}", page.accept, page.url), ".json");
-        let Some(meta) = std::fs::read(&meta_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<PageMeta>(&b).ok())
-            .filter(|m| m.url == page.url)
-        else {
-            return false;
-        };
-        let fresh = meta
-            .max_age
-            .is_some_and(|age| now().saturating_sub(meta.fetched) < age);
-        if !(self.offline || (fresh && !self.refresh)) {
-            return false;
-        }
-        self.cache
-            .read_checked(&meta_path.with_extension("body"))
-            .is_some_and(|b| Sha256::of(&b) == page.sha256)
+        let (_, cached) = self.cached_page(&page.url, &page.accept);
+        cached.is_some_and(|(meta, body)| {
+            self.serves_cached(&meta) && Sha256::of(&body) == page.sha256
+        })
     }
 
-    async fn page(&self, url: &str, accept: &str) -> Result<Vec<u8>, FetchError> {
+    /// A page's entry in the HTTP cache: where its meta lives, and the meta
+    /// with the body (checked) when both are there and sound.
+    fn cached_page(&self, url: &str, accept: &str) -> (PathBuf, Option<(PageMeta, Vec<u8>)>) {
         let meta_path = self
             .cache
             .keyed("http", &format!("{accept} {url}"), ".json");
-        let body_path = meta_path.with_extension("body");
-        let mut cached: Option<PageMeta> = std::fs::read(&meta_path)
+        let meta = std::fs::read(&meta_path)
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .filter(|m: &PageMeta| m.url == url && body_path.is_file());
-        let mut body = None;
-        if cached.is_some() {
-            body = self.cache.read_checked(&body_path);
-            if body.is_none() {
-                // Damaged: forget the validators too, so the page comes whole.
-                cached = None;
-            }
-        }
-        if let (Some(meta), Some(b)) = (&cached, &body) {
-            let fresh = meta
-                .max_age
-                .is_some_and(|age| now().saturating_sub(meta.fetched) < age);
-            if self.offline || (fresh && !self.refresh) {
+            .and_then(|b| serde_json::from_slice::<PageMeta>(&b).ok())
+            .filter(|m| m.url == url);
+        // A damaged body drops the validators too, so the page comes whole.
+        let cached = meta.and_then(|m| {
+            let body = self.cache.read_checked(&meta_path.with_extension("body"))?;
+            Some((m, body))
+        });
+        (meta_path, cached)
+    }
+
+    /// Whether a cached page is served as it is, without asking the server:
+    /// fresh and not `--refresh`, or `--offline`.
+    fn serves_cached(&self, meta: &PageMeta) -> bool {
+        let fresh = meta
+            .max_age
+            .is_some_and(|age| now().saturating_sub(meta.fetched) < age);
+        self.offline || (fresh && !self.refresh)
+    }
+
+    async fn page(&self, url: &str, accept: &str) -> Result<Vec<u8>, FetchError> {
+        let (meta_path, cached) = self.cached_page(url, accept);
+        let body_path = meta_path.with_extension("body");
+        if let Some((meta, body)) = &cached {
+            if self.serves_cached(meta) {
                 tracing::debug!(url, "index page from cache");
-                return Ok(b.clone());
+                return Ok(body.clone());
             }
         }
+        let (cached, body) = match cached {
+            Some((m, b)) => (Some(m), Some(b)),
+            None => (None, None),
+        };
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_str(accept).expect("valid accept"));
         if let Some(etag) = cached.as_ref().and_then(|m| m.etag.as_deref()) {
@@ -860,6 +859,49 @@ impl Fetcher {
     }
 }
 
+/// A reader of a verified blob that hashes what it reads and, at the end,
+/// fails (`InvalidData`) unless the bytes were the blob's: for a consumer
+/// that streams the file somewhere else in one pass.
+pub fn verified_reader(blob: &Blob) -> std::io::Result<VerifiedReader> {
+    Ok(VerifiedReader {
+        inner: std::fs::File::open(&blob.path)?,
+        hasher: Some(Hasher::default()),
+        blob: blob.clone(),
+    })
+}
+
+/// See [`verified_reader`].
+pub struct VerifiedReader {
+    inner: std::fs::File,
+    hasher: Option<Hasher>,
+    blob: Blob,
+}
+
+impl std::io::Read for VerifiedReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            if let Some(h) = self.hasher.as_mut() {
+                h.update(&buf[..n]);
+            }
+        } else if !buf.is_empty() {
+            if let Some((actual, _)) = self.hasher.take().map(Hasher::finish) {
+                if actual != self.blob.sha256 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "{} changed after it was verified (sha256 {actual}, expected {})",
+                            self.blob.path.display(),
+                            self.blob.sha256
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Copy a verified blob to `dest`, hashing the bytes as they are written:
 /// the result is the digest of what `dest` holds. When that is not
 /// `expected`, the blob changed after it was verified; `dest` is removed and
@@ -878,4 +920,38 @@ pub fn copy_verified(blob: &Blob, dest: &Path) -> Result<(Sha256, u64), FetchErr
         });
     }
     Ok((actual, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn a_verified_reader_fails_at_the_end_when_the_bytes_changed() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("blob");
+        std::fs::write(&path, b"the verified bytes").unwrap();
+        let blob = Blob {
+            path: path.clone(),
+            sha256: Sha256::of(b"the verified bytes"),
+            size: 18,
+        };
+        let mut got = Vec::new();
+        verified_reader(&blob)
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
+        assert_eq!(got, b"the verified bytes");
+        std::fs::write(&path, b"the verified bytez").unwrap();
+        let e = verified_reader(&blob)
+            .unwrap()
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert!(
+            e.to_string().contains("changed after it was verified"),
+            "{e}"
+        );
+    }
 }

@@ -7,7 +7,6 @@
 //! the library closure against the sandbox, RUNPATH or wrappers, the checks.
 
 use crate::error::Diagnose;
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -341,7 +340,7 @@ async fn fresh(
     if let Some(t) = toolchain {
         let tmp = cache_tmp(fetcher)?;
         let sysroot = t.sysroot.clone();
-        image = sandbox::image_with_folder(
+        image = sandbox::image_with_rust(
             &engine,
             &image,
             &target.platform,
@@ -468,9 +467,11 @@ async fn put_inputs(c: &impl Run, inputs: &Inputs, fetcher: &Fetcher) -> Result<
         .collect();
     members.push(("in/SUMS", 0o644, sums.len() as u64));
     let blobs: Vec<&Blob> = files.iter().map(|(_, b)| *b).collect();
+    // What is sent is what was verified: each blob is hashed again as it
+    // goes into the tar, and a changed one fails the write.
     crate::docker::write_tar(tar.as_file(), &members, (0, 0), |i| {
         Ok(match blobs.get(i) {
-            Some(b) => Box::new(std::fs::File::open(&b.path)?) as Box<dyn Read>,
+            Some(b) => Box::new(crate::fetch::verified_reader(b)?) as Box<dyn Read>,
             None => Box::new(std::io::Cursor::new(sums.clone().into_bytes())),
         })
     })
@@ -478,22 +479,6 @@ async fn put_inputs(c: &impl Run, inputs: &Inputs, fetcher: &Fetcher) -> Result<
         path: tar.path().to_path_buf(),
         source,
     })?;
-    // What is sent is what was verified: the blobs are checked once more.
-    for b in &blobs {
-        let (sha, _) =
-            crate::model::Sha256::of_file(&b.path).map_err(|source| DockerError::Local {
-                path: b.path.clone(),
-                source,
-            })?;
-        if sha != b.sha256 {
-            return Err(crate::fetch::FetchError::HashMismatch {
-                url: b.path.display().to_string(),
-                expected: b.sha256.to_string(),
-                actual: sha.to_string(),
-            }
-            .into());
-        }
-    }
     c.run_ok("mkdir -p /work", "making /work", &ExecOptions::default())
         .await?;
     c.copy_in_file("/work", tar.path()).await?;
@@ -651,12 +636,6 @@ pub fn record(planned: &PlannedBuild, built: &Built) -> crate::model::manifest::
         image: built.image.clone(),
         toolchain: built.toolchain.clone(),
     }
-}
-
-/// The sources a build fetches, for `plan`'s listing: name → URL.
-pub fn sources(planned: &PlannedBuild) -> BTreeMap<String, String> {
-    let (url, _) = planned.source.file();
-    BTreeMap::from([(planned.name.clone(), url.to_string())])
 }
 
 #[cfg(test)]
