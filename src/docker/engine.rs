@@ -26,13 +26,16 @@ use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{ContainerConfig, ContainerCreateBody, ExecConfig, HostConfig};
 use bollard::query_parameters::{
     AttachContainerOptions, CommitContainerOptions, CreateContainerOptions, CreateImageOptions,
-    DownloadFromContainerOptions, ListContainersOptions, RemoveContainerOptions,
-    UploadToContainerOptions,
+    DownloadFromContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
+    UploadToContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 
 use crate::report::{Reporter, Step};
+
+use super::connect::Unreached;
+use super::endpoint::{Endpoint, EndpointError};
 
 /// Label put on every container and image `bundle` creates.
 pub const LABEL: &str = "bundle";
@@ -93,11 +96,23 @@ fn extra_labels() -> Vec<(String, String)> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error("{needs} Docker: start it or set DOCKER_HOST")]
+    #[error("{needs} Docker, and the engine at {endpoint} {}", .cause.text())]
     Unreachable {
         needs: String,
+        /// The endpoint and what named it.
+        endpoint: Box<Endpoint>,
+        cause: Box<Unreached>,
         #[source]
-        source: bollard::errors::Error,
+        source: Option<bollard::errors::Error>,
+    },
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    #[error("the engine runs {engine} programs and cannot run {platform} ones: a {platform} container of {image} did not start ({detail})")]
+    PlatformUnsupported {
+        platform: String,
+        engine: String,
+        image: String,
+        detail: String,
     },
     #[error("image {image} is not present locally and pulling it failed")]
     Pull {
@@ -139,9 +154,13 @@ pub enum DockerError {
 impl Diagnose for DockerError {
     fn hint(&self) -> Option<String> {
         match self {
-            DockerError::Unreachable { .. } => Some(
-                "install Docker (e.g. `apt-get install docker.io`) and start `dockerd`, or point DOCKER_HOST at a daemon; PyPI-only and release-only recipes do not need it".into(),
-            ),
+            DockerError::Unreachable {
+                endpoint, cause, ..
+            } => Some(cause.hint(endpoint)),
+            DockerError::Endpoint(e) => e.hint(),
+            DockerError::PlatformUnsupported { platform, .. } => Some(format!(
+                "register an emulator for {platform} on the engine's host: qemu-user-static in binfmt_misc with the F flag (on Debian and Ubuntu, `apt-get install qemu-user-static`; or `docker run --privileged --rm tonistiigi/binfmt --install all`), or point DOCKER_HOST at an engine of that architecture"
+            )),
             DockerError::Pull { image, .. } => Some(format!(
                 "the daemon could not pull it (no registry reachable, or no such image): build or load {image} locally (`docker import`, `docker load`), or use a target whose image `docker images` lists"
             )),
@@ -149,6 +168,13 @@ impl Diagnose for DockerError {
                 Some("the output above is the command's own; run with -v for every step".into())
             }
             _ => None,
+        }
+    }
+
+    fn exit_code(&self) -> i32 {
+        match self {
+            DockerError::Endpoint(e) => e.exit_code(),
+            _ => crate::error::WORK_FAILED,
         }
     }
 }
@@ -252,6 +278,8 @@ async fn force_remove(docker: &Docker, id: &str) -> Result<(), bollard::errors::
 pub struct Engine {
     docker: Docker,
     version: String,
+    /// Platforms this engine was seen to run.
+    platforms: std::sync::Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -287,26 +315,22 @@ fn not_found(e: &bollard::errors::Error) -> bool {
 }
 
 impl Engine {
-    /// Connect through `DOCKER_HOST` or the local socket and agree on an API
-    /// version. `needs` says who needs it, for the error: "apt recipes need".
+    /// Connect to the engine the environment names (`DOCKER_HOST`,
+    /// `DOCKER_CONTEXT`, the docker CLI's current context, else the local
+    /// socket: see [`super::endpoint`]) and agree on an API version.
+    /// `needs` says who needs it, for the error: "apt recipes need".
     pub async fn connect(needs: &str) -> Result<Engine, DockerError> {
-        let unreachable = |source| DockerError::Unreachable {
-            needs: needs.to_string(),
-            source,
-        };
-        let docker = Docker::connect_with_defaults()
-            .map_err(unreachable)?
-            .with_timeout(Duration::from_secs(600));
-        let docker =
-            match tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version()).await {
-                Ok(r) => r.map_err(unreachable)?,
-                Err(_) => {
-                    return Err(unreachable(bollard::errors::Error::RequestTimeoutError));
-                }
-            };
+        let endpoint =
+            super::endpoint::resolve(&|k| std::env::var(k).ok().filter(|v| !v.is_empty()))?;
+        tracing::debug!("docker engine: {endpoint}");
+        let docker = super::connect::open(&endpoint, needs).await?;
         let version = docker.client_version().to_string();
         tracing::debug!("docker API {version}");
-        let engine = Engine { docker, version };
+        let engine = Engine {
+            docker,
+            version,
+            platforms: Default::default(),
+        };
         let reaped = engine.reap_orphans().await;
         if reaped > 0 {
             tracing::info!("removed {reaped} container(s) left by runs that were killed");
@@ -360,6 +384,132 @@ impl Engine {
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(api(format!("inspecting image {image}"))(e)),
         }
+    }
+
+    /// Make sure this engine can run `platform` programs, before any work
+    /// starts: at once when it is the engine's own architecture, else by
+    /// running `sh -c 'exit 0'` in a `platform` container of `image` (which
+    /// takes an emulator registered on the engine's host). Checked once per
+    /// platform.
+    pub async fn check_platform(&self, image: &str, platform: &str) -> Result<(), DockerError> {
+        if self.platforms.lock().expect("poisoned").contains(platform) {
+            return Ok(());
+        }
+        let engine = self
+            .docker
+            .info()
+            .await
+            .ok()
+            .and_then(|i| i.architecture)
+            .unwrap_or_default();
+        if uname_machine(platform) != Some(engine.as_str()) {
+            let started = Instant::now();
+            self.probe(image, platform).await.map_err(|detail| {
+                DockerError::PlatformUnsupported {
+                    platform: platform.to_string(),
+                    engine: engine.clone(),
+                    image: image.to_string(),
+                    detail,
+                }
+            })?;
+            tracing::info!(
+                "the {engine} engine runs {platform} programs (emulated; checked in {:.2} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        self.platforms
+            .lock()
+            .expect("poisoned")
+            .insert(platform.to_string());
+        Ok(())
+    }
+
+    /// Run `exit 0` with the image's own shell, with no init (whose binary
+    /// is the engine's): Err with what failed.
+    async fn probe(&self, image: &str, platform: &str) -> Result<(), String> {
+        let mut labels = HashMap::new();
+        labels.insert(LABEL.to_string(), env!("CARGO_PKG_VERSION").to_string());
+        labels.insert(LABEL_PLATFORM.to_string(), platform.to_string());
+        labels.insert(LABEL_OWNER.to_string(), owner_id());
+        labels.insert("bundle.purpose".to_string(), "platform-check".to_string());
+        labels.extend(extra_labels());
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec!["/bin/sh".into(), "-c".into(), "exit 0".into()]),
+            entrypoint: Some(Vec::new()),
+            user: Some("0".into()),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: None,
+                    platform: platform.to_string(),
+                }),
+                body,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let id = created.id;
+        LIVE.lock()
+            .expect("poisoned")
+            .insert(id.clone(), self.docker.clone());
+        let outcome = async {
+            self.docker
+                .start_container(&id, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut wait = self
+                .docker
+                .wait_container(&id, None::<WaitContainerOptions>);
+            match tokio::time::timeout(Duration::from_secs(120), wait.next()).await {
+                Err(_) => Err("`sh -c 'exit 0'` did not end within 120 s".to_string()),
+                Ok(Some(Ok(r))) if r.status_code == 0 => Ok(()),
+                Ok(Some(Ok(r))) => Err(format!("`sh -c 'exit 0'` exited with {}", r.status_code)),
+                Ok(Some(Err(e))) => Err(e.to_string()),
+                Ok(None) => Err("the engine did not say how it ended".to_string()),
+            }
+        }
+        .await;
+        let outcome = match outcome {
+            Err(detail) => {
+                let logs = self.logs(&id).await;
+                // What the container printed says it best ("exec format
+                // error"); the engine's own words when it printed nothing.
+                Err(if logs.is_empty() { detail } else { logs })
+            }
+            ok => ok,
+        };
+        let _ = force_remove(&self.docker, &id).await;
+        LIVE.lock().expect("poisoned").remove(&id);
+        outcome
+    }
+
+    /// The last lines a stopped container printed.
+    async fn logs(&self, id: &str) -> String {
+        let mut stream = self.docker.logs(
+            id,
+            Some(LogsOptions {
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            }),
+        );
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            if text.len() > 4096 {
+                break;
+            }
+        }
+        tail(text.trim(), 3)
     }
 
     /// Make sure `image` is present: use it when it is, else pull it for
@@ -549,6 +699,15 @@ impl Engine {
         })
         .await?;
         Ok(tag.to_string())
+    }
+}
+
+/// `uname -m` of a Docker platform's programs.
+pub fn uname_machine(platform: &str) -> Option<&'static str> {
+    match platform {
+        "linux/amd64" => Some("x86_64"),
+        "linux/arm64" | "linux/arm64/v8" => Some("aarch64"),
+        _ => None,
     }
 }
 

@@ -37,6 +37,9 @@ pub async fn sandbox_image(
     let base_id = engine
         .ensure_image(&target.image, &target.platform, reporter)
         .await?;
+    engine
+        .check_platform(&target.image, &target.platform)
+        .await?;
     let mut packages = target.system_packages.clone();
     packages.sort();
     let packages = packages.join(" ");

@@ -1021,6 +1021,11 @@ pub fn noise(n: usize, seed: u32) -> Vec<u8> {
 /// Run `script` in a pristine container of the test image, with no network
 /// and `dir` mounted read-only at /b.
 pub fn run_pristine(image: &str, dir: &Path, script: &str) -> (bool, String) {
+    run_pristine_on("linux/amd64", image, dir, script)
+}
+
+/// [`run_pristine`] in a `platform` container.
+pub fn run_pristine_on(platform: &str, image: &str, dir: &Path, script: &str) -> (bool, String) {
     let mount = format!("{}:/b:ro", dir.display());
     let out = docker(&[
         "run",
@@ -1028,7 +1033,7 @@ pub fn run_pristine(image: &str, dir: &Path, script: &str) -> (bool, String) {
         "--network",
         "none",
         "--platform",
-        "linux/amd64",
+        platform,
         "-v",
         &mount,
         image,

@@ -258,7 +258,41 @@ fn without_a_daemon_apt_recipes_say_so() {
         1,
     );
     assert!(
-        err.contains("apt recipes need Docker: start it or set DOCKER_HOST"),
+        err.contains("apt recipes need Docker, and the engine at unix:///nonexistent/docker.sock (from DOCKER_HOST) does not answer: nothing listens there")
+            && err.contains("hint: install Docker"),
+        "{err}"
+    );
+    assert!(!work.path().join("dist/lua5.3").exists());
+    // A DOCKER_HOST that names no engine, and a context that is not there:
+    // bad input (exit 2), before any work.
+    let lua = |cmd: &mut assert_cmd::Command| {
+        cmd.args([
+            "build",
+            "lua5.3",
+            "--target",
+            &fixture_target("debian11-bare"),
+        ])
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT");
+    };
+    let mut cmd = bundle(work.path(), cache.path());
+    lua(&mut cmd);
+    let err = fails(cmd.env("DOCKER_HOST", "ftp://10.0.0.5"), 2);
+    assert!(
+        err.contains("DOCKER_HOST: `ftp://10.0.0.5` is not a Docker endpoint this tool can use (unknown scheme)"),
+        "{err}"
+    );
+    let config = tempfile::tempdir().unwrap();
+    let mut cmd = bundle(work.path(), cache.path());
+    lua(&mut cmd);
+    let err = fails(
+        cmd.env("DOCKER_CONFIG", config.path())
+            .env("DOCKER_CONTEXT", "build-farm"),
+        2,
+    );
+    assert!(
+        err.contains("docker context \"build-farm\" is not in the context store")
+            && err.contains("hint: `docker context ls` lists the contexts"),
         "{err}"
     );
     assert!(!work.path().join("dist/lua5.3").exists());
@@ -291,7 +325,7 @@ fn ctrl_c_during_a_docker_step_removes_the_container() {
 
 /// A PEP 517 backend small enough to write here: it copies modules, compiles
 /// C extensions with `cc`, and writes the wheel.
-const TINYBUILD: &str = r#"
+pub const TINYBUILD: &str = r#"
 import base64, hashlib, json, os, platform, subprocess, sys, sysconfig, zipfile
 
 def get_requires_for_build_wheel(config_settings=None):
@@ -331,7 +365,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 "#;
 
 /// A .tar.gz sdist whose pyproject.toml names the tinybuild backend.
-fn sdist(
+pub fn sdist(
     name: &str,
     version: &str,
     config: serde_json::Value,
@@ -506,7 +540,7 @@ fn an_image_that_is_neither_local_nor_pullable_is_named() {
 
 /// Once `ready` holds (within `limit`, while `child` still runs), send it
 /// `signal` with the shell's own `kill` (no procps needed); its exit status.
-fn signal_when(
+pub fn signal_when(
     child: &mut std::process::Child,
     signal: &str,
     limit: Duration,

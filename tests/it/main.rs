@@ -10,6 +10,7 @@
 
 mod common;
 
+mod arm64;
 mod build;
 mod cli_snapshots;
 mod docker;
@@ -21,5 +22,6 @@ mod integrity;
 mod live;
 mod pypi;
 mod release;
+mod remote;
 mod schemas;
 mod verify;

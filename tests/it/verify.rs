@@ -333,7 +333,7 @@ fn verify_without_a_daemon_says_so() {
         1,
     );
     assert!(
-        err.contains("bundle verify needs Docker: start it or set DOCKER_HOST"),
+        err.contains("bundle verify needs Docker, and the engine at unix:///nonexistent/docker.sock (from DOCKER_HOST) does not answer"),
         "{err}"
     );
 }
