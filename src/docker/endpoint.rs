@@ -172,6 +172,8 @@ pub fn resolve(env: &dyn Fn(&str) -> Option<String>) -> Result<Endpoint, Endpoin
         let tls = match (env("DOCKER_TLS_VERIFY"), env("DOCKER_TLS")) {
             (Some(_), _) => Tls::Verify(certs),
             (None, Some(_)) => Tls::Unverified,
+            // `https://` means TLS, verified, whatever the variables say.
+            (None, None) if host.starts_with("https://") => Tls::Verify(certs),
             (None, None) => Tls::Off,
         };
         return parse(&host, tls, "DOCKER_HOST");
@@ -220,16 +222,7 @@ fn parse(url: &str, tls: Tls, from: &str) -> Result<Endpoint, EndpointError> {
         }
         "tcp" | "http" | "https" => {
             let address = host_port(rest, scheme, &tls).ok_or_else(|| bad("no host"))?;
-            let tls = if scheme == "https" {
-                match tls {
-                    Tls::Off => Tls::Verify(None),
-                    other => other,
-                }
-            } else if scheme == "http" {
-                Tls::Off
-            } else {
-                tls
-            };
+            let tls = if scheme == "http" { Tls::Off } else { tls };
             match tls {
                 Tls::Off => Transport::Tcp { address },
                 Tls::Unverified => {
@@ -522,6 +515,16 @@ mod tests {
                 address: "h:1234".into(),
                 certs: CertFiles::in_folder(&home.path().join(".docker"))
             }
+        );
+        // https:// is TLS without DOCKER_TLS_VERIFY too.
+        let e = with(&[
+            ("DOCKER_HOST", "https://h"),
+            ("DOCKER_CERT_PATH", cert_path),
+        ])
+        .unwrap();
+        assert!(
+            matches!(e.transport, Transport::Tls { ref address, .. } if address == "h:2376"),
+            "{e:?}"
         );
         // TLS without verification is refused.
         let err = with(&[("DOCKER_HOST", "tcp://h"), ("DOCKER_TLS", "1")]).unwrap_err();
