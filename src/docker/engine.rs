@@ -94,6 +94,20 @@ fn extra_labels() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The labels of a container `bundle` creates: [`LABEL`], the platform, its
+/// purpose, `BUNDLE_DOCKER_LABELS`, and when `owned` this process as owner.
+fn labels(platform: &str, purpose: &str, owned: bool) -> HashMap<String, String> {
+    let mut labels = HashMap::new();
+    labels.insert(LABEL.to_string(), env!("CARGO_PKG_VERSION").to_string());
+    labels.insert(LABEL_PLATFORM.to_string(), platform.to_string());
+    labels.insert("bundle.purpose".to_string(), purpose.to_string());
+    labels.extend(extra_labels());
+    if owned {
+        labels.insert(LABEL_OWNER.to_string(), owner_id());
+    }
+    labels
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
     #[error("{needs} Docker, and the engine at {endpoint} {}", .cause.text())]
@@ -386,6 +400,29 @@ impl Engine {
         }
     }
 
+    /// Create a container for `platform`, recorded in the process-wide
+    /// list until removed. Returns its id.
+    async fn create(
+        &self,
+        body: ContainerCreateBody,
+        platform: &str,
+    ) -> Result<String, bollard::errors::Error> {
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: None,
+                    platform: platform.to_string(),
+                }),
+                body,
+            )
+            .await?;
+        LIVE.lock()
+            .expect("poisoned")
+            .insert(created.id.clone(), self.docker.clone());
+        Ok(created.id)
+    }
+
     /// Make sure this engine can run `platform` programs, before any work
     /// starts: at once when it is the engine's own architecture, else by
     /// running `sh -c 'exit 0'` in a `platform` container of `image` (which
@@ -427,18 +464,12 @@ impl Engine {
     /// Run `exit 0` with the image's own shell, with no init (whose binary
     /// is the engine's): Err with what failed.
     async fn probe(&self, image: &str, platform: &str) -> Result<(), String> {
-        let mut labels = HashMap::new();
-        labels.insert(LABEL.to_string(), env!("CARGO_PKG_VERSION").to_string());
-        labels.insert(LABEL_PLATFORM.to_string(), platform.to_string());
-        labels.insert(LABEL_OWNER.to_string(), owner_id());
-        labels.insert("bundle.purpose".to_string(), "platform-check".to_string());
-        labels.extend(extra_labels());
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             cmd: Some(vec!["/bin/sh".into(), "-c".into(), "exit 0".into()]),
             entrypoint: Some(Vec::new()),
             user: Some("0".into()),
-            labels: Some(labels),
+            labels: Some(labels(platform, "platform-check", true)),
             network_disabled: Some(true),
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
@@ -446,21 +477,10 @@ impl Engine {
             }),
             ..Default::default()
         };
-        let created = self
-            .docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: None,
-                    platform: platform.to_string(),
-                }),
-                body,
-            )
+        let id = self
+            .create(body, platform)
             .await
             .map_err(|e| e.to_string())?;
-        let id = created.id;
-        LIVE.lock()
-            .expect("poisoned")
-            .insert(id.clone(), self.docker.clone());
         let outcome = async {
             self.docker
                 .start_container(&id, None)
@@ -593,13 +613,8 @@ impl Engine {
         spec: &ContainerSpec,
         guarded: bool,
     ) -> Result<Container, DockerError> {
-        let mut labels = HashMap::new();
-        labels.insert(LABEL.to_string(), env!("CARGO_PKG_VERSION").to_string());
-        labels.insert(LABEL_PLATFORM.to_string(), spec.platform.clone());
-        labels.insert("bundle.purpose".to_string(), spec.purpose.clone());
-        labels.extend(extra_labels());
+        let labels = labels(&spec.platform, &spec.purpose, guarded);
         let cmd: Vec<String> = if guarded {
-            labels.insert(LABEL_OWNER.to_string(), owner_id());
             // Ends when the input closes: when this process lets go of it.
             vec!["sh".into(), "-c".into(), "read _ignored; exit 0".into()]
         } else {
@@ -623,23 +638,13 @@ impl Engine {
             }),
             ..Default::default()
         };
-        let created = self
-            .docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: None,
-                    platform: spec.platform.clone(),
-                }),
-                body,
-            )
+        let id = self
+            .create(body, &spec.platform)
             .await
             .map_err(api(format!("creating a container of {}", spec.image)))?;
-        LIVE.lock()
-            .expect("poisoned")
-            .insert(created.id.clone(), self.docker.clone());
         let mut container = Container {
             engine: self.clone(),
-            id: created.id,
+            id,
             image: spec.image.clone(),
             lifeline: Mutex::new(None),
         };

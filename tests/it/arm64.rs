@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::common::*;
-use crate::docker::{sdist, TINYBUILD};
+use crate::docker::{fastext_sdist, publish_with_tinybuild};
 
 /// The arm64 test image `.ci/run` builds.
 const ARM64_IMAGE: &str = "bundle-test/bullseye-arm64:glibc2.31";
@@ -77,13 +77,8 @@ fn an_apt_build_for_arm64_runs_in_a_pristine_arm64_container() {
 fn an_sdist_is_built_for_arm64_and_wheels_with_apt_verify_in_an_arm64_sandbox() {
     let t = docker_test();
     let server = Server::start();
-    let (fast_name, fast) = sdist(
-        "fastext",
-        "0.12.2",
-        serde_json::json!({"name": "fastext", "version": "0.12.2", "extensions": [{"name": "fastext", "source": "fastext.c"}]}),
-        &[(
-            "fastext.c",
-            r#"#define PY_SSIZE_T_CLEAN
+    let (fast_name, fast) = fastext_sdist(
+        r#"#define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <sys/utsname.h>
 static PyObject *machine(PyObject *self, PyObject *args) {
@@ -93,17 +88,8 @@ static PyMethodDef methods[] = {{"machine", machine, METH_NOARGS, ""}, {NULL, NU
 static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "fastext", NULL, -1, methods};
 PyMODINIT_FUNC PyInit_fastext(void) { return PyModule_Create(&mod); }
 "#,
-        )],
     );
-    publish_sdists(
-        &server,
-        &[
-            WheelSpec::new("helper", "1.0"),
-            WheelSpec::new("tinybuild", "1.0")
-                .file("tinybuild/backend.py", TINYBUILD.as_bytes().to_vec()),
-        ],
-        &[("fastext", fast_name.clone(), fast)],
-    );
+    publish_with_tinybuild(&server, &[("fastext", fast_name, fast)]);
     let recipe = "[pypi]\nrequirements = [\"fastext\", \"helper\"]\nsdists = \"build\"\n\
          check = [{ run = \"python3 -c 'import fastext, helper; print(fastext.machine())'\", expect = \"aarch64\" }]\n\
          [apt]\npackages = [\"lua5.3\"]\nbinaries = [\"lua5.3\"]\n\

@@ -325,7 +325,7 @@ fn ctrl_c_during_a_docker_step_removes_the_container() {
 
 /// A PEP 517 backend small enough to write here: it copies modules, compiles
 /// C extensions with `cc`, and writes the wheel.
-pub const TINYBUILD: &str = r#"
+const TINYBUILD: &str = r#"
 import base64, hashlib, json, os, platform, subprocess, sys, sysconfig, zipfile
 
 def get_requires_for_build_wheel(config_settings=None):
@@ -402,6 +402,30 @@ pub fn sdist(
     (format!("{top}.tar.gz"), gz.finish().unwrap())
 }
 
+/// The sdist of `fastext` 0.12.2: one C extension module, from `source`.
+pub fn fastext_sdist(source: &str) -> (String, Vec<u8>) {
+    sdist(
+        "fastext",
+        "0.12.2",
+        serde_json::json!({"name": "fastext", "version": "0.12.2", "extensions": [{"name": "fastext", "source": "fastext.c"}]}),
+        &[("fastext.c", source)],
+    )
+}
+
+/// Publish `sdists` with the wheels they need: the tinybuild backend, and
+/// `helper` 1.0 (which pureonly requires).
+pub fn publish_with_tinybuild(server: &Server, sdists: &[(&str, String, Vec<u8>)]) {
+    publish_sdists(
+        server,
+        &[
+            WheelSpec::new("helper", "1.0"),
+            WheelSpec::new("tinybuild", "1.0")
+                .file("tinybuild/backend.py", TINYBUILD.as_bytes().to_vec()),
+        ],
+        sdists,
+    );
+}
+
 #[test]
 #[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn sdists_are_built_into_wheels_in_the_target_image() {
@@ -416,13 +440,8 @@ fn sdists_are_built_into_wheels_in_the_target_image() {
             "def hello():\n    return 'hello from pureonly'\n",
         )],
     );
-    let (fast_name, fast) = sdist(
-        "fastext",
-        "0.12.2",
-        serde_json::json!({"name": "fastext", "version": "0.12.2", "extensions": [{"name": "fastext", "source": "fastext.c"}]}),
-        &[(
-            "fastext.c",
-            r#"#define PY_SSIZE_T_CLEAN
+    let (fast_name, fast) = fastext_sdist(
+        r#"#define PY_SSIZE_T_CLEAN
 #include <Python.h>
 static PyObject *twice(PyObject *self, PyObject *args) {
     long n; if (!PyArg_ParseTuple(args, "l", &n)) return NULL;
@@ -432,15 +451,9 @@ static PyMethodDef methods[] = {{"twice", twice, METH_VARARGS, ""}, {NULL, NULL,
 static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "fastext", NULL, -1, methods};
 PyMODINIT_FUNC PyInit_fastext(void) { return PyModule_Create(&mod); }
 "#,
-        )],
     );
-    publish_sdists(
+    publish_with_tinybuild(
         &server,
-        &[
-            WheelSpec::new("helper", "1.0"),
-            WheelSpec::new("tinybuild", "1.0")
-                .file("tinybuild/backend.py", TINYBUILD.as_bytes().to_vec()),
-        ],
         &[
             ("pureonly", pure_name.clone(), pure),
             ("fastext", fast_name.clone(), fast),
