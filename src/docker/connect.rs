@@ -156,7 +156,7 @@ pub async fn open(endpoint: &Endpoint, needs: &str) -> Result<Docker, DockerErro
             if let Err(SshFailure { cause, said }) = ssh::check(target, SSH_TIMEOUT).await {
                 return Err(fail(Unreached::Ssh(cause, said), None));
             }
-            ssh::docker(target, REQUEST_TIMEOUT_S)
+            ssh::docker(target, REQUEST_TIMEOUT_S).await
         }
     };
     let client = client.map_err(|e| fail(classify(&e), Some(e)))?;

@@ -7,9 +7,12 @@
 //!
 //! The process of a connection is killed when the connection is dropped,
 //! and ends by itself when this process dies (its input closes): a
-//! container's attachment ends with it, as over a local socket.
+//! container's attachment ends with it, as over a local socket. The
+//! connections of one client share one login ([`Master`]) when a private
+//! folder for its socket exists.
 
 use std::io;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -67,8 +70,16 @@ fn ssh_program() -> Vec<String> {
 
 /// The command line that runs `remote` on `target`, never prompting.
 fn command_line(target: &SshTarget, remote: &[&str]) -> Vec<String> {
+    command_line_with(target, &[], remote)
+}
+
+/// [`command_line`] with more ssh options (`-o KEY=VALUE` pairs).
+fn command_line_with(target: &SshTarget, options: &[String], remote: &[&str]) -> Vec<String> {
     let mut argv = ssh_program();
     argv.extend(["-o", "BatchMode=yes", "-T"].map(str::to_string));
+    for o in options {
+        argv.extend(["-o".to_string(), o.clone()]);
+    }
     if let Some(user) = &target.user {
         argv.extend(["-l".to_string(), user.clone()]);
     }
@@ -156,18 +167,118 @@ fn classify(code: Option<i32>, stderr: &str) -> SshCause {
     }
 }
 
-/// A client for the engine behind `target`, one `ssh` per connection.
-pub fn docker(target: &SshTarget, timeout: u64) -> Result<Docker, bollard::errors::Error> {
+/// A client for the engine behind `target`, one `ssh` per connection; all
+/// of them share one login when a private folder for its socket is there.
+pub async fn docker(target: &SshTarget, timeout: u64) -> Result<Docker, bollard::errors::Error> {
+    let master = Master::start(target).await;
+    let options = match &master {
+        Some(m) => vec![
+            "ControlMaster=no".to_string(),
+            format!("ControlPath={}", m.socket.display()),
+        ],
+        None => Vec::new(),
+    };
     let connector = Connector {
-        argv: Arc::new(command_line(target, &["docker", "system", "dial-stdio"])),
+        argv: Arc::new(command_line_with(
+            target,
+            &options,
+            &["docker", "system", "dial-stdio"],
+        )),
+        _master: master.map(Arc::new),
     };
     transport::client(connector, "ssh://docker.engine", timeout)
+}
+
+/// One SSH login that every connection of this client multiplexes over
+/// (OpenSSH's ControlMaster): `ssh -o ControlMaster=yes ... HOST cat`,
+/// whose input is a pipe from this process. When the client is dropped, or
+/// this process ends however it ends, that input closes, the remote `cat`
+/// ends, and the master exits once its last connection has ended, removing
+/// its socket. Nothing is left behind.
+struct Master {
+    socket: PathBuf,
+    _input: ChildStdin,
+    _child: tokio::process::Child,
+}
+
+impl Master {
+    /// Start one, when a private folder for its socket exists:
+    /// `XDG_RUNTIME_DIR`, else `~/.ssh` (mode 0700, ours). None when there
+    /// is none, or the login does not come up: each connection then logs in
+    /// by itself.
+    async fn start(target: &SshTarget) -> Option<Master> {
+        let dir = private_dir()?;
+        let socket = dir.join(format!(
+            "bundle-{}-{}.sock",
+            std::process::id(),
+            NEXT_MASTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let argv = command_line_with(
+            target,
+            &[
+                "ControlMaster=yes".to_string(),
+                format!("ControlPath={}", socket.display()),
+                "ControlPersist=no".to_string(),
+            ],
+            &["cat"],
+        );
+        let mut child = tokio::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let input = child.stdin.take()?;
+        let until = std::time::Instant::now() + MASTER_TIMEOUT;
+        while !socket.exists() {
+            if child.try_wait().ok()?.is_some() || std::time::Instant::now() > until {
+                tracing::debug!("no shared SSH login: each connection logs in");
+                let _ = child.start_kill();
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::debug!("shared SSH login at {}", socket.display());
+        Some(Master {
+            socket,
+            _input: input,
+            _child: child,
+        })
+    }
+}
+
+static NEXT_MASTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+const MASTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A folder only this user can enter, for a control socket.
+fn private_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let candidates = [
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ssh")),
+    ];
+    let me = my_uid();
+    candidates.into_iter().flatten().find(|d| {
+        std::fs::symlink_metadata(d)
+            .is_ok_and(|m| m.is_dir() && m.uid() == me && m.permissions().mode() & 0o077 == 0)
+    })
+}
+
+/// This process's user id, as the owner of the files it creates.
+fn my_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
 }
 
 /// Opens connections: starts the `ssh` process of each.
 #[derive(Clone)]
 struct Connector {
     argv: Arc<Vec<String>>,
+    /// The shared login, kept as long as the client.
+    _master: Option<Arc<Master>>,
 }
 
 type Pipe = tokio::io::Join<ChildStdout, ChildStdin>;

@@ -410,6 +410,14 @@ impl SshEngine {
     fn host(&self) -> String {
         format!("ssh://{}@127.0.0.1:{}", self.user, self.port)
     }
+
+    /// Logins sshd has accepted so far.
+    fn logins(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("sshd.log"))
+            .unwrap_or_default()
+            .matches("Accepted publickey")
+            .count()
+    }
 }
 
 #[test]
@@ -453,16 +461,28 @@ fn an_apt_build_works_over_ssh_and_a_refused_login_is_told() {
     );
     assert!(!t.work.path().join("dist/lua5.3").exists());
 
+    // All connections share one login, its socket in a private folder
+    // (XDG_RUNTIME_DIR), gone when the run is.
+    let runtime = tempfile::tempdir().unwrap();
+    // (A folder others can enter would not do: the socket is the login.)
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(runtime.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let logins_before = ssh.logins();
     let started = Instant::now();
     apt_build(
         &t,
         &[
             ("DOCKER_HOST", &host),
             ("BUNDLE_SSH_COMMAND", &ssh.command("id", true)),
+            ("XDG_RUNTIME_DIR", runtime.path().to_str().unwrap()),
         ],
     )
     .assert()
     .success();
+    // The check's login and the shared one; dozens without sharing.
+    let logins = ssh.logins() - logins_before;
+    assert!(logins <= 3, "{logins} logins");
+    wait_until_empty(runtime.path());
     eprintln!(
         "apt build over SSH: {:.1} s",
         started.elapsed().as_secs_f64()
@@ -481,6 +501,7 @@ fn an_apt_build_works_over_ssh_and_a_refused_login_is_told() {
         .env("BUNDLE_CACHE_DIR", cache.path())
         .env("DOCKER_HOST", &host)
         .env("BUNDLE_SSH_COMMAND", ssh.command("id", true))
+        .env("XDG_RUNTIME_DIR", runtime.path())
         .args([
             "-q",
             "build",
@@ -500,5 +521,20 @@ fn an_apt_build_works_over_ssh_and_a_refused_login_is_told() {
             "the container outlived its owner over SSH"
         );
         std::thread::sleep(Duration::from_millis(200));
+    }
+    // The killed run's shared login ends by itself too.
+    wait_until_empty(runtime.path());
+}
+
+/// Wait until `dir` is empty (a control socket removed by its master).
+fn wait_until_empty(dir: &Path) {
+    let started = Instant::now();
+    while std::fs::read_dir(dir).unwrap().next().is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the shared SSH login outlived its run: {:?}",
+            std::fs::read_dir(dir).unwrap().collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
