@@ -109,11 +109,7 @@ PyMODINIT_FUNC PyInit_fastext(void) { return PyModule_Create(&mod); }
         "{err}"
     );
     let dir = t.work.path().join("dist/mixed");
-    let mut wheels: Vec<String> = std::fs::read_dir(dir.join("wheels"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    wheels.sort();
+    let wheels = file_names(&dir.join("wheels"));
     assert_eq!(
         wheels,
         [

@@ -662,6 +662,16 @@ pub fn labelled(label: &str) -> Vec<String> {
         .collect()
 }
 
+/// The names of the files in `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// A test target profile under fixtures/targets.
 pub fn fixture_target(name: &str) -> String {
     format!(
