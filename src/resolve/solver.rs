@@ -146,28 +146,25 @@ enum ProviderError {
 type Edges = HashMap<(Pkg, Version), Vec<(PackageName, Vec<ExtraName>)>>;
 
 struct Provider {
-    index: Arc<Index>,
-    rt: Handle,
-    env: MarkerEnvironment,
+    /// The index, the runtime and the target, shared with the read-ahead.
+    shared: Arc<Shared>,
     target: String,
-    preinstalled: BTreeMap<PackageName, Version>,
-    upgrade: bool,
     root: Vec<Requirement<VerbatimUrl>>,
     /// `-c` constraints by package.
     limits: HashMap<PackageName, Range>,
     explicit_pre: HashSet<PackageName>,
     order: Mutex<HashMap<PackageName, usize>>,
     edges: Mutex<Edges>,
-    ahead: Arc<Ahead>,
     fetch_ahead: bool,
     cancel: CancellationToken,
 }
 
-/// Reads ahead of the solver: a project's page, its newest wheel's
+/// What the solver and its read-ahead both use. The read-ahead
+/// ([`Shared::prefetch`]) reads a project's page, its newest wheel's
 /// metadata, then the same for each of that wheel's dependencies, so that
 /// the index is read at the network's pace rather than one dependency
 /// level per solver step.
-struct Ahead {
+struct Shared {
     index: Arc<Index>,
     rt: Handle,
     env: MarkerEnvironment,
@@ -176,14 +173,14 @@ struct Ahead {
     seen: Mutex<HashSet<PackageName>>,
 }
 
-impl Ahead {
+impl Shared {
     fn new(
         index: &Arc<Index>,
         env: &MarkerEnvironment,
         target: &Target,
         options: &ResolveOptions,
-    ) -> Arc<Ahead> {
-        Arc::new(Ahead {
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
             index: index.clone(),
             rt: Handle::current(),
             env: env.clone(),
@@ -246,7 +243,7 @@ fn mentions_prerelease(req: &Requirement<VerbatimUrl>) -> bool {
 
 impl Provider {
     fn is_fixed(&self, name: &PackageName) -> Option<&Version> {
-        self.preinstalled.get(name)
+        self.shared.preinstalled.get(name)
     }
 
     fn see(&self, name: &PackageName) {
@@ -257,7 +254,7 @@ impl Provider {
 
     /// Start reading a project, and what its newest wheel needs, ahead.
     fn prefetch(&self, name: &PackageName) {
-        self.ahead.prefetch(name);
+        self.shared.prefetch(name);
     }
 
     fn constraints(
@@ -308,8 +305,9 @@ impl Provider {
 
     fn wheel_for(&self, name: &PackageName, version: &Version) -> Result<WheelFile, ProviderError> {
         let project = self
+            .shared
             .rt
-            .block_on(self.index.project(name))
+            .block_on(self.shared.index.project(name))
             .map_err(ProviderError::Index)?;
         project
             .candidates
@@ -365,13 +363,14 @@ impl DependencyProvider for Provider {
             Pkg::Name(n) | Pkg::Extra(n, _) => n,
         };
         if let Some(v) = self.is_fixed(name) {
-            if !self.upgrade || range.contains(v) {
+            if !self.shared.upgrade || range.contains(v) {
                 return Ok(range.contains(v).then(|| v.clone()));
             }
         }
         let project = self
+            .shared
             .rt
-            .block_on(self.index.project(name))
+            .block_on(self.shared.index.project(name))
             .map_err(ProviderError::Index)?;
         let pinned = range.as_singleton();
         let allow_pre = self.explicit_pre.contains(name)
@@ -398,12 +397,13 @@ impl DependencyProvider for Provider {
             Pkg::Root => {
                 let mut d =
                     self.constraints((package, version), self.root.iter().cloned(), None)?;
-                if !self.upgrade && !self.preinstalled.is_empty() {
+                if !self.shared.upgrade && !self.shared.preinstalled.is_empty() {
                     d.push((Pkg::Target(self.target.clone()), Range::full()));
                 }
                 d
             }
             Pkg::Target(_) => self
+                .shared
                 .preinstalled
                 .iter()
                 .map(|(n, v)| (Pkg::Name(n.clone()), Range::singleton(v.clone())))
@@ -414,19 +414,20 @@ impl DependencyProvider for Provider {
                 } else {
                     let wheel = self.wheel_for(n, version)?;
                     let meta = self
+                        .shared
                         .rt
-                        .block_on(self.index.metadata(&wheel))
+                        .block_on(self.shared.index.metadata(&wheel))
                         .map_err(ProviderError::Index)?;
                     // After the metadata: when reading it meant downloading
                     // the whole wheel, the download finds it in the cache.
                     if self.fetch_ahead {
-                        let _in_runtime = self.rt.enter();
-                        self.index.fetch_ahead(&wheel);
+                        let _in_runtime = self.shared.rt.enter();
+                        self.shared.index.fetch_ahead(&wheel);
                     }
                     // Mirrors may omit `requires-python` from the index;
                     // the metadata still has it.
                     if let Some(rp) = meta.requires_python.as_deref() {
-                        let python = &self.env.python_full_version().version;
+                        let python = &self.shared.env.python_full_version().version;
                         if crate::resolve::index::python_excluded(rp, python) {
                             return Ok(pubgrub::Dependencies::Unavailable(format!(
                                 "because it requires Python {rp} (target has {python})"
@@ -436,7 +437,7 @@ impl DependencyProvider for Provider {
                     let reqs = meta
                         .requires_dist
                         .iter()
-                        .filter(|r| r.evaluate_markers(&self.env, &[]))
+                        .filter(|r| r.evaluate_markers(&self.shared.env, &[]))
                         .cloned();
                     self.constraints((package, version), reqs, Some(n))?
                 }
@@ -445,11 +446,12 @@ impl DependencyProvider for Provider {
                 let mut d = vec![(Pkg::Name(n.clone()), Range::singleton(version.clone()))];
                 let wheel = self.wheel_for(n, version)?;
                 let meta = self
+                    .shared
                     .rt
-                    .block_on(self.index.metadata(&wheel))
+                    .block_on(self.shared.index.metadata(&wheel))
                     .map_err(ProviderError::Index)?;
                 if !meta.provides_extra.is_empty() && !meta.provides_extra.contains(extra) {
-                    self.index.reporter().warn(&format!(
+                    self.shared.index.reporter().warn(&format!(
                         "{n} {version} does not provide the extra `{extra}`"
                     ));
                 }
@@ -458,7 +460,8 @@ impl DependencyProvider for Provider {
                     .requires_dist
                     .iter()
                     .filter(|r| {
-                        r.evaluate_markers(&self.env, extras) && !r.evaluate_markers(&self.env, &[])
+                        r.evaluate_markers(&self.shared.env, extras)
+                            && !r.evaluate_markers(&self.shared.env, &[])
                     })
                     .cloned();
                 let mut own = self.constraints((package, version), reqs, Some(n))?;
@@ -510,17 +513,12 @@ pub async fn resolve(
     }
     let provider = Arc::new(Provider {
         limits,
-        index: index.clone(),
-        rt: Handle::current(),
-        env: env.clone(),
+        shared: Shared::new(&index, &env, target, options),
         target: target.name.clone(),
-        preinstalled: target.preinstalled.clone(),
-        upgrade: options.upgrade_preinstalled,
         root,
         explicit_pre,
         order: Mutex::new(HashMap::new()),
         edges: Mutex::new(HashMap::new()),
-        ahead: Ahead::new(&index, &env, target, options),
         fetch_ahead: options.fetch_ahead,
         cancel,
     });
