@@ -221,8 +221,14 @@ fn parse(url: &str, tls: Tls, from: &str) -> Result<Endpoint, EndpointError> {
             Transport::Unix(PathBuf::from(rest))
         }
         "tcp" | "http" | "https" => {
-            let address = host_port(rest, scheme, &tls).ok_or_else(|| bad("no host"))?;
-            let tls = if scheme == "http" { Tls::Off } else { tls };
+            // `http://` is never TLS; `https://` always is.
+            let tls = match (scheme, tls) {
+                ("http", _) => Tls::Off,
+                ("https", Tls::Off) => Tls::Verify(None),
+                (_, tls) => tls,
+            };
+            let address =
+                host_port(rest, !matches!(tls, Tls::Off)).ok_or_else(|| bad("no host"))?;
             match tls {
                 Tls::Off => Transport::Tcp { address },
                 Tls::Unverified => {
@@ -257,7 +263,7 @@ fn parse(url: &str, tls: Tls, from: &str) -> Result<Endpoint, EndpointError> {
 
 /// `host:port` of a `tcp://` address, with Docker's default port (2376 for
 /// TLS, 2375 without) when none is given.
-fn host_port(rest: &str, scheme: &str, tls: &Tls) -> Option<String> {
+fn host_port(rest: &str, tls: bool) -> Option<String> {
     let authority = rest.split('/').next().unwrap_or_default();
     if authority.is_empty() || authority.contains('@') {
         return None;
@@ -269,15 +275,7 @@ fn host_port(rest: &str, scheme: &str, tls: &Tls) -> Option<String> {
     if has_port {
         return Some(authority.to_string());
     }
-    let tls_on = scheme == "https" || matches!(tls, Tls::Verify(_) | Tls::Unverified);
-    Some(format!(
-        "{authority}:{}",
-        if tls_on && scheme != "http" {
-            2376
-        } else {
-            2375
-        }
-    ))
+    Some(format!("{authority}:{}", if tls { 2376 } else { 2375 }))
 }
 
 fn ssh_target(rest: &str) -> Option<SshTarget> {
@@ -573,6 +571,13 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(e.transport, Transport::Unix("/s".into()));
+        // An https:// context is TLS even without TLS files (and needs a CA).
+        context(dir.path(), "bare-https", "https://10.1.1.3", false, false);
+        let err = with(&[("DOCKER_CONFIG", d), ("DOCKER_CONTEXT", "bare-https")]).unwrap_err();
+        assert!(
+            matches!(err, EndpointError::BadUrl { ref why, .. } if why.contains("ca.pem")),
+            "{err}"
+        );
         // Errors.
         let err = with(&[("DOCKER_CONFIG", d), ("DOCKER_CONTEXT", "nope")]).unwrap_err();
         assert!(matches!(err, EndpointError::UnknownContext { .. }), "{err}");
