@@ -60,9 +60,7 @@ pub fn record<T: Serialize>(
         files: stamped,
         value,
     };
-    if let Ok(json) = serde_json::to_vec(&rec) {
-        let _ = cache.write_checked(&path, &json);
-    }
+    let _ = cache.write_json(&path, &rec);
 }
 
 /// What the build with the same `inputs` recorded, when the output folder
@@ -75,7 +73,7 @@ pub fn unchanged<T: DeserializeOwned>(
     uploads: impl Fn(&T) -> Vec<String>,
 ) -> Option<T> {
     let path = record_path(cache, out, name)?;
-    let rec: Record<T> = serde_json::from_slice(&cache.read_checked(&path)?).ok()?;
+    let rec: Record<T> = cache.read_json(&path)?;
     if rec.inputs != inputs {
         return None;
     }

@@ -315,15 +315,11 @@ pub fn scan_wheel_cached(
     cache: &crate::fetch::cache::Cache,
 ) -> Result<Vec<ElfInfo>, CheckError> {
     let key = cache.keyed("elf", &format!("v2 {sha256}"), ".json");
-    if let Some(m) = cache
-        .read_checked(&key)
-        .and_then(|b| serde_json::from_slice::<Vec<ElfInfo>>(&b).ok())
-    {
+    if let Some(m) = cache.read_json::<Vec<ElfInfo>>(&key) {
         return Ok(m);
     }
     let m = zip_members(path)?;
-    let json = serde_json::to_vec(&m).expect("serializable");
-    if let Err(e) = cache.write_checked(&key, &json) {
+    if let Err(e) = cache.write_json(&key, &m) {
         tracing::warn!("cannot cache ELF scan at {}: {e}", key.display());
     }
     Ok(m)

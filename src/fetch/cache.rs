@@ -216,6 +216,18 @@ impl Cache {
         self.write_atomic(path, &out)
     }
 
+    /// Write `value` as JSON with its own sha256, for [`Cache::read_json`].
+    pub fn write_json<T: serde::Serialize>(&self, path: &Path, value: &T) -> std::io::Result<()> {
+        let json = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+        self.write_checked(path, &json)
+    }
+
+    /// A value written by [`Cache::write_json`], if present, intact and
+    /// readable as a `T`.
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self, path: &Path) -> Option<T> {
+        serde_json::from_slice(&self.read_checked(path)?).ok()
+    }
+
     /// Data written by [`Cache::write_checked`], if present and intact. An
     /// entry that fails its check is removed, so that it is made again.
     pub fn read_checked(&self, path: &Path) -> Option<Vec<u8>> {

@@ -20,8 +20,7 @@ fn path(fetcher: &Fetcher, key: &str) -> std::path::PathBuf {
 
 /// The remembered result for `key`, if every page it came from is unchanged.
 pub fn lookup<T: DeserializeOwned>(fetcher: &Fetcher, key: &str) -> Option<T> {
-    let bytes = fetcher.cache().read_checked(&path(fetcher, key))?;
-    let memo: Memo<T> = serde_json::from_slice(&bytes).ok()?;
+    let memo: Memo<T> = fetcher.cache().read_json(&path(fetcher, key))?;
     if memo.pages.is_empty() || !memo.pages.iter().all(|p| fetcher.page_unchanged(p)) {
         return None;
     }
@@ -40,8 +39,7 @@ pub fn store<T: Serialize>(fetcher: &Fetcher, key: &str, value: &T, mut pages: V
     {
         return;
     }
-    let memo = Memo { pages, value };
-    if let Ok(json) = serde_json::to_vec(&memo) {
-        let _ = fetcher.cache().write_checked(&path(fetcher, key), &json);
-    }
+    let _ = fetcher
+        .cache()
+        .write_json(&path(fetcher, key), &Memo { pages, value });
 }

@@ -1426,10 +1426,7 @@ pub(super) fn remember(
         build: done.clone(),
         blobs,
     };
-    let path = cache.keyed(kind, key, ".json");
-    if let Ok(json) = serde_json::to_vec(&record) {
-        let _ = cache.write_checked(&path, &json);
-    }
+    let _ = cache.write_json(&cache.keyed(kind, key, ".json"), &record);
 }
 
 /// Write a cached result's files into `root` when every one of them is in
@@ -1440,8 +1437,7 @@ pub(super) fn reuse(
     key: &str,
     root: &Path,
 ) -> Option<AptBuild> {
-    let path = cache.keyed(kind, key, ".json");
-    let record: Remembered = serde_json::from_slice(&cache.read_checked(&path)?).ok()?;
+    let record: Remembered = cache.read_json(&cache.keyed(kind, key, ".json"))?;
     let mut found = Vec::new();
     for (rel, sha) in &record.blobs {
         let safe = crate::archive::safe_member_path(rel).ok()?;

@@ -626,18 +626,14 @@ async fn result_key(
 
 /// The report of an identical passing run, if one is kept.
 fn cached_report(cache: &crate::fetch::cache::Cache, key: &str) -> Option<Report> {
-    let path = cache.keyed("verify", key, ".json");
-    serde_json::from_slice::<Report>(&cache.read_checked(&path)?)
-        .ok()
+    cache
+        .read_json::<Report>(&cache.keyed("verify", key, ".json"))
         .filter(|r| r.ok)
 }
 
 /// Keep a passing report (best effort).
 fn remember(cache: &crate::fetch::cache::Cache, key: &str, report: &Report) {
-    let path = cache.keyed("verify", key, ".json");
-    if let Ok(json) = serde_json::to_vec(report) {
-        let _ = cache.write_checked(&path, &json);
-    }
+    let _ = cache.write_json(&cache.keyed("verify", key, ".json"), report);
 }
 
 async fn run_steps(
