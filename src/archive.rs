@@ -248,6 +248,22 @@ fn open_tar(
     Ok(tar::Archive::new(guarded))
 }
 
+/// A zip archive, read through a buffer.
+fn open_zip(
+    path: &Path,
+) -> Result<zip::ZipArchive<std::io::BufReader<std::fs::File>>, ArchiveError> {
+    let file = std::fs::File::open(path)?;
+    Ok(zip::ZipArchive::new(std::io::BufReader::new(file))?)
+}
+
+/// More members than `BUNDLE_MAX_ARCHIVE_MEMBERS` allows.
+fn too_many_members(limits: Limits) -> ArchiveError {
+    ArchiveError::Bomb {
+        what: "BUNDLE_MAX_ARCHIVE_MEMBERS",
+        limit: format!("{} members", limits.max_members),
+    }
+}
+
 /// List the members of a zip or tar archive without unpacking them. Member
 /// paths and link targets that would leave the folder, and members listed
 /// twice, are refused.
@@ -255,10 +271,7 @@ pub fn list(kind: ArchiveKind, path: &Path, limits: Limits) -> Result<Listing, A
     let mut listing = Listing::default();
     let mut add = |raw: &str, p: PathBuf, e: Entry| -> Result<(), ArchiveError> {
         if listing.members.len() >= limits.max_members {
-            return Err(ArchiveError::Bomb {
-                what: "BUNDLE_MAX_ARCHIVE_MEMBERS",
-                limit: format!("{} members", limits.max_members),
-            });
+            return Err(too_many_members(limits));
         }
         if listing.members.insert(p, e).is_some() {
             return Err(ArchiveError::Duplicate {
@@ -270,8 +283,7 @@ pub fn list(kind: ArchiveKind, path: &Path, limits: Limits) -> Result<Listing, A
     match kind {
         ArchiveKind::Bare => return Err(bad("a bare file has no members")),
         ArchiveKind::Zip => {
-            let file = std::fs::File::open(path)?;
-            let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))?;
+            let mut zip = open_zip(path)?;
             for i in 0..zip.len() {
                 let mut entry = zip.by_index(i)?;
                 let raw = entry.name().to_string();
@@ -402,13 +414,9 @@ pub fn zip_names_and(
     wanted: &dyn Fn(&Path) -> bool,
     cap: u64,
 ) -> Result<ZipPeek, ArchiveError> {
-    let file = std::fs::File::open(path)?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))?;
+    let mut zip = open_zip(path)?;
     if zip.len() > limits.max_members {
-        return Err(ArchiveError::Bomb {
-            what: "BUNDLE_MAX_ARCHIVE_MEMBERS",
-            limit: format!("{} members", limits.max_members),
-        });
+        return Err(too_many_members(limits));
     }
     let mut peek = ZipPeek::default();
     let mut picked = Vec::new();
@@ -458,8 +466,7 @@ fn walk(
     match kind {
         ArchiveKind::Bare => Err(bad("a bare file has no members")),
         ArchiveKind::Zip => {
-            let file = std::fs::File::open(path)?;
-            let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))?;
+            let mut zip = open_zip(path)?;
             let mut unpacked = 0u64;
             for i in 0..zip.len() {
                 // The name comes from the central directory: members not
