@@ -176,21 +176,22 @@ fn an_apt_build_works_through_a_tls_engine_and_a_wrong_ca_is_refused() {
     let d = tls.dir.path();
     let good = cert_path(d, "good", "good", "client");
     let host = tls.host();
+    // `bundle build lua5.3` through `host` with DOCKER_TLS_VERIFY and `certs`.
+    let via_tls = |host: &str, certs: &Path| {
+        apt_build(
+            &t,
+            &[
+                ("DOCKER_HOST", host),
+                ("DOCKER_TLS_VERIFY", "1"),
+                ("DOCKER_CERT_PATH", certs.to_str().unwrap()),
+            ],
+        )
+    };
 
     // Wrong CA: the engine's certificate is not signed by it. Exit 1,
     // named, with a hint, and nothing written.
     let wrong_ca = cert_path(d, "wrong-ca", "other", "client");
-    let err = fails(
-        &mut apt_build(
-            &t,
-            &[
-                ("DOCKER_HOST", &host),
-                ("DOCKER_TLS_VERIFY", "1"),
-                ("DOCKER_CERT_PATH", wrong_ca.to_str().unwrap()),
-            ],
-        ),
-        1,
-    );
+    let err = fails(&mut via_tls(&host, &wrong_ca), 1);
     assert!(
         err.contains(&format!("the engine at {host} (from DOCKER_HOST, TLS) presented a certificate that failed TLS verification"))
             && err.contains("UnknownIssuer")
@@ -200,34 +201,14 @@ fn an_apt_build_works_through_a_tls_engine_and_a_wrong_ca_is_refused() {
     assert!(!t.work.path().join("dist/lua5.3").exists());
     // The engine refuses a client certificate from another CA.
     let stranger = cert_path(d, "stranger", "good", "stranger");
-    let err = fails(
-        &mut apt_build(
-            &t,
-            &[
-                ("DOCKER_HOST", &host),
-                ("DOCKER_TLS_VERIFY", "1"),
-                ("DOCKER_CERT_PATH", stranger.to_str().unwrap()),
-            ],
-        ),
-        1,
-    );
+    let err = fails(&mut via_tls(&host, &stranger), 1);
     assert!(
         err.contains("refused this client's TLS certificate") && err.contains("hint:"),
         "{err}"
     );
     // Nothing listening.
     let dead = format!("tcp://127.0.0.1:{}", free_port());
-    let err = fails(
-        &mut apt_build(
-            &t,
-            &[
-                ("DOCKER_HOST", &dead),
-                ("DOCKER_TLS_VERIFY", "1"),
-                ("DOCKER_CERT_PATH", good.to_str().unwrap()),
-            ],
-        ),
-        1,
-    );
+    let err = fails(&mut via_tls(&dead, &good), 1);
     assert!(
         err.contains(&format!(
             "the engine at {dead} (from DOCKER_HOST, TLS) does not answer"
@@ -247,17 +228,7 @@ fn an_apt_build_works_through_a_tls_engine_and_a_wrong_ca_is_refused() {
     // The right CA and client certificate: the whole apt build, with its
     // containers, goes through TLS.
     let started = Instant::now();
-    apt_build(
-        &t,
-        &[
-            ("DOCKER_HOST", &host),
-            ("DOCKER_TLS_VERIFY", "1"),
-            ("DOCKER_CERT_PATH", good.to_str().unwrap()),
-            ("BUNDLE_LOG", "bundle=debug"),
-        ],
-    )
-    .assert()
-    .success();
+    via_tls(&host, &good).assert().success();
     eprintln!(
         "apt build over TLS: {:.1} s",
         started.elapsed().as_secs_f64()
