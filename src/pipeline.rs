@@ -19,7 +19,7 @@ use crate::fetch::cache::Cache;
 use crate::fetch::{Blob, Fetcher};
 use crate::model::plan::{Excluded, Plan, PlannedApt, PlannedSdist, PlannedWheel, PLAN_SCHEMA};
 use crate::report::{Reporter, Stage};
-use crate::resolve::index::Index;
+use crate::resolve::index::{AfterFetch, Index};
 use crate::resolve::ResolveError;
 use crate::resolve::{self, ResolveOptions};
 use crate::stage::apt;
@@ -280,7 +280,8 @@ pub fn fetcher(options: &Options, reporter: Arc<dyn Reporter>) -> Result<Arc<Fet
     ))
 }
 
-/// Resolve to a Plan (downloads only what resolution needs).
+/// Resolve to a Plan (downloads only what resolution needs, unless
+/// `options.fetch_ahead`; then `after_fetch` sees each wheel downloaded).
 pub async fn make_plan(
     options: &Options,
     recipe: &Recipe,
@@ -288,6 +289,7 @@ pub async fn make_plan(
     fetcher: Arc<Fetcher>,
     reporter: Arc<dyn Reporter>,
     cancel: CancellationToken,
+    after_fetch: Option<AfterFetch>,
 ) -> Result<Plan, Error> {
     reporter.stage(Stage::Plan);
     let plan_options = PlanOptions {
@@ -299,6 +301,7 @@ pub async fn make_plan(
         },
         github_api: options.github_api.clone(),
         crates_index: options.crates_index.clone(),
+        after_fetch,
     };
     Ok(plan(recipe, target, &plan_options, fetcher, reporter, cancel).await?)
 }
@@ -431,6 +434,7 @@ async fn fetched_wheel(
     f: &Fetcher,
     w: &PlannedWheel,
     wheels_dir: &Path,
+    scans: &WheelScans,
 ) -> Result<(Blob, Option<Copied>), Error> {
     let blob = f
         .download(&w.url, w.sha256.as_ref(), w.size, &w.filename)
@@ -439,13 +443,7 @@ async fn fetched_wheel(
     let copied = tokio::task::spawn_blocking(move || crate::fetch::copy_verified(&from, &dest))
         .await
         .expect("copy task panicked")?;
-    let (path, sha, cache) = (blob.path.clone(), blob.sha256.clone(), f.cache().clone());
-    // One scan at a time: a scan holds a whole shared object in memory
-    // (some are tens of megabytes), and one core keeps up with the network.
-    static SCANS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-    let _turn = SCANS.acquire().await.expect("never closed");
-    let _ =
-        tokio::task::spawn_blocking(move || check::scan_wheel_cached(&path, &sha, &cache)).await;
+    scans.scan(&blob).await;
     Ok((blob, Some(copied)))
 }
 
@@ -465,6 +463,7 @@ async fn fetch_all(
     fetcher: &Arc<Fetcher>,
     reporter: &Arc<dyn Reporter>,
     wheels_dir: &Path,
+    scans: &Arc<WheelScans>,
 ) -> Result<FetchedAll, Error> {
     reporter.stage(Stage::Fetch);
     let sizes: Option<u64> = plan.wheels.iter().map(|w| w.size).sum();
@@ -492,12 +491,13 @@ async fn fetch_all(
             reporter.clone(),
         );
         let dir = wheels_dir.to_path_buf();
+        let scans = scans.clone();
         set.spawn(async move {
             let blob = match (&w.sdist, builder) {
                 (Some(_), Some(builder)) => built_wheel(&builder, &w, r.as_ref())
                     .await
                     .map(|b| (b, None)),
-                _ => fetched_wheel(&f, &w, &dir).await,
+                _ => fetched_wheel(&f, &w, &dir, &scans).await,
             };
             (Fetched::Wheel(i), blob)
         });
@@ -555,6 +555,16 @@ pub async fn build(
     reporter: Arc<dyn Reporter>,
     cancel: CancellationToken,
 ) -> Result<BuildOutput, Error> {
+    // Wheels downloaded during resolution have their ELF files read at
+    // once, while resolution goes on; the fetch stage waits for the rest.
+    let scans = Arc::new(WheelScans::new(fetcher.cache()));
+    let after_fetch = {
+        let scans = scans.clone();
+        AfterFetch(Arc::new(move |blob: Blob| {
+            let scans = scans.clone();
+            tokio::spawn(async move { scans.scan(&blob).await });
+        }))
+    };
     let plan = match &options.locked {
         Some(path) => read_lock(path, recipe, target)?,
         None => {
@@ -568,11 +578,54 @@ pub async fn build(
                 fetcher.clone(),
                 reporter.clone(),
                 cancel,
+                Some(after_fetch),
             )
             .await?
         }
     };
-    build_plan(options, &plan, target, fetcher, reporter).await
+    fetch_and_assemble(options, &plan, target, fetcher, reporter, scans).await
+}
+
+/// ELF scans of downloaded wheels: each wheel's at most once, no more at a
+/// time than there are cores (the check module bounds the memory they hold
+/// together). Results go to the cache, where the check stage reads them;
+/// a failed scan is left for the check stage to make again and report.
+struct WheelScans {
+    cache: Cache,
+    slots: tokio::sync::Semaphore,
+    started: std::sync::Mutex<
+        std::collections::HashMap<crate::model::Sha256, Arc<tokio::sync::OnceCell<()>>>,
+    >,
+}
+
+impl WheelScans {
+    fn new(cache: &Cache) -> WheelScans {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        WheelScans {
+            cache: cache.clone(),
+            slots: tokio::sync::Semaphore::new(cores),
+            started: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Scan `blob` (a wheel), or wait for the scan already under way.
+    async fn scan(&self, blob: &Blob) {
+        let once = self
+            .started
+            .lock()
+            .expect("poisoned")
+            .entry(blob.sha256.clone())
+            .or_default()
+            .clone();
+        once.get_or_init(|| async {
+            let _slot = self.slots.acquire().await.expect("never closed");
+            let (path, sha, cache) = (blob.path.clone(), blob.sha256.clone(), self.cache.clone());
+            let _ =
+                tokio::task::spawn_blocking(move || check::scan_wheel_cached(&path, &sha, &cache))
+                    .await;
+        })
+        .await;
+    }
 }
 
 /// Fetch, stage, check and assemble an already resolved Plan.
@@ -582,6 +635,19 @@ pub async fn build_plan(
     target: &Target,
     fetcher: Arc<Fetcher>,
     reporter: Arc<dyn Reporter>,
+) -> Result<BuildOutput, Error> {
+    let scans = Arc::new(WheelScans::new(fetcher.cache()));
+    fetch_and_assemble(options, plan, target, fetcher, reporter, scans).await
+}
+
+/// [`build_plan`], with the wheel scans that resolution may have started.
+async fn fetch_and_assemble(
+    options: &Options,
+    plan: &Plan,
+    target: &Target,
+    fetcher: Arc<Fetcher>,
+    reporter: Arc<dyn Reporter>,
+    scans: Arc<WheelScans>,
 ) -> Result<BuildOutput, Error> {
     check_format(options.format, target)?;
     let inputs = output_inputs(options, plan, target);
@@ -599,7 +665,7 @@ pub async fn build_plan(
         &wheels_dir
     };
     std::fs::create_dir_all(made).map_err(io_err(made))?;
-    let fetched = fetch_all(plan, target, &fetcher, &reporter, &wheels_dir).await?;
+    let fetched = fetch_all(plan, target, &fetcher, &reporter, &wheels_dir, &scans).await?;
 
     reporter.stage(Stage::Stage);
     let mut runner = DiskRunner {
@@ -1204,6 +1270,8 @@ pub struct PlanOptions {
     pub github_api: String,
     /// Cargo's sparse index, for crates.
     pub crates_index: String,
+    /// What a build does with each wheel downloaded during resolution.
+    pub after_fetch: Option<AfterFetch>,
 }
 
 /// Resolve a recipe for a target into a complete Plan.
@@ -1378,6 +1446,9 @@ async fn plan_wheels(
         recipe.pypi.exclude_newer.clone(),
     )?
     .with_reporter(reporter.clone());
+    if let Some(f) = &options.after_fetch {
+        index = index.with_after_fetch(f.clone());
+    }
     if recipe.pypi.sdists == Sdists::Build {
         // The resolver sees the builder only through the WheelBuilder trait.
         index = index.with_sdists(Arc::new(SdistBuilder::new(

@@ -418,10 +418,67 @@ fn read_elf_member(
     if entry.read_exact(&mut head).is_err() || &head != b"\x7fELF" {
         return Ok(None);
     }
-    let mut data = Vec::with_capacity(size.min(512 << 20) as usize);
+    let held = size.min(512 << 20);
+    let _share = MEMBER_MEMORY.take(held);
+    let mut data = Vec::with_capacity(held as usize);
     data.extend_from_slice(&head);
     entry.read_to_end(&mut data)?;
     Ok(read_elf(label, &data))
+}
+
+/// The most bytes of archive members that scans running at the same time
+/// hold in memory together (a member bigger than this is read alone).
+const MEMBER_MEMORY_CAP: u64 = 40 << 20;
+
+/// Memory shared by the scans of all threads: the wheels' scans run in
+/// parallel, but two large libraries are not held at once.
+static MEMBER_MEMORY: MemoryBudget = MemoryBudget::new(MEMBER_MEMORY_CAP);
+
+/// A count of bytes in use, up to a cap; taking more waits until enough is
+/// given back.
+struct MemoryBudget {
+    cap: u64,
+    used: std::sync::Mutex<u64>,
+    freed: std::sync::Condvar,
+}
+
+/// Bytes taken from a [`MemoryBudget`], given back on drop.
+struct MemoryShare<'a> {
+    budget: &'a MemoryBudget,
+    bytes: u64,
+}
+
+impl MemoryBudget {
+    const fn new(cap: u64) -> MemoryBudget {
+        MemoryBudget {
+            cap,
+            used: std::sync::Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Take `bytes` (at most the whole cap), waiting while others hold too
+    /// much of it.
+    fn take(&self, bytes: u64) -> MemoryShare<'_> {
+        let bytes = bytes.min(self.cap);
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used + bytes > self.cap {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += bytes;
+        MemoryShare {
+            budget: self,
+            bytes,
+        }
+    }
+}
+
+impl Drop for MemoryShare<'_> {
+    fn drop(&mut self) {
+        let mut used = self.budget.used.lock().unwrap_or_else(|e| e.into_inner());
+        *used -= self.bytes;
+        self.budget.freed.notify_all();
+    }
 }
 
 /// ELF files in a zip, wheel, tar.gz or tar.xz, named by member path and
@@ -517,6 +574,28 @@ pub fn judge_all(target: &Target, infos: Vec<ElfInfo>, system: &BTreeSet<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_budget_makes_a_large_member_wait_for_room() {
+        let budget = std::sync::Arc::new(MemoryBudget::new(100));
+        let small = budget.take(30);
+        // More than the cap is taken as the whole cap.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let b = budget.clone();
+        let waiter = std::thread::spawn(move || {
+            let whole = b.take(1_000);
+            tx.send(whole.bytes).unwrap();
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(rx.try_recv().is_err(), "it must wait while 30 are held");
+        let other = budget.take(70);
+        assert_eq!(other.bytes, 70);
+        drop(other);
+        drop(small);
+        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(10)), Ok(100));
+        waiter.join().unwrap();
+        assert_eq!(*budget.used.lock().unwrap(), 0);
+    }
 
     #[test]
     fn version_order_is_numeric() {

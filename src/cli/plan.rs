@@ -81,6 +81,7 @@ pub async fn resolve_plan(
         fetcher,
         reporter.clone(),
         cancel,
+        None,
     )
     .await;
     reporter.finish();

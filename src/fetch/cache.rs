@@ -6,15 +6,18 @@
 //!   mtime, ctime, inode) still matches the file: any write to a file
 //!   changes its ctime, which no program can set back. A stamp is only
 //!   written for a file whose ctime is older than [`STAMP_MIN_AGE`], so a
-//!   change in the same clock tick as the stamp cannot hide.
+//!   change in the same clock tick as the stamp cannot hide. Within one
+//!   run, a blob the run itself wrote or hashed is not hashed again while
+//!   its stamp holds (kept in memory, never on disk).
 //! - `http/<key>.json` + `http/<key>.body`: index pages with their validators;
 //! - `metadata/<key>`, `elf/<key>`: derived data, stored with its own sha256
 //!   and checked on every read; a corrupt entry is dropped and made again;
 //! - `tmp/run-*/`: this run's partial downloads and temporary files, in a
 //!   folder locked by the run; the next run removes what a killed run left.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::fsutil::RunDir;
@@ -49,6 +52,8 @@ pub use crate::model::hash::hex;
 pub struct Cache {
     root: PathBuf,
     run: Arc<OnceLock<RunDir>>,
+    /// Blobs this run wrote or hashed, with their stamps at that moment.
+    known: Arc<Mutex<HashMap<Sha256, Stamp>>>,
 }
 
 /// Size and entry count of the cache.
@@ -119,6 +124,7 @@ impl Cache {
         Cache {
             root: root.into(),
             run: Arc::new(OnceLock::new()),
+            known: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -148,8 +154,14 @@ impl Cache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lookup::Missing),
             Err(e) => return Err(e),
         };
-        let stamp_path = self.stamp_path(sha256);
         let now = Stamp::of(&md);
+        if self.known.lock().expect("poisoned").get(sha256) == Some(&now) {
+            return Ok(Lookup::Verified {
+                path,
+                size: md.len(),
+            });
+        }
+        let stamp_path = self.stamp_path(sha256);
         let stamped = std::fs::read_to_string(&stamp_path)
             .ok()
             .and_then(|s| Stamp::parse(&s));
@@ -172,10 +184,28 @@ impl Cache {
         // Stamp it only when the file's metadata did not move while it was
         // read, and its last change is old enough to be told apart.
         let after = std::fs::metadata(&path).map(|m| Stamp::of(&m))?;
-        if after == now && now.settled() {
-            let _ = self.write_atomic(&stamp_path, now.text().as_bytes());
+        if after == now {
+            if now.settled() {
+                let _ = self.write_atomic(&stamp_path, now.text().as_bytes());
+            }
+            self.known
+                .lock()
+                .expect("poisoned")
+                .insert(sha256.clone(), now);
         }
         Ok(Lookup::Verified { path, size })
+    }
+
+    /// Note that the blob at `path` was just written by this run from bytes
+    /// that hashed to `sha256`: later lookups in this run trust it while
+    /// its stamp holds.
+    pub fn written(&self, sha256: &Sha256, path: &Path) {
+        if let Ok(md) = std::fs::metadata(path) {
+            self.known
+                .lock()
+                .expect("poisoned")
+                .insert(sha256.clone(), Stamp::of(&md));
+        }
     }
 
     /// This run's own temporary folder (created on first use). What a killed
@@ -308,6 +338,38 @@ mod tests {
             cache.lookup(&h).unwrap(),
             Lookup::Corrupt { size: 0, .. }
         ));
+    }
+
+    #[test]
+    fn a_blob_this_run_wrote_is_trusted_only_while_untouched() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::new(d.path());
+        let (h, p) = put(&cache, b"written by this run");
+        cache.written(&h, &p);
+        assert!(matches!(cache.lookup(&h).unwrap(), Lookup::Verified { .. }));
+        assert!(
+            !cache.stamp_path(&h).exists(),
+            "trust within a run is never written down"
+        );
+        // Changed in place later (the same size, mtime set back): ctime
+        // moved, so the bytes are hashed again and found wrong.
+        std::thread::sleep(Duration::from_millis(50));
+        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
+        std::fs::write(&p, b"written by thiS run").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert!(matches!(cache.lookup(&h).unwrap(), Lookup::Corrupt { .. }));
+        // Replaced by another file: another inode, hashed again.
+        let (h, p) = put(&cache, b"second blob");
+        cache.written(&h, &p);
+        let tmp = d.path().join("replacement");
+        std::fs::write(&tmp, b"second bloB").unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+        assert!(matches!(cache.lookup(&h).unwrap(), Lookup::Corrupt { .. }));
     }
 
     #[test]

@@ -851,6 +851,7 @@ impl Fetcher {
             path: dest.clone(),
             source: e.error,
         })?;
+        self.cache.written(&actual, &dest);
         Ok(Blob {
             path: dest,
             sha256: actual,

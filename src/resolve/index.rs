@@ -13,13 +13,16 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::config::target::Target;
-use crate::fetch::{FetchError, Fetcher, RangeReply};
+use crate::fetch::{Blob, FetchError, Fetcher, RangeReply};
 use crate::model::hash::{BadHash, Sha256};
 use crate::resolve::tags::{TagPolicy, WheelName};
 
 /// The default index, as pip's.
 pub const DEFAULT_INDEX: &str = "https://pypi.org/simple/";
 const ACCEPT_JSON: &str = "application/vnd.pypi.simple.v1+json";
+/// Wheels up to this size (with a hash and size in the index) are read
+/// whole for their metadata when the index serves no PEP 658 file.
+pub const WHOLE_WHEEL_MAX: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -207,6 +210,20 @@ pub struct Index {
     metadata: Mutex<HashMap<String, Shared<Metadata>>>,
     /// Wheels whose download started during resolution.
     fetched_ahead: Mutex<std::collections::HashSet<String>>,
+    /// Called with each wheel downloaded ahead, once it is in the cache.
+    after_fetch: Option<AfterFetch>,
+}
+
+/// What to do with a wheel downloaded during resolution as soon as it is
+/// in the cache (a build reads its ELF files then, while resolution goes
+/// on).
+#[derive(Clone)]
+pub struct AfterFetch(pub Arc<dyn Fn(Blob) + Send + Sync>);
+
+impl std::fmt::Debug for AfterFetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AfterFetch")
+    }
 }
 
 impl Index {
@@ -232,7 +249,14 @@ impl Index {
             reporter: Arc::new(crate::report::NoReporter),
             metadata: Mutex::new(HashMap::new()),
             fetched_ahead: Mutex::new(std::collections::HashSet::new()),
+            after_fetch: None,
         })
+    }
+
+    /// Call `f` with each wheel downloaded ahead, once it is in the cache.
+    pub fn with_after_fetch(mut self, f: AfterFetch) -> Self {
+        self.after_fetch = Some(f);
+        self
     }
 
     /// Report progress (packages looked at, oddities) to `reporter`.
@@ -489,12 +513,17 @@ impl Index {
         }
         let (index, w) = (self.clone(), wheel.clone());
         tokio::spawn(async move {
-            if let Err(e) = index
+            match index
                 .fetcher
                 .download(&w.url, Some(&sha), w.size, &w.filename)
                 .await
             {
-                tracing::debug!("fetching {} ahead: {e}", w.filename);
+                Ok(blob) => {
+                    if let Some(AfterFetch(f)) = &index.after_fetch {
+                        f(blob);
+                    }
+                }
+                Err(e) => tracing::debug!("fetching {} ahead: {e}", w.filename),
             }
         });
     }
@@ -565,8 +594,9 @@ impl Index {
         Ok(meta)
     }
 
-    /// PEP 658 file, else a range read of the wheel's zip directory, else the
-    /// whole wheel (kept in the cache: it is usually the one bundled).
+    /// PEP 658 file; else a small wheel whole; else a range read of the
+    /// wheel's zip directory, else the whole wheel (kept in the cache: it is
+    /// usually the one bundled).
     async fn fetch_metadata(&self, wheel: &WheelFile) -> Result<Vec<u8>, IndexError> {
         let bad = |message: String| IndexError::BadMetadata {
             file: wheel.filename.clone(),
@@ -599,6 +629,18 @@ impl Index {
                     tracing::debug!("{url} advertised but missing; reading the wheel instead")
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+        // A small wheel is read whole: one request instead of two or three
+        // range reads, and it is nearly always the file that is bundled
+        // (the fetch stage then finds it in the cache).
+        if let (Some(sha256), Some(size)) = (&wheel.sha256, wheel.size) {
+            if size <= WHOLE_WHEEL_MAX {
+                let blob = self
+                    .fetcher
+                    .download(&wheel.url, Some(sha256), Some(size), &wheel.filename)
+                    .await?;
+                return metadata_from_wheel_file(&blob.path).map_err(bad);
             }
         }
         let whole = match self.metadata_by_range(wheel).await? {

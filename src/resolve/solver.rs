@@ -170,7 +170,8 @@ struct Shared {
     env: MarkerEnvironment,
     preinstalled: BTreeMap<PackageName, Version>,
     upgrade: bool,
-    seen: Mutex<HashSet<PackageName>>,
+    /// Packages, and packages' extras, already read ahead.
+    seen: Mutex<HashSet<(PackageName, Option<ExtraName>)>>,
 }
 
 impl Shared {
@@ -190,11 +191,20 @@ impl Shared {
         })
     }
 
-    fn prefetch(self: &Arc<Self>, name: &PackageName) {
+    /// Read `name` ahead, and what its newest wheel needs, including what
+    /// each of `extras` adds (an extra asked for later is read then).
+    fn prefetch(self: &Arc<Self>, name: &PackageName, extras: &[ExtraName]) {
         if !self.upgrade && self.preinstalled.contains_key(name) {
             return;
         }
-        if !self.seen.lock().expect("poisoned").insert(name.clone()) {
+        let new: Vec<Option<ExtraName>> = {
+            let mut seen = self.seen.lock().expect("poisoned");
+            std::iter::once(None)
+                .chain(extras.iter().cloned().map(Some))
+                .filter(|extra| seen.insert((name.clone(), extra.clone())))
+                .collect()
+        };
+        if new.is_empty() {
             return;
         }
         let (ahead, name) = (self.clone(), name.clone());
@@ -214,12 +224,15 @@ impl Shared {
             let Ok(meta) = ahead.index.metadata(&c.wheel).await else {
                 return;
             };
-            for r in meta
-                .requires_dist
-                .iter()
-                .filter(|r| r.evaluate_markers(&ahead.env, &[]))
-            {
-                ahead.prefetch(&r.name);
+            for extra in new {
+                let extras: Vec<ExtraName> = extra.into_iter().collect();
+                for r in meta
+                    .requires_dist
+                    .iter()
+                    .filter(|r| r.evaluate_markers(&ahead.env, &extras))
+                {
+                    ahead.prefetch(&r.name, &r.extras);
+                }
             }
         });
     }
@@ -253,8 +266,8 @@ impl Provider {
     }
 
     /// Start reading a project, and what its newest wheel needs, ahead.
-    fn prefetch(&self, name: &PackageName) {
-        self.shared.prefetch(name);
+    fn prefetch(&self, name: &PackageName, extras: &[ExtraName]) {
+        self.shared.prefetch(name, extras);
     }
 
     fn constraints(
@@ -273,7 +286,7 @@ impl Provider {
                 _ => ProviderError::Failed(format!("{} {} depends on {m}", from.0, from.1)),
             })?;
             self.see(&req.name);
-            self.prefetch(&req.name);
+            self.prefetch(&req.name, &req.extras);
             edges.push((req.name.clone(), req.extras.clone()));
             let mut nodes = Vec::new();
             if skip_self != Some(&req.name) {
@@ -524,7 +537,7 @@ pub async fn resolve(
     });
     for r in &provider.root {
         provider.see(&r.name);
-        provider.prefetch(&r.name);
+        provider.prefetch(&r.name, &r.extras);
     }
     let p = provider.clone();
     let result = tokio::task::spawn_blocking(move || {

@@ -77,14 +77,14 @@ fn resolves_for_the_target_not_the_host() {
         speedup["filename"],
         "speedup-0.9-cp38-cp38-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
     );
-    // plan downloads no bundle files: only backport (no PEP 658) was read,
-    // and by range requests.
+    // Metadata came from PEP 658 files, except backport's: the index serves
+    // none for it, and a wheel that small is read whole, in one request.
     assert!(server
         .requests_to("/files/app-2.0-py3-none-any.whl")
         .is_empty());
     let backport = server.requests_to("/files/backport-5.0-py3-none-any.whl");
-    assert!(!backport.is_empty());
-    assert!(backport.iter().all(|r| r.range.is_some()), "{backport:?}");
+    assert_eq!(backport.len(), 1, "{backport:?}");
+    assert!(backport[0].range.is_none(), "{backport:?}");
     assert!(server
         .log()
         .iter()
@@ -407,6 +407,38 @@ fn unknown_package_is_named() {
             "package `no-such-pkg` was not found",
         ))
         .stderr(predicate::str::contains("hint:"));
+}
+
+#[test]
+fn a_large_wheel_without_pep658_is_read_by_ranges() {
+    // Over 1 MiB of bytes that do not compress: the wheel is too big to be
+    // read whole for its metadata.
+    let mut noise = Vec::with_capacity(1_300_000);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while noise.len() < 1_300_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    let big = WheelSpec::new("big", "1.0")
+        .no_pep658()
+        .file("big/noise.bin", noise);
+    let server = Server::start();
+    publish_with(&server, &[big], true, &[]);
+    let cwd = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let plan = plan_json(
+        cwd.path(),
+        cache.path(),
+        &["big", "--index-url", &server.index_url()],
+    );
+    assert_eq!(pins(&plan), vec!["big==1.0"]);
+    let size = plan["wheels"][0]["size"].as_u64().unwrap();
+    assert!(size > 1 << 20, "the test wheel must be over 1 MiB: {size}");
+    let reads = server.requests_to("/files/big-1.0-py3-none-any.whl");
+    assert!(!reads.is_empty());
+    assert!(reads.iter().all(|r| r.range.is_some()), "{reads:?}");
 }
 
 #[test]
