@@ -2,6 +2,7 @@
 //! target's eyes: which wheels the target can install, and their metadata.
 
 use crate::error::Diagnose;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -89,42 +90,58 @@ impl Diagnose for IndexError {
     }
 }
 
+// A page's strings are borrowed from its body where they hold no escapes:
+// a big project lists thousands of files, nearly all of them rejected.
 #[derive(Deserialize)]
-struct PageJson {
-    #[serde(default)]
-    files: Vec<FileJson>,
+struct PageJson<'a> {
+    #[serde(default, borrow)]
+    files: Vec<FileJson<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum BoolOrString {
+enum BoolOrString<'a> {
     Bool(bool),
-    String(String),
+    String(#[serde(borrow)] Cow<'a, str>),
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum BoolOrHashes {
+enum BoolOrHashes<'a> {
     Bool(bool),
-    Hashes(HashMap<String, String>),
+    Hashes(#[serde(borrow)] Hashes<'a>),
+}
+
+/// The digests of a file; only sha256 is used.
+#[derive(Deserialize, Default)]
+struct Hashes<'a> {
+    #[serde(default, borrow)]
+    sha256: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct FileJson {
-    filename: String,
-    url: String,
-    #[serde(default)]
-    hashes: HashMap<String, String>,
-    #[serde(default, rename = "requires-python")]
-    requires_python: Option<String>,
-    #[serde(default)]
-    yanked: Option<BoolOrString>,
-    #[serde(default, rename = "core-metadata", alias = "data-dist-info-metadata")]
-    core_metadata: Option<BoolOrHashes>,
+struct FileJson<'a> {
+    #[serde(borrow)]
+    filename: Cow<'a, str>,
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+    #[serde(default, borrow)]
+    hashes: Hashes<'a>,
+    #[serde(default, borrow, rename = "requires-python")]
+    requires_python: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    yanked: Option<BoolOrString<'a>>,
+    #[serde(
+        default,
+        borrow,
+        rename = "core-metadata",
+        alias = "data-dist-info-metadata"
+    )]
+    core_metadata: Option<BoolOrHashes<'a>>,
     #[serde(default)]
     size: Option<u64>,
-    #[serde(default, rename = "upload-time")]
-    upload_time: Option<String>,
+    #[serde(default, borrow, rename = "upload-time")]
+    upload_time: Option<Cow<'a, str>>,
 }
 
 /// A wheel the target can install (or, with `sdists = "build"`, an sdist
@@ -345,7 +362,7 @@ impl Index {
         &self,
         name: &PackageName,
         page_url: &Url,
-        files: Vec<FileJson>,
+        files: Vec<FileJson<'_>>,
     ) -> Result<Project, IndexError> {
         let mut candidates: BTreeMap<Version, Candidate> = BTreeMap::new();
         let mut rejected = Vec::new();
@@ -388,11 +405,11 @@ impl Index {
 
     /// What the target makes of one file of a project page. A hash that is
     /// not 64 hex digits is an error: the page is broken or hostile.
-    fn classify(&self, page_url: &Url, f: FileJson) -> Result<Verdict, IndexError> {
+    fn classify(&self, page_url: &Url, f: FileJson<'_>) -> Result<Verdict, IndexError> {
         let reject = |version: Option<Version>, reason: String| {
             Ok(Verdict::Rejected(Rejected {
                 version,
-                filename: f.filename.clone(),
+                filename: f.filename.to_string(),
                 reason,
             }))
         };
@@ -437,15 +454,13 @@ impl Index {
             Some(wheel) => match self.tags.priority(wheel) {
                 Some(p) => p,
                 None => {
-                    return reject(
-                        Some(version),
-                        format!(
-                            "tag {}-{}-{} does not fit the target",
-                            wheel.python.join("."),
-                            wheel.abi.join("."),
-                            wheel.platform.join(".")
-                        ),
-                    )
+                    // The tag as the file name spells it (its last three parts).
+                    let stem = f.filename.strip_suffix(".whl").unwrap_or(&f.filename);
+                    let tag = stem
+                        .rmatch_indices('-')
+                        .nth(2)
+                        .map_or(stem, |(i, _)| &stem[i + 1..]);
+                    return reject(Some(version), format!("tag {tag} does not fit the target"));
                 }
             },
         };
@@ -470,18 +485,18 @@ impl Index {
         }
         let yanked = match &f.yanked {
             Some(BoolOrString::Bool(true)) => Some(String::new()),
-            Some(BoolOrString::String(s)) => Some(s.clone()),
+            Some(BoolOrString::String(s)) => Some(s.to_string()),
             _ => None,
         };
         let file = WheelFile {
-            filename: f.filename.clone(),
+            filename: f.filename.to_string(),
             sdist: parsed.is_none(),
             url: url.to_string(),
             sha256,
             size: f.size,
             core_metadata,
             yanked,
-            requires_python: f.requires_python.clone(),
+            requires_python: f.requires_python.as_deref().map(str::to_string),
             priority,
         };
         Ok(Verdict::Usable(version, file))
@@ -786,18 +801,19 @@ enum Verdict {
 /// digits; anything else is an error naming the page and the file.
 type FileHashes = (Option<Sha256>, Option<Option<Sha256>>);
 
-fn file_hashes(page_url: &Url, f: &FileJson) -> Result<FileHashes, IndexError> {
+fn file_hashes(page_url: &Url, f: &FileJson<'_>) -> Result<FileHashes, IndexError> {
     let bad_hash = |what, source| IndexError::BadHash {
         url: page_url.to_string(),
-        file: f.filename.clone(),
+        file: f.filename.to_string(),
         what,
         source,
     };
     let core_metadata = match &f.core_metadata {
         Some(BoolOrHashes::Bool(true)) => Some(None),
         Some(BoolOrHashes::Hashes(h)) => Some(
-            h.get("sha256")
-                .map(|v| Sha256::parse(v))
+            h.sha256
+                .as_deref()
+                .map(Sha256::parse)
                 .transpose()
                 .map_err(|e| bad_hash("core-metadata sha256", e))?,
         ),
@@ -805,8 +821,9 @@ fn file_hashes(page_url: &Url, f: &FileJson) -> Result<FileHashes, IndexError> {
     };
     let sha256 = f
         .hashes
-        .get("sha256")
-        .map(|v| Sha256::parse(v))
+        .sha256
+        .as_deref()
+        .map(Sha256::parse)
         .transpose()
         .map_err(|e| bad_hash("sha256", e))?;
     Ok((sha256, core_metadata))

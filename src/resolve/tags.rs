@@ -158,10 +158,26 @@ impl TagPolicy {
 
     /// Best (lowest) priority among the wheel's tags, or None when unsupported.
     pub fn priority(&self, wheel: &WheelName) -> Option<usize> {
-        wheel
-            .tags()
-            .filter_map(|t| self.index.get(&t).copied())
-            .min()
+        // One buffer for every triple: big pages have thousands of files.
+        let mut tag = String::new();
+        let mut best = None;
+        for py in &wheel.python {
+            for abi in &wheel.abi {
+                for plat in &wheel.platform {
+                    tag.clear();
+                    for (i, part) in [py, abi, plat].into_iter().enumerate() {
+                        if i > 0 {
+                            tag.push('-');
+                        }
+                        tag.push_str(part);
+                    }
+                    if let Some(&p) = self.index.get(tag.as_str()) {
+                        best = Some(best.map_or(p, |b: usize| b.min(p)));
+                    }
+                }
+            }
+        }
+        best
     }
 }
 
