@@ -428,7 +428,7 @@ fn read_elf_member(
 
 /// The most bytes of archive members that scans running at the same time
 /// hold in memory together (a member bigger than this is read alone).
-const MEMBER_MEMORY_CAP: u64 = 40 << 20;
+const MEMBER_MEMORY_CAP: u64 = 32 << 20;
 
 /// Memory shared by the scans of all threads: the wheels' scans run in
 /// parallel, but two large libraries are not held at once.
