@@ -590,9 +590,13 @@ impl Index {
             let raw = match cache.read_checked(&path) {
                 Some(raw) => raw,
                 None => {
-                    let raw = self.fetch_metadata(wheel).await?;
-                    if let Err(e) = cache.write_checked(&path, &raw) {
-                        tracing::warn!("cannot cache metadata at {}: {e}", path.display());
+                    let (raw, source) = self.fetch_metadata(wheel).await?;
+                    // A wheel kept in the cache is its own metadata record:
+                    // one file fewer to write (a big set has a hundred).
+                    if source == MetadataSource::Remote {
+                        if let Err(e) = cache.write_checked(&path, &raw) {
+                            tracing::warn!("cannot cache metadata at {}: {e}", path.display());
+                        }
                     }
                     raw
                 }
@@ -612,7 +616,10 @@ impl Index {
     /// PEP 658 file; else a small wheel whole; else a range read of the
     /// wheel's zip directory, else the whole wheel (kept in the cache: it is
     /// usually the one bundled).
-    async fn fetch_metadata(&self, wheel: &WheelFile) -> Result<Vec<u8>, IndexError> {
+    async fn fetch_metadata(
+        &self,
+        wheel: &WheelFile,
+    ) -> Result<(Vec<u8>, MetadataSource), IndexError> {
         let bad = |message: String| IndexError::BadMetadata {
             file: wheel.filename.clone(),
             message,
@@ -620,7 +627,8 @@ impl Index {
         // A wheel already in the cache needs no network at all.
         if let Some(h) = &wheel.sha256 {
             if let Some(blob) = self.fetcher.cached_blob(h)? {
-                return metadata_from_wheel_file(&blob.path).map_err(bad);
+                let raw = metadata_from_wheel_file(&blob.path).map_err(bad)?;
+                return Ok((raw, MetadataSource::CachedWheel));
             }
         }
         if let Some(hash) = &wheel.core_metadata {
@@ -638,7 +646,7 @@ impl Index {
                             .into());
                         }
                     }
-                    return Ok(bytes);
+                    return Ok((bytes, MetadataSource::Remote));
                 }
                 Err(FetchError::NotFound { .. }) => {
                     tracing::debug!("{url} advertised but missing; reading the wheel instead")
@@ -655,11 +663,12 @@ impl Index {
                     .fetcher
                     .download(&wheel.url, Some(sha256), Some(size), &wheel.filename)
                     .await?;
-                return metadata_from_wheel_file(&blob.path).map_err(bad);
+                let raw = metadata_from_wheel_file(&blob.path).map_err(bad)?;
+                return Ok((raw, MetadataSource::CachedWheel));
             }
         }
         let whole = match self.metadata_by_range(wheel).await? {
-            RangeOutcome::Found(bytes) => return Ok(bytes),
+            RangeOutcome::Found(bytes) => return Ok((bytes, MetadataSource::Remote)),
             RangeOutcome::Whole(resp) => {
                 self.fetcher
                     .store_response(
@@ -682,7 +691,8 @@ impl Index {
                     .await?
             }
         };
-        metadata_from_wheel_file(&whole.path).map_err(bad)
+        let raw = metadata_from_wheel_file(&whole.path).map_err(bad)?;
+        Ok((raw, MetadataSource::CachedWheel))
     }
 
     /// METADATA from byte ranges of the wheel: its tail, its central
@@ -827,6 +837,15 @@ fn file_hashes(page_url: &Url, f: &FileJson<'_>) -> Result<FileHashes, IndexErro
         .transpose()
         .map_err(|e| bad_hash("sha256", e))?;
     Ok((sha256, core_metadata))
+}
+
+/// Where a wheel's metadata was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MetadataSource {
+    /// A PEP 658 file or byte ranges: worth keeping in the cache.
+    Remote,
+    /// The whole wheel, which the cache keeps.
+    CachedWheel,
 }
 
 enum RangeOutcome {
