@@ -19,15 +19,15 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 unset PIP_FIND_LINKS PIP_INDEX_URL
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-elapsed() { local t0 t1; t0=$(now); "$@" >/dev/null 2>&1; t1=$(now); echo "$t1 - $t0" | bc; }
+# Each timed run starts on a quiet disk: without the sync, a run pays for
+# the writeback of the one before it (uv's unpacked tree is ~500 MB).
+elapsed() { local t0 t1; sync; t0=$(now); "$@" >/dev/null 2>&1; t1=$(now); echo "$t1 - $t0" | bc; }
 
 uv_run() {
-  rm -rf "$work/uv"
   "$uv" pip install -q --no-cache --target "$work/uv" --python-version 3.8 \
     --python-platform x86_64-manylinux_2_31 "${reqs[@]}"
 }
 pip_run() {
-  rm -rf "$work/pip"
   python3 -m pip download --quiet --no-cache-dir --disable-pip-version-check \
     --only-binary :all: --implementation cp --python-version 3.8 \
     --platform manylinux_2_31_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
@@ -43,9 +43,10 @@ peak_kb() { # $1 = cache dir; prints bundle's peak RSS in KiB
 
 uvs=(); pips=(); cold=(); warm=(); peaks=()
 for i in $(seq "$runs"); do
+  rm -rf "$work/uv" "$work/pip"   # outside the timings
   uvs+=("$(elapsed uv_run)")
   pips+=("$(elapsed pip_run)")
-  rm -rf "$work/cache-$i"
+  rm -rf "$work/cache-$i" "$work/dist"   # an empty cache and output, as uv's
   cold+=("$(elapsed bundle_run "$work/cache-$i")")
   warm+=("$(elapsed bundle_run "$work/cache-$i")")
   rm -rf "$work/cache-peak"
