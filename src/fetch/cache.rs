@@ -340,6 +340,19 @@ mod tests {
         ));
     }
 
+    /// Rewrite a file in place and set its mtime back to what it was (its
+    /// ctime still moves: no program can set that back).
+    fn rewrite_keeping_mtime(p: &Path, data: &[u8]) {
+        let mtime = std::fs::metadata(p).unwrap().modified().unwrap();
+        std::fs::write(p, data).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+
     #[test]
     fn a_blob_this_run_wrote_is_trusted_only_while_untouched() {
         let d = tempfile::tempdir().unwrap();
@@ -354,14 +367,7 @@ mod tests {
         // Changed in place later (the same size, mtime set back): ctime
         // moved, so the bytes are hashed again and found wrong.
         std::thread::sleep(Duration::from_millis(50));
-        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
-        std::fs::write(&p, b"written by thiS run").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        rewrite_keeping_mtime(&p, b"written by thiS run");
         assert!(matches!(cache.lookup(&h).unwrap(), Lookup::Corrupt { .. }));
         // Replaced by another file: another inode, hashed again.
         let (h, p) = put(&cache, b"second blob");
@@ -384,14 +390,7 @@ mod tests {
         assert!(cache.stamp_path(&h).is_file(), "a settled file is stamped");
         // Rewrite it with the same size and set its mtime back: the stamp
         // no longer matches (ctime moved), so the bytes are hashed again.
-        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
-        std::fs::write(&p, b"stampeD").unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_modified(mtime)
-            .unwrap();
+        rewrite_keeping_mtime(&p, b"stampeD");
         assert!(matches!(cache.lookup(&h).unwrap(), Lookup::Corrupt { .. }));
     }
 
