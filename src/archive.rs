@@ -16,7 +16,7 @@ pub enum ArchiveError {
     #[error("cannot read the archive: {0}")]
     Io(#[from] std::io::Error),
     #[error("not a valid zip file: {0}")]
-    Zip(#[from] zip::result::ZipError),
+    Zip(Box<zip::result::ZipError>),
     #[error("member `{member}` would be written outside the folder ({why})")]
     Unsafe { member: String, why: String },
     #[error("the archive holds `{member}` twice")]
@@ -25,6 +25,12 @@ pub enum ArchiveError {
     Loop { member: String },
     #[error("the archive unpacks to more than {limit} ({what}); stopped")]
     Bomb { what: &'static str, limit: String },
+}
+
+impl From<zip::result::ZipError> for ArchiveError {
+    fn from(e: zip::result::ZipError) -> ArchiveError {
+        ArchiveError::Zip(Box::new(e))
+    }
 }
 
 /// How much an archive may unpack to. From the environment, else defaults.
@@ -286,7 +292,7 @@ pub fn list(kind: ArchiveKind, path: &Path, limits: Limits) -> Result<Listing, A
             let mut zip = open_zip(path)?;
             for i in 0..zip.len() {
                 let mut entry = zip.by_index(i)?;
-                let raw = entry.name().to_string();
+                let raw = entry.name()?.into_owned();
                 let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
                 if entry.is_dir() {
                     continue;
@@ -367,9 +373,10 @@ pub fn peek_files(
     kind: ArchiveKind,
     path: &Path,
     limits: Limits,
+    wanted: &dyn Fn(&Path) -> bool,
     sink: &mut SizedSink<'_, ()>,
 ) -> Result<(), ArchiveError> {
-    walk(kind, path, limits, &|_| true, &mut |p, size, r| {
+    walk(kind, path, limits, wanted, &mut |p, size, r| {
         sink(p, size, r).map(|()| Flow::Skip)
     })
 }
@@ -421,7 +428,11 @@ pub fn zip_names_and(
     let mut peek = ZipPeek::default();
     let mut picked = Vec::new();
     for i in 0..zip.len() {
-        let raw = zip.name_for_index(i).unwrap_or_default().to_string();
+        let raw = zip
+            .name_for_index(i)
+            .transpose()?
+            .unwrap_or_default()
+            .into_owned();
         if raw.ends_with('/') {
             continue;
         }
@@ -471,7 +482,11 @@ fn walk(
             for i in 0..zip.len() {
                 // The name comes from the central directory: members not
                 // wanted are passed over without seeking to them.
-                let raw = zip.name_for_index(i).unwrap_or_default().to_string();
+                let raw = zip
+                    .name_for_index(i)
+                    .transpose()?
+                    .unwrap_or_default()
+                    .into_owned();
                 let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
                 if !wanted(&p) {
                     continue;

@@ -2,13 +2,15 @@
 //! archives, written to a temporary path and renamed into place.
 
 use crate::error::Diagnose;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::target::Target;
+use crate::model::Sha256;
 
+mod follow;
 mod install_sh;
 mod prompt;
 pub mod stamp;
@@ -35,7 +37,7 @@ pub enum AssembleError {
     Archive {
         path: PathBuf,
         #[source]
-        source: zip::result::ZipError,
+        source: Box<zip::result::ZipError>,
     },
 }
 
@@ -172,15 +174,18 @@ pub fn write_prompt(
 
 /// Write a deterministic zip of `dir` as `<name>/...` at `dest`: sorted
 /// entries, fixed timestamps, normalized modes; wheels and archives stored.
-pub fn write_zip(dir: &Path, name: &str, dest: &Path) -> Result<(), AssembleError> {
+/// Returns the digest and size of the file written, hashed while it is
+/// written (see [`follow`]).
+pub fn write_zip(dir: &Path, name: &str, dest: &Path) -> Result<(Sha256, u64), AssembleError> {
     let arch = |source: zip::result::ZipError| AssembleError::Archive {
         path: dest.to_path_buf(),
-        source,
+        source: Box::new(source),
     };
     let files = list_files(dir)?;
-    let file = std::fs::File::create(dest).map_err(io(dest))?;
-    let mut zip = zip::ZipWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
+    let (file, sealer) = follow::FollowedFile::create(dest).map_err(io(dest))?;
+    let mut zip = zip::ZipWriter::new(file);
     let time = zip_time(source_date_epoch());
+    let mut buf = vec![0u8; 1 << 20];
     for (rel, abs) in files {
         let stored = rel.ends_with(".whl") || rel.ends_with(".zip") || rel.ends_with(".gz");
         let size = std::fs::metadata(&abs).map_err(io(&abs))?.len();
@@ -193,18 +198,31 @@ pub fn write_zip(dir: &Path, name: &str, dest: &Path) -> Result<(), AssembleErro
             .last_modified_time(time)
             .unix_permissions(mode_for(&rel))
             .large_file(size >= 0xFFFF_FFFF);
+        // Starting an entry fills in the previous one's header: below what
+        // was written before it, nothing changes again.
+        let written = sealer.end();
         zip.start_file(format!("{name}/{rel}"), options)
             .map_err(arch)?;
+        sealer.seal(written);
         let mut src = std::fs::File::open(&abs).map_err(io(&abs))?;
-        std::io::copy(&mut src, &mut zip).map_err(io(dest))?;
+        loop {
+            let n = src.read(&mut buf).map_err(io(&abs))?;
+            if n == 0 {
+                break;
+            }
+            zip.write_all(&buf[..n]).map_err(io(dest))?;
+        }
     }
-    let mut w = zip.finish().map_err(arch)?;
-    w.flush().map_err(io(dest))?;
-    Ok(())
+    let file = zip.finish().map_err(arch)?;
+    match file.finish().map_err(io(dest))? {
+        Some(digest) => Ok(digest),
+        None => Sha256::of_file(dest).map_err(io(dest)),
+    }
 }
 
 /// Write a deterministic `.tar.gz` of `dir` as `<name>/...` at `dest`.
-pub fn write_tar_gz(dir: &Path, name: &str, dest: &Path) -> Result<(), AssembleError> {
+/// Returns the digest and size of the file written.
+pub fn write_tar_gz(dir: &Path, name: &str, dest: &Path) -> Result<(Sha256, u64), AssembleError> {
     let files = list_files(dir)?;
     let file = std::fs::File::create(dest).map_err(io(dest))?;
     let gz = flate2::GzBuilder::new().mtime(0).write(
@@ -229,7 +247,8 @@ pub fn write_tar_gz(dir: &Path, name: &str, dest: &Path) -> Result<(), AssembleE
     let gz = tar.into_inner().map_err(io(dest))?;
     let mut w = gz.finish().map_err(io(dest))?;
     w.flush().map_err(io(dest))?;
-    Ok(())
+    drop(w);
+    Sha256::of_file(dest).map_err(io(dest))
 }
 
 #[cfg(test)]
@@ -255,17 +274,27 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("wheels")).unwrap();
         std::fs::write(d.path().join("wheels/a-1-py3-none-any.whl"), b"whl").unwrap();
+        // Over a MiB, so that the digest follows the file in several reads.
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(d.path().join("wheels/b-1-py3-none-any.whl"), &big).unwrap();
         std::fs::write(d.path().join("manifest.json"), b"{}").unwrap();
         let out = tempfile::tempdir().unwrap();
         let a = out.path().join("a.zip");
         let b = out.path().join("b.zip");
-        write_zip(d.path(), "x", &a).unwrap();
+        let digest = write_zip(d.path(), "x", &a).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
         write_zip(d.path(), "x", &b).unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        // The digest returned is that of the file written.
+        assert_eq!(digest, Sha256::of_file(&a).unwrap());
+        let tgz = out.path().join("a.tar.gz");
+        assert_eq!(
+            write_tar_gz(d.path(), "x", &tgz).unwrap(),
+            Sha256::of_file(&tgz).unwrap()
+        );
         let mut z = zip::ZipArchive::new(std::fs::File::open(&a).unwrap()).unwrap();
-        let names: Vec<_> = z.file_names().map(str::to_string).collect();
-        assert_eq!(names.len(), 2);
+        let names: Vec<_> = z.file_names().map(|n| n.unwrap().into_owned()).collect();
+        assert_eq!(names.len(), 3);
         let w = z.by_name("x/wheels/a-1-py3-none-any.whl").unwrap();
         assert_eq!(w.compression(), zip::CompressionMethod::Stored);
     }

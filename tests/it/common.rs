@@ -590,7 +590,7 @@ pub fn bundle(cwd: &Path, cache: &Path) -> assert_cmd::Command {
 pub fn read_zip_names(path: &Path) -> Vec<String> {
     let f = std::fs::File::open(path).unwrap();
     let z = zip::ZipArchive::new(f).unwrap();
-    let mut n: Vec<String> = z.file_names().map(str::to_string).collect();
+    let mut n: Vec<String> = z.file_names().map(|n| n.unwrap().into_owned()).collect();
     n.sort();
     n
 }
