@@ -9,7 +9,8 @@
 //!   change in the same clock tick as the stamp cannot hide. Within one
 //!   run, a blob the run itself wrote or hashed is not hashed again while
 //!   its stamp holds (kept in memory, never on disk).
-//! - `http/<key>.json` + `http/<key>.body`: index pages with their validators;
+//! - `http/<key>.page`: index pages, each with its validators and its
+//!   body's sha256 (checked on every read);
 //! - `metadata/<key>`, `elf/<key>`: derived data, stored with its own sha256
 //!   and checked on every read; a corrupt entry is dropped and made again;
 //! - `tmp/run-*/`: this run's partial downloads and temporary files, in a

@@ -224,6 +224,46 @@ struct PageMeta {
     max_age: Option<u64>,
 }
 
+/// An index page in the HTTP cache, one file: a first line naming the
+/// format, the validators as one line of JSON, the body's sha256, then the
+/// body. The body is checked against its sha256 on every read.
+struct CachedPage {
+    meta: PageMeta,
+    sha256: Sha256,
+    body: Vec<u8>,
+}
+
+const PAGE_FORMAT: &[u8] = b"bundle-page 1\n";
+
+impl CachedPage {
+    fn encode(meta: &PageMeta, sha256: &Sha256, body: &[u8]) -> Vec<u8> {
+        let json = serde_json::to_vec(meta).expect("serializable");
+        let mut out = Vec::with_capacity(PAGE_FORMAT.len() + json.len() + 66 + body.len());
+        out.extend_from_slice(PAGE_FORMAT);
+        out.extend_from_slice(&json);
+        out.push(b'\n');
+        out.extend_from_slice(sha256.as_str().as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// The entry in `raw`, if it is one and its body is intact.
+    fn parse(mut raw: Vec<u8>) -> Option<CachedPage> {
+        let rest = raw.strip_prefix(PAGE_FORMAT)?;
+        let json_end = rest.iter().position(|&b| b == b'\n')?;
+        let meta: PageMeta = serde_json::from_slice(&rest[..json_end]).ok()?;
+        let hex = rest.get(json_end + 1..json_end + 65)?;
+        let sha256 = Sha256::parse(std::str::from_utf8(hex).ok()?).ok()?;
+        if rest.get(json_end + 65) != Some(&b'\n') {
+            return None;
+        }
+        let start = PAGE_FORMAT.len() + json_end + 66;
+        let body = raw.split_off(start);
+        (Sha256::of(&body) == sha256).then_some(CachedPage { meta, sha256, body })
+    }
+}
+
 /// Reads a body chunk by chunk under the limits: no silence longer than
 /// the window, no window slower than the minimum rate, no more than `cap`.
 struct Pace<'a> {
@@ -579,11 +619,11 @@ impl Fetcher {
     /// A cached body is checked against its own sha256; a damaged one is
     /// fetched again.
     pub async fn get_page(&self, url: &str, accept: &str) -> Result<Vec<u8>, FetchError> {
-        let body = self.page(url, accept).await?;
+        let (body, sha256) = self.page(url, accept).await?;
         self.pages_read.lock().expect("poisoned").push(PageRead {
             url: url.to_string(),
             accept: accept.to_string(),
-            sha256: Sha256::of(&body),
+            sha256,
         });
         Ok(body)
     }
@@ -598,27 +638,25 @@ impl Fetcher {
     /// and not `--refresh`) and its body, checked, is the one read.
     pub fn page_unchanged(&self, page: &PageRead) -> bool {
         let (_, cached) = self.cached_page(&page.url, &page.accept);
-        cached.is_some_and(|(meta, body)| {
-            self.serves_cached(&meta) && Sha256::of(&body) == page.sha256
-        })
+        cached.is_some_and(|c| self.serves_cached(&c.meta) && c.sha256 == page.sha256)
     }
 
-    /// A page's entry in the HTTP cache: where its meta lives, and the meta
-    /// with the body (checked) when both are there and sound.
-    fn cached_page(&self, url: &str, accept: &str) -> (PathBuf, Option<(PageMeta, Vec<u8>)>) {
-        let meta_path = self
+    /// A page's entry in the HTTP cache: where it lives, and its validators
+    /// with its body (checked) when the entry is there and sound.
+    fn cached_page(&self, url: &str, accept: &str) -> (PathBuf, Option<CachedPage>) {
+        let path = self
             .cache
-            .keyed("http", &format!("{accept} {url}"), ".json");
-        let meta = std::fs::read(&meta_path)
+            .keyed("http", &format!("{accept} {url}"), ".page");
+        let cached = std::fs::read(&path)
             .ok()
-            .and_then(|b| serde_json::from_slice::<PageMeta>(&b).ok())
-            .filter(|m| m.url == url);
-        // A damaged body drops the validators too, so the page comes whole.
-        let cached = meta.and_then(|m| {
-            let body = self.cache.read_checked(&meta_path.with_extension("body"))?;
-            Some((m, body))
-        });
-        (meta_path, cached)
+            .and_then(CachedPage::parse)
+            .filter(|c| c.meta.url == url);
+        if cached.is_none() && path.exists() {
+            // A damaged entry drops the validators too: the page comes whole.
+            tracing::warn!("cached {} is corrupt; fetching it again", path.display());
+            let _ = std::fs::remove_file(&path);
+        }
+        (path, cached)
     }
 
     /// Whether a cached page is served as it is, without asking the server:
@@ -630,22 +668,20 @@ impl Fetcher {
         self.offline || (fresh && !self.refresh)
     }
 
-    async fn page(&self, url: &str, accept: &str) -> Result<Vec<u8>, FetchError> {
-        let (meta_path, cached) = self.cached_page(url, accept);
-        let body_path = meta_path.with_extension("body");
-        if let Some((meta, body)) = &cached {
-            if self.serves_cached(meta) {
+    /// A page's body and its sha256 (hashed once, as it arrives or as the
+    /// cache entry is checked).
+    async fn page(&self, url: &str, accept: &str) -> Result<(Vec<u8>, Sha256), FetchError> {
+        let (path, cached) = self.cached_page(url, accept);
+        let cached = match cached {
+            Some(c) if self.serves_cached(&c.meta) => {
                 tracing::debug!(url, "index page from cache");
-                return Ok(body.clone());
+                return Ok((c.body, c.sha256));
             }
-        }
-        let (cached, body) = match cached {
-            Some((m, b)) => (Some(m), Some(b)),
-            None => (None, None),
+            other => other,
         };
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_str(accept).expect("valid accept"));
-        if let Some(etag) = cached.as_ref().and_then(|m| m.etag.as_deref()) {
+        if let Some(etag) = cached.as_ref().and_then(|c| c.meta.etag.as_deref()) {
             if let Ok(v) = HeaderValue::from_str(etag) {
                 headers.insert(IF_NONE_MATCH, v);
             }
@@ -659,9 +695,9 @@ impl Fetcher {
         // Without Cache-Control (some mirrors and proxies strip it), use
         // PyPI's own policy of ten minutes; `--refresh` bypasses it.
         let age = max_age(resp.headers()).or(Some(default_page_ttl()));
-        let body = match (resp.status() == StatusCode::NOT_MODIFIED, body) {
-            (true, Some(b)) => b,
-            _ => {
+        let (body, sha256, old_etag) = match (resp.status() == StatusCode::NOT_MODIFIED, cached) {
+            (true, Some(c)) => (c.body, c.sha256, c.meta.etag),
+            (_, cached) => {
                 let body = self
                     .read_capped(
                         url,
@@ -670,23 +706,20 @@ impl Fetcher {
                         "pages: BUNDLE_MAX_PAGE_BYTES",
                     )
                     .await?;
-                self.cache
-                    .write_checked(&body_path, &body)
-                    .map_err(io_err(&body_path))?;
-                body
+                let sha256 = Sha256::of(&body);
+                (body, sha256, cached.and_then(|c| c.meta.etag))
             }
         };
         let meta = PageMeta {
             url: url.to_string(),
-            etag: etag.or_else(|| cached.and_then(|m| m.etag)),
+            etag: etag.or(old_etag),
             fetched: now(),
             max_age: age,
         };
-        let json = serde_json::to_vec(&meta).expect("serializable");
         self.cache
-            .write_atomic(&meta_path, &json)
-            .map_err(io_err(&meta_path))?;
-        Ok(body)
+            .write_atomic(&path, &CachedPage::encode(&meta, &sha256, &body))
+            .map_err(io_err(&path))?;
+        Ok((body, sha256))
     }
 
     /// Request a byte range (`bytes=-N` or `bytes=A-B`) of at most `cap` bytes.
@@ -927,6 +960,30 @@ pub fn copy_verified(blob: &Blob, dest: &Path) -> Result<(Sha256, u64), FetchErr
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn a_cached_page_is_one_file_whose_body_is_checked() {
+        let meta = PageMeta {
+            url: "http://127.0.0.1:1/simple/a/".into(),
+            etag: Some("\"e1\"".into()),
+            fetched: 7,
+            max_age: Some(600),
+        };
+        let body = br#"{"files": []}"#;
+        let raw = CachedPage::encode(&meta, &Sha256::of(body), body);
+        let page = CachedPage::parse(raw.clone()).expect("sound");
+        assert_eq!(page.body, body);
+        assert_eq!(page.sha256, Sha256::of(body));
+        assert_eq!(page.meta.etag.as_deref(), Some("\"e1\""));
+        assert_eq!((page.meta.fetched, page.meta.max_age), (7, Some(600)));
+        // A changed byte of the body, a cut entry or another format: none.
+        let mut flipped = raw.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert!(CachedPage::parse(flipped).is_none());
+        assert!(CachedPage::parse(raw[..raw.len() - 1].to_vec()).is_none());
+        assert!(CachedPage::parse(raw[..20].to_vec()).is_none());
+        assert!(CachedPage::parse(b"bundle-page 2\n".to_vec()).is_none());
+    }
 
     #[test]
     fn a_verified_reader_fails_at_the_end_when_the_bytes_changed() {

@@ -146,7 +146,7 @@ fn corrupt_cached_pages_and_metadata_are_fetched_again() {
     let mut damaged = 0;
     for p in walk_files(cache.path()) {
         let name = p.to_string_lossy().into_owned();
-        if name.ends_with(".body") || name.ends_with(".METADATA") {
+        if name.ends_with(".page") || name.ends_with(".METADATA") {
             let mut b = std::fs::read(&p).unwrap();
             let last = b.len() - 1;
             b[last] ^= 0x55;
