@@ -150,8 +150,6 @@ struct Provider {
     shared: Arc<Shared>,
     target: String,
     root: Vec<Requirement<VerbatimUrl>>,
-    /// `-c` constraints by package.
-    limits: HashMap<PackageName, Range>,
     explicit_pre: HashSet<PackageName>,
     order: Mutex<HashMap<PackageName, usize>>,
     edges: Mutex<Edges>,
@@ -170,6 +168,8 @@ struct Shared {
     env: MarkerEnvironment,
     preinstalled: BTreeMap<PackageName, Version>,
     upgrade: bool,
+    /// `-c` constraints by package.
+    limits: HashMap<PackageName, Range>,
     /// Packages, and packages' extras, already read ahead.
     seen: Mutex<HashSet<(PackageName, Option<ExtraName>)>>,
 }
@@ -180,6 +180,7 @@ impl Shared {
         env: &MarkerEnvironment,
         target: &Target,
         options: &ResolveOptions,
+        limits: HashMap<PackageName, Range>,
     ) -> Arc<Shared> {
         Arc::new(Shared {
             index: index.clone(),
@@ -187,13 +188,17 @@ impl Shared {
             env: env.clone(),
             preinstalled: target.preinstalled.clone(),
             upgrade: options.upgrade_preinstalled,
+            limits,
             seen: Mutex::new(HashSet::new()),
         })
     }
 
-    /// Read `name` ahead, and what its newest wheel needs, including what
-    /// each of `extras` adds (an extra asked for later is read then).
-    fn prefetch(self: &Arc<Self>, name: &PackageName, extras: &[ExtraName]) {
+    /// Read `req`'s package ahead: its page, then the dependencies of the
+    /// newest wheel that `req` and the `-c` constraints allow, including
+    /// what each of its extras adds (an extra asked for later is read
+    /// then). The first requirement seen for a package picks that version.
+    fn prefetch(self: &Arc<Self>, req: &Requirement<VerbatimUrl>) {
+        let (name, extras) = (&req.name, &req.extras);
         if !self.upgrade && self.preinstalled.contains_key(name) {
             return;
         }
@@ -207,16 +212,18 @@ impl Shared {
         if new.is_empty() {
             return;
         }
+        let mut allowed = to_range(req).unwrap_or_else(|_| Range::full());
+        if let Some(limit) = self.limits.get(name) {
+            allowed = allowed.intersection(limit);
+        }
         let (ahead, name) = (self.clone(), name.clone());
         self.rt.spawn(async move {
             let Ok(project) = ahead.index.project(&name).await else {
                 return;
             };
-            let newest = project
-                .candidates
-                .values()
-                .rev()
-                .find(|c| c.version.is_stable() && c.yanked().is_none());
+            let newest = project.candidates.values().rev().find(|c| {
+                c.version.is_stable() && c.yanked().is_none() && allowed.contains(&c.version)
+            });
             // An sdist's metadata means a build: only when chosen.
             let Some(c) = newest.filter(|c| !c.wheel.sdist) else {
                 return;
@@ -231,7 +238,7 @@ impl Shared {
                     .iter()
                     .filter(|r| r.evaluate_markers(&ahead.env, &extras))
                 {
-                    ahead.prefetch(&r.name, &r.extras);
+                    ahead.prefetch(r);
                 }
             }
         });
@@ -266,8 +273,8 @@ impl Provider {
     }
 
     /// Start reading a project, and what its newest wheel needs, ahead.
-    fn prefetch(&self, name: &PackageName, extras: &[ExtraName]) {
-        self.shared.prefetch(name, extras);
+    fn prefetch(&self, req: &Requirement<VerbatimUrl>) {
+        self.shared.prefetch(req);
     }
 
     fn constraints(
@@ -286,7 +293,7 @@ impl Provider {
                 _ => ProviderError::Failed(format!("{} {} depends on {m}", from.0, from.1)),
             })?;
             self.see(&req.name);
-            self.prefetch(&req.name, &req.extras);
+            self.prefetch(&req);
             edges.push((req.name.clone(), req.extras.clone()));
             let mut nodes = Vec::new();
             if skip_self != Some(&req.name) {
@@ -295,7 +302,7 @@ impl Provider {
             for extra in &req.extras {
                 nodes.push(Pkg::Extra(req.name.clone(), extra.clone()));
             }
-            let range = match self.limits.get(&req.name) {
+            let range = match self.shared.limits.get(&req.name) {
                 Some(limit) => range.intersection(limit),
                 None => range,
             };
@@ -525,8 +532,7 @@ pub async fn resolve(
         *entry = entry.intersection(&range);
     }
     let provider = Arc::new(Provider {
-        limits,
-        shared: Shared::new(&index, &env, target, options),
+        shared: Shared::new(&index, &env, target, options, limits),
         target: target.name.clone(),
         root,
         explicit_pre,
@@ -537,7 +543,7 @@ pub async fn resolve(
     });
     for r in &provider.root {
         provider.see(&r.name);
-        provider.prefetch(&r.name, &r.extras);
+        provider.prefetch(r);
     }
     let p = provider.clone();
     let result = tokio::task::spawn_blocking(move || {

@@ -442,6 +442,32 @@ fn a_large_wheel_without_pep658_is_read_by_ranges() {
 }
 
 #[test]
+fn the_read_ahead_reads_the_versions_requirements_and_constraints_allow() {
+    // The newest lib and other need `heavy`; the versions allowed do not.
+    let (server, cwd, cache) = serve(&[
+        WheelSpec::new("app", "1.0").requires(&["lib<2", "other"]),
+        WheelSpec::new("lib", "1.0"),
+        WheelSpec::new("lib", "2.0").requires(&["heavy"]),
+        WheelSpec::new("other", "1.0"),
+        WheelSpec::new("other", "2.0").requires(&["heavy"]),
+        WheelSpec::new("heavy", "1.0"),
+    ]);
+    std::fs::write(cwd.path().join("c.txt"), "other<2\n").unwrap();
+    // The solver waits for this page; a read-ahead of the newest versions
+    // would reach `heavy` meanwhile.
+    server.delay("/simple/other/", 1500);
+    let plan = index_plan(&server, cwd.path(), cache.path(), &["app", "-c", "c.txt"]);
+    assert_eq!(pins(&plan), ["app==1.0", "lib==1.0", "other==1.0"]);
+    let log = server.log();
+    let wasted: Vec<_> = log
+        .iter()
+        .filter(|r| r.path.contains("heavy") || r.path.contains("-2.0-"))
+        .collect();
+    assert!(wasted.is_empty(), "{wasted:?}");
+    assert!(!server.requests_to("/simple/other/").is_empty());
+}
+
+#[test]
 fn metadata_without_range_support_downloads_and_keeps_the_wheel() {
     let server = Server::start();
     publish_with(
