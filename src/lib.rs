@@ -28,6 +28,7 @@ pub mod error;
 pub mod fetch;
 pub mod fsutil;
 pub mod model;
+pub mod per_key;
 pub mod pipeline;
 pub mod report;
 pub mod resolve;

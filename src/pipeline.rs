@@ -593,9 +593,7 @@ pub async fn build(
 struct WheelScans {
     cache: Cache,
     slots: tokio::sync::Semaphore,
-    started: std::sync::Mutex<
-        std::collections::HashMap<crate::model::Sha256, Arc<tokio::sync::OnceCell<()>>>,
-    >,
+    started: crate::per_key::PerKey<crate::model::Sha256, tokio::sync::OnceCell<()>>,
 }
 
 impl WheelScans {
@@ -604,27 +602,24 @@ impl WheelScans {
         WheelScans {
             cache: cache.clone(),
             slots: tokio::sync::Semaphore::new(cores),
-            started: std::sync::Mutex::new(std::collections::HashMap::new()),
+            started: Default::default(),
         }
     }
 
     /// Scan `blob` (a wheel), or wait for the scan already under way.
     async fn scan(&self, blob: &Blob) {
-        let once = self
-            .started
-            .lock()
-            .expect("poisoned")
-            .entry(blob.sha256.clone())
-            .or_default()
-            .clone();
-        once.get_or_init(|| async {
-            let _slot = self.slots.acquire().await.expect("never closed");
-            let (path, sha, cache) = (blob.path.clone(), blob.sha256.clone(), self.cache.clone());
-            let _ =
-                tokio::task::spawn_blocking(move || check::scan_wheel_cached(&path, &sha, &cache))
-                    .await;
-        })
-        .await;
+        self.started
+            .get(&blob.sha256)
+            .get_or_init(|| async {
+                let _slot = self.slots.acquire().await.expect("never closed");
+                let (path, sha, cache) =
+                    (blob.path.clone(), blob.sha256.clone(), self.cache.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    check::scan_wheel_cached(&path, &sha, &cache)
+                })
+                .await;
+            })
+            .await;
     }
 }
 

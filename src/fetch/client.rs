@@ -366,7 +366,7 @@ pub struct Fetcher {
     /// One lock per file (by sha256) being downloaded: a second request for
     /// it (the fetch stage, after the resolver fetched it ahead) waits for
     /// the first and then finds it in the cache.
-    inflight: std::sync::Mutex<std::collections::HashMap<Sha256, Arc<tokio::sync::Mutex<()>>>>,
+    inflight: crate::per_key::PerKey<Sha256, tokio::sync::Mutex<()>>,
     next_id: AtomicU64,
     reporter: Arc<dyn Reporter>,
 }
@@ -434,7 +434,7 @@ impl Fetcher {
             // Eight file transfers at a time: over HTTP/2 they share one
             // connection, and 4, 16 or 32 were no faster for the big set.
             transfers: Arc::new(Semaphore::new(TRANSFERS)),
-            inflight: std::sync::Mutex::new(std::collections::HashMap::new()),
+            inflight: Default::default(),
             next_id: AtomicU64::new(1),
             reporter,
         })
@@ -772,14 +772,7 @@ impl Fetcher {
         size: Option<u64>,
         label: &str,
     ) -> Result<Blob, FetchError> {
-        let one = expected.map(|h| {
-            self.inflight
-                .lock()
-                .expect("poisoned")
-                .entry(h.clone())
-                .or_default()
-                .clone()
-        });
+        let one = expected.map(|h| self.inflight.get(h));
         let _only = match &one {
             Some(lock) => Some(lock.lock().await),
             None => None,

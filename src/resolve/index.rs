@@ -3,7 +3,7 @@
 
 use crate::error::Diagnose;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +16,7 @@ use tokio::sync::OnceCell;
 use crate::config::target::Target;
 use crate::fetch::{Blob, FetchError, Fetcher, RangeReply};
 use crate::model::hash::{BadHash, Sha256};
+use crate::per_key::PerKey;
 use crate::resolve::tags::{TagPolicy, WheelName};
 
 /// The default index, as pip's.
@@ -212,7 +213,7 @@ pub struct Metadata {
     pub requires_python: Option<String>,
 }
 
-type Shared<T> = Arc<OnceCell<Result<Arc<T>, Arc<IndexError>>>>;
+type Shared<T> = OnceCell<Result<Arc<T>, Arc<IndexError>>>;
 
 /// Index client with per-run memoization, safe to share across tasks.
 pub struct Index {
@@ -222,9 +223,9 @@ pub struct Index {
     python: Version,
     exclude_newer: Option<String>,
     sdists: Option<Arc<dyn crate::resolve::WheelBuilder>>,
-    projects: Mutex<HashMap<PackageName, Shared<Project>>>,
+    projects: PerKey<PackageName, Shared<Project>>,
     reporter: Arc<dyn crate::report::Reporter>,
-    metadata: Mutex<HashMap<String, Shared<Metadata>>>,
+    metadata: PerKey<String, Shared<Metadata>>,
     /// Wheels whose download started during resolution.
     fetched_ahead: Mutex<std::collections::HashSet<String>>,
     /// Called with each wheel downloaded ahead, once it is in the cache.
@@ -262,9 +263,9 @@ impl Index {
             python: target.python.clone(),
             exclude_newer,
             sdists: None,
-            projects: Mutex::new(HashMap::new()),
+            projects: PerKey::default(),
             reporter: Arc::new(crate::report::NoReporter),
-            metadata: Mutex::new(HashMap::new()),
+            metadata: PerKey::default(),
             fetched_ahead: Mutex::new(std::collections::HashSet::new()),
             after_fetch: None,
         })
@@ -307,21 +308,16 @@ impl Index {
 
     /// The project page for `name`, filtered for the target (memoized).
     pub async fn project(&self, name: &PackageName) -> Result<Arc<Project>, Arc<IndexError>> {
-        let cell = self
-            .projects
-            .lock()
-            .expect("poisoned")
-            .entry(name.clone())
-            .or_default()
-            .clone();
-        cell.get_or_init(|| async {
-            self.load_project(name)
-                .await
-                .map(Arc::new)
-                .map_err(Arc::new)
-        })
-        .await
-        .clone()
+        self.projects
+            .get(name)
+            .get_or_init(|| async {
+                self.load_project(name)
+                    .await
+                    .map(Arc::new)
+                    .map_err(Arc::new)
+            })
+            .await
+            .clone()
     }
 
     async fn load_project(&self, name: &PackageName) -> Result<Project, IndexError> {
@@ -545,21 +541,16 @@ impl Index {
 
     /// Core metadata of a wheel (memoized; cached on disk).
     pub async fn metadata(&self, wheel: &WheelFile) -> Result<Arc<Metadata>, Arc<IndexError>> {
-        let cell = self
-            .metadata
-            .lock()
-            .expect("poisoned")
-            .entry(wheel.url.clone())
-            .or_default()
-            .clone();
-        cell.get_or_init(|| async {
-            self.load_metadata(wheel)
-                .await
-                .map(Arc::new)
-                .map_err(Arc::new)
-        })
-        .await
-        .clone()
+        self.metadata
+            .get(&wheel.url)
+            .get_or_init(|| async {
+                self.load_metadata(wheel)
+                    .await
+                    .map(Arc::new)
+                    .map_err(Arc::new)
+            })
+            .await
+            .clone()
     }
 
     async fn load_metadata(&self, wheel: &WheelFile) -> Result<Metadata, IndexError> {

@@ -10,7 +10,6 @@
 //! the image it was built in.
 
 use crate::error::Diagnose;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -85,7 +84,7 @@ pub struct SdistBuilder {
     reporter: Arc<dyn Reporter>,
     /// One cell per sdist URL: each sdist is built once per run, while
     /// different sdists download and build at the same time.
-    in_flight: std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<BuiltWheel>>>>,
+    in_flight: crate::per_key::PerKey<String, tokio::sync::OnceCell<BuiltWheel>>,
 }
 
 impl std::fmt::Debug for SdistBuilder {
@@ -120,7 +119,7 @@ impl SdistBuilder {
             fetcher,
             index_url: index_url.to_string(),
             engine: tokio::sync::OnceCell::new(),
-            in_flight: std::sync::Mutex::new(HashMap::new()),
+            in_flight: Default::default(),
         }
     }
 
@@ -132,14 +131,9 @@ impl SdistBuilder {
 
     /// The wheel built from `sdist` (from the cache, or built now).
     pub async fn wheel(&self, sdist: &SdistRef) -> Result<BuiltWheel, SdistError> {
-        let cell = self
-            .in_flight
-            .lock()
-            .expect("poisoned")
-            .entry(sdist.url.clone())
-            .or_default()
-            .clone();
-        cell.get_or_try_init(|| self.fetch_or_build(sdist))
+        self.in_flight
+            .get(&sdist.url)
+            .get_or_try_init(|| self.fetch_or_build(sdist))
             .await
             .cloned()
     }
