@@ -705,6 +705,7 @@ async fn fetch_and_assemble(
         excluded: plan.excluded.clone(),
         replaced: plan.replaced.clone(),
         checks: plan.checks.clone(),
+        verify: plan.verify.clone(),
         apt: apt_installed,
     };
     assemble::write_support_files(&root, &manifest)?;
@@ -1339,6 +1340,7 @@ pub async fn plan(
         profile: Some(target.profile()),
         replaced,
         checks: recipe.checks(),
+        verify: recipe.verify.clone(),
     })
 }
 

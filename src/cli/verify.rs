@@ -7,6 +7,7 @@ use clap::Args;
 
 use bundle::config::target::{self, Target};
 use bundle::pipeline::{self as build, Options};
+use bundle::verify::{Item, Status};
 use bundle::Error;
 
 use super::print_json;
@@ -85,6 +86,43 @@ fn manifest_target(path: &std::path::Path) -> Result<String, Error> {
     }
 }
 
+/// `  (12 pass, 1 fail, 2 skipped)` for a step with items.
+fn item_counts(items: &[Item]) -> String {
+    if items.is_empty() {
+        return String::new();
+    }
+    let count = |s: Status| items.iter().filter(|i| i.status == s).count();
+    let mut parts = vec![format!("{} pass", count(Status::Pass))];
+    for (s, word) in [(Status::Fail, "fail"), (Status::Skipped, "skipped")] {
+        if count(s) > 0 {
+            parts.push(format!("{} {word}", count(s)));
+        }
+    }
+    format!("  ({})", parts.join(", "))
+}
+
+/// The names of the items that passed, as many as fit in `width`
+/// characters, then how many more.
+fn passed_line(items: &[Item], width: usize) -> Option<String> {
+    let names: Vec<&str> = items
+        .iter()
+        .filter(|i| i.status == Status::Pass)
+        .map(|i| i.name.as_str())
+        .collect();
+    let mut line = String::new();
+    for (n, name) in names.iter().enumerate() {
+        let more = names.len() - n;
+        if !line.is_empty() && line.len() + name.len() + 2 > width {
+            return Some(format!("{line}, ... ({more} more)"));
+        }
+        if !line.is_empty() {
+            line.push_str(", ");
+        }
+        line.push_str(name);
+    }
+    (!line.is_empty()).then_some(line)
+}
+
 /// Print the verify table; exit 1 (with the failing step) when a step failed.
 pub fn finish_verify(report: bundle::verify::Report, json: bool, quiet: bool) -> Result<(), Error> {
     if !json && !quiet {
@@ -103,11 +141,25 @@ pub fn finish_verify(report: bundle::verify::Report, json: bool, quiet: bool) ->
         for s in &report.steps {
             let name: String = s.name.chars().take(50).collect();
             eprintln!(
-                "  {:<width$}  {:<6}  {:>7.1}s",
+                "  {:<width$}  {:<6}  {:>7.1}s{}",
                 name,
                 if s.ok { "ok" } else { "FAILED" },
-                s.seconds
+                s.seconds,
+                item_counts(&s.items)
             );
+            // What failed or was skipped, by name; then what passed, on
+            // one line.
+            for i in s.items.iter().filter(|i| i.status != Status::Pass) {
+                let word = if i.status == Status::Fail {
+                    "FAIL"
+                } else {
+                    "skipped"
+                };
+                eprintln!("      {word} {}", i.name);
+            }
+            if let Some(line) = passed_line(&s.items, 100) {
+                eprintln!("      ok: {line}");
+            }
         }
         if report.cached {
             eprintln!(
@@ -143,5 +195,31 @@ pub fn finish_verify(report: bundle::verify::Report, json: bool, quiet: bool) ->
             eprintln!();
             Err(e.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_are_named_on_one_line_then_counted() {
+        let item = |n: &str, s: Status| Item::new(n, s, "");
+        let items = vec![
+            item("import app", Status::Pass),
+            item("import gui", Status::Skipped),
+            item("import dep", Status::Pass),
+            item("import numpy", Status::Pass),
+        ];
+        assert_eq!(
+            passed_line(&items, 100).as_deref(),
+            Some("import app, import dep, import numpy")
+        );
+        assert_eq!(
+            passed_line(&items, 25).as_deref(),
+            Some("import app, import dep, ... (1 more)")
+        );
+        assert_eq!(passed_line(&items[1..2], 100), None);
+        assert_eq!(item_counts(&items), "  (3 pass, 1 skipped)");
     }
 }

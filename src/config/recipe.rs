@@ -9,7 +9,7 @@ use std::str::FromStr;
 use pep508_rs::{Requirement, VerbatimUrl};
 use serde::{Deserialize, Serialize};
 
-pub use crate::model::Check;
+pub use crate::model::{Check, VerifySettings};
 use toml::Spanned;
 
 use crate::config::toml_file::{self, line_col, TomlError};
@@ -258,6 +258,8 @@ struct RawRecipe {
     apt: Option<Spanned<Apt>>,
     #[serde(default)]
     build: Vec<Spanned<Build>>,
+    #[serde(default)]
+    verify: VerifySettings,
 }
 
 /// The `[pypi]` part of a recipe, validated.
@@ -285,6 +287,8 @@ pub struct Recipe {
     pub apt: Option<Apt>,
     /// `[[build]]` tables: programs built from source in the target's image.
     pub builds: Vec<Build>,
+    /// What verify skips.
+    pub verify: VerifySettings,
     /// Where it came from, for messages.
     pub origin: String,
 }
@@ -381,6 +385,7 @@ impl Recipe {
             releases: raw.release,
             apt,
             builds,
+            verify: raw.verify,
             origin: file.to_string(),
         })
     }
@@ -411,6 +416,7 @@ impl Recipe {
             releases: Vec::new(),
             apt: None,
             builds: Vec::new(),
+            verify: VerifySettings::default(),
             origin: "<command line>".into(),
         })
     }
@@ -434,6 +440,7 @@ impl Recipe {
             releases: Vec::new(),
             apt: None,
             builds: Vec::new(),
+            verify: VerifySettings::default(),
             origin: origin.to_string(),
         }
     }
@@ -446,6 +453,7 @@ impl Recipe {
             self.pypi.hashes.entry(name).or_default().extend(hashes);
         }
         self.pypi.check.extend(other.pypi.check);
+        self.verify.merge(other.verify);
         if self.pypi.exclude_newer.is_none() {
             self.pypi.exclude_newer = other.pypi.exclude_newer;
         }
@@ -578,6 +586,7 @@ fn apt_requirement(arg: &str) -> Option<Result<Recipe, RecipeError>> {
             link: None,
             check: Vec::new(),
         }),
+        verify: VerifySettings::default(),
         origin: "<command line>".into(),
     }))
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::plan::{Excluded, Replaced};
-use super::{Check, Sha256, TargetSummary};
+use super::{Check, Sha256, TargetSummary, VerifySettings};
 
 /// The manifest's schema version.
 pub const MANIFEST_SCHEMA: u32 = 1;
@@ -187,6 +187,9 @@ pub struct Manifest {
     pub replaced: Vec<Replaced>,
     /// The recipe's checks.
     pub checks: Vec<Check>,
+    /// What verify skips (the recipe's `[verify]` table).
+    #[serde(default, skip_serializing_if = "VerifySettings::is_empty")]
+    pub verify: VerifySettings,
     /// Debian packages installed to take `bin/` and `lib/` from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apt: Vec<AptPackage>,

@@ -32,6 +32,42 @@ pub struct Check {
     pub expect: Option<String>,
 }
 
+/// What `verify` leaves out of the steps it runs for every bundle (the
+/// recipe's `[verify]` table): modules that need a display or hardware the
+/// sandbox lacks, programs that cannot be started with `--version` or
+/// `--help` alone. The report lists each one as skipped.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySettings {
+    /// Modules not imported (a top-level name, or a dotted one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip_imports: Vec<String>,
+    /// Programs of `bin/` not started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skip_programs: Vec<String>,
+}
+
+impl VerifySettings {
+    /// True when nothing is skipped (the field is then left out).
+    pub fn is_empty(&self) -> bool {
+        self.skip_imports.is_empty() && self.skip_programs.is_empty()
+    }
+
+    /// Add another recipe's skips (for `bundle build a b`).
+    pub fn merge(&mut self, other: VerifySettings) {
+        for (to, from) in [
+            (&mut self.skip_imports, other.skip_imports),
+            (&mut self.skip_programs, other.skip_programs),
+        ] {
+            for x in from {
+                if !to.contains(&x) {
+                    to.push(x);
+                }
+            }
+        }
+    }
+}
+
 /// The short form of a target written into manifests and plans.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TargetSummary {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::manifest::Link;
-use super::{Check, Sha256, TargetSummary};
+use super::{Check, Sha256, TargetSummary, VerifySettings};
 
 /// The Plan's schema version.
 pub const PLAN_SCHEMA: u32 = 1;
@@ -233,6 +233,9 @@ pub struct Plan {
     pub replaced: Vec<Replaced>,
     /// The recipe's checks.
     pub checks: Vec<Check>,
+    /// What verify skips (the recipe's `[verify]` table).
+    #[serde(default, skip_serializing_if = "VerifySettings::is_empty")]
+    pub verify: VerifySettings,
 }
 
 /// What of a target profile changes a plan, and its digest.

@@ -246,6 +246,7 @@ mod tests {
             replaced: Vec::new(),
             profile: None,
             checks: Vec::new(),
+            verify: Default::default(),
         }
     }
 

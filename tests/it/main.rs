@@ -25,3 +25,4 @@ mod release;
 mod remote;
 mod schemas;
 mod verify;
+mod verify_reach;
