@@ -19,6 +19,8 @@ use super::{exec_items, Step, VerifyError};
 /// The arguments tried, in order.
 const ARGS: [&str; 2] = ["--version", "--help"];
 
+/// The script: the programs split among the cores (at most four), each
+/// part started in turn by its own shell, their reports in list order.
 fn script(programs: &[(String, String)], limit: u64) -> String {
     let mut list = String::new();
     for (name, path) in programs {
@@ -27,18 +29,25 @@ fn script(programs: &[(String, String)], limit: u64) -> String {
     format!(
         "cd /tmp || exit 1\n\
          W=$(mktemp -d /tmp/bundle-programs.XXXXXX) || exit 1\n\
-         while IFS='\t' read -r name path; do\n\
+         cat > \"$W/list\" <<'BUNDLE_EOF'\n{list}BUNDLE_EOF\n\
+         n=$(nproc 2>/dev/null || echo 1); [ \"$n\" -gt 4 ] && n=4\n\
+         split -n r/$n \"$W/list\" \"$W/part.\"\n\
+         for p in \"$W\"/part.*; do\n\
+         (while IFS='\t' read -r name path; do\n\
          printf '::bundle-item::\\t%s\\n' \"$name\"\n\
          if [ ! -e \"$path\" ]; then echo '::bundle-missing::'; continue; fi\n\
          if [ ! -x \"$path\" ]; then echo '::bundle-noexec::'; continue; fi\n\
          printf '::bundle-magic::%s\\n' \"$(od -An -tx1 -N4 \"$path\" | tr -d ' \\n')\"\n\
          for arg in {args}; do\n\
          printf '::bundle-try::%s\\n' \"$arg\"\n\
-         {{ timeout -k 2 {limit} \"$path\" \"$arg\" </dev/null 2>&1; echo \"::bundle-rc::$?\"; }} | tail -c 4000 > \"$W/out\"\n\
-         cat \"$W/out\"; rc=$(sed -n 's/^::bundle-rc:://p' \"$W/out\")\n\
+         {{ timeout -k 2 {limit} \"$path\" \"$arg\" </dev/null 2>&1; echo \"::bundle-rc::$?\"; }} | tail -c 4000 > \"$p.try\"\n\
+         cat \"$p.try\"; rc=$(sed -n 's/^::bundle-rc:://p' \"$p.try\")\n\
          case \"$rc\" in 0|124|126|127|137) break;; esac\n\
          done\n\
-         done <<'BUNDLE_EOF'\n{list}BUNDLE_EOF\n\
+         done < \"$p\" > \"$p.out\") &\n\
+         done\n\
+         wait\n\
+         for p in \"$W\"/part.*.out; do cat \"$p\"; done\n\
          rm -rf \"$W\"\n",
         args = ARGS.join(" ")
     )
@@ -77,6 +86,29 @@ const SIGNALS: [&str; 16] = [
     "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM",
 ];
 
+/// The last line of a Python traceback that never got past the imports (a
+/// launcher whose module is missing, say): an `ImportError` raised while
+/// every frame was still running module-level code (`in <module>`; the
+/// import machinery's own frames aside). A program that imports something
+/// while running (`fonttools --version` looks for a module named
+/// `--version`) has started.
+fn import_time_failure<'a>(text: &[&'a str]) -> Option<&'a str> {
+    let start = text
+        .iter()
+        .rposition(|l| l.starts_with("Traceback (most recent call last)"))?;
+    let rest = &text[start + 1..];
+    let last = rest.iter().rev().find(|l| !l.trim().is_empty())?.trim();
+    if !(last.starts_with("ModuleNotFoundError") || last.starts_with("ImportError")) {
+        return None;
+    }
+    let frames: Vec<&str> = rest
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| l.starts_with("File \"") && !l.starts_with("File \"<frozen"))
+        .collect();
+    (!frames.is_empty() && frames.iter().all(|f| f.ends_with(", in <module>"))).then_some(last)
+}
+
 /// Why an attempt shows the program did not start, if it does.
 fn not_started(t: &Try, limit: u64) -> Option<String> {
     let text = &t.lines;
@@ -88,21 +120,8 @@ fn not_started(t: &Try, limit: u64) -> Option<String> {
     }) {
         return Some(format!("the loader stopped it: {l}"));
     }
-    // The last line of a Python traceback that never got past the imports
-    // (a launcher whose module is missing, say).
-    if text
-        .iter()
-        .any(|l| l.starts_with("Traceback (most recent call last)"))
-    {
-        let last = text
-            .iter()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .copied()
-            .unwrap_or("");
-        if last.starts_with("ModuleNotFoundError") || last.starts_with("ImportError") {
-            return Some(format!("it cannot import what it runs: {}", last.trim()));
-        }
+    if let Some(last) = import_time_failure(text) {
+        return Some(format!("it cannot import what it runs: {last}"));
     }
     match t.rc {
         124 | 137 => Some(format!(
@@ -297,6 +316,37 @@ mod tests {
             "{}",
             item.detail
         );
+        // The module's own import of a missing dependency: still at import.
+        let dependency = block(&[
+            "::bundle-magic::23212f75",
+            "::bundle-try::--version",
+            "Traceback (most recent call last):",
+            "  File \"/mnt/data/x/bin/x\", line 4, in <module>",
+            "    from tool.cli import main",
+            "  File \"<frozen importlib._bootstrap>\", line 991, in _find_and_load",
+            "  File \"/home/sandbox/.local/lib/python3.9/site-packages/tool/__init__.py\", line 1, in <module>",
+            "    import gone_dep",
+            "ModuleNotFoundError: No module named 'gone_dep'",
+            "::bundle-rc::1",
+        ]);
+        assert_eq!(judge(&dependency, 60).status, Status::Fail);
+        // A program that ran and then failed to import something it was
+        // asked for (as fonttools does with `--version`) has started.
+        let ran = block(&[
+            "::bundle-magic::23212f75",
+            "::bundle-try::--version",
+            "Traceback (most recent call last):",
+            "  File \"/mnt/data/x/bin/fonttools\", line 6, in <module>",
+            "    sys.exit(main())",
+            "  File \"/home/sandbox/.local/lib/python3.9/site-packages/fontTools/__main__.py\", line 25, in main",
+            "    mod = __import__(fullname)",
+            "ImportError: No module named fontTools.--version",
+            "::bundle-rc::1",
+            "::bundle-try::--help",
+            "fonttools usage",
+            "::bundle-rc::0",
+        ]);
+        assert_eq!(judge(&ran, 60).status, Status::Pass);
         let garbage = block(&["::bundle-magic::67617262"]);
         assert_eq!(judge(&garbage, 60).status, Status::Fail);
         assert_eq!(
