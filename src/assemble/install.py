@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -42,17 +43,26 @@ def inside(rel):
     return full if full.startswith(root + os.sep) else None
 
 
+def file_problem(f):
+    """Why the bundle's file `f` is not the one `bundle` wrote, or None."""
+    full = inside(f["path"])
+    if full is None:
+        return "%s (a path outside the bundle)" % f["path"]
+    if not os.path.isfile(full):
+        return "%s (missing)" % f["path"]
+    if sha256_of(full) != f["sha256"].lower():
+        return "%s (changed)" % f["path"]
+    return None
+
+
 def verify_files(manifest):
-    """Every file must be the one `bundle` wrote: checked before anything runs."""
-    bad = []
-    for f in manifest["files"]:
-        full = inside(f["path"])
-        if full is None:
-            bad.append("%s (a path outside the bundle)" % f["path"])
-        elif not os.path.isfile(full):
-            bad.append("%s (missing)" % f["path"])
-        elif sha256_of(full) != f["sha256"].lower():
-            bad.append("%s (changed)" % f["path"])
+    """Every file must be the one `bundle` wrote: checked before anything runs
+    (on several threads: hashlib lets go of the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        bad = [b for b in pool.map(file_problem, manifest["files"]) if b is not None]
     for b in bad:
         say("ERROR: %s does not match manifest.json" % b)
     if bad:
@@ -119,19 +129,280 @@ def have_pip():
         return False
 
 
-def install_wheels(manifest):
-    wheels = [f for f in manifest["files"] if f["kind"] == "wheel"]
-    if not wheels:
-        say("no wheels to install")
-        return True
-    if not have_pip():
-        say(
-            "ERROR: pip is not available for %s, so the %d wheel(s) in %s cannot be installed. "
-            "Install pip for this Python (e.g. the python3-pip package), or run this script "
-            "with a Python that has pip." % (sys.executable, len(wheels), os.path.join(HERE, "wheels"))
-        )
-        return False
-    # pip checks each wheel against its sha256 too (--require-hashes).
+# --- Installing wheels without pip ------------------------------------------
+#
+# Each wheel is unpacked as the wheel spec (the PyPA binary distribution
+# format) says, into the scheme pip would choose for this user: a venv's
+# site-packages, or the user site when the system's is not writable. The
+# package's files come first, its .dist-info last, and RECORD and INSTALLER
+# last of all: a distribution whose RECORD is there is whole, so an install
+# cut short leaves no half-installed distribution that looks installed, and
+# a rerun finishes it. No .pyc is compiled here (Python writes them on first
+# import). Wheels are unpacked on several threads: zlib and file writes let
+# go of the GIL.
+
+SCHEME_KEYS = ("purelib", "platlib", "scripts", "data")
+
+
+class Unsupported(Exception):
+    """A wheel (or a machine) this installer leaves to pip."""
+
+
+def writable(path):
+    """Whether files can be created under `path` (it or its first existing parent)."""
+    while path and not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return os.access(path, os.W_OK)
+
+
+def install_scheme():
+    """Where pip would install for this user: (paths, why), or raise Unsupported."""
+    import site
+    import sysconfig
+
+    if sys.prefix != getattr(sys, "base_prefix", sys.prefix):
+        paths = sysconfig.get_paths()
+        why = "the virtual environment " + sys.prefix
+    else:
+        default = sysconfig.get_paths()
+        if writable(default["purelib"]):
+            # A writable system site (root, or a Python of the user's own):
+            # distributions patch where pip puts files there; leave it to pip.
+            raise Unsupported("the system site-packages is writable here")
+        if not site.ENABLE_USER_SITE:
+            raise Unsupported("the user site-packages is disabled")
+        get = getattr(sysconfig, "get_preferred_scheme", None)
+        scheme = get("user") if get else ("posix_user" if os.name == "posix" else "nt_user")
+        paths = sysconfig.get_paths(scheme)
+        why = "the user site " + paths["purelib"]
+    out = {k: paths[k] for k in SCHEME_KEYS}
+    for k, v in out.items():
+        if not writable(v):
+            raise Unsupported("%s (%s) is not writable" % (k, v))
+    return out, why
+
+
+def norm_name(name):
+    """PEP 503: runs of -, _ and . are one -, lower case."""
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse_kv(text):
+    """`Key: value` lines (WHEEL, METADATA headers) as a dict of lists."""
+    out = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        k, sep, v = line.partition(":")
+        if sep:
+            out.setdefault(k.strip().lower(), []).append(v.strip())
+    return out
+
+
+def safe_parts(name):
+    """The path's parts, refusing one that could leave its folder."""
+    if name.startswith("/") or "\\" in name or "\x00" in name:
+        raise ValueError("unsafe path in wheel: %r" % name)
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise ValueError("unsafe path in wheel: %r" % name)
+    return parts
+
+
+def record_hash(data):
+    import base64
+
+    digest = hashlib.sha256(data).digest()
+    return "sha256=" + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def script_launcher(reference):
+    """A console-script launcher, as pip writes them, for `module:attr`."""
+    module, _, attr = reference.partition(":")
+    return (
+        "#!%s\n# -*- coding: utf-8 -*-\nimport re\nimport sys\nfrom %s import %s\n"
+        "if __name__ == \"__main__\":\n"
+        "    sys.argv[0] = re.sub(r\"(-script\\.pyw|\\.exe)?$\", \"\", sys.argv[0])\n"
+        "    sys.exit(%s())\n" % (sys.executable, module, attr.split(".")[0], attr)
+    )
+
+
+def entry_point_scripts(text):
+    """console_scripts and gui_scripts of an entry_points.txt: {name: 'mod:attr'}."""
+    out, section = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]").strip()
+            continue
+        if section in ("console_scripts", "gui_scripts") and "=" in line:
+            name, _, ref = line.partition("=")
+            ref = ref.split("[")[0].strip()
+            if name.strip() and ":" in ref:
+                out[name.strip()] = ref
+    return out
+
+
+def installed_dist_info(site_dir, name):
+    """The .dist-info folders of project `name` in `site_dir`."""
+    want = norm_name(name)
+    try:
+        entries = os.listdir(site_dir)
+    except OSError:
+        return []
+    return [e for e in entries
+            if e.endswith(".dist-info") and norm_name(e[: -len(".dist-info")].rsplit("-", 1)[0]) == want]
+
+
+def record_paths(site_dir, dist_info):
+    import csv
+
+    try:
+        with open(os.path.join(site_dir, dist_info, "RECORD"), newline="", encoding="utf-8") as f:
+            return [os.path.normpath(os.path.join(site_dir, row[0])) for row in csv.reader(f) if row]
+    except (OSError, ValueError):
+        return None
+
+
+def is_installed(site_dir, dist_info):
+    """A distribution is installed when its RECORD is there and names only files that are."""
+    paths = record_paths(site_dir, dist_info)
+    return paths is not None and all(os.path.exists(p) for p in paths)
+
+
+def uninstall(site_dir, dist_info):
+    """Remove another version's files (as pip does before installing a new one)."""
+    import shutil
+
+    for p in record_paths(site_dir, dist_info) or []:
+        if os.path.isfile(p) or os.path.islink(p):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+    shutil.rmtree(os.path.join(site_dir, dist_info), ignore_errors=True)
+
+
+def install_wheel(path, scheme, entry):
+    """Install one wheel; returns (what happened, seconds). Raises Unsupported
+    for a layout left to pip, and ValueError for a broken wheel."""
+    import csv
+    import io
+    import zipfile
+
+    started = time.time()
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+        names = [i.filename for i in infos]
+        dist_infos = sorted({n.split("/")[0] for n in names
+                             if n.split("/")[0].endswith(".dist-info") and n.count("/") == 1})
+        if len(dist_infos) != 1:
+            raise Unsupported("%d .dist-info folders" % len(dist_infos))
+        dist_info = dist_infos[0]
+        wheel = parse_kv(z.read(dist_info + "/WHEEL").decode("utf-8"))
+        version = (wheel.get("wheel-version") or ["?"])[0]
+        if version.split(".")[0] != "1":
+            raise Unsupported("Wheel-Version %s" % version)
+        purelib = (wheel.get("root-is-purelib") or ["true"])[0].lower() == "true"
+        root = scheme["purelib"] if purelib else scheme["platlib"]
+        data_dir = dist_info[: -len(".dist-info")] + ".data"
+        if dist_info in installed_dist_info(root, entry["package"]) and is_installed(root, dist_info):
+            return "already installed", time.time() - started
+        for other in installed_dist_info(root, entry["package"]):
+            uninstall(root, other)
+        original = {}
+        if dist_info + "/RECORD" in names:
+            for row in csv.reader(io.StringIO(z.read(dist_info + "/RECORD").decode("utf-8"))):
+                if len(row) >= 3:
+                    original[row[0]] = (row[1], row[2])
+        plan = []
+        for info in infos:
+            if info.filename.endswith("/"):
+                continue
+            parts = safe_parts(info.filename)
+            if parts[0] == data_dir:
+                if len(parts) < 3 or parts[1] not in SCHEME_KEYS:
+                    raise Unsupported("%s/%s" % (data_dir, parts[1] if len(parts) > 1 else ""))
+                dest = os.path.join(scheme[parts[1]], *parts[2:])
+                kind = parts[1]
+            else:
+                dest = os.path.join(root, *parts)
+                kind = "dist-info" if parts[0] == dist_info else "package"
+            plan.append((info, dest, kind))
+        # The package first, its .dist-info last (RECORD and INSTALLER are
+        # written after everything else).
+        plan.sort(key=lambda p: p[2] == "dist-info")
+        made = set()
+        record = []
+        for info, dest, kind in plan:
+            if info.filename in (dist_info + "/RECORD", dist_info + "/INSTALLER"):
+                continue
+            folder = os.path.dirname(dest)
+            if folder not in made:
+                os.makedirs(folder, exist_ok=True)
+                made.add(folder)
+            mode = (info.external_attr >> 16) & 0o777
+            if kind == "scripts":
+                data = z.read(info)
+                if data.startswith(b"#!python"):
+                    # The spec's placeholder: this interpreter.
+                    _, nl, rest = data.partition(b"\n")
+                    data = ("#!" + sys.executable).encode() + nl + rest
+                with open(dest, "wb") as out:
+                    out.write(data)
+                os.chmod(dest, 0o755)
+                record.append((dest, record_hash(data), str(len(data))))
+                continue
+            with z.open(info) as src, open(dest, "wb") as out:
+                while True:
+                    chunk = src.read(1 << 20)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+            if mode & 0o111:
+                os.chmod(dest, 0o755)
+            h, size = original.get(info.filename, ("", ""))
+            record.append((dest, h, size))
+        # Console scripts, as pip writes them.
+        eps = dist_info + "/entry_points.txt"
+        if eps in names:
+            for name, ref in sorted(entry_point_scripts(z.read(eps).decode("utf-8")).items()):
+                if "/" in name or name.startswith("."):
+                    continue
+                dest = os.path.join(scheme["scripts"], name)
+                data = script_launcher(ref).encode("utf-8")
+                os.makedirs(scheme["scripts"], exist_ok=True)
+                with open(dest, "wb") as out:
+                    out.write(data)
+                os.chmod(dest, 0o755)
+                record.append((dest, record_hash(data), str(len(data))))
+        info_dir = os.path.join(root, dist_info)
+        os.makedirs(info_dir, exist_ok=True)
+        installer = os.path.join(info_dir, "INSTALLER")
+        with open(installer, "w") as out:
+            out.write("bundle\n")
+        record.append((installer, record_hash(b"bundle\n"), "7"))
+        record_path = os.path.join(info_dir, "RECORD")
+        lines = io.StringIO()
+        writer = csv.writer(lines, lineterminator="\n")
+        for dest, h, size in record:
+            writer.writerow((os.path.relpath(dest, root).replace(os.sep, "/"), h, size))
+        writer.writerow((os.path.relpath(record_path, root).replace(os.sep, "/"), "", ""))
+        with open(record_path + ".tmp", "w", encoding="utf-8") as out:
+            out.write(lines.getvalue())
+        os.replace(record_path + ".tmp", record_path)
+    return "installed", time.time() - started
+
+
+def install_with_pip(wheels):
+    """pip, offline, each wheel checked against its sha256 (--require-hashes)."""
     lines = []
     for f in wheels:
         lines.append("%s==%s --hash=sha256:%s" % (f["package"], f["version"], f["sha256"].lower()))
@@ -144,7 +415,6 @@ def install_wheels(manifest):
         "--require-hashes", "-r", reqs,
         "--disable-pip-version-check", "--no-warn-script-location",
     ]
-    say("installing %d wheel(s) offline" % len(wheels))
     try:
         result = subprocess.run(cmd)
     finally:
@@ -152,6 +422,69 @@ def install_wheels(manifest):
     if result.returncode != 0:
         say("ERROR: pip failed with exit code %d" % result.returncode)
         return False
+    return True
+
+
+def install_wheels(manifest):
+    wheels = [f for f in manifest["files"] if f["kind"] == "wheel"]
+    if not wheels:
+        say("no wheels to install")
+        return True
+    started = time.time()
+    total = sum(f.get("size", 0) for f in wheels)
+    rest = list(wheels)
+    force_pip = os.environ.get("BUNDLE_INSTALL_WITH_PIP") == "1"
+    try:
+        if force_pip:
+            raise Unsupported("BUNDLE_INSTALL_WITH_PIP=1")
+        scheme, where = install_scheme()
+    except Unsupported as e:
+        scheme, where = None, None
+        say("installing with pip: %s" % e)
+    if scheme is not None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        say("installing %d wheel(s), %.1f MB, into %s" % (len(wheels), total / 1e6, where))
+        # The largest first, so that the threads finish together.
+        order = sorted(wheels, key=lambda f: -f.get("size", 0))
+        workers = max(1, min(4, os.cpu_count() or 1))
+        rest = []
+
+        def one(f):
+            try:
+                return f, install_wheel(os.path.join(HERE, f["path"]), scheme, f), None
+            except Unsupported as e:
+                return f, None, "a layout this installer leaves to pip (%s)" % e
+            except Exception as e:  # a broken wheel, a full disk: say which
+                return f, None, "%s: %s" % (type(e).__name__, e)
+
+        failed = []
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for f, done, problem in pool.map(one, order):
+                label = "%s %s" % (f["package"], f["version"])
+                if done is not None:
+                    say("  %s: %s (%.1f s)" % (label, done[0], done[1]))
+                elif problem.startswith("a layout"):
+                    say("  %s: %s" % (label, problem))
+                    rest.append(f)
+                else:
+                    say("ERROR: %s could not be installed: %s" % (label, problem))
+                    failed.append(f)
+        if failed:
+            say("ERROR: %d wheel(s) failed; run this script again to finish (what is installed stays)" % len(failed))
+            return False
+    if rest:
+        if not have_pip():
+            say(
+                "ERROR: pip is not available for %s, so %d wheel(s) in %s cannot be installed. "
+                "Install pip for this Python (e.g. the python3-pip package), or run this script "
+                "with a Python that has pip." % (sys.executable, len(rest), os.path.join(HERE, "wheels"))
+            )
+            return False
+        say("installing %d wheel(s) with pip, offline" % len(rest))
+        if not install_with_pip(rest):
+            return False
+    say("installed %d wheel(s) in %.1f s" % (len(wheels), time.time() - started))
     return True
 
 

@@ -13,35 +13,98 @@ fn py(s: &str) -> String {
     serde_json::to_string(s).expect("a string serializes")
 }
 
-/// The Python code that checks the uploaded archive (joining its volumes
-/// first) and unpacks it into the upload folder.
+/// The Python code that checks the uploaded archive, whole, before anything
+/// is unpacked (each volume named when one is not the file written), then
+/// unpacks it into the upload folder, reading the volumes in place as one
+/// file: no joined copy is written. Checks are explicit (`raise
+/// SystemExit`), never `assert`, which `python -O` removes.
 fn unpack_code(uploads: &Uploads, up: &str) -> String {
     let Some(archive) = &uploads.archive else {
         return String::new();
     };
     let name = &archive.path;
-    let open = if name.ends_with(".zip") {
-        format!("import zipfile\nzipfile.ZipFile(up + \"/{name}\").extractall(up)\n")
+    let mut code = format!(
+        "import hashlib, io, os, time\nup = {}\nstarted = time.time()\nparts = [\n",
+        py(up)
+    );
+    let parts: Vec<(&str, Option<&str>)> = if uploads.split() {
+        uploads
+            .uploads
+            .iter()
+            .map(|v| (v.path.as_str(), Some(v.sha256.as_str())))
+            .collect()
     } else {
-        format!("import tarfile\ntarfile.open(up + \"/{name}\").extractall(up)\n")
+        vec![(name.as_str(), None)]
     };
-    let mut code = format!("import hashlib\nup = {}\n", py(up));
-    if uploads.split() {
-        code.push_str("volumes = [\n");
-        for v in &uploads.uploads {
-            code.push_str(&format!("    ({}, \"{}\"),\n", py(&v.path), v.sha256));
-        }
+    for (path, sha) in &parts {
         code.push_str(&format!(
-            "]\nwhole = hashlib.sha256()\nwith open(up + \"/{name}\", \"wb\") as joined:\n    for volume, sha256 in volumes:\n        h = hashlib.sha256()\n        with open(up + \"/\" + volume, \"rb\") as f:\n            for chunk in iter(lambda: f.read(1 << 20), b\"\"):\n                h.update(chunk)\n                whole.update(chunk)\n                joined.write(chunk)\n        assert h.hexdigest() == sha256, volume + \" is not the file bundle wrote: upload it again\"\nassert whole.hexdigest() == \"{sha}\", \"the joined {name} is not the archive bundle wrote\"\n",
-            sha = archive.sha256
-        ));
-    } else {
-        code.push_str(&format!(
-            "h = hashlib.sha256()\nwith open(up + \"/{name}\", \"rb\") as f:\n    for chunk in iter(lambda: f.read(1 << 20), b\"\"):\n        h.update(chunk)\nassert h.hexdigest() == \"{sha}\", \"{name} is not the file bundle wrote: upload it again\"\n",
-            sha = archive.sha256
+            "    ({}, {}),\n",
+            py(path),
+            sha.map_or("None".to_string(), |s| format!("\"{s}\""))
         ));
     }
-    code.push_str(&open);
+    code.push_str(&format!(
+        "]\n\
+def sha256_of(paths):
+    h = hashlib.sha256()
+    for p in paths:
+        with open(os.path.join(up, p), \"rb\") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b\"\"):
+                h.update(chunk)
+    return h.hexdigest()
+if sha256_of([p for p, _ in parts]) != \"{sha}\":
+    bad = [p for p, s in parts if s is not None and sha256_of([p]) != s] or [{name_py}]
+    raise SystemExit(\"not unpacked: \" + \", \".join(bad) + \" is not the file bundle wrote: upload it again\")
+class Joined(io.RawIOBase):
+    \"\"\"The volumes read in place as one file.\"\"\"
+    def __init__(self, paths):
+        self.files = [open(os.path.join(up, p), \"rb\") for p in paths]
+        self.starts, self.size = [], 0
+        for f in self.files:
+            self.starts.append(self.size)
+            self.size += os.fstat(f.fileno()).st_size
+        self.pos = 0
+    def readable(self):
+        return True
+    def seekable(self):
+        return True
+    def tell(self):
+        return self.pos
+    def seek(self, offset, whence=0):
+        self.pos = max(0, offset + (0, self.pos, self.size)[whence])
+        return self.pos
+    def readinto(self, b):
+        i = len(self.starts) - 1
+        while i > 0 and self.starts[i] > self.pos:
+            i -= 1
+        if self.pos >= self.size:
+            return 0
+        f = self.files[i]
+        f.seek(self.pos - self.starts[i])
+        n = f.readinto(memoryview(b)[: (self.starts[i + 1] if i + 1 < len(self.starts) else self.size) - self.pos])
+        self.pos += n
+        return n
+    def close(self):
+        for f in self.files:
+            f.close()
+        super().close()
+with io.BufferedReader(Joined([p for p, _ in parts]), 1 << 20) as joined:
+{open}print(\"[bundle] checked and unpacked {what} ({{:.1f}} MB) in {{:.1f}} s\".format({size} / 1e6, time.time() - started), flush=True)
+",
+        sha = archive.sha256,
+        name_py = py(name),
+        size = archive.size,
+        what = if uploads.split() {
+            format!("the {} volumes of {name}", uploads.uploads.len())
+        } else {
+            name.clone()
+        },
+        open = if name.ends_with(".zip") {
+            "    import zipfile\n    zipfile.ZipFile(joined).extractall(up)\n"
+        } else {
+            "    import tarfile\n    tarfile.open(fileobj=joined, mode=\"r:gz\").extractall(up)\n"
+        },
+    ));
     code
 }
 

@@ -350,6 +350,8 @@ pub struct WheelSpec {
     pub files: Vec<(String, Vec<u8>)>,
     /// Leave `requires-python` out of the index page (metadata keeps it).
     pub index_hides_requires_python: bool,
+    /// `Root-Is-Purelib` in its WHEEL file.
+    pub purelib: bool,
 }
 
 impl WheelSpec {
@@ -365,6 +367,7 @@ impl WheelSpec {
             pep658: true,
             files: Vec::new(),
             index_hides_requires_python: false,
+            purelib: true,
         }
     }
     pub fn requires(mut self, r: &[&str]) -> Self {
@@ -389,6 +392,11 @@ impl WheelSpec {
     }
     pub fn index_hides_requires_python(mut self) -> Self {
         self.index_hides_requires_python = true;
+        self
+    }
+    /// A wheel whose root is platlib (`Root-Is-Purelib: false`).
+    pub fn platlib(mut self) -> Self {
+        self.purelib = false;
         self
     }
     pub fn no_pep658(mut self) -> Self {
@@ -448,8 +456,8 @@ impl WheelSpec {
         files.push((
             format!("{di}/WHEEL"),
             format!(
-                "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {}\n",
-                self.tag
+                "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: {}\nTag: {}\n",
+                self.purelib, self.tag
             )
             .into_bytes(),
         ));

@@ -23,6 +23,7 @@ mod live;
 mod pypi;
 mod release;
 mod remote;
+mod sandbox_install;
 mod schemas;
 mod verify;
 mod verify_reach;

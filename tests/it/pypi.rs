@@ -176,14 +176,14 @@ fn build_writes_bundle_dir_and_zip() {
         "{prompt}"
     );
     assert!(
-        prompt.contains("zipfile.ZipFile(up + \"/app.zip\")"),
+        prompt.contains("zipfile.ZipFile(joined).extractall(up)"),
         "{prompt}"
     );
     assert!(prompt.contains("install.py"));
     // The archive's sha256 is checked in the sandbox before it is unpacked.
     let zip = std::fs::read(cwd.path().join("dist/app.zip")).unwrap();
     assert!(
-        prompt.contains(&format!("== \"{}\"", sha256(&zip))),
+        prompt.contains(&format!("!= \"{}\"", sha256(&zip))),
         "{prompt}"
     );
     let uploads: Value = serde_json::from_str(&read_to_string(&dir.join("uploads.json"))).unwrap();
@@ -919,7 +919,7 @@ fn tar_gz_and_dir_formats() {
     assert!(names.contains(&"app/install.py".to_string()));
     let prompt = read_to_string(&cwd.path().join("dist/app/PROMPT.txt"));
     assert!(
-        prompt.contains("tarfile.open(up + \"/app.tar.gz\")"),
+        prompt.contains("tarfile.open(fileobj=joined, mode=\"r:gz\")"),
         "{prompt}"
     );
     // dir: the folder only.
