@@ -909,6 +909,7 @@ impl crate::stage::StageRunner for DiskRunner<'_> {
                     &self.plan.wheels[*index],
                     &self.wheel_blobs[*index],
                     self.copied.get(index),
+                    self.target,
                     self.root,
                 )?]
             }
@@ -953,6 +954,7 @@ fn stage_wheel(
     w: &PlannedWheel,
     blob: &Blob,
     copied: Option<&Copied>,
+    target: &Target,
     root: &Path,
 ) -> Result<FileEntry, Error> {
     let wheels_dir = root.join("wheels");
@@ -976,6 +978,11 @@ fn stage_wheel(
     let facts = crate::stage::wheel::facts(&dest);
     entry.modules = facts.modules;
     entry.scripts = facts.scripts;
+    // What must be installed beside it (the resolver read the same
+    // METADATA): install.py checks that before installing anything.
+    entry.requires =
+        crate::resolve::index::base_requirements_of_wheel_file(&dest, &target.marker_env())
+            .unwrap_or_default();
     Ok(entry)
 }
 

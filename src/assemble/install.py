@@ -425,6 +425,43 @@ def install_with_pip(wheels):
     return True
 
 
+def installed_projects():
+    """Normalized names of the distributions this Python sees (.dist-info and
+    .egg-info folders on sys.path)."""
+    names = set()
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        try:
+            listing = os.listdir(entry)
+        except OSError:
+            continue
+        for d in listing:
+            for ext in (".dist-info", ".egg-info"):
+                if d.endswith(ext):
+                    names.add(norm_name(d[: -len(ext)].split("-")[0]))
+    return names
+
+
+def check_requirements(manifest):
+    """Every project a wheel requires here must come with the bundle or be
+    installed already: checked before anything is installed."""
+    wheels = [f for f in manifest["files"] if f["kind"] == "wheel"]
+    carried = set(norm_name(f.get("package", "")) for f in wheels)
+    needs = [(f, r) for f in wheels for r in f.get("requires", []) if norm_name(r) not in carried]
+    if not needs:
+        return True
+    present = installed_projects()
+    missing = [(f, r) for f, r in needs if norm_name(r) not in present]
+    for f, r in missing:
+        say("ERROR: %s %s requires %s, which the bundle does not carry and %s does not have"
+            % (f["package"], f["version"], r, sys.executable))
+    if missing:
+        say("ERROR: nothing was installed. Build the bundle again for this machine "
+            "(`bundle target capture` prints its profile; the preinstalled packages it lists are left out of bundles).")
+    return not missing
+
+
 def install_wheels(manifest):
     wheels = [f for f in manifest["files"] if f["kind"] == "wheel"]
     if not wheels:
@@ -604,6 +641,8 @@ def main():
     if not check_machine(manifest):
         return 1
     if not verify_files(manifest):
+        return 1
+    if not check_requirements(manifest):
         return 1
     if not install_wheels(manifest):
         return 1

@@ -109,6 +109,11 @@ pub struct FileEntry {
     /// writes a launcher `bin/<program>` for each.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scripts: BTreeMap<String, String>,
+    /// The projects a wheel requires on the target, extras aside
+    /// (normalized names): install.py refuses to install when one is
+    /// neither in the bundle nor on the machine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
 }
 
 impl FileEntry {
@@ -130,6 +135,7 @@ impl FileEntry {
             build: None,
             modules: Vec::new(),
             scripts: BTreeMap::new(),
+            requires: Vec::new(),
         }
     }
 

@@ -870,6 +870,23 @@ fn sdist_version(filename: &str) -> Option<Version> {
     Version::from_str(v).ok()
 }
 
+/// The projects a wheel on disk requires on a machine of `env`, without
+/// extras (normalized names, sorted): what must be installed beside it.
+pub fn base_requirements_of_wheel_file(
+    path: &std::path::Path,
+    env: &pep508_rs::MarkerEnvironment,
+) -> Result<Vec<String>, String> {
+    let data = metadata_from_wheel_file(path)?;
+    let meta = parse_metadata(&String::from_utf8_lossy(&data))?;
+    let names: std::collections::BTreeSet<String> = meta
+        .requires_dist
+        .iter()
+        .filter(|r| r.evaluate_markers(env, &[]))
+        .map(|r| r.name.to_string())
+        .collect();
+    Ok(names.into_iter().collect())
+}
+
 /// METADATA of a wheel on disk.
 pub fn metadata_from_wheel_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
     use crate::archive::{self, ArchiveKind};

@@ -4,6 +4,7 @@
 //! A failure names the module and the exception's last line; a module the
 //! recipe lists in `[verify] skip_imports` is reported as skipped.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -30,9 +31,11 @@ for m in sys.argv[1:]:
     try:
         importlib.import_module(m)
         r = [m, "pass", ""]
-    except BaseException:
+    except BaseException as e:
         lines = [l for l in traceback.format_exc().strip().splitlines() if l.strip()]
         r = [m, "fail", lines[-1] if lines else "failed"]
+        if type(e).__name__ == "ModuleNotFoundError" and getattr(e, "name", None):
+            r.append(e.name.split(".")[0])
     sys.stdout.write("\n::bundle-module::" + json.dumps(r) + "\n")
     sys.stdout.flush()
 '''
@@ -50,8 +53,9 @@ def run(job):
     except subprocess.TimeoutExpired as e:
         return job, None, e.output or b""
 
-def report(name, status, detail):
-    print("::bundle-json::" + json.dumps({"name": name, "status": status, "detail": detail}), flush=True)
+def report(name, status, detail, missing=None):
+    print("::bundle-json::" + json.dumps({"name": name, "status": status, "detail": detail,
+                                          "missing": missing}), flush=True)
 
 workers = max(1, min(4, os.cpu_count() or 1))
 with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -60,13 +64,13 @@ with ThreadPoolExecutor(max_workers=workers) as pool:
         done = {}
         for line in text.splitlines():
             if line.startswith("::bundle-module::"):
-                m, status, detail = json.loads(line[len("::bundle-module::"):])
-                done[m] = (status, detail)
+                r = json.loads(line[len("::bundle-module::"):])
+                done[r[0]] = r[1:]
         other = [l.strip() for l in text.splitlines() if l.strip() and not l.startswith("::bundle-module::")]
         for m in modules:
             if m in done:
-                status, detail = done[m]
-                report("import " + m, status, "%s: %s" % (label, detail) if detail else label)
+                status, detail, missing = (done[m] + [None])[:3]
+                report("import " + m, status, "%s: %s" % (label, detail) if detail else label, missing)
             elif code is None:
                 report("import " + m, "fail", "%s: the import did not finish within %d s" % (label, limit))
             else:
@@ -80,6 +84,27 @@ struct Reported {
     name: String,
     status: Status,
     detail: String,
+    /// The top-level module a `ModuleNotFoundError` named.
+    #[serde(default)]
+    missing: Option<String>,
+}
+
+/// A module other than its wheel's main one that fails only for want of a
+/// module nothing in the bundle provides (duckdb's `adbc_driver_duckdb`
+/// needs `adbc_driver_manager`, which duckdb does not require) needs an
+/// optional dependency: it is skipped, saying which. The main module (the
+/// one `import <package>` names) must import.
+fn optional(r: &Reported, main: &BTreeSet<String>, provided: &BTreeSet<String>) -> Option<String> {
+    let module = r.name.strip_prefix("import ")?;
+    let missing = r.missing.as_deref()?;
+    if r.status != Status::Fail || main.contains(module) || provided.contains(missing) {
+        return None;
+    }
+    let package = r.detail.split(':').next().unwrap_or("");
+    Some(format!(
+        "it needs `{missing}`, which nothing in the bundle provides and {package} does not require (an optional dependency): \
+         add the package that provides it to the requirements to bundle it, or list `{module}` in [verify] skip_imports"
+    ))
 }
 
 /// The step: every wheel's recorded modules.
@@ -92,6 +117,10 @@ pub(super) async fn import_step(
     let skip = &bundle.manifest.verify.skip_imports;
     let mut items = Vec::new();
     let mut jobs: Vec<(String, Vec<String>)> = Vec::new();
+    // Each wheel's main module, and every module the bundle's wheels make
+    // importable.
+    let mut main = BTreeSet::new();
+    let mut provided = BTreeSet::new();
     for f in bundle
         .manifest
         .files
@@ -110,6 +139,10 @@ pub(super) async fn import_step(
         )
         .trim()
         .to_string();
+        if let Some(m) = f.import_name(&modules) {
+            main.insert(m.to_string());
+        }
+        provided.extend(modules.iter().cloned());
         let mut run = Vec::new();
         for m in modules {
             if skip.contains(&m) {
@@ -144,7 +177,10 @@ pub(super) async fn import_step(
     for line in text.lines() {
         if let Some(json) = line.strip_prefix("::bundle-json::") {
             if let Ok(r) = serde_json::from_str::<Reported>(json) {
-                items.push(Item::new(r.name, r.status, r.detail));
+                match optional(&r, &main, &provided) {
+                    Some(why) => items.push(Item::new(r.name, Status::Skipped, why)),
+                    None => items.push(Item::new(r.name, r.status, r.detail)),
+                }
             }
         }
     }
@@ -175,4 +211,60 @@ pub(super) async fn import_step(
         elapsed,
         Some("python3 -c 'import MODULE', a fresh interpreter per wheel".into()),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reported(name: &str, missing: Option<&str>) -> Reported {
+        Reported {
+            name: format!("import {name}"),
+            status: Status::Fail,
+            detail: "duckdb 1.4.5: ModuleNotFoundError: No module named 'adbc_driver_manager'"
+                .into(),
+            missing: missing.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn only_a_side_module_missing_an_unbundled_module_is_optional() {
+        let main: BTreeSet<String> = ["duckdb".to_string()].into();
+        let provided: BTreeSet<String> = [
+            "duckdb".to_string(),
+            "adbc_driver_duckdb".to_string(),
+            "numpy".to_string(),
+        ]
+        .into();
+        let why = optional(
+            &reported("adbc_driver_duckdb", Some("adbc_driver_manager")),
+            &main,
+            &provided,
+        )
+        .expect("optional");
+        assert!(why.starts_with("it needs `adbc_driver_manager`, which nothing in the bundle provides and duckdb 1.4.5 does not require"), "{why}");
+        // The main module must import, whatever it lacks.
+        assert_eq!(
+            optional(
+                &reported("duckdb", Some("adbc_driver_manager")),
+                &main,
+                &provided
+            ),
+            None
+        );
+        // A module the bundle has but that does not import is a failure.
+        assert_eq!(
+            optional(
+                &reported("adbc_driver_duckdb", Some("numpy")),
+                &main,
+                &provided
+            ),
+            None
+        );
+        // Any other error is a failure.
+        assert_eq!(
+            optional(&reported("adbc_driver_duckdb", None), &main, &provided),
+            None
+        );
+    }
 }

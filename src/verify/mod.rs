@@ -322,12 +322,14 @@ async fn run_steps(
         }
     }
     // What a user can reach, whether or not the recipe declares a check:
-    // every ELF loads, every program starts; then the recipe's checks;
-    // then every module imports.
+    // every ELF loads, every module imports (which writes the .pyc files
+    // install.py leaves to the first import, once, before the programs and
+    // checks import the same modules), every program starts; then the
+    // recipe's checks.
     steps.extend(loads::load_step(c, bundle, target, reporter).await?);
+    steps.extend(imports::import_step(c, bundle, target, reporter).await?);
     steps.extend(programs::program_step(c, bundle, target, reporter).await?);
     steps.extend(checks::check_steps(c, bundle, target, timeout, reporter).await?);
-    steps.extend(imports::import_step(c, bundle, target, reporter).await?);
     Ok(steps)
 }
 

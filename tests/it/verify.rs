@@ -196,7 +196,8 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
     assert!(err.contains("verify failed at step `loads`"), "{err}");
     assert!(err.contains("FAIL bin/jq: libjq.so.1 not found"), "{err}");
 
-    // A missing wheel: pip names the package.
+    // A missing wheel: install.py names the package that requires it,
+    // before installing anything.
     let broken = t.work.path().join("broken-wheel/combo");
     copy_dir(&dir, &broken);
     remove_with_manifest(&broken, "wheels/dep-2.0-py3-none-any.whl");
@@ -206,9 +207,10 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
     );
     assert!(err.contains("verify failed at step `install.py`"), "{err}");
     assert!(
-        err.contains("No matching distribution found for dep"),
+        err.contains("app 1.0 requires dep, which the bundle does not carry"),
         "{err}"
     );
+    assert!(err.contains("nothing was installed"), "{err}");
     assert!(t.containers().is_empty(), "containers left behind");
 }
 

@@ -247,7 +247,10 @@ fn extensions_launchers_hidden_programs_and_dependencies_are_each_proven() {
                 ),
             WheelSpec::new("dep", "2.0"),
             // A dependency (not asked for by name) that cannot be imported.
-            WheelSpec::new("needsgone", "1.0").file("brokenmod.py", b"import gone_dep\n".to_vec()),
+            WheelSpec::new("needsgone", "1.0")
+                .file("brokenmod.py", b"import json\njson.not_there()\n".to_vec())
+                // A side module for an optional dependency not bundled.
+                .file("optmod.py", b"import gone_dep\n".to_vec()),
             // A module that needs a display: skipped by the recipe.
             WheelSpec::new("gui", "1.0")
                 .file("guimod.py", b"raise RuntimeError('no display')\n".to_vec()),
@@ -323,7 +326,13 @@ fn extensions_launchers_hidden_programs_and_dependencies_are_each_proven() {
     assert_eq!(status, "fail");
     assert_eq!(
         detail,
-        "needsgone 1.0: ModuleNotFoundError: No module named 'gone_dep'"
+        "needsgone 1.0: AttributeError: module 'json' has no attribute 'not_there'"
+    );
+    let (status, detail) = item(&report, "imports", "import optmod");
+    assert_eq!(status, "skipped");
+    assert!(
+        detail.starts_with("it needs `gone_dep`, which nothing in the bundle provides"),
+        "{detail}"
     );
     assert_eq!(item(&report, "imports", "import gui").0, "pass");
     let (status, detail) = item(&report, "imports", "import guimod");
@@ -343,8 +352,8 @@ fn extensions_launchers_hidden_programs_and_dependencies_are_each_proven() {
             ("unpack", true),
             ("install.py", true),
             ("loads", false),
-            ("programs", false),
-            ("imports", false)
+            ("imports", false),
+            ("programs", false)
         ]
     );
     // A failed run is not kept: the next one runs again.
