@@ -179,8 +179,15 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("`{text}` is not a size (e.g. 10MB, 512MiB, 1000000)"))?;
     let bytes = (value * factor as f64).round();
-    if !(1.0..=u64::MAX as f64).contains(&bytes) {
+    if bytes < 1.0 {
         return Err(format!("`{text}`: the size must be at least 1 byte"));
+    }
+    // u64::MAX as f64 rounds up to 2^64, which is already too large.
+    if bytes >= u64::MAX as f64 {
+        return Err(format!(
+            "`{text}`: the size is too large (at most {} bytes, about 18 EB)",
+            u64::MAX
+        ));
     }
     Ok(bytes as u64)
 }
@@ -197,6 +204,9 @@ mod tests {
         assert_eq!(parse_size("1.5GB").unwrap(), 1_500_000_000);
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert!(parse_size("0").is_err());
+        let e = parse_size("99999999999999999999999GB").unwrap_err();
+        assert!(e.contains("too large"), "{e}");
+        assert!(!e.contains("at least"), "{e}");
         assert!(parse_size("ten").is_err());
         assert!(parse_size("5 parsecs")
             .unwrap_err()

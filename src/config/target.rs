@@ -95,20 +95,73 @@ struct TargetFile {
     system_packages: Vec<String>,
     #[serde(default)]
     preinstalled: Option<Preinstalled>,
-    #[serde(default = "default_upload_dir")]
+    #[serde(default = "default_upload_dir", deserialize_with = "upload_dir")]
     upload_dir: String,
     #[serde(default = "default_user")]
     user: String,
     #[serde(default = "default_timeout")]
     command_timeout_s: u64,
-    #[serde(default = "default_max_file")]
+    #[serde(default = "default_max_file", deserialize_with = "max_file_bytes")]
     max_file_bytes: u64,
     /// Highest GLIBCXX_x.y.z the target's libstdc++ provides (optional).
     #[serde(default)]
     glibcxx: Option<String>,
     /// Shared libraries (sonames) the target has beyond the base list.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "libraries")]
     libraries: Vec<String>,
+}
+
+// Values checked as they are read, so that a refusal points at the value
+// (file:line:col): PROMPT.txt and the uploads are written from them.
+
+use serde::de::Error as _;
+
+/// An absolute folder path, of printable characters, without `..`.
+fn upload_dir<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    let problem = if s.is_empty() {
+        Some("it is empty")
+    } else if !s.starts_with('/') {
+        Some("it is relative")
+    } else if s.chars().any(char::is_control) {
+        Some("it holds a control character (a newline, a tab...)")
+    } else if s.split('/').any(|p| p == "..") {
+        Some("it holds `..`")
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => Err(D::Error::custom(format!(
+            "upload_dir {s:?} must be the absolute path of the sandbox's upload folder, such as \"/mnt/data\": {why}"
+        ))),
+        None => Ok(s),
+    }
+}
+
+/// The smallest upload limit a profile may set: 1 MB.
+pub const MIN_FILE_BYTES: u64 = 1_000_000;
+
+fn max_file_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = u64::deserialize(d)?;
+    if n < MIN_FILE_BYTES {
+        return Err(D::Error::custom(format!(
+            "max_file_bytes = {n} bytes is below 1 MB ({MIN_FILE_BYTES} bytes): the sandbox's largest upload, in bytes, such as 536870912 (512 MiB)"
+        )));
+    }
+    Ok(n)
+}
+
+/// Sonames: not empty, no `/`, printable.
+fn libraries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    if let Some(bad) = list.iter().find(|l| {
+        l.is_empty() || l.contains('/') || l.chars().any(|c| c.is_control() || c.is_whitespace())
+    }) {
+        return Err(D::Error::custom(format!(
+            "libraries: {bad:?} is not a library's soname (such as \"libz.so.1\": no `/`, no spaces, not empty)"
+        )));
+    }
+    Ok(list)
 }
 
 fn default_upload_dir() -> String {
@@ -403,6 +456,45 @@ mod tests {
             .unwrap()
             .preinstalled
             .is_empty());
+    }
+
+    #[test]
+    fn values_the_prompt_and_the_uploads_are_made_of_are_refused_at_their_place() {
+        let base = "description = \"t\"\nimage = \"i\"\nplatform = \"linux/amd64\"\nglibc = \"2.31\"\npython = \"3.8.10\"\n";
+        for (line, (l, c), words) in [
+            ("upload_dir = \"\"", (6, 14), "it is empty"),
+            ("upload_dir = \"mnt/data\"", (6, 14), "it is relative"),
+            (
+                "upload_dir = \"/mnt/da\\nta\"",
+                (6, 14),
+                "control character",
+            ),
+            ("upload_dir = \"/mnt/../etc\"", (6, 14), "`..`"),
+            ("max_file_bytes = 0", (6, 18), "below 1 MB"),
+            ("max_file_bytes = 999999", (6, 18), "below 1 MB"),
+            (
+                "libraries = [\"libz.so.1\", \"\"]",
+                (6, 13),
+                "is not a library's soname",
+            ),
+            (
+                "libraries = [\"../../etc/x.so\"]",
+                (6, 13),
+                "is not a library's soname",
+            ),
+        ] {
+            let text = format!("{base}{line}\n");
+            let e = Target::parse("t", &text, "t.toml", None).unwrap_err();
+            let TargetError::Toml(t) = &e else {
+                panic!("{line}: {e}")
+            };
+            assert_eq!((t.line, t.column), (l, c), "{line}: {e}");
+            assert!(e.to_string().contains(words), "{line}: {e}");
+            assert_eq!(e.exit_code(), crate::error::BAD_INPUT);
+        }
+        let ok = format!("{base}upload_dir = \"/mnt/user data\"\nmax_file_bytes = 1000000\nlibraries = [\"libz.so.1\"]\n");
+        let t = Target::parse("t", &ok, "t.toml", None).unwrap();
+        assert_eq!(t.upload_dir, "/mnt/user data");
     }
 
     #[test]

@@ -158,5 +158,39 @@ python3 -m pip list 2>/dev/null | grep -E '^big '
     // 30 blobs, __init__.py, and __pycache__ from the import.
     assert!(rerun.contains("imports 32"), "{rerun}");
     assert!(rerun.lines().any(|l| l.starts_with("big ")), "{rerun}");
+
+    // 3. A replaced upload (a valid zip whose install.py would print a
+    // marker) under python -O: refused before anything is unpacked.
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in [
+        ("spec/install.py", "print('REPLACED INSTALLER RAN')\n"),
+        ("spec/manifest.json", "{}"),
+    ] {
+        w.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut w, data.as_bytes()).unwrap();
+    }
+    let replaced = t.work.path().join("replaced");
+    std::fs::create_dir_all(&replaced).unwrap();
+    std::fs::write(replaced.join("spec.zip"), w.finish().unwrap().into_inner()).unwrap();
+    std::fs::copy(dist.join("prompt_code.py"), replaced.join("prompt_code.py")).unwrap();
+    let (ok, out) = as_the_user(
+        &replaced,
+        &uploads,
+        "```python\nprint('uploaded')\n```\n",
+        "cd /mnt/data && { python3 -O prompt_code.py || echo \"exit $?\"; } && ls /mnt/data",
+    );
+    assert!(ok, "{out}");
+    let after = out.split("--- after PROMPT").nth(1).unwrap();
+    assert!(
+        after.contains("not unpacked: spec.zip is not the file bundle wrote: upload it again"),
+        "{after}"
+    );
+    assert!(after.contains("exit 1"), "{after}");
+    assert!(!after.contains("REPLACED INSTALLER RAN"), "{after}");
+    assert!(
+        !after.lines().any(|l| l.trim() == "spec"),
+        "nothing unpacked: {after}"
+    );
     assert!(t.containers().is_empty(), "containers left behind");
 }
