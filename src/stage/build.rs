@@ -64,6 +64,19 @@ pub enum BuildError {
         binary: String,
         found: Vec<String>,
     },
+    #[error("[[build]] `{name}`: `{binary}` leads outside $PREFIX ({PREFIX}), to {real}")]
+    OutsidePrefix {
+        name: String,
+        binary: String,
+        real: String,
+    },
+    #[error("[[build]] `{name}`: `{binary}` is {size} bytes, over the {limit}-byte limit on a build's output")]
+    OutputTooLarge {
+        name: String,
+        binary: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("[[build]] `{name}` builds a crate, and this machine has no Rust toolchain: {why}")]
     NoToolchain { name: String, why: String },
     #[error("[[build]] `{name}`: the host's Rust toolchain runs on {host}, and target {target} is {arch}")]
@@ -93,6 +106,12 @@ impl Diagnose for BuildError {
             BuildError::BinaryMissing { .. } => Some(
                 "the script must install into \"$PREFIX\" (e.g. `make install PREFIX=\"$PREFIX\"`)".into(),
             ),
+            BuildError::OutsidePrefix { .. } => Some(
+                "a program the build installs must be a file under $PREFIX, not a link to a file of the build image (copy it there if it is meant to ship)".into(),
+            ),
+            BuildError::OutputTooLarge { .. } => Some(format!(
+                "raise the limit with {OUTPUT_LIMIT_VAR}=BYTES if the program really is that large"
+            )),
             BuildError::NoToolchain { .. } => Some(
                 "install Rust with rustup (https://rustup.rs); bundle copies the host's toolchain into the build image, as `cross` does".into(),
             ),
@@ -112,6 +131,8 @@ impl Diagnose for BuildError {
             BuildError::Release { source, .. } => source.exit_code(),
             BuildError::NotAnArchive { .. }
             | BuildError::BinaryMissing { .. }
+            | BuildError::OutsidePrefix { .. }
+            | BuildError::OutputTooLarge { .. }
             | BuildError::OtherArch { .. } => crate::error::BAD_INPUT,
             _ => crate::error::WORK_FAILED,
         }
@@ -562,9 +583,26 @@ async fn run_script(
     })
 }
 
-/// Each binary: `$PREFIX/bin/<name>`, else `$PREFIX/<path>`; a regular file.
+/// The environment variable that sets the limit on one output's size.
+pub const OUTPUT_LIMIT_VAR: &str = "BUNDLE_MAX_BUILD_OUTPUT";
+
+/// The largest file a build may ship (`BUNDLE_MAX_BUILD_OUTPUT`, 2 GiB,
+/// as much as an archive may unpack to):
+/// a 3 GiB sparse file made by a script is a clear error, not a copy.
+fn output_limit() -> u64 {
+    std::env::var(OUTPUT_LIMIT_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(2 << 30)
+}
+
+/// Each binary: `$PREFIX/bin/<name>`, else `$PREFIX/<path>`; a regular file
+/// that is under $PREFIX once links are followed (a link to a file of the
+/// build image, `/etc/shadow` say, is refused, as an archive member that
+/// leaves its folder is), and within the output limit.
 async fn locate(c: &impl Run, planned: &PlannedBuild) -> Result<apt::Binaries, BuildError> {
     let mut out = Vec::new();
+    let limit = output_limit();
     for b in &planned.binaries {
         let mut tries = vec![format!("{PREFIX}/{b}")];
         if !b.contains('/') {
@@ -572,12 +610,32 @@ async fn locate(c: &impl Run, planned: &PlannedBuild) -> Result<apt::Binaries, B
         }
         let script =
             format!(
-            "for p in {}; do if [ -f \"$p\" ]; then readlink -f \"$p\"; exit 0; fi; done; exit 1",
+            "for p in {}; do if [ -f \"$p\" ]; then r=$(readlink -f \"$p\") && echo \"$r\" && stat -c %s \"$r\"; exit 0; fi; done; exit 1",
             tries.iter().map(|t| sh_quote(t)).collect::<Vec<_>>().join(" ")
         );
         let found = c.exec(&script, &ExecOptions::default()).await?;
-        let real = found.stdout.trim().to_string();
+        let mut lines = found.stdout.lines();
+        let real = lines.next().unwrap_or("").trim().to_string();
+        let size: u64 = lines
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0);
         if found.code == 0 && !real.is_empty() {
+            if !real.starts_with(&format!("{PREFIX}/")) {
+                return Err(BuildError::OutsidePrefix {
+                    name: planned.name.clone(),
+                    binary: b.clone(),
+                    real,
+                });
+            }
+            if size > limit {
+                return Err(BuildError::OutputTooLarge {
+                    name: planned.name.clone(),
+                    binary: b.clone(),
+                    size,
+                    limit,
+                });
+            }
             let name = b.rsplit('/').next().unwrap_or(b).to_string();
             out.push((name, real));
             continue;
@@ -662,6 +720,45 @@ mod tests {
             sha256: Sha256::of(b""),
             size: 0,
         }
+    }
+
+    #[test]
+    fn an_output_that_leads_outside_prefix_or_is_too_large_is_refused() {
+        use crate::docker::fake::{Answer, FakeContainer};
+        let p = planned(BuildSource::Archive {
+            url: "http://127.0.0.1:1/hello-1.0.tar.gz".into(),
+            sha256: Sha256::of(b""),
+            archive: ArchiveKind::TarGz,
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let located = |answer: &str| {
+            let c = FakeContainer::new().answer("readlink -f", vec![Answer::ok(answer)]);
+            rt.block_on(locate(&c, &p))
+        };
+        // `$PREFIX/bin/hello -> /etc/shadow`, or `../../../etc/passwd`.
+        for real in ["/etc/shadow", "/opt/bundle-prefix-other/x", "/etc/passwd"] {
+            let e = located(&format!("{real}\n1000\n")).unwrap_err();
+            assert!(matches!(e, BuildError::OutsidePrefix { .. }), "{e}");
+            assert_eq!(
+                e.to_string(),
+                format!("[[build]] `hello`: `hello` leads outside $PREFIX (/opt/bundle-prefix), to {real}")
+            );
+            assert_eq!(e.exit_code(), crate::error::BAD_INPUT);
+        }
+        // A 3 GiB (sparse) file.
+        let e = located("/opt/bundle-prefix/bin/hello\n3221225472\n").unwrap_err();
+        assert!(matches!(e, BuildError::OutputTooLarge { .. }), "{e}");
+        assert!(e.hint().unwrap().contains(OUTPUT_LIMIT_VAR));
+        let ok = located("/opt/bundle-prefix/bin/hello\n1000\n").unwrap();
+        assert_eq!(
+            ok,
+            [(
+                "hello".to_string(),
+                "/opt/bundle-prefix/bin/hello".to_string()
+            )]
+        );
     }
 
     #[test]
