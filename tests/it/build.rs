@@ -177,18 +177,33 @@ fn a_failing_script_shows_its_last_lines_and_the_build_has_no_network() {
     let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let gateway = String::from_utf8_lossy(
-        &docker(&[
-            "network",
-            "inspect",
-            "bridge",
-            "-f",
-            "{{(index .IPAM.Config 0).Gateway}}",
-        ])
-        .stdout,
-    )
-    .trim()
-    .to_string();
+    let inspect = |field: &str| {
+        String::from_utf8_lossy(
+            &docker(&[
+                "network",
+                "inspect",
+                "bridge",
+                "-f",
+                &format!("{{{{(index .IPAM.Config 0).{field}}}}}"),
+            ])
+            .stdout,
+        )
+        .trim()
+        .to_string()
+    };
+    // Some engines leave the gateway out of the bridge's IPAM config: it is
+    // then the subnet's first address, as Docker assigns it.
+    let mut gateway = inspect("Gateway");
+    if gateway.is_empty() {
+        let subnet = inspect("Subnet");
+        let net: std::net::Ipv4Addr = subnet
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .parse()
+            .unwrap_or_else(|_| panic!("no bridge gateway or subnet: {subnet:?}"));
+        gateway = std::net::Ipv4Addr::from(u32::from(net) + 1).to_string();
+    }
     assert!(!gateway.is_empty(), "no bridge gateway");
     let recipe = hello_recipe(
         &server,
@@ -208,6 +223,37 @@ fn a_failing_script_shows_its_last_lines_and_the_build_has_no_network() {
     let err = fails(&mut t.build("hello", &recipe, &target, &[]), 2);
     assert!(err.contains("installed no `goodbye`"), "{err}");
     assert!(err.contains("bin/hello"), "{err}");
+
+    // Outputs are held to the archive rule: a link that leaves $PREFIX is
+    // refused, naming where it leads, and nothing of the image ships.
+    for (link, leads) in [
+        ("/etc/shadow", "/etc/shadow"),
+        ("../../../etc/passwd", "/etc/passwd"),
+    ] {
+        let recipe = hello_recipe(
+            &server,
+            &format!("mkdir -p \"$PREFIX/bin\" && ln -s {link} \"$PREFIX/bin/hello\""),
+        );
+        let err = fails(&mut t.build("hello", &recipe, &target, &[]), 2);
+        assert!(
+            err.contains(&format!(
+                "`hello` leads outside $PREFIX (/opt/bundle-prefix), to {leads}"
+            )),
+            "{err}"
+        );
+        assert!(!t.work.path().join("dist/hello").exists());
+    }
+    // A 3 GiB sparse file is a clear error, not a 3 GiB copy.
+    let recipe = hello_recipe(
+        &server,
+        "mkdir -p \"$PREFIX/bin\" && truncate -s 3G \"$PREFIX/bin/hello\"",
+    );
+    let err = fails(&mut t.build("hello", &recipe, &target, &[]), 2);
+    assert!(
+        err.contains("`hello` is 3221225472 bytes, over the 2147483648-byte limit"),
+        "{err}"
+    );
+    assert!(err.contains("BUNDLE_MAX_BUILD_OUTPUT"), "{err}");
     assert!(t.containers().is_empty(), "containers left behind");
 }
 
