@@ -108,22 +108,24 @@ impl Unreached {
             ),
             (Unreached::Ssh(cause, _), Transport::Ssh(t)) => {
                 let login = t.login();
+                let ssh = t.ssh_command();
                 match cause {
                     SshCause::Authentication => format!(
-                        "`ssh {login} docker version` must work without a prompt: load the key into ssh-agent or name it in ~/.ssh/config (or set BUNDLE_SSH_COMMAND=\"ssh -i KEY\")"
+                        "`{ssh} docker version` must work without a prompt: load the key into ssh-agent or name it in ~/.ssh/config (or set BUNDLE_SSH_COMMAND=\"ssh -i KEY\")"
                     ),
                     SshCause::HostKey => format!(
-                        "log in once with `ssh {login}` to check and accept the host key, or add it to known_hosts"
+                        "log in once with `{ssh}` to check and accept the host key, or add it to known_hosts"
                     ),
                     SshCause::NoProgram(_) => "install the OpenSSH client (`apt-get install openssh-client`), or set BUNDLE_SSH_COMMAND".into(),
                     SshCause::NoDockerThere => format!("install the docker CLI on {}, as `docker -H ssh://` needs too", t.host),
                     SshCause::RemoteDocker => format!("start dockerd on {}, and let {login} use it (the docker group)", t.host),
-                    _ => format!("`ssh {login} docker version` shows what fails"),
+                    _ => format!("`{ssh} docker version` shows what fails"),
                 }
             }
             _ => format!(
                 "check the engine at {} with `docker -H {} version`",
-                endpoint.url, endpoint.url
+                endpoint.url,
+                crate::model::sh_quote(&endpoint.url)
             ),
         }
     }

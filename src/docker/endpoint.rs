@@ -66,6 +66,13 @@ impl SshTarget {
             None => self.host.clone(),
         }
     }
+
+    /// The `ssh` command line that reaches it, quoted for the shell (for
+    /// hints a user may paste): `ssh -p 2222 ci@build-host`.
+    pub fn ssh_command(&self) -> String {
+        let port = self.port.map(|p| format!("-p {p} ")).unwrap_or_default();
+        format!("ssh {port}{}", crate::model::sh_quote(&self.login()))
+    }
 }
 
 /// The engine to use: its address, how to reach it, and what named it.
@@ -262,53 +269,72 @@ fn parse(url: &str, tls: Tls, from: &str) -> Result<Endpoint, EndpointError> {
 }
 
 /// `host:port` of a `tcp://` address, with Docker's default port (2376 for
-/// TLS, 2375 without) when none is given.
+/// TLS, 2375 without) when none is given. The host and port are checked as
+/// an ssh:// one's are.
 fn host_port(rest: &str, tls: bool) -> Option<String> {
     let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') {
+    if authority.contains('@') {
         return None;
     }
-    let has_port = match authority.rsplit_once(':') {
-        Some((_, p)) => !p.contains(']') && p.parse::<u16>().is_ok(),
-        None => false,
+    let (host, port) = split_host_port(authority)?;
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
     };
-    if has_port {
-        return Some(authority.to_string());
+    Some(format!(
+        "{host}:{}",
+        port.unwrap_or(if tls { 2376 } else { 2375 })
+    ))
+}
+
+/// A host and an optional port, checked before any process or connection
+/// sees them: an IP address (IPv6 in brackets), or a name of letters,
+/// digits, `-`, `.` and `_` (a DNS name, or an ssh-config alias) that does
+/// not start with `-` or `.`; a port from 1 to 65535. Anything else (a
+/// space, `;`, an option such as `-oProxyCommand=...`) is not an address.
+fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
+    let port_of = |p: &str| -> Option<u16> {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        p.parse::<u16>().ok().filter(|p| *p != 0)
+    };
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        h.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            p => Some(port_of(p.strip_prefix(':')?)?),
+        };
+        return Some((h.to_string(), port));
     }
-    Some(format!("{authority}:{}", if tls { 2376 } else { 2375 }))
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(port_of(p)?)),
+        None => (authority, None),
+    };
+    valid_name(host).then(|| (host.to_string(), port))
+}
+
+/// A host name or user name that is safe to hand to ssh as one word.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && !name.starts_with(['-', '.'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
 }
 
 fn ssh_target(rest: &str) -> Option<SshTarget> {
     let authority = rest.split('/').next().unwrap_or_default();
     let (user, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) if !u.is_empty() => (Some(u.to_string()), h),
+        Some((u, h)) if valid_name(u) => (Some(u.to_string()), h),
         Some(_) => return None,
         None => (None, authority),
     };
-    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-        let (h, after) = v6.split_once(']')?;
-        match after {
-            "" => (h, None),
-            p => (h, Some(p.strip_prefix(':')?.parse::<u16>().ok()?)),
-        }
-    } else {
-        match hostport.split_once(':') {
-            Some((h, p)) => (h, Some(p.parse::<u16>().ok()?)),
-            None => (hostport, None),
-        }
-    };
-    // Anything ssh would read as an option is not a host.
-    if host.is_empty()
-        || host.starts_with('-')
-        || user.as_deref().is_some_and(|u| u.starts_with('-'))
-    {
-        return None;
-    }
-    Some(SshTarget {
-        user,
-        host: host.to_string(),
-        port,
-    })
+    let (host, port) = split_host_port(hostport)?;
+    Some(SshTarget { user, host, port })
 }
 
 /// `currentContext` of the docker CLI's `config.json`, if any.
@@ -460,11 +486,54 @@ mod tests {
             "10.0.0.5:2375",
             "tcp://",
             "ssh://h:notaport",
+            // Hostile or malformed addresses never reach ssh or a socket.
+            "ssh://;touch x",
+            "ssh://a b",
+            "ssh://host -oProxyCommand=id",
+            "ssh://host:0",
+            "ssh://host:99999",
+            "ssh://-user@host",
+            "ssh://us;er@host",
+            "ssh://[::1",
+            "tcp://[::1",
+            "tcp://[::1]:99999",
+            "tcp://host:0",
+            "tcp://a b:2375",
+            "tcp://[nothex]:2375",
         ] {
             let err = with(&[("DOCKER_HOST", bad)]).unwrap_err();
             assert!(matches!(err, EndpointError::BadUrl { .. }), "{bad}: {err}");
             assert_eq!(err.exit_code(), BAD_INPUT);
         }
+        // IPv6 literals, aliases with `_`, and the ends of the port range.
+        let e = with(&[("DOCKER_HOST", "tcp://[::1]:2375")]).unwrap();
+        assert_eq!(
+            e.transport,
+            Transport::Tcp {
+                address: "[::1]:2375".into()
+            }
+        );
+        let e = with(&[("DOCKER_HOST", "ssh://me@[::1]:65535")]).unwrap();
+        assert_eq!(
+            e.transport,
+            Transport::Ssh(SshTarget {
+                user: Some("me".into()),
+                host: "::1".into(),
+                port: Some(65535)
+            })
+        );
+        let Transport::Ssh(t) = with(&[("DOCKER_HOST", "ssh://ci@build-host:2222")])
+            .unwrap()
+            .transport
+        else {
+            panic!("ssh")
+        };
+        assert_eq!(t.ssh_command(), "ssh -p 2222 ci@build-host");
+        let e = with(&[("DOCKER_HOST", "ssh://build_box.internal:1")]).unwrap();
+        assert!(matches!(
+            e.transport,
+            Transport::Ssh(SshTarget { port: Some(1), .. })
+        ));
     }
 
     #[test]
