@@ -85,22 +85,7 @@ pub struct ResolveArgs {
 
 /// `YYYY-MM-DD`, or an RFC 3339 time that starts with one.
 fn parse_date(s: &str) -> Result<String, String> {
-    let b = s.as_bytes();
-    let date = b.len() >= 10
-        && b[..10].iter().enumerate().all(|(i, c)| {
-            if i == 4 || i == 7 {
-                *c == b'-'
-            } else {
-                c.is_ascii_digit()
-            }
-        });
-    if date && (b.len() == 10 || b[10] == b'T' || b[10] == b' ') {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "`{s}` is not a date: write YYYY-MM-DD or an RFC 3339 time"
-        ))
-    }
+    bundle::config::dates::exclude_newer(s)
 }
 
 #[derive(Subcommand)]

@@ -1,6 +1,7 @@
 //! What the user writes: recipes and target profiles, read from TOML with
 //! errors that point at the file, line and column.
 
+pub mod dates;
 pub mod recipe;
 pub mod requirements;
 pub mod settings;

@@ -81,12 +81,20 @@ pub enum Sdists {
 struct RawPypi {
     #[serde(default)]
     requirements: Vec<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "exclude_newer")]
     exclude_newer: Option<String>,
     #[serde(default)]
     sdists: Option<Spanned<Sdists>>,
     #[serde(default)]
     check: Vec<Check>,
+}
+
+/// `exclude_newer`, refused at its place when it is not a real date.
+fn exclude_newer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::config::dates::exclude_newer(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// A `[[release]]` table: one asset from a release page.

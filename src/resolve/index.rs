@@ -854,11 +854,7 @@ pub fn python_excluded(requires_python: &str, python: &Version) -> bool {
 
 /// `uploaded` (RFC 3339) is not after `cutoff` (RFC 3339 or a date, inclusive).
 fn uploaded_before(uploaded: &str, cutoff: &str) -> bool {
-    if cutoff.len() == 10 {
-        uploaded.get(..10).unwrap_or(uploaded) <= cutoff
-    } else {
-        uploaded <= cutoff
-    }
+    crate::config::dates::uploaded_by(uploaded, cutoff)
 }
 
 /// Version of a source distribution (`name-1.0.tar.gz`), if it is one.

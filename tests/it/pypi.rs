@@ -1623,11 +1623,29 @@ fn requirements_files_constraints_hashes_and_projects() {
             &index,
         ],
     );
+    // Impossible dates are refused (exit 2) with the forms accepted, on
+    // the command line and in a recipe (at their file:line:col).
+    for bad in ["last week", "2023-13-45", "2023-02-30", "2024-12-99"] {
+        let err = fails(
+            bundle(cwd.path(), cache.path()).args(["plan", "app", "--exclude-newer", bad]),
+            2,
+        );
+        assert!(err.contains(&format!("`{bad}` is not a date")), "{err}");
+        assert!(err.contains("write YYYY-MM-DD"), "{err}");
+    }
+    std::fs::write(
+        cwd.path().join("dated.toml"),
+        "[pypi]\nrequirements = [\"app\"]\nexclude_newer = \"2024-12-99\"\n",
+    )
+    .unwrap();
     let err = fails(
-        bundle(cwd.path(), cache.path()).args(["plan", "app", "--exclude-newer", "last week"]),
+        bundle(cwd.path(), cache.path()).args(["plan", "dated.toml", "--index-url", &index]),
         2,
     );
-    assert!(err.contains("is not a date"), "{err}");
+    assert!(
+        err.contains("dated.toml:3:17: `2024-12-99` is not a date"),
+        "{err}"
+    );
 }
 
 #[test]
