@@ -1182,15 +1182,17 @@ fn move_into_place(
         std::fs::rename(&bundle_dir, &old).map_err(io_err(&bundle_dir))?;
     }
     std::fs::rename(root, &bundle_dir).map_err(io_err(&bundle_dir))?;
-    if uploads.archive.is_none() {
-        return Ok(bundle_dir);
+    // A folder bundle's uploads are the folder's files: no archive of an
+    // earlier build may stay beside it, to be uploaded by mistake.
+    let mut ours: BTreeSet<&str> = BTreeSet::new();
+    if uploads.archive.is_some() {
+        for u in &uploads.uploads {
+            let dest = out.join(&u.path);
+            let staged = staging.path().join(&u.path);
+            std::fs::rename(&staged, &dest).map_err(io_err(&dest))?;
+            ours.insert(u.path.as_str());
+        }
     }
-    for u in &uploads.uploads {
-        let dest = out.join(&u.path);
-        let staged = staging.path().join(&u.path);
-        std::fs::rename(&staged, &dest).map_err(io_err(&dest))?;
-    }
-    let ours: BTreeSet<&str> = uploads.uploads.iter().map(|u| u.path.as_str()).collect();
     for entry in std::fs::read_dir(out).map_err(io_err(out))?.flatten() {
         let file = entry.file_name().to_string_lossy().into_owned();
         if !ours.contains(file.as_str()) && is_upload_of(&file, name) {

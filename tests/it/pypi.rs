@@ -930,6 +930,20 @@ fn tar_gz_and_dir_formats() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(entries, vec!["app"]);
+    // After a zip (and a split) build, a folder build leaves no archive or
+    // volume of the same bundle beside it to be uploaded by mistake; other
+    // bundles' archives stay.
+    build(cwd3.path(), "zip");
+    std::fs::write(cwd3.path().join("dist/app.zip.001"), b"an old volume").unwrap();
+    std::fs::write(cwd3.path().join("dist/other.zip"), b"another bundle").unwrap();
+    assert!(cwd3.path().join("dist/app.zip").is_file());
+    build(cwd3.path(), "dir");
+    let mut entries: Vec<_> = std::fs::read_dir(cwd3.path().join("dist"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, vec!["app", "other.zip"]);
 }
 
 #[test]
