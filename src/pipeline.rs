@@ -122,9 +122,10 @@ pub fn load(options: &Options) -> Result<(Recipe, Target), Error> {
         ));
     }
     let mut recipe = recipe_of(options)?;
-    if let Some(n) = &options.name {
-        recipe.name = n.clone();
-    }
+    recipe.name = match &options.name {
+        Some(n) => n.clone(),
+        None => default_name(&recipe.name),
+    };
     check_name(&recipe.name)?;
     let target_name = options
         .target
@@ -238,10 +239,61 @@ fn check_format(format: Format, target: &Target) -> Result<(), Error> {
 /// suffixes (`.zip.001`), which must fit in a file name.
 pub const MAX_NAME: usize = 100;
 
+/// A character a bundle name may hold.
+fn plain_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-')
+}
+
+/// The name made up from what was asked for (`httpx+rich`), always valid:
+/// other characters become `-`, and a long one keeps its first names with
+/// `+N-more` (or, for one long name, its start and a digest). Only a
+/// user's own `--name` can be refused.
+pub fn default_name(made: &str) -> String {
+    const SHORT: usize = 60;
+    const KEEP: usize = 40;
+    let clean: String = made
+        .chars()
+        .map(|c| if plain_name_char(c) { c } else { '-' })
+        .collect();
+    let clean = clean.trim_start_matches(['.', '-']);
+    if clean.is_empty() {
+        return "bundle".into();
+    }
+    if clean.len() <= SHORT {
+        return clean.to_string();
+    }
+    let parts: Vec<&str> = clean.split('+').filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        return "bundle".into();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for p in &parts {
+        let len = out.len() + p.len() + usize::from(!out.is_empty());
+        if len > KEEP {
+            break;
+        }
+        if !out.is_empty() {
+            out.push('+');
+        }
+        out.push_str(p);
+        used += 1;
+    }
+    if used == 0 {
+        let digest = crate::fetch::cache::sha256_hex(clean.as_bytes());
+        out = format!("{}-{}", &parts[0][..KEEP], &digest[..8]);
+        used = 1;
+    }
+    if used < parts.len() {
+        out.push_str(&format!("+{}-more", parts.len() - used));
+    }
+    out
+}
+
 /// The name becomes a folder, an archive name, an argument and part of
 /// PROMPT.txt's code: a plain file name that no tool reads as an option.
 fn check_name(name: &str) -> Result<(), Error> {
-    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-');
+    let plain = plain_name_char;
     let why = if name.is_empty() {
         Some("it is empty".to_string())
     } else if name.starts_with(['.', '-']) {
@@ -1515,4 +1567,30 @@ async fn plan_wheels(
         })
         .collect();
     Ok((wheels, excluded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_made_up_name_is_always_a_valid_one() {
+        assert_eq!(default_name("httpx+rich"), "httpx+rich");
+        let many: Vec<String> = (0..12)
+            .map(|i| format!("package-with-a-long-name-{i}"))
+            .collect();
+        let name = default_name(&many.join("+"));
+        assert_eq!(name, "package-with-a-long-name-0+11-more");
+        assert!(check_name(&name).is_ok());
+        let long = "x".repeat(150);
+        let name = default_name(&format!("{long}+rich"));
+        assert!(name.starts_with(&"x".repeat(40)), "{name}");
+        assert!(name.ends_with("+1-more"), "{name}");
+        assert!(check_name(&name).is_ok(), "{name}");
+        assert_eq!(default_name("my recipe"), "my-recipe");
+        assert_eq!(default_name("..."), "bundle");
+        assert_eq!(default_name(&"+".repeat(70)), "bundle");
+        // A user's own name is checked as given.
+        assert!(check_name(&"y".repeat(MAX_NAME + 1)).is_err());
+    }
 }
