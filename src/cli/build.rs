@@ -48,10 +48,15 @@ pub struct BuildArgs {
     /// Fail (exit 1) when the archive is over the upload limit, instead of splitting it into volumes.
     #[arg(long)]
     no_split: bool,
+    /// Accept a --max-upload below 1 MB (it cuts the bundle into many tiny volumes).
+    #[arg(long)]
+    force: bool,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
 }
+
+use bundle::config::target::MIN_FILE_BYTES;
 
 pub fn parse_max_upload(s: &str) -> Result<u64, String> {
     bundle::assemble::parse_size(s)
@@ -151,9 +156,15 @@ async fn build_one(
         verify,
         max_upload,
         no_split,
+        force,
         json,
         ..
     } = args;
+    if let Some(limit) = max_upload.filter(|l| *l < MIN_FILE_BYTES && !*force) {
+        return Err(Error::Usage(format!(
+            "--max-upload {limit} bytes is below 1 MB ({MIN_FILE_BYTES} bytes): the bundle would be cut into many tiny volumes; write the limit with its unit (e.g. 10MB, 512MiB), or pass --force if the sandbox really takes no more"
+        )));
+    }
     let mut options = options_from(resolve);
     options.target = target_arg.cloned();
     options.out = out.to_path_buf();

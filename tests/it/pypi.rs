@@ -1286,6 +1286,26 @@ fn uploads_are_planned_and_cut_to_the_limit() {
     let zip = std::fs::read(dist.join("big.zip")).unwrap();
     assert_eq!(json["uploads"][0]["sha256"], sha256(&zip));
 
+    // A limit below 1 MB cuts a bundle into many tiny volumes: refused
+    // (exit 2, in bytes) unless --force says the sandbox really is that small.
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "build",
+            "big",
+            "--max-upload",
+            "100",
+            "--index-url",
+            &index,
+        ]),
+        2,
+    );
+    assert!(
+        err.contains("--max-upload 100 bytes is below 1 MB (1000000 bytes)"),
+        "{err}"
+    );
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(dist.join("big.zip")).unwrap(), zip);
+
     // --no-split over the limit: exit 1, and the earlier build is kept.
     let err = fails(
         bundle(cwd.path(), cache.path()).args([
@@ -1293,6 +1313,7 @@ fn uploads_are_planned_and_cut_to_the_limit() {
             "big",
             "--max-upload",
             "10KB",
+            "--force",
             "--no-split",
             "--index-url",
             &index,
@@ -1314,6 +1335,7 @@ fn uploads_are_planned_and_cut_to_the_limit() {
             "big",
             "--max-upload",
             "10KB",
+            "--force",
             "--json",
             "--index-url",
             &index,
