@@ -17,7 +17,7 @@ use bundle::{Diagnose, Error};
     name = "bundle",
     version,
     about = "Upload-ready bundles for offline sandboxes: resolved, fetched and checked for the target machine",
-    after_help = "Examples:\n  bundle build sqlite-utils\n  bundle build sqlite-utils --target chatgpt-2023\n  bundle build \"httpx[http2]<1\" rich\n  bundle plan sqlite-utils --json"
+    after_help = "Examples:\n  bundle build sqlite-utils\n  bundle build sqlite-utils --target chatgpt-2023\n  bundle build \"httpx[http2]<1\" rich\n  bundle plan sqlite-utils --json\n\nExit codes:\n  0    ok\n  1    the work failed (no resolution, a hash mismatch, an incompatible binary, a failed verify...)\n  2    bad usage or input (arguments, recipe, target profile, requirements file)\n  129  stopped by SIGHUP\n  130  stopped by Ctrl-C (SIGINT)\n  143  stopped by SIGTERM"
 )]
 struct Cli {
     /// More logging (-v info, -vv debug, -vvv trace).
@@ -102,6 +102,7 @@ enum Command {
     Inspect(cli::inspect::InspectArgs),
     /// List the built-in recipes; --show NAME prints one, --new a commented template.
     Recipes {
+        /// Print the list as JSON on stdout.
         #[arg(long)]
         json: bool,
         /// Print this recipe's TOML (./recipes/NAME.toml or a built-in one).
@@ -113,6 +114,7 @@ enum Command {
     },
     /// List the built-in target profiles.
     Targets {
+        /// Print the profiles as JSON on stdout.
         #[arg(long)]
         json: bool,
     },

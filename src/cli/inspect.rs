@@ -14,8 +14,10 @@ use super::{outln, print_json};
 pub struct InspectArgs {
     /// A file, folder, wheel or zip.
     path: PathBuf,
+    /// Target profile to judge against: a built-in name or a .toml file [default: ubuntu-20.04].
     #[arg(long, short = 't', value_name = "NAME|FILE")]
     target: Option<String>,
+    /// Print the files and verdicts as JSON on stdout.
     #[arg(long)]
     json: bool,
 }

@@ -188,3 +188,41 @@ pub fn sources_line(sources: &[Source]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    /// Every flag and argument of every command, without help text.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let id = a.get_id().as_str();
+            if a.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                out.push(format!("{path} {id}"));
+            }
+        }
+        for s in cmd.get_subcommands() {
+            undocumented(s, &format!("{path} {}", s.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_flag_says_what_it_does_and_help_lists_the_exit_codes() {
+        let mut cmd = crate::Cli::command();
+        let mut missing = Vec::new();
+        undocumented(&cmd, "bundle", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+        let help = cmd.render_long_help().to_string();
+        for code in [
+            "0    ok",
+            "1    the work failed",
+            "2    bad usage",
+            "143  stopped by SIGTERM",
+        ] {
+            assert!(help.contains(code), "{code} missing from:\n{help}");
+        }
+    }
+}
