@@ -1293,6 +1293,13 @@ pub enum PlanError {
         sha256: String,
         pinned: Vec<String>,
     },
+    #[error("{package} {version} is installed but has no --hash: with --hash on some requirements, every package installed needs one, as in pip's hash-checking mode")]
+    NotHashed {
+        package: String,
+        version: String,
+        file: String,
+        sha256: String,
+    },
 }
 
 impl Diagnose for PlanError {
@@ -1303,6 +1310,7 @@ impl Diagnose for PlanError {
             PlanError::Index(e) => e.exit_code(),
             PlanError::Build { error, .. } => error.exit_code(),
             PlanError::NotPinnedHash { .. } => crate::error::WORK_FAILED,
+            PlanError::NotHashed { .. } => crate::error::BAD_INPUT,
         }
     }
 
@@ -1315,6 +1323,14 @@ impl Diagnose for PlanError {
             PlanError::NotPinnedHash { .. } => Some(
                 "the index serves another file than the one pinned: pin the version whose file has that hash, or update the --hash lines".into(),
             ),
+            PlanError::NotHashed {
+                package,
+                version,
+                file,
+                sha256,
+            } => Some(format!(
+                "add `{package}=={version} --hash=sha256:{sha256}` (its file {file}) to the requirements, or drop every --hash"
+            )),
         }
     }
 }
@@ -1427,12 +1443,22 @@ fn check_pinned_hash(recipe: &Recipe, w: &PlannedWheel) -> Result<(), PlanError>
     let name = <pep508_rs::PackageName as std::str::FromStr>::from_str(&w.package)
         .map(|n| n.to_string())
         .unwrap_or_else(|_| w.package.clone());
-    let Some(pinned) = recipe.pypi.hashes.get(&name) else {
-        return Ok(());
-    };
     let (file, sha) = match &w.sdist {
         Some(s) => (s.filename.clone(), Some(&s.sha256)),
         None => (w.filename.clone(), w.sha256.as_ref()),
+    };
+    let Some(pinned) = recipe.pypi.hashes.get(&name) else {
+        // Hash-checking mode, as pip's: once anything is pinned by hash,
+        // everything installed must be.
+        if recipe.pypi.hashes.is_empty() {
+            return Ok(());
+        }
+        return Err(PlanError::NotHashed {
+            package: w.package.clone(),
+            version: w.version.clone(),
+            file,
+            sha256: sha.map_or_else(|| "<the file's sha256>".into(), |h| h.to_string()),
+        });
     };
     if sha.is_some_and(|h| pinned.contains(h)) {
         return Ok(());

@@ -20,6 +20,8 @@ pub struct FileRequirements {
     /// `--hash=sha256:...` pins by normalized package name: the chosen file
     /// must have one of them.
     pub hashes: BTreeMap<String, Vec<Sha256>>,
+    /// Each requirement line read: (file, line, name, whether it has a hash).
+    lines: Vec<(String, usize, String, bool)>,
 }
 
 /// A problem in a requirements file or pyproject.toml.
@@ -74,6 +76,19 @@ impl FileRequirements {
         }
         for f in constraints {
             out.read_file(f, true, 0)?;
+        }
+        // Hash-checking mode, as pip's: a --hash on one requirement asks for
+        // one on every requirement.
+        if out.lines.iter().any(|l| l.3) {
+            if let Some((file, line, name, _)) = out.lines.iter().find(|l| !l.3) {
+                return Err(RequirementsError::Invalid {
+                    file: file.clone(),
+                    line: *line,
+                    message: format!(
+                        "`{name}` has no --hash, but other requirements do: in hash-checking mode (as pip's) every requirement needs --hash=sha256:HEX"
+                    ),
+                });
+            }
         }
         Ok(out)
     }
@@ -143,11 +158,19 @@ impl FileRequirements {
             let req = Requirement::<VerbatimUrl>::from_str(spec.trim())
                 .map_err(|e| invalid(format!("invalid requirement `{}`: {e}", spec.trim())))?;
             let mut hashes = Vec::new();
-            for option in options.split_whitespace() {
-                let Some(value) = option.strip_prefix("--hash=") else {
-                    return Err(invalid(format!(
-                        "the option `{option}` is not supported after a requirement"
-                    )));
+            let mut words = options.split_whitespace();
+            while let Some(option) = words.next() {
+                // `--hash=sha256:HEX`, or `--hash sha256:HEX` as pip takes it.
+                let value = match option.strip_prefix("--hash=") {
+                    Some(v) => v,
+                    None if option == "--hash" => words
+                        .next()
+                        .ok_or_else(|| invalid("`--hash` needs a value (sha256:HEX)".into()))?,
+                    None => {
+                        return Err(invalid(format!(
+                            "the option `{option}` is not supported after a requirement"
+                        )))
+                    }
                 };
                 let hex = value.strip_prefix("sha256:").ok_or_else(|| {
                     invalid(format!(
@@ -155,6 +178,14 @@ impl FileRequirements {
                     ))
                 })?;
                 hashes.push(Sha256::parse(hex).map_err(|e| invalid(e.to_string()))?);
+            }
+            if !constraint {
+                self.lines.push((
+                    file.clone(),
+                    line_no,
+                    req.name.to_string(),
+                    !hashes.is_empty(),
+                ));
             }
             if !hashes.is_empty() {
                 self.hashes
@@ -296,6 +327,7 @@ pub fn read_pyproject(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Diagnose;
 
     #[test]
     fn pip_format_with_includes_constraints_and_hashes() {
@@ -304,11 +336,15 @@ mod tests {
         std::fs::write(
             d.path().join("req.txt"),
             format!(
-                "# top comment\nrequests[socks]>=2 ; python_version >= \"3.7\"  # why\nlib==1.0 \\\n    --hash=sha256:{h}\n-r more.txt\n-c constraints.txt\n\n"
+                "# top comment\nrequests[socks]>=2 ; python_version >= \"3.7\" --hash=sha256:{h}  # why\nlib==1.0 \\\n    --hash sha256:{h}\n-r more.txt\n-c constraints.txt\n\n"
             ),
         )
         .unwrap();
-        std::fs::write(d.path().join("more.txt"), "six\n").unwrap();
+        std::fs::write(
+            d.path().join("more.txt"),
+            format!("six --hash=sha256:{h}\n"),
+        )
+        .unwrap();
         std::fs::write(d.path().join("constraints.txt"), "urllib3<2\n").unwrap();
         let r = FileRequirements::read(&[d.path().join("req.txt")], &[]).unwrap();
         let names: Vec<String> = r.requirements.iter().map(|r| r.to_string()).collect();
@@ -321,7 +357,38 @@ mod tests {
             ]
         );
         assert_eq!(r.constraints[0].to_string(), "urllib3<2");
+        // Both forms, `--hash=` and `--hash ` (as pip takes them).
         assert_eq!(r.hashes["lib"][0].as_str(), h);
+        assert_eq!(r.hashes["six"][0].as_str(), h);
+    }
+
+    #[test]
+    fn a_hash_on_one_requirement_asks_for_one_on_every_requirement() {
+        let d = tempfile::tempdir().unwrap();
+        let h = "b".repeat(64);
+        let f = d.path().join("r.txt");
+        std::fs::write(&f, format!("a --hash=sha256:{h}\nb\n")).unwrap();
+        let e = FileRequirements::read(std::slice::from_ref(&f), &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(":2: `b` has no --hash, but other requirements do"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), crate::error::BAD_INPUT);
+        // Across included files too; constraints need none.
+        std::fs::write(&f, format!("a --hash=sha256:{h}\n-r more.txt\n-c c.txt\n")).unwrap();
+        std::fs::write(d.path().join("more.txt"), "\nc\n").unwrap();
+        std::fs::write(d.path().join("c.txt"), "z<2\n").unwrap();
+        let e = FileRequirements::read(std::slice::from_ref(&f), &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("more.txt:2: `c` has no --hash"),
+            "{e}"
+        );
+        std::fs::write(d.path().join("more.txt"), format!("c --hash sha256:{h}\n")).unwrap();
+        assert!(FileRequirements::read(std::slice::from_ref(&f), &[]).is_ok());
+        std::fs::write(&f, "a --hash\n").unwrap();
+        let e = FileRequirements::read(std::slice::from_ref(&f), &[]).unwrap_err();
+        assert!(e.to_string().contains("`--hash` needs a value"), "{e}");
     }
 
     #[test]

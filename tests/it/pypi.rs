@@ -1519,8 +1519,9 @@ fn did_you_mean_for_recipes_and_targets() {
 fn requirements_files_constraints_hashes_and_projects() {
     let lib15 = WheelSpec::new("lib", "1.5");
     let lib21 = WheelSpec::new("lib", "2.1");
+    let app = WheelSpec::new("app", "1.0").requires(&["lib>=1"]);
     let (server, cwd, cache) = serve(&[
-        WheelSpec::new("app", "1.0").requires(&["lib>=1"]),
+        app.clone(),
         lib15.clone(),
         lib21.clone(),
         WheelSpec::new("cli", "0.3"),
@@ -1585,6 +1586,31 @@ fn requirements_files_constraints_hashes_and_projects() {
         err.contains(&format!(
             "lib-2.1-py3-none-any.whl has sha256 {good}, which is not among the hashes"
         )),
+        "{err}"
+    );
+    // Hash-checking mode, as pip's: a dependency installed without a
+    // --hash is refused (exit 2), with the line to add.
+    std::fs::write(
+        dir.join("hashed.txt"),
+        format!("app==1.0 --hash sha256:{}\n", sha256(&app.build())),
+    )
+    .unwrap();
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "plan",
+            "-r",
+            "reqs/hashed.txt",
+            "--index-url",
+            &index,
+        ]),
+        2,
+    );
+    assert!(
+        err.contains("lib 2.1 is installed but has no --hash"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("add `lib==2.1 --hash=sha256:{good}`")),
         "{err}"
     );
     // A bad line names the file and line, exit 2.
