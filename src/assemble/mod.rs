@@ -19,7 +19,9 @@ mod uploads;
 const INSTALL_PY: &str = include_str!("install.py");
 
 pub use prompt::prompt_text;
-pub use uploads::{parse_size, volume_name, write_uploads, Upload, Uploads, UPLOADS_JSON};
+pub use uploads::{
+    join_volumes, parse_size, volume_name, volumes_of, write_uploads, Upload, Uploads, UPLOADS_JSON,
+};
 
 pub use crate::model::manifest::{FileEntry, FileKind, Manifest, MANIFEST_SCHEMA};
 

@@ -3,7 +3,7 @@
 //! sizes and sha256 in `uploads.json`.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,46 @@ impl Uploads {
 /// The name of volume `n` (from 1) of `archive`.
 pub fn volume_name(archive: &str, n: usize) -> String {
     format!("{archive}.{n:03}")
+}
+
+/// The uploaded archive's volumes, when `path` is one of them
+/// (`name.zip.001`): all of them, in order, from 001 on.
+pub fn volumes_of(path: &Path) -> Option<Vec<PathBuf>> {
+    let file = path.file_name()?.to_str()?;
+    let (archive, n) = file.rsplit_once('.')?;
+    if n.len() < 3 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let mut out = Vec::new();
+    loop {
+        let p = dir.join(volume_name(archive, out.len() + 1));
+        if !p.is_file() {
+            return Some(out);
+        }
+        out.push(p);
+    }
+}
+
+/// Join a volume set into `dir/<archive name>` (streamed), for reading it as
+/// the archive it is: returns the joined file.
+pub fn join_volumes(volumes: &[PathBuf], dir: &Path) -> std::io::Result<PathBuf> {
+    let first = volumes
+        .first()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no volume"))?;
+    let name = first
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit_once('.'))
+        .map_or("joined", |(a, _)| a)
+        .to_string();
+    let joined = dir.join(name);
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&joined)?);
+    for v in volumes {
+        std::io::copy(&mut std::fs::File::open(v)?, &mut out)?;
+    }
+    std::io::Write::flush(&mut out)?;
+    Ok(joined)
 }
 
 /// Write the archive of `dir` into `out_dir` (nothing for a folder bundle)

@@ -25,7 +25,24 @@ pub struct InspectArgs {
 pub fn run(args: InspectArgs) -> Result<(), Error> {
     let InspectArgs { path, target, json } = args;
     let target = Target::load(target.as_deref().unwrap_or(target::DEFAULT_TARGET))?;
-    let infos = check::scan(&path)?;
+    if !path.exists() {
+        return Err(Error::Usage(format!(
+            "{} does not exist: name a file, folder, wheel, archive or volume (NAME.zip.001)",
+            path.display()
+        )));
+    }
+    // A volume (`x.zip.001`) is read with the others, as the archive they
+    // join into, as `verify` reads it.
+    let joined = tempfile::tempdir().map_err(|e| Error::Usage(e.to_string()))?;
+    let scanned = match bundle::assemble::volumes_of(&path) {
+        Some(volumes) if !volumes.is_empty() => {
+            bundle::assemble::join_volumes(&volumes, joined.path()).map_err(|e| {
+                Error::Usage(format!("joining the volumes of {}: {e}", path.display()))
+            })?
+        }
+        _ => path.clone(),
+    };
+    let infos = check::scan(&scanned)?;
     let verdicts = check::judge_all(&target, infos, &Default::default());
     let ok = verdicts.iter().all(|v| v.ok);
     if json {

@@ -37,25 +37,6 @@ fn not_a_bundle(path: &Path) -> impl Fn(String) -> VerifyError + '_ {
     }
 }
 
-/// The uploaded archive's volumes, when `path` is one of them
-/// (`name.zip.001`): all of them, in order, from 001 on.
-fn volumes_of(path: &Path) -> Option<Vec<PathBuf>> {
-    let file = path.file_name()?.to_str()?;
-    let (archive, n) = file.rsplit_once('.')?;
-    if n.len() < 3 || !n.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let dir = path.parent().unwrap_or(Path::new(""));
-    let mut out = Vec::new();
-    loop {
-        let p = dir.join(assemble::volume_name(archive, out.len() + 1));
-        if !p.is_file() {
-            return Some(out);
-        }
-        out.push(p);
-    }
-}
-
 /// Hash one upload (streamed), checking it against what `bundle build`
 /// listed.
 fn check_upload(path: &Path, listed: Option<&Upload>) -> Result<Upload, String> {
@@ -251,7 +232,7 @@ pub(super) fn read_bundle(path: &Path) -> Result<Bundle, VerifyError> {
         });
     }
     // An archive, or one of its volumes: upload it (them) as they are.
-    let files = volumes_of(path).unwrap_or_else(|| vec![path.to_path_buf()]);
+    let files = assemble::volumes_of(path).unwrap_or_else(|| vec![path.to_path_buf()]);
     let mut uploads = Vec::new();
     let mut listed = Vec::new();
     for f in &files {
@@ -259,7 +240,7 @@ pub(super) fn read_bundle(path: &Path) -> Result<Bundle, VerifyError> {
         uploads.push((u.path.clone(), f.clone()));
         listed.push(u);
     }
-    let archive_name = if volumes_of(path).is_some() {
+    let archive_name = if assemble::volumes_of(path).is_some() {
         listed[0]
             .path
             .rsplit_once('.')

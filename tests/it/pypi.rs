@@ -1246,8 +1246,9 @@ fn rebuilding_a_name_for_another_target_says_so() {
 
 #[test]
 fn uploads_are_planned_and_cut_to_the_limit() {
-    let (server, cwd, cache) =
-        serve(&[WheelSpec::new("big", "1.0").file("big/blob.bin", noise(30_000, 3))]);
+    let (server, cwd, cache) = serve(&[WheelSpec::new("big", "1.0")
+        .file("big/blob.bin", noise(30_000, 3))
+        .file("big/helper.so", std::fs::read("/bin/true").unwrap())]);
     let index = server.index_url();
 
     // plan shows sizes and flags the wheel over the limit.
@@ -1357,6 +1358,29 @@ fn uploads_are_planned_and_cut_to_the_limit() {
     }
     assert!(!dist.join("big.zip").exists());
     assert!(json["archive"].is_null());
+    // inspect reads a volume with the others, as the archive they join into.
+    let out = bundle(cwd.path(), cache.path())
+        .args(["inspect", "dist/big.zip.001", "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files: Vec<&str> = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with("big-1.0-py3-none-any.whl!big/helper.so")),
+        "{files:?}"
+    );
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args(["inspect", "dist/nothing.zip.001"]),
+        2,
+    );
+    assert!(err.contains("dist/nothing.zip.001 does not exist"), "{err}");
     let listed: Value =
         serde_json::from_str(&read_to_string(&dist.join("big/uploads.json"))).unwrap();
     assert_eq!(listed["archive"]["sha256"], sha256(&joined));
