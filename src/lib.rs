@@ -113,6 +113,7 @@ impl Error {
     /// `error.kind`): the stage that failed, or `usage`, `io`, `interrupted`.
     pub fn kind(&self) -> &'static str {
         match self {
+            Error::Recipe(config::recipe::RecipeError::BadRequirement { .. }) => "requirement",
             Error::Recipe(_) => "recipe",
             Error::Requirements(_) => "requirements",
             Error::Target(_) => "target",

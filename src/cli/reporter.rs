@@ -62,7 +62,18 @@ impl CliReporter {
     /// both times), keyed by its name: `resolving`, `fetching`, ...
     pub fn timings(&self) -> std::collections::BTreeMap<&'static str, f64> {
         let stages = self.stages.lock().expect("poisoned");
-        let mut out = std::collections::BTreeMap::new();
+        // Every stage of a build is listed, 0 for one that did nothing.
+        let mut out: std::collections::BTreeMap<&'static str, f64> = [
+            Stage::Plan,
+            Stage::Fetch,
+            Stage::Stage,
+            Stage::Build,
+            Stage::Check,
+            Stage::Assemble,
+        ]
+        .iter()
+        .map(|s| (s.as_str(), 0.0))
+        .collect();
         for (i, (stage, began)) in stages.iter().enumerate() {
             let ended = stages.get(i + 1).map_or_else(Instant::now, |(_, t)| *t);
             let seconds = ended.duration_since(*began).as_secs_f64();

@@ -1955,3 +1955,36 @@ fn an_unchanged_build_is_up_to_date_and_a_changed_output_is_built_again() {
     assert!(!err.contains("resolution: the same request"), "{err}");
     assert!(!server.log().is_empty());
 }
+
+#[test]
+fn json_names_a_bad_requirement_as_such_and_lists_every_stage_timing() {
+    let (server, cwd, cache) = serve(&[WheelSpec::new("lib", "1.0")]);
+    let out = bundle(cwd.path(), cache.path())
+        .args(["plan", "not a requirement!!", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"]["kind"], "requirement", "{doc}");
+    // A wheels-only build: no Docker stage ran, yet every stage is listed.
+    let out = bundle(cwd.path(), cache.path())
+        .args(["build", "lib", "--json", "--index-url", &server.index_url()])
+        .assert()
+        .success();
+    let doc: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let timings = doc["build"]["timings"].as_object().unwrap();
+    let keys: Vec<&str> = timings.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "assembling",
+            "building",
+            "checking",
+            "fetching",
+            "resolving",
+            "staging"
+        ]
+    );
+    assert_eq!(timings["building"], 0.0);
+    crate::schemas::validate("build-result.schema.json", &doc);
+}
