@@ -18,7 +18,7 @@ fn py(s: &str) -> String {
 /// unpacks it into the upload folder, reading the volumes in place as one
 /// file: no joined copy is written. Checks are explicit (`raise
 /// SystemExit`), never `assert`, which `python -O` removes.
-fn unpack_code(uploads: &Uploads, up: &str) -> String {
+fn unpack_code(uploads: &Uploads, up: &str, bundle_name: &str) -> String {
     let Some(archive) = &uploads.archive else {
         return String::new();
     };
@@ -45,6 +45,11 @@ fn unpack_code(uploads: &Uploads, up: &str) -> String {
     }
     code.push_str(&format!(
         "]\n\
+keep_uploads = False  # True keeps the uploaded files once the bundle is installed
+unpacked = os.path.join(up, {name_dir}, \"manifest.json\")
+if not all(os.path.exists(os.path.join(up, p)) for p, _ in parts) and os.path.exists(unpacked):
+    print(\"[bundle] the uploads were removed after an earlier install: installing from\", os.path.dirname(unpacked), flush=True)
+    parts = []
 def sha256_of(paths):
     h = hashlib.sha256()
     for p in paths:
@@ -52,7 +57,7 @@ def sha256_of(paths):
             for chunk in iter(lambda: f.read(1 << 20), b\"\"):
                 h.update(chunk)
     return h.hexdigest()
-if sha256_of([p for p, _ in parts]) != \"{sha}\":
+if parts and sha256_of([p for p, _ in parts]) != \"{sha}\":
     bad = [p for p, s in parts if s is not None and sha256_of([p]) != s] or [{name_py}]
     raise SystemExit(\"not unpacked: \" + \", \".join(bad) + \" is not the file bundle wrote: upload it again\")
 class Joined(io.RawIOBase):
@@ -88,8 +93,9 @@ class Joined(io.RawIOBase):
         for f in self.files:
             f.close()
         super().close()
-with io.BufferedReader(Joined([p for p, _ in parts]), 1 << 20) as joined:
-{open}print(\"[bundle] checked and unpacked {what} ({{:.1f}} MB) in {{:.1f}} s\".format({size} / 1e6, time.time() - started), flush=True)
+if parts:
+    with io.BufferedReader(Joined([p for p, _ in parts]), 1 << 20) as joined:
+    {open}    print(\"[bundle] checked and unpacked {what} ({{:.1f}} MB) in {{:.1f}} s\".format({size} / 1e6, time.time() - started), flush=True)
 ",
         sha = archive.sha256,
         name_py = py(name),
@@ -99,13 +105,28 @@ with io.BufferedReader(Joined([p for p, _ in parts]), 1 << 20) as joined:
         } else {
             name.clone()
         },
+        name_dir = py(bundle_name),
         open = if name.ends_with(".zip") {
-            "    import zipfile\n    zipfile.ZipFile(joined).extractall(up)\n"
+            "    import zipfile\n        zipfile.ZipFile(joined).extractall(up)\n"
         } else {
-            "    import tarfile\n    tarfile.open(fileobj=joined, mode=\"r:gz\").extractall(up)\n"
+            "    import tarfile\n        tarfile.open(fileobj=joined, mode=\"r:gz\").extractall(up)\n"
         },
     ));
     code
+}
+
+/// After a successful install, the uploaded archive (or volumes) is no
+/// longer needed: the bundle is unpacked beside it. It is removed, saying
+/// so, unless `keep_uploads` is set at the top of the code.
+fn cleanup_code(uploads: &Uploads) -> String {
+    if uploads.archive.is_none() {
+        return String::new();
+    }
+    "if parts and not keep_uploads:\n    \
+     gone = sum(os.path.getsize(os.path.join(up, p)) for p, _ in parts)\n    \
+     for p, _ in parts:\n        os.remove(os.path.join(up, p))\n    \
+     print(\"[bundle] removed the uploaded\", \", \".join(p for p, _ in parts), \"(%.1f MB): the bundle is installed from its unpacked folder (set keep_uploads = True to keep them)\" % (gone / 1e6), flush=True)\n"
+        .to_string()
 }
 
 /// The shell code (for a target without Python) that checks the uploaded
@@ -237,9 +258,10 @@ pub fn prompt_text(manifest: &Manifest, target: &Target, uploads: &Uploads) -> S
         );
     }
     format!(
-        "I uploaded {uploaded} to {up}. It is an offline bundle made for this sandbox ({platform}, glibc {glibc}, Python {python}): {what}. No internet is needed. Please run this Python code to install it, then show me its output:\n\n```python\n{unpack}import subprocess, sys\nsubprocess.run([sys.executable, {install}], check=True)\n```\n{after}",
+        "I uploaded {uploaded} to {up}. It is an offline bundle made for this sandbox ({platform}, glibc {glibc}, Python {python}): {what}. No internet is needed. Please run this Python code to install it, then show me its output:\n\n```python\n{unpack}import subprocess, sys\nsubprocess.run([sys.executable, {install}], check=True)\n{cleanup}```\n{after}",
         uploaded = uploaded_words(manifest, uploads),
-        unpack = unpack_code(uploads, up),
+        unpack = unpack_code(uploads, up, name),
+        cleanup = cleanup_code(uploads),
         install = py(&format!("{home}/install.py")),
         platform = manifest.target.platform,
         glibc = manifest.target.glibc,

@@ -85,8 +85,11 @@ cat "$site/app-1.0.dist-info/INSTALLER"
 grep -c '' "$site/big-1.0.dist-info/RECORD"
 grep -q '^app/cli.py,' "$site/app-1.0.dist-info/RECORD" && echo 'RECORD lists the package'
 grep -q '^../../../bin/app-hello,sha256=' "$site/app-1.0.dist-info/RECORD" && echo 'RECORD lists the launcher'
+ls /mnt/data
 echo '--- again'
 python3 /mnt/data/spec/install.py --no-check
+echo '--- prompt again'
+cd /mnt/data && python3 prompt_code.py
 "#,
     );
     assert!(ok, "{out}");
@@ -121,8 +124,30 @@ python3 /mnt/data/spec/install.py --no-check
     // INSTALLER, then RECORD lines: 30 blobs, __init__.py, METADATA, WHEEL,
     // INSTALLER, RECORD.
     assert!(after.contains("bundle\n35\n"), "{after}");
+    // The upload is removed once installed, saying so; the folder stays.
+    assert!(
+        out.contains("[bundle] removed the uploaded spec.zip ("),
+        "{out}"
+    );
+    let listing = after.split("--- again").next().unwrap();
+    assert!(
+        !listing.lines().any(|l| l.trim() == "spec.zip"),
+        "{listing}"
+    );
+    assert!(listing.lines().any(|l| l.trim() == "spec"), "{listing}");
     let again = after.split("--- again").nth(1).unwrap();
+    let (again, prompt_again) = again.split_once("--- prompt again").unwrap();
     assert_eq!(again.matches(": already installed").count(), 3, "{again}");
+    // PROMPT's code run again, its upload gone: it installs from the folder.
+    assert!(
+        prompt_again.contains("the uploads were removed after an earlier install"),
+        "{prompt_again}"
+    );
+    assert_eq!(
+        prompt_again.matches(": already installed").count(),
+        3,
+        "{prompt_again}"
+    );
 
     // 2. Killed while `big` is being written, then run again.
     let (ok, out) = as_the_user(
