@@ -62,6 +62,9 @@ pub struct Options {
     pub split: bool,
     /// Build from `<name>.lock.json` instead of resolving.
     pub locked: Option<PathBuf>,
+    /// The lock is built as it is, with no items to compare it with
+    /// (`build --locked --name NAME`).
+    pub locked_as_is: bool,
     /// Download chosen wheels while resolving (builds; not `plan`/`lock`).
     pub fetch_ahead: bool,
 }
@@ -90,6 +93,7 @@ impl Default for Options {
             max_upload: None,
             split: true,
             locked: None,
+            locked_as_is: false,
             fetch_ahead: false,
         }
     }
@@ -373,8 +377,40 @@ fn version_fits(asked: &str, locked: &str) -> bool {
     }
 }
 
-/// Read a lock file (a saved Plan) and check it fits the request.
-fn read_lock(path: &Path, recipe: &Recipe, target: &Target) -> Result<Plan, Error> {
+/// `build --locked --name NAME` with no items: what `NAME.lock.json` holds,
+/// for its own target unless `--target` names one.
+pub fn load_lock_only(options: &Options) -> Result<(Recipe, Target), Error> {
+    let name = options.name.clone().ok_or_else(|| {
+        Error::Usage(
+            "--locked with no items builds NAME.lock.json: pass --name NAME, or the items it was locked from".into(),
+        )
+    })?;
+    check_name(&name)?;
+    let lock = PathBuf::from(format!("{name}.lock.json"));
+    if !lock.is_file() {
+        return Err(Error::Usage(format!(
+            "--locked: there is no {} here; run `bundle lock` first",
+            lock.display()
+        )));
+    }
+    let target_name = options
+        .target
+        .clone()
+        .or_else(|| lock_target(&lock))
+        .unwrap_or_else(|| DEFAULT_TARGET.to_string());
+    let target = Target::load(&target_name)?;
+    let recipe = Recipe::of_requirements(&name, Vec::new(), &lock.display().to_string());
+    Ok((recipe, target))
+}
+
+/// Read a lock file (a saved Plan) and check it fits the request (when
+/// there is one: `locked_as_is` builds it as it stands).
+fn read_lock(
+    path: &Path,
+    recipe: &Recipe,
+    target: &Target,
+    locked_as_is: bool,
+) -> Result<Plan, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::Usage(format!(
             "--locked: cannot read {}: {e}; run `bundle lock` first",
@@ -406,10 +442,31 @@ fn read_lock(path: &Path, recipe: &Recipe, target: &Target) -> Result<Plan, Erro
         });
     let same_apt = plan.apt.as_ref().map(|a| (&a.packages, &a.binaries))
         == recipe.apt.as_ref().map(|a| (&a.packages, &a.binaries));
-    if plan.requirements != requirements || !same_releases || !same_apt || !same_builds {
+    // What changed, named: the requirements (of the recipe, a -r file or
+    // the command line), or a table of the recipe.
+    let mut changed = Vec::new();
+    if plan.requirements != requirements && !locked_as_is {
+        changed.push(format!(
+            "the requirements from {} (now {}; locked {})",
+            recipe.origin,
+            list_or_none(&requirements),
+            list_or_none(&plan.requirements)
+        ));
+    }
+    for (same, what) in [
+        (same_releases, "its [[release]] tables"),
+        (same_apt, "its [apt] table"),
+        (same_builds, "its [[build]] tables"),
+    ] {
+        if !same && !locked_as_is {
+            changed.push(format!("{what} (in {})", recipe.origin));
+        }
+    }
+    if !changed.is_empty() {
         return Err(Error::Usage(format!(
-            "{} is out of date: the recipe changed since it was locked; run `bundle lock` again",
-            path.display()
+            "{} is out of date: {} changed since it was locked; run `bundle lock` again",
+            path.display(),
+            changed.join("; ")
         )));
     }
     if plan.target != target.summary() {
@@ -432,6 +489,15 @@ fn read_lock(path: &Path, recipe: &Recipe, target: &Target) -> Result<Plan, Erro
         }
     }
     Ok(plan)
+}
+
+/// `a, b`, or `none`.
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
 }
 
 /// The target a lock file was made for, as it was named (`--locked`
@@ -618,7 +684,7 @@ pub async fn build(
         }))
     };
     let plan = match &options.locked {
-        Some(path) => read_lock(path, recipe, target)?,
+        Some(path) => read_lock(path, recipe, target, options.locked_as_is)?,
         None => {
             make_plan(
                 &Options {

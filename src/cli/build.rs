@@ -170,7 +170,14 @@ async fn build_one(
     options.out = out.to_path_buf();
     options.max_upload = *max_upload;
     options.split = !no_split;
-    let (recipe, mut target) = build::load(&options)?;
+    // `--locked --name NAME` and nothing else: the lock as it stands.
+    let lock_only = *locked && options.args.is_empty() && options.requirement_files.is_empty();
+    let (recipe, mut target) = if lock_only {
+        build::load_lock_only(&options)?
+    } else {
+        build::load(&options)?
+    };
+    options.locked_as_is = lock_only;
     if *locked {
         let lock = PathBuf::from(format!("{}.lock.json", recipe.name));
         // The lock's own target, unless --target names one.

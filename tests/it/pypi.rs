@@ -835,7 +835,30 @@ fn lock_then_build_locked() {
         .args(["build", "lib", "--locked"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("out of date"));
+        .stderr(predicate::str::contains(
+            "lib.lock.json is out of date: the requirements from <command line> (now lib; locked app) changed since it was locked",
+        ));
+    // --locked --name, with no items: the lock as it stands, offline.
+    std::fs::remove_dir_all(cwd.path().join("dist")).unwrap();
+    bundle(cwd.path(), cache.path())
+        .args(["build", "--locked", "--offline", "--name", "app"])
+        .assert()
+        .success();
+    let manifest: Value =
+        serde_json::from_str(&read_to_string(&cwd.path().join("dist/app/manifest.json"))).unwrap();
+    assert_eq!(manifest["files"].as_array().unwrap().len(), 4);
+    bundle(cwd.path(), cache.path())
+        .args(["build", "--locked"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("pass --name NAME"));
+    bundle(cwd.path(), cache.path())
+        .args(["build", "--locked", "--name", "nolock"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "there is no nolock.lock.json here",
+        ));
 }
 
 #[test]
