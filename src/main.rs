@@ -71,6 +71,11 @@ pub struct ResolveArgs {
     /// Revalidate cached index pages even when they are fresh.
     #[arg(long)]
     refresh: bool,
+    /// Packages with no wheel for the target: `build` them from their
+    /// sdists in the target's image (needs Docker), or `refuse` them
+    /// [default: refuse, or the recipe's `sdists`].
+    #[arg(long, value_name = "build|refuse", value_parser = ["build", "refuse"])]
+    sdists: Option<String>,
     /// Let the bundle carry other versions of packages preinstalled on the target.
     #[arg(long)]
     upgrade_preinstalled: bool,

@@ -56,6 +56,8 @@ pub struct Options {
     pub extras: Vec<String>,
     /// `--exclude-newer DATE`, over the recipe's `exclude_newer`.
     pub exclude_newer: Option<String>,
+    /// `--sdists build|refuse`, over the recipe's `sdists`.
+    pub sdists: Option<crate::config::recipe::Sdists>,
     /// The upload limit, instead of the target's `max_file_bytes`.
     pub max_upload: Option<u64>,
     /// Split an archive over the limit into volumes (else refuse it).
@@ -90,6 +92,7 @@ impl Default for Options {
             constraint_files: Vec::new(),
             extras: Vec::new(),
             exclude_newer: None,
+            sdists: None,
             max_upload: None,
             split: true,
             locked: None,
@@ -209,6 +212,9 @@ fn recipe_of(options: &Options) -> Result<Recipe, Error> {
     }
     if let Some(date) = &options.exclude_newer {
         recipe.pypi.exclude_newer = Some(date.clone());
+    }
+    if let Some(sdists) = options.sdists {
+        recipe.pypi.sdists = sdists;
     }
     Ok(recipe)
 }

@@ -117,6 +117,13 @@ pub fn options_from(r: &ResolveArgs) -> Options {
         constraint_files: r.constraint.clone(),
         extras: r.extra.clone(),
         exclude_newer: r.exclude_newer.clone(),
+        sdists: r.sdists.as_deref().map(|s| {
+            if s == "build" {
+                bundle::config::recipe::Sdists::Build
+            } else {
+                bundle::config::recipe::Sdists::Never
+            }
+        }),
         ..Options::default()
     }
 }

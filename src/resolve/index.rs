@@ -427,7 +427,7 @@ impl Index {
                 Some(v) => {
                     return reject(
                         Some(v),
-                        "source distribution (wheels only; see sdists = \"build\")".into(),
+                        "source distribution (wheels only: --sdists build, or sdists = \"build\" in a recipe, builds it in the target's image)".into(),
                     )
                 }
                 None => {

@@ -44,6 +44,10 @@ pub enum ResolveError {
     /// The index's data cannot be used (exit 1).
     #[error("{0}")]
     Failed(String),
+    /// The request contradicts itself: two of its requirements (or one and
+    /// a -c constraint) allow no common version.
+    #[error("{0}")]
+    Conflict(String),
     #[error("interrupted")]
     Cancelled,
 }
@@ -70,6 +74,9 @@ impl Diagnose for ResolveError {
                 "relax a version constraint, or choose a target with another Python (--target)".into(),
             ),
             ResolveError::Index(e) => e.hint(),
+            ResolveError::Conflict(_) => Some(
+                "drop one of them, or relax one so that a version fits both".into(),
+            ),
             ResolveError::Unsupported(_) | ResolveError::Failed(_) => None,
             ResolveError::Cancelled => None,
         }
@@ -138,6 +145,8 @@ enum ProviderError {
     Unsupported(String),
     #[error("{0}")]
     Failed(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("cancelled")]
     Cancelled,
 }
@@ -284,6 +293,10 @@ impl Provider {
         skip_self: Option<&PackageName>,
     ) -> Result<Vec<(Pkg, Range)>, ProviderError> {
         let mut merged: BTreeMap<String, (Pkg, Range)> = BTreeMap::new();
+        // The request's own requirements by package, as written, so that two
+        // that contradict each other are quoted rather than merged into an
+        // empty range.
+        let mut asked: BTreeMap<PackageName, Vec<String>> = BTreeMap::new();
         let mut edges = Vec::new();
         for req in reqs {
             // A URL in the user's request is bad input; in a package's
@@ -302,10 +315,30 @@ impl Provider {
             for extra in &req.extras {
                 nodes.push(Pkg::Extra(req.name.clone(), extra.clone()));
             }
-            let range = match self.shared.limits.get(&req.name) {
+            let limited = self.shared.limits.get(&req.name);
+            let range = match limited {
                 Some(limit) => range.intersection(limit),
                 None => range,
             };
+            if matches!(from.0, Pkg::Root) {
+                let quoted = asked.entry(req.name.clone()).or_default();
+                quoted.push(format!("`{req}`"));
+                let so_far = merged
+                    .get(&Pkg::Name(req.name.clone()).to_string())
+                    .map_or_else(Range::full, |(_, r)| r.clone());
+                if range == Range::empty() || so_far.intersection(&range) == Range::empty() {
+                    let with_c = if limited.is_some() {
+                        " (with the -c constraints)"
+                    } else {
+                        ""
+                    };
+                    return Err(ProviderError::Conflict(format!(
+                        "the requirements {} conflict{with_c}: no version of {} satisfies them all",
+                        quoted.join(" and "),
+                        req.name
+                    )));
+                }
+            }
             for node in nodes {
                 let key = node.to_string();
                 match merged.get_mut(&key) {
@@ -563,6 +596,7 @@ pub async fn resolve(
                 ProviderError::Index(e) => ResolveError::Index(e),
                 ProviderError::Unsupported(s) => ResolveError::Unsupported(s),
                 ProviderError::Failed(s) => ResolveError::Failed(s),
+                ProviderError::Conflict(s) => ResolveError::Conflict(s),
                 ProviderError::Cancelled => ResolveError::Cancelled,
             })
         }

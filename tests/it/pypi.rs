@@ -372,12 +372,58 @@ fn no_compatible_wheel_explains_each_file() {
         ]),
         1,
     );
+    // The hint names what exists on the command line, and in a recipe.
     assert!(
         err.contains(
-            "native-1.3.tar.gz: source distribution (wheels only; see sdists = \"build\")"
+            "native-1.3.tar.gz: source distribution (wheels only: --sdists build, or sdists = \"build\" in a recipe, builds it in the target's image)"
         ),
         "{err}"
     );
+    // --sdists build takes the sdist (fetched to be built in the target's
+    // image: this index lists it but serves no file, so that fails
+    // there); --sdists refuse is the default made explicit.
+    let other = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "plan",
+            "native",
+            "--sdists",
+            "build",
+            "--index-url",
+            &server.index_url(),
+        ]),
+        1,
+    );
+    assert!(
+        other.contains("native-1.3.tar.gz was not found (HTTP 404)"),
+        "{other}"
+    );
+    fails(
+        bundle(cwd.path(), cache.path()).args([
+            "plan",
+            "native",
+            "--sdists",
+            "refuse",
+            "--index-url",
+            &server.index_url(),
+        ]),
+        1,
+    );
+    // Two requirements that contradict each other are quoted, not merged.
+    let other = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "plan",
+            "native<1",
+            "native>2",
+            "--index-url",
+            &server.index_url(),
+        ]),
+        1,
+    );
+    assert!(
+        other.contains("the requirements `native<1` and `native>2` conflict: no version of native satisfies them all"),
+        "{other}"
+    );
+    assert!(!other.contains("∅"), "{other}");
     assert!(
         err.contains("native-1.1-py3-none-any.whl: Requires-Python >=3.10 excludes Python 3.8.10"),
         "{err}"
