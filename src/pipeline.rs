@@ -140,6 +140,14 @@ pub fn load(options: &Options) -> Result<(Recipe, Target), Error> {
         .or_else(|| recipe.target.clone())
         .unwrap_or_else(|| DEFAULT_TARGET.to_string());
     let target = Target::load(&target_name)?;
+    if let Some((file, spec)) = &recipe.pypi.requires_python {
+        if target.has_python && crate::resolve::index::python_excluded(spec, &target.python) {
+            return Err(Error::Usage(format!(
+                "{file}: requires-python `{spec}` excludes Python {} of target {}: build for a target whose Python it allows (--target)",
+                target.python, target.name
+            )));
+        }
+    }
     if !target.has_python && !recipe.pypi.requirements.is_empty() {
         return Err(Error::Usage(format!(
             "target {} has no Python (python = \"none\"), so it cannot install the Python packages {} asks for ({}); build them for a target with Python, or bundle only releases and apt packages for this one",
@@ -173,12 +181,10 @@ fn recipe_of(options: &Options) -> Result<Recipe, Error> {
     }
     for p in projects {
         let path = pyproject_path(p).expect("partitioned on it");
-        let (name, requirements) = read_pyproject(&path, &options.extras)?;
-        parts.push(Recipe::of_requirements(
-            &name,
-            requirements,
-            &path.display().to_string(),
-        ));
+        let (name, requirements, requires_python) = read_pyproject(&path, &options.extras)?;
+        let mut project = Recipe::of_requirements(&name, requirements, &path.display().to_string());
+        project.pypi.requires_python = requires_python.map(|r| (path.display().to_string(), r));
+        parts.push(project);
     }
     if !options.extras.is_empty() && parts.iter().all(|r| !r.origin.ends_with("pyproject.toml")) {
         return Err(Error::Usage(

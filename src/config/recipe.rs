@@ -282,6 +282,9 @@ pub struct Pypi {
     pub sdists: Sdists,
     pub exclude_newer: Option<String>,
     pub check: Vec<Check>,
+    /// A project's `requires-python` (its pyproject.toml, then the value):
+    /// a target whose Python it excludes is refused.
+    pub requires_python: Option<(String, String)>,
 }
 
 /// A validated recipe.
@@ -462,6 +465,9 @@ impl Recipe {
         }
         self.pypi.check.extend(other.pypi.check);
         self.verify.merge(other.verify);
+        if self.pypi.requires_python.is_none() {
+            self.pypi.requires_python = other.pypi.requires_python;
+        }
         if self.pypi.exclude_newer.is_none() {
             self.pypi.exclude_newer = other.pypi.exclude_newer;
         }

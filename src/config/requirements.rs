@@ -253,10 +253,12 @@ pub fn pyproject_path(arg: &str) -> Option<PathBuf> {
 }
 
 /// A project's name and its dependencies, with those of `extras`.
+/// A project's name, the requirements to bundle (its dependencies and
+/// the `extras` asked for), and its `requires-python`.
 pub fn read_pyproject(
     path: &Path,
     extras: &[String],
-) -> Result<(String, Vec<Requirement<VerbatimUrl>>), RequirementsError> {
+) -> Result<(String, Vec<Requirement<VerbatimUrl>>, Option<String>), RequirementsError> {
     let file = path.display().to_string();
     let bad = |message: String| RequirementsError::Pyproject {
         file: file.clone(),
@@ -296,6 +298,20 @@ pub fn read_pyproject(
             })
             .collect()
     };
+    // Dependencies the build backend computes cannot be read here: say so,
+    // rather than bundle nothing and call it already installed.
+    let dynamic = project
+        .get("dynamic")
+        .and_then(|d| d.as_array())
+        .is_some_and(|d| {
+            d.iter()
+                .any(|v| matches!(v.as_str(), Some("dependencies" | "optional-dependencies")))
+        });
+    if dynamic {
+        return Err(bad(
+            "its dependencies are dynamic (the build backend computes them), and bundle does not build projects to read them: list them in [project].dependencies, or name them as requirements (`bundle build -r requirements.txt`)".into(),
+        ));
+    }
     let mut reqs = list(project.get("dependencies"), "[project].dependencies")?;
     let optional = project
         .get("optional-dependencies")
@@ -321,7 +337,16 @@ pub fn read_pyproject(
             &format!("[project.optional-dependencies].{extra}"),
         )?);
     }
-    Ok((name, reqs))
+    if reqs.is_empty() {
+        return Err(bad(
+            "declares no dependencies to bundle (and bundle does not build the project itself): name what it needs in [project].dependencies, or as requirements".into(),
+        ));
+    }
+    let requires_python = project
+        .get("requires-python")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    Ok((name, reqs, requires_python))
 }
 
 #[cfg(test)]
@@ -417,7 +442,7 @@ mod tests {
         )
         .unwrap();
         let path = pyproject_path(d.path().to_str().unwrap()).unwrap();
-        let (name, reqs) = read_pyproject(&path, &["cli".into()]).unwrap();
+        let (name, reqs, _) = read_pyproject(&path, &["cli".into()]).unwrap();
         assert_eq!(name, "demo");
         assert_eq!(reqs.len(), 2);
         let e = read_pyproject(&path, &["gui".into()]).unwrap_err();

@@ -2057,3 +2057,42 @@ fn json_names_a_bad_requirement_as_such_and_lists_every_stage_timing() {
     assert_eq!(timings["building"], 0.0);
     crate::schemas::validate("build-result.schema.json", &doc);
 }
+
+#[test]
+fn a_project_whose_dependencies_cannot_be_read_or_whose_python_is_excluded_is_refused() {
+    let (server, cwd, cache) = serve(&[WheelSpec::new("lib", "1.0")]);
+    let index = server.index_url();
+    let project = |text: &str| {
+        std::fs::write(cwd.path().join("pyproject.toml"), text).unwrap();
+        fails(
+            bundle(cwd.path(), cache.path()).args(["build", ".", "--index-url", &index]),
+            2,
+        )
+    };
+    // Dynamic dependencies: said plainly, not "already installed".
+    let err = project("[project]\nname = \"app\"\nversion = \"1\"\ndynamic = [\"dependencies\"]\n");
+    assert!(err.contains("its dependencies are dynamic"), "{err}");
+    assert!(!err.contains("already"), "{err}");
+    // No dependencies at all: nothing to bundle, said so.
+    let err = project("[project]\nname = \"app\"\nversion = \"1\"\n");
+    assert!(err.contains("declares no dependencies to bundle"), "{err}");
+    // requires-python that excludes the target's Python (3.8.10 here).
+    let err = project(
+        "[project]\nname = \"app\"\nversion = \"1\"\nrequires-python = \">=3.10\"\ndependencies = [\"lib\"]\n",
+    );
+    assert!(
+        err.contains("requires-python `>=3.10` excludes Python 3.8.10 of target ubuntu-20.04"),
+        "{err}"
+    );
+    assert!(!cwd.path().join("dist").exists());
+    // One that allows it builds.
+    std::fs::write(
+        cwd.path().join("pyproject.toml"),
+        "[project]\nname = \"app\"\nversion = \"1\"\nrequires-python = \">=3.8\"\ndependencies = [\"lib\"]\n",
+    )
+    .unwrap();
+    bundle(cwd.path(), cache.path())
+        .args(["build", ".", "--index-url", &index])
+        .assert()
+        .success();
+}
