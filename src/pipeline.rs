@@ -181,10 +181,16 @@ fn recipe_of(options: &Options) -> Result<Recipe, Error> {
     }
     for p in projects {
         let path = pyproject_path(p).expect("partitioned on it");
-        let (name, requirements, requires_python) = read_pyproject(&path, &options.extras)?;
-        let mut project = Recipe::of_requirements(&name, requirements, &path.display().to_string());
-        project.pypi.requires_python = requires_python.map(|r| (path.display().to_string(), r));
-        parts.push(project);
+        let project = read_pyproject(&path, &options.extras)?;
+        let mut recipe = Recipe::of_requirements(
+            &project.name,
+            project.requirements,
+            &path.display().to_string(),
+        );
+        recipe.pypi.requires_python = project
+            .requires_python
+            .map(|r| (path.display().to_string(), r));
+        parts.push(recipe);
     }
     if !options.extras.is_empty() && parts.iter().all(|r| !r.origin.ends_with("pyproject.toml")) {
         return Err(Error::Usage(

@@ -253,12 +253,17 @@ pub fn pyproject_path(arg: &str) -> Option<PathBuf> {
 }
 
 /// A project's name and its dependencies, with those of `extras`.
-/// A project's name, the requirements to bundle (its dependencies and
-/// the `extras` asked for), and its `requires-python`.
-pub fn read_pyproject(
-    path: &Path,
-    extras: &[String],
-) -> Result<(String, Vec<Requirement<VerbatimUrl>>, Option<String>), RequirementsError> {
+/// What a pyproject.toml asks for.
+pub struct Project {
+    pub name: String,
+    /// Its dependencies and the optional ones of the extras asked for.
+    pub requirements: Vec<Requirement<VerbatimUrl>>,
+    /// Its `requires-python`.
+    pub requires_python: Option<String>,
+}
+
+/// Read a project's pyproject.toml, with the `extras` asked for.
+pub fn read_pyproject(path: &Path, extras: &[String]) -> Result<Project, RequirementsError> {
     let file = path.display().to_string();
     let bad = |message: String| RequirementsError::Pyproject {
         file: file.clone(),
@@ -346,7 +351,11 @@ pub fn read_pyproject(
         .get("requires-python")
         .and_then(|v| v.as_str())
         .map(str::to_string);
-    Ok((name, reqs, requires_python))
+    Ok(Project {
+        name,
+        requirements: reqs,
+        requires_python,
+    })
 }
 
 #[cfg(test)]
@@ -442,7 +451,11 @@ mod tests {
         )
         .unwrap();
         let path = pyproject_path(d.path().to_str().unwrap()).unwrap();
-        let (name, reqs, _) = read_pyproject(&path, &["cli".into()]).unwrap();
+        let Project {
+            name,
+            requirements: reqs,
+            ..
+        } = read_pyproject(&path, &["cli".into()]).unwrap();
         assert_eq!(name, "demo");
         assert_eq!(reqs.len(), 2);
         let e = read_pyproject(&path, &["gui".into()]).unwrap_err();
