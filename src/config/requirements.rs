@@ -254,6 +254,7 @@ pub fn pyproject_path(arg: &str) -> Option<PathBuf> {
 
 /// A project's name and its dependencies, with those of `extras`.
 /// What a pyproject.toml asks for.
+#[derive(Debug)]
 pub struct Project {
     pub name: String,
     /// Its dependencies and the optional ones of the extras asked for.
