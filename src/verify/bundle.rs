@@ -30,6 +30,14 @@ pub(super) struct Bundle {
     _unpacked: Option<tempfile::TempDir>,
 }
 
+impl Bundle {
+    /// Where the bundle's folder is in the sandbox once unpacked:
+    /// `<upload_dir>/<name>`, the paths PROMPT.txt names.
+    pub fn home(&self, target: &crate::config::target::Target) -> String {
+        format!("{}/{}", target.upload_dir.trim_end_matches('/'), self.name)
+    }
+}
+
 fn not_a_bundle(path: &Path) -> impl Fn(String) -> VerifyError + '_ {
     move |message| VerifyError::NotABundle {
         path: path.to_path_buf(),

@@ -18,8 +18,7 @@ pub(super) async fn check_steps(
     timeout: Option<Duration>,
     reporter: &dyn Reporter,
 ) -> Result<Vec<Step>, VerifyError> {
-    let up = target.upload_dir.trim_end_matches('/').to_string();
-    let home_dir = format!("{up}/{}", bundle.name);
+    let home_dir = bundle.home(target);
     let mut steps = Vec::new();
     for check in &bundle.manifest.checks {
         let command = bundle.manifest.check_command(&check.run, &home_dir);

@@ -403,11 +403,7 @@ pub(super) async fn load_step(
     target: &Target,
     reporter: &dyn Reporter,
 ) -> Result<Option<Step>, VerifyError> {
-    let home = format!(
-        "{}/{}",
-        target.upload_dir.trim_end_matches('/'),
-        bundle.name
-    );
+    let home = bundle.home(target);
     let candidates = bundle_files(bundle, &home);
     let wheels: Vec<String> = wheels(&bundle.manifest).into_keys().collect();
     if candidates.is_empty() && wheels.is_empty() {

@@ -204,11 +204,7 @@ pub(super) async fn program_step(
     if programs.is_empty() {
         return Ok(None);
     }
-    let home = format!(
-        "{}/{}",
-        target.upload_dir.trim_end_matches('/'),
-        bundle.name
-    );
+    let home = bundle.home(target);
     let skip = &bundle.manifest.verify.skip_programs;
     let mut items = Vec::new();
     let mut run = Vec::new();

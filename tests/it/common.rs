@@ -1066,3 +1066,57 @@ pub fn run_pristine_on(platform: &str, image: &str, dir: &Path, script: &str) ->
     );
     (out.status.success(), text)
 }
+
+/// Remove a file from a bundle folder and from its manifest, as a bundle
+/// built without it would be.
+pub fn remove_with_manifest(dir: &Path, rel: &str) {
+    std::fs::remove_file(dir.join(rel)).unwrap();
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_str(&read_to_string(&path)).unwrap();
+    m["files"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|f| f["path"] != rel);
+    std::fs::write(&path, m.to_string()).unwrap();
+}
+
+/// Copy a folder's files (recursively) into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for entry in walk(from) {
+        let rel = entry.strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &dest).unwrap();
+    }
+}
+
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Compile C source with gcc into `dir/name`. `args` go after the source
+/// (libraries last).
+pub fn cc(dir: &Path, name: &str, src: &str, args: &[&str]) -> std::path::PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, src).unwrap();
+    let out = dir.join(name);
+    let status = std::process::Command::new("gcc")
+        .arg("-o")
+        .arg(&out)
+        .arg(&c)
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .expect("gcc is needed for the ELF fixtures");
+    assert!(status.success(), "gcc failed for {name}");
+    out
+}

@@ -3,30 +3,13 @@
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
 use predicates::prelude::*;
 use serde_json::Value;
-
-/// Compile C source with gcc. `args` go after the source (libraries last).
-fn cc(dir: &Path, name: &str, src: &str, args: &[&str]) -> PathBuf {
-    let c = dir.join(format!("{name}.c"));
-    std::fs::write(&c, src).unwrap();
-    let out = dir.join(name);
-    let status = Command::new("gcc")
-        .arg("-o")
-        .arg(&out)
-        .arg(&c)
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .expect("gcc is needed for the ELF fixtures");
-    assert!(status.success(), "gcc failed for {name}");
-    out
-}
 
 const MAIN: &str = "#include <stdio.h>\nint main(void){puts(\"tool 1.2.3\");return 0;}\n";
 const LIB: &str = "#include <stdio.h>\nvoid hello(void){puts(\"hi\");}\n";

@@ -3,8 +3,6 @@
 //! Wheels come from a 127.0.0.1 index; apt-get in the build container
 //! reaches the Debian mirror through the default bridge.
 
-use std::path::Path;
-
 use crate::common::*;
 
 /// An index with `app` (needs `dep`) and `dep`.
@@ -214,19 +212,6 @@ fn a_good_bundle_verifies_and_broken_ones_fail_for_the_right_reason() {
     assert!(t.containers().is_empty(), "containers left behind");
 }
 
-/// Remove a file from a bundle folder and from its manifest, as a bundle
-/// built without it would be.
-fn remove_with_manifest(dir: &Path, rel: &str) {
-    std::fs::remove_file(dir.join(rel)).unwrap();
-    let path = dir.join("manifest.json");
-    let mut m: serde_json::Value = serde_json::from_str(&read_to_string(&path)).unwrap();
-    m["files"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|f| f["path"] != rel);
-    std::fs::write(&path, m.to_string()).unwrap();
-}
-
 #[test]
 #[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn preinstalled_packages_come_from_the_target_and_time_limits_hold() {
@@ -333,28 +318,6 @@ fn verify_without_a_daemon_says_so() {
         err.contains("bundle verify needs Docker, and the engine at unix:///nonexistent/docker.sock (from DOCKER_HOST) does not answer"),
         "{err}"
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in walk(from) {
-        let rel = entry.strip_prefix(from).unwrap();
-        let dest = to.join(rel);
-        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, &dest).unwrap();
-    }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

@@ -5,7 +5,6 @@
 //! packages only) let through. Real Docker, the Debian 11 test images; apt
 //! reaches the Debian mirror through the default bridge.
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -51,31 +50,6 @@ fn verify_json(t: &DockerTest, what: &str, target: &str, extra: &[&str]) -> (i32
         report,
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Remove a file from a bundle folder and from its manifest, as a bundle
-/// built without it would be.
-fn remove_with_manifest(dir: &Path, rel: &str) {
-    std::fs::remove_file(dir.join(rel)).unwrap();
-    let path = dir.join("manifest.json");
-    let mut m: Value = serde_json::from_str(&read_to_string(&path)).unwrap();
-    m["files"]
-        .as_array_mut()
-        .unwrap()
-        .retain(|f| f["path"] != rel);
-    std::fs::write(&path, m.to_string()).unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -175,23 +149,6 @@ fn a_program_whose_library_the_sandbox_lacks_fails_verify_without_any_check() {
     assert!(t.containers().is_empty(), "containers left behind");
 }
 
-/// Compile C source with gcc into `dir/name`; `args` go last.
-fn cc(dir: &Path, name: &str, src: &str, args: &[&str]) -> Vec<u8> {
-    let c = dir.join(format!("{name}.c"));
-    std::fs::write(&c, src).unwrap();
-    let out = dir.join(name);
-    let status = Command::new("gcc")
-        .arg("-o")
-        .arg(&out)
-        .arg(&c)
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .expect("gcc is needed for the ELF fixtures");
-    assert!(status.success(), "gcc failed for {name}");
-    std::fs::read(out).unwrap()
-}
-
 #[test]
 #[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn extensions_launchers_hidden_programs_and_dependencies_are_each_proven() {
@@ -207,21 +164,23 @@ fn extensions_launchers_hidden_programs_and_dependencies_are_each_proven() {
         "int missing_fn(void){return 1;}\n",
         &["-shared", "-fPIC", "-Wl,-soname,libmissing.so.1"],
     );
-    let native = cc(
+    let native = std::fs::read(cc(
         dir,
         "_native.so",
         "int missing_fn(void);\nint native(void){return missing_fn();}\n",
         &["-shared", "-fPIC", "-L.", "-l:libmissing.so.1"],
-    );
+    ))
+    .unwrap();
     // A program built on this host (glibc 2.34 or newer): it needs a newer
     // GLIBC_ than the sandbox's 2.31, and its name, ending in .py, keeps
     // the build-time ELF check from reading it.
-    let oldtool = cc(
+    let oldtool = std::fs::read(cc(
         dir,
         "oldtool",
         "#include <stdio.h>\nint main(void){puts(\"oldtool 1\");return 0;}\n",
         &[],
-    );
+    ))
+    .unwrap();
     let readelf = Command::new("readelf")
         .args(["-V", "--wide"])
         .arg(dir.join("oldtool"))
