@@ -117,16 +117,24 @@ if parts:
 
 /// After a successful install, the uploaded archive (or volumes) is no
 /// longer needed: the bundle is unpacked beside it. It is removed, saying
-/// so, unless `keep_uploads` is set at the top of the code.
-fn cleanup_code(uploads: &Uploads) -> String {
+/// so, unless `keep_uploads` is set at the top of the code. The code
+/// stands alone (it names the files again), as `verify` runs it apart from
+/// the unpacking.
+fn cleanup_code(uploads: &Uploads, up: &str) -> String {
     if uploads.archive.is_none() {
         return String::new();
     }
-    "if parts and not keep_uploads:\n    \
-     gone = sum(os.path.getsize(os.path.join(up, p)) for p, _ in parts)\n    \
-     for p, _ in parts:\n        os.remove(os.path.join(up, p))\n    \
-     print(\"[bundle] removed the uploaded\", \", \".join(p for p, _ in parts), \"(%.1f MB): the bundle is installed from its unpacked folder (set keep_uploads = True to keep them)\" % (gone / 1e6), flush=True)\n"
-        .to_string()
+    let names: Vec<String> = uploads.uploads.iter().map(|u| py(&u.path)).collect();
+    format!(
+        "import os\n\
+uploaded = [os.path.join({up}, p) for p in [{names}]]\n\
+if not globals().get(\"keep_uploads\") and all(os.path.exists(p) for p in uploaded):\n    \
+gone = sum(os.path.getsize(p) for p in uploaded)\n    \
+for p in uploaded:\n        os.remove(p)\n    \
+print(\"[bundle] removed the uploaded\", \", \".join(os.path.basename(p) for p in uploaded), \"(%.1f MB): the bundle is installed from its unpacked folder (set keep_uploads = True to keep them)\" % (gone / 1e6), flush=True)\n",
+        up = py(up),
+        names = names.join(", ")
+    )
 }
 
 /// The shell code (for a target without Python) that checks the uploaded
@@ -261,7 +269,7 @@ pub fn prompt_text(manifest: &Manifest, target: &Target, uploads: &Uploads) -> S
         "I uploaded {uploaded} to {up}. It is an offline bundle made for this sandbox ({platform}, glibc {glibc}, Python {python}): {what}. No internet is needed. Please run this Python code to install it, then show me its output:\n\n```python\n{unpack}import subprocess, sys\nsubprocess.run([sys.executable, {install}], check=True)\n{cleanup}```\n{after}",
         uploaded = uploaded_words(manifest, uploads),
         unpack = unpack_code(uploads, up, name),
-        cleanup = cleanup_code(uploads),
+        cleanup = cleanup_code(uploads, up),
         install = py(&format!("{home}/install.py")),
         platform = manifest.target.platform,
         glibc = manifest.target.glibc,

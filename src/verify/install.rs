@@ -78,7 +78,12 @@ pub(super) async fn prompt_steps(
         (
             format!(
                 "PROMPT.txt code: {}",
-                code.trim_end().lines().last().unwrap_or("").trim()
+                // The line that runs the installer, else the last one.
+                code.lines()
+                    .find(|l| l.contains("install.py") || l.contains("install.sh"))
+                    .or_else(|| code.trim_end().lines().last())
+                    .unwrap_or("")
+                    .trim()
             ),
             script,
         )
