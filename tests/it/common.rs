@@ -670,6 +670,24 @@ pub fn labelled(label: &str) -> Vec<String> {
         .collect()
 }
 
+/// The running containers labelled `label`. (A run killed between creating
+/// a container and starting it leaves one that never runs: no lifeline ends
+/// it, the next run's connect reaps it. Tests of the lifeline wait for this.)
+pub fn running_labelled(label: &str) -> Vec<String> {
+    let out = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label={label}"),
+        "--filter",
+        "status=running",
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
 /// The names of the files in `dir`, sorted.
 pub fn file_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -732,6 +750,11 @@ impl DockerTest {
     /// This test's containers, running or not.
     pub fn containers(&self) -> Vec<String> {
         labelled(&self.label)
+    }
+
+    /// The running ones among them.
+    pub fn running_containers(&self) -> Vec<String> {
+        running_labelled(&self.label)
     }
 
     /// Write `<name>.toml` and build it for `target` (a profile's path).

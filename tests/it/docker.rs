@@ -598,9 +598,10 @@ fn sigterm_and_sigkill_leave_no_container_and_no_staging_folder() {
                 cmd
             };
             let mut child = build().spawn().unwrap();
-            // Wait until this run has a container and a staging folder.
+            // Wait until this run has a running container and a staging
+            // folder.
             let status = signal_when(&mut child, signal, Duration::from_secs(180), || {
-                !labelled(&label).is_empty() && !staging_folders(&dist).is_empty()
+                !running_labelled(&label).is_empty() && !staging_folders(&dist).is_empty()
             });
             if signal == "TERM" {
                 // Handled like Ctrl-C: 128 + 15, everything removed.

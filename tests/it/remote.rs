@@ -481,8 +481,9 @@ fn an_apt_build_works_over_ssh_and_a_refused_login_is_told() {
             &fixture_target("debian11-bare"),
         ]);
     let mut child = child.spawn().unwrap();
+    // (Killed once its container runs: see `running_labelled`.)
     let status = crate::docker::signal_when(&mut child, "KILL", Duration::from_secs(120), || {
-        !t.containers().is_empty()
+        !t.running_containers().is_empty()
     });
     assert_eq!(status.code(), None, "killed by the signal");
     let gone = Instant::now();
