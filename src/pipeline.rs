@@ -108,10 +108,13 @@ pub struct BuildOutput {
     #[serde(flatten)]
     pub manifest: Manifest,
     pub bundle_dir: PathBuf,
-    /// The single archive; `None` for a folder bundle or one split into
-    /// volumes (see `uploads`).
-    pub archive: Option<PathBuf>,
-    /// What to upload, in order, with sizes and sha256.
+    /// The output folder (`--out`), as an absolute path. `archive` and
+    /// `uploads[].path` are both relative to it.
+    pub out: PathBuf,
+    /// The single archive, relative to `out`; `None` for a folder bundle or
+    /// one split into volumes (see `uploads`).
+    pub archive: Option<String>,
+    /// What to upload, in order, with sizes and sha256, relative to `out`.
     pub uploads: Vec<assemble::Upload>,
     /// The same, with the archive the uploads make and the limit they
     /// were cut to (`uploads.json`).
@@ -898,10 +901,11 @@ impl Kept {
             .archive
             .as_ref()
             .filter(|_| !self.delivery.split())
-            .map(|a| out.join(&a.path));
+            .map(|a| a.path.clone());
         BuildOutput {
             manifest: self.manifest,
             bundle_dir,
+            out: std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf()),
             archive,
             uploads: self.delivery.uploads.clone(),
             delivery: self.delivery,
