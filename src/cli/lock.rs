@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use bundle::model::pylock::{File, Package, Pylock};
 use bundle::Error;
 
 use super::plan::resolve_plan;
@@ -72,7 +73,9 @@ pub async fn run(args: LockArgs, quiet: bool, cancel: CancellationToken) -> Resu
         }
         LockFormat::Pylock => (
             output.unwrap_or_else(|| PathBuf::from("pylock.toml")),
-            bundle::model::pylock::Pylock::of_plan(&plan).to_toml(),
+            complete_pylock(&plan, &target, &resolve, quiet)
+                .await?
+                .to_toml(),
         ),
     };
     bundle::fsutil::write_atomic(&path, text.as_bytes()).map_err(|source| Error::Io {
@@ -101,4 +104,53 @@ pub async fn run(args: LockArgs, quiet: bool, cancel: CancellationToken) -> Resu
         );
     }
     Ok(())
+}
+
+/// The plan's pylock, complete: with the preinstalled packages the plan
+/// relies on (and what they need), resolved from the index and marked, so
+/// that it installs into a fresh environment of the kind it declares.
+async fn complete_pylock(
+    plan: &bundle::model::plan::Plan,
+    target: &bundle::config::target::Target,
+    resolve: &crate::ResolveArgs,
+    quiet: bool,
+) -> Result<Pylock, Error> {
+    let lock = Pylock::of_plan(plan);
+    if plan.excluded.is_empty() {
+        return Ok(lock);
+    }
+    let reporter = std::sync::Arc::new(super::reporter::CliReporter::new(quiet));
+    let fetcher = bundle::pipeline::fetcher(&super::options_from(resolve), reporter.clone())?;
+    let found =
+        bundle::resolve::preinstalled_closure(&plan.index_url, fetcher, target, &plan.excluded)
+            .await;
+    reporter.finish();
+    let wheels = found.map_err(|message| {
+        bundle::pipeline::PlanError::Resolve(bundle::resolve::ResolveError::Failed(format!(
+            "resolving what target {} preinstalls, which a complete pylock lists: {message}",
+            target.name
+        )))
+    })?;
+    let packages = wheels
+        .iter()
+        .map(|w| {
+            Package::preinstalled(
+                w.name.as_ref(),
+                &w.version.to_string(),
+                File {
+                    name: w.wheel.filename.clone(),
+                    path: None,
+                    url: Some(w.wheel.url.clone()),
+                    size: w.wheel.size,
+                    hashes: w
+                        .wheel
+                        .sha256
+                        .iter()
+                        .map(|h| ("sha256".to_string(), h.to_string()))
+                        .collect(),
+                },
+            )
+        })
+        .collect();
+    Ok(lock.with_preinstalled(packages))
 }

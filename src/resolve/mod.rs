@@ -5,10 +5,12 @@
 pub mod builder;
 pub mod index;
 pub mod memo;
+mod preinstalled;
 mod report;
 mod solver;
 pub mod tags;
 pub mod zipdir;
 
 pub use builder::{BuildError, BuiltWheel, SdistRef, WheelBuilder};
+pub use preinstalled::preinstalled_closure;
 pub use solver::*;

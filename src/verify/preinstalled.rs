@@ -1,10 +1,7 @@
 //! The sandbox image plus the preinstalled packages a bundle relies on:
 //! what the target already has that the resolution left out.
 
-use std::str::FromStr;
 use std::sync::Arc;
-
-use pep508_rs::{Requirement, VerbatimUrl};
 
 use crate::assemble::Manifest;
 use crate::config::target::Target;
@@ -13,52 +10,6 @@ use crate::fetch::Fetcher;
 use crate::report::{Reporter, Step as Progress};
 
 use super::{VerifyError, VerifyOptions};
-
-/// The wheels of the preinstalled packages the bundle relies on: the
-/// excluded pins resolved from scratch, then whatever else the target has
-/// pinned to its version, until nothing changes.
-async fn preinstalled_wheels(
-    target: &Target,
-    manifest: &Manifest,
-    fetcher: &Arc<Fetcher>,
-    options: &VerifyOptions,
-) -> Result<Vec<crate::resolve::Resolved>, VerifyError> {
-    let failed = |message: String| VerifyError::Preinstalled {
-        target: target.name.clone(),
-        message,
-    };
-    let mut pins: Vec<String> = manifest
-        .excluded
-        .iter()
-        .map(|e| format!("{}=={}", e.package, e.version))
-        .collect();
-    let mut wheels = Vec::new();
-    for _ in 0..4 {
-        let reqs = pins
-            .iter()
-            .map(|p| Requirement::<VerbatimUrl>::from_str(p).map_err(|e| failed(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
-        let resolution =
-            crate::resolve::resolve_standalone(&options.index_url, fetcher.clone(), target, reqs)
-                .await
-                .map_err(failed)?;
-        let mut more = Vec::new();
-        for p in &resolution.packages {
-            if let Some(v) = target.preinstalled.get(&p.name) {
-                if *v != p.version && !pins.iter().any(|x| x.starts_with(&format!("{}==", p.name)))
-                {
-                    more.push(format!("{}=={v}", p.name));
-                }
-            }
-        }
-        wheels = resolution.packages;
-        if more.is_empty() {
-            break;
-        }
-        pins.extend(more);
-    }
-    Ok(wheels)
-}
 
 /// The sandbox image plus the preinstalled packages this bundle relies on
 /// (those the resolution left out, and their own dependencies, at the
@@ -79,7 +30,14 @@ pub(super) async fn preinstalled_image(
         target: target.name.clone(),
         message,
     };
-    let wheels = preinstalled_wheels(target, manifest, fetcher, options).await?;
+    let wheels = crate::resolve::preinstalled_closure(
+        &options.index_url,
+        fetcher.clone(),
+        target,
+        &manifest.excluded,
+    )
+    .await
+    .map_err(failed)?;
     let mut files = Vec::new();
     let mut hashes = Vec::new();
     for w in &wheels {

@@ -29,6 +29,11 @@ fn python_with_venv() -> Option<String> {
 /// A target profile for the Python the tests run install.py with, so that
 /// its machine check passes: its version, this machine's architecture.
 fn host_target(dir: &Path) -> String {
+    host_target_with(dir, "")
+}
+
+/// [`host_target`] with `preinstalled` (TOML array items) preinstalled.
+fn host_target_with(dir: &Path, preinstalled: &str) -> String {
     let out = Command::new(python())
         .args([
             "-c",
@@ -48,7 +53,7 @@ fn host_target(dir: &Path) -> String {
     std::fs::write(
         &path,
         format!(
-            "description = \"the test's own Python\"\nimage = \"unused\"\nplatform = \"{platform}\"\nglibc = \"2.17\"\npython = \"{version}\"\nsystem_packages = []\npreinstalled = []\nupload_dir = \"/tmp\"\nuser = \"root\"\ncommand_timeout_s = 60\nmax_file_bytes = 536870912\n"
+            "description = \"the test's own Python\"\nimage = \"unused\"\nplatform = \"{platform}\"\nglibc = \"2.17\"\npython = \"{version}\"\nsystem_packages = []\npreinstalled = [{preinstalled}]\nupload_dir = \"/tmp\"\nuser = \"root\"\ncommand_timeout_s = 60\nmax_file_bytes = 536870912\n"
         ),
     )
     .unwrap();
@@ -382,4 +387,117 @@ fn uv_installs_exactly_the_bundle_from_its_pylock_offline() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert_eq!(text, "2.0 1.5\n['app', 'lib']\n");
+}
+
+#[test]
+#[ignore = "needs uv and python3 with venv (bash .ci/run installs them)"]
+fn a_pylock_lists_what_the_target_preinstalls_and_installs_into_a_fresh_venv() {
+    let uv = uv();
+    let server = Server::start();
+    publish(
+        &server,
+        &[
+            WheelSpec::new("app", "2.0").requires(&["lib<2", "pyg"]),
+            WheelSpec::new("lib", "1.5"),
+            WheelSpec::new("pyg", "1.0").requires(&["dep"]),
+            WheelSpec::new("pyg", "2.0").requires(&["dep"]),
+            WheelSpec::new("dep", "3.0"),
+        ],
+    );
+    let cwd = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    // The target has pyg 1.0: the bundle leaves it out.
+    let target = host_target_with(cwd.path(), "\"pyg==1.0\"");
+    let index = server.index_url();
+    bundle(cwd.path(), cache.path())
+        .args(["lock", "app", "--format", "pylock", "--target", &target])
+        .args(["--index-url", &index])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(cwd.path().join("pylock.toml")).unwrap();
+    let lock: toml::Table = toml::from_str(&text).unwrap();
+    let packages = lock["packages"].as_array().unwrap();
+    let entry = |name: &str| {
+        packages
+            .iter()
+            .find(|p| p["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+    };
+    // The full set: pyg at the target's version, marked, and what it needs.
+    assert_eq!(entry("pyg")["version"].as_str(), Some("1.0"), "{text}");
+    assert_eq!(
+        entry("pyg")["tool"]["bundle"]["preinstalled"].as_bool(),
+        Some(true)
+    );
+    // (dep is not itself preinstalled, but the bundle relies on the target
+    // having it, as pyg does: it is marked too.)
+    assert_eq!(
+        entry("dep")["tool"]["bundle"]["preinstalled"].as_bool(),
+        Some(true)
+    );
+    assert!(entry("app").get("tool").is_none(), "{text}");
+    assert_eq!(lock["tool"]["bundle"]["complete"].as_bool(), Some(true));
+    assert_eq!(
+        lock["tool"]["bundle"]["preinstalled"].as_array().unwrap()[0].as_str(),
+        Some("pyg==1.0")
+    );
+    // Installed into a fresh venv, everything imports.
+    let venv = cwd.path().join("venv");
+    assert!(Command::new(python())
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .unwrap()
+        .success());
+    let uv_cache = tempfile::tempdir().unwrap();
+    let out = Command::new(&uv)
+        .args(["pip", "install", "-r", "pylock.toml", "--python"])
+        .arg(venv.join("bin/python"))
+        .env("UV_CACHE_DIR", uv_cache.path())
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(venv.join("bin/python"))
+        .args([
+            "-c",
+            "import app, lib, pyg, dep; print(app.__version__, lib.__version__, pyg.__version__, dep.__version__)",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2.0 1.5 1.0 3.0\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The bundle's own pylock leaves pyg out, says so, and narrows its
+    // environment to the target's exact Python.
+    bundle(cwd.path(), cache.path())
+        .args(["build", "app", "--target", &target, "--index-url", &index])
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(cwd.path().join("dist/app/pylock.toml")).unwrap();
+    assert!(
+        text.starts_with("# This lock leaves out what target host preinstalls: pyg==1.0."),
+        "{text}"
+    );
+    let lock: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(lock["tool"]["bundle"]["complete"].as_bool(), Some(false));
+    let env = lock["environments"].as_array().unwrap()[0]
+        .as_str()
+        .unwrap();
+    assert!(env.contains("python_full_version == '"), "{env}");
+    let names: Vec<&str> = lock["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(!names.contains(&"pyg"), "{names:?}");
 }

@@ -224,7 +224,10 @@ fn build_json_has_one_shape_with_or_without_verify() {
     // `archive` and `uploads[].path` alike: relative to `out`, absolute.
     assert_eq!(v["archive"], "lib.zip");
     let out_dir = std::path::Path::new(v["out"].as_str().unwrap());
-    assert!(out_dir.is_absolute() && out_dir.join("lib.zip").is_file(), "{v}");
+    assert!(
+        out_dir.is_absolute() && out_dir.join("lib.zip").is_file(),
+        "{v}"
+    );
     assert!(v["bundle_dir"].as_str().unwrap().ends_with("dist/lib"));
     assert_eq!(v["uploads"][0]["path"], "lib.zip");
     assert_eq!(v["warnings"], serde_json::json!([]));
