@@ -271,6 +271,20 @@ fn mentions_prerelease(req: &Requirement<VerbatimUrl>) -> bool {
 }
 
 impl Provider {
+    /// Wait, on the resolver's thread, for `work` of the runtime (a page or
+    /// metadata), or for the run to be cancelled, whichever comes first. The
+    /// runtime shuts down soon after a cancel (Ctrl-C, SIGTERM), and work
+    /// still waiting on its network or timers then would panic.
+    fn wait<F: std::future::Future>(&self, work: F) -> Result<F::Output, ProviderError> {
+        self.shared.rt.block_on(async {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => Err(ProviderError::Cancelled),
+                r = work => Ok(r),
+            }
+        })
+    }
+
     fn is_fixed(&self, name: &PackageName) -> Option<&Version> {
         self.shared.preinstalled.get(name)
     }
@@ -358,9 +372,7 @@ impl Provider {
 
     fn wheel_for(&self, name: &PackageName, version: &Version) -> Result<WheelFile, ProviderError> {
         let project = self
-            .shared
-            .rt
-            .block_on(self.shared.index.project(name))
+            .wait(self.shared.index.project(name))?
             .map_err(ProviderError::Index)?;
         project
             .candidates
@@ -421,9 +433,7 @@ impl DependencyProvider for Provider {
             }
         }
         let project = self
-            .shared
-            .rt
-            .block_on(self.shared.index.project(name))
+            .wait(self.shared.index.project(name))?
             .map_err(ProviderError::Index)?;
         let pinned = range.as_singleton();
         let allow_pre = self.explicit_pre.contains(name)
@@ -467,9 +477,7 @@ impl DependencyProvider for Provider {
                 } else {
                     let wheel = self.wheel_for(n, version)?;
                     let meta = self
-                        .shared
-                        .rt
-                        .block_on(self.shared.index.metadata(&wheel))
+                        .wait(self.shared.index.metadata(&wheel))?
                         .map_err(ProviderError::Index)?;
                     // After the metadata: when reading it meant downloading
                     // the whole wheel, the download finds it in the cache.
@@ -499,9 +507,7 @@ impl DependencyProvider for Provider {
                 let mut d = vec![(Pkg::Name(n.clone()), Range::singleton(version.clone()))];
                 let wheel = self.wheel_for(n, version)?;
                 let meta = self
-                    .shared
-                    .rt
-                    .block_on(self.shared.index.metadata(&wheel))
+                    .wait(self.shared.index.metadata(&wheel))?
                     .map_err(ProviderError::Index)?;
                 if !meta.provides_extra.is_empty() && !meta.provides_extra.contains(extra) {
                     self.shared.index.reporter().warn(&format!(

@@ -566,3 +566,46 @@ fn a_killed_download_leaves_nothing_after_the_next_run() {
         .collect();
     assert!(left.is_empty(), "{left:?} (before: {staged:?})");
 }
+
+#[test]
+fn sigterm_while_the_resolver_waits_on_a_page_stops_cleanly() {
+    let server = Server::start();
+    publish(
+        &server,
+        &[
+            WheelSpec::new("app", "1.0").requires(&["lib"]),
+            WheelSpec::new("lib", "1.0"),
+        ],
+    );
+    // lib's page never comes: the resolver waits on it when the signal lands.
+    server.behave("/simple/lib/", Mode::Silent);
+    let (cwd, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let child = bundle_command(cwd.path(), cache.path())
+        .args(["plan", "app", "--json", "--index-url", &server.index_url()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while server.requests_to("/simple/lib/").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "lib's page was never asked for"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    // A clean stop: the error and its JSON, no panic of a thread left
+    // waiting on the runtime as it shut down.
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"]["kind"], "interrupted", "{doc}");
+}
