@@ -127,6 +127,12 @@ pub fn reap(parent: &Path, prefix: &str, grace: std::time::Duration) -> usize {
     removed
 }
 
+/// `path` as an absolute path (against the current folder; `.` parts kept
+/// out), or as given when the current folder cannot be read.
+pub fn absolute(path: &Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,7 +113,10 @@ impl Error {
     /// `error.kind`): the stage that failed, or `usage`, `io`, `interrupted`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Error::Recipe(config::recipe::RecipeError::BadRequirement { .. }) => "requirement",
+            Error::Recipe(
+                config::recipe::RecipeError::BadRequirement { .. }
+                | config::recipe::RecipeError::NotAProject { .. },
+            ) => "requirement",
             Error::Recipe(_) => "recipe",
             Error::Requirements(_) => "requirements",
             Error::Target(_) => "target",

@@ -1576,7 +1576,13 @@ async fn remembered_wheels(
     cancel: CancellationToken,
 ) -> Result<(Vec<PlannedWheel>, Vec<Excluded>), PlanError> {
     use crate::resolve::memo;
-    if recipe.pypi.sdists == Sdists::Build {
+    // (A file named by URL may change under the same requirement.)
+    let named_by_url = recipe
+        .pypi
+        .requirements
+        .iter()
+        .any(|r| matches!(r.version_or_url, Some(pep508_rs::VersionOrUrl::Url(_))));
+    if recipe.pypi.sdists == Sdists::Build || named_by_url {
         return plan_wheels(recipe, target, options, fetcher, reporter, cancel).await;
     }
     let key = serde_json::json!({
@@ -1621,16 +1627,29 @@ async fn plan_wheels(
     if let Some(f) = &options.after_fetch {
         index = index.with_after_fetch(f.clone());
     }
-    if recipe.pypi.sdists == Sdists::Build {
+    let direct = crate::resolve::index::direct_files(
+        &recipe.pypi.requirements,
+        &recipe.pypi.hashes,
+        fetcher.allow_unhashed(),
+    )
+    .await?;
+    let builder = || {
         // The resolver sees the builder only through the WheelBuilder trait.
-        index = index.with_sdists(Arc::new(SdistBuilder::new(
+        Arc::new(SdistBuilder::new(
             target,
             fetcher.clone(),
             &options.index_url,
             reporter.clone(),
-        )));
+        ))
+    };
+    if recipe.pypi.sdists == Sdists::Build {
+        index = index.with_sdists(builder());
+    } else if direct.iter().any(|d| d.is_sdist()) {
+        // An sdist named by URL is built, as pip and uv build it; the
+        // index's own sdists still need --sdists build.
+        index = index.with_direct_sdists(builder());
     }
-    let index = Arc::new(index);
+    let index = Arc::new(index.with_direct(direct)?);
     let resolve_options = ResolveOptions {
         constraints: recipe.pypi.constraints.clone(),
         ..options.resolve.clone()

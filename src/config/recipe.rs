@@ -4,7 +4,6 @@
 
 use crate::error::Diagnose;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use pep508_rs::{Requirement, VerbatimUrl};
 use serde::{Deserialize, Serialize};
@@ -48,6 +47,8 @@ pub enum RecipeError {
     },
     #[error("`{arg}` is neither a recipe nor a valid requirement: {message}")]
     BadRequirement { arg: String, message: String },
+    #[error("`{arg}` is a folder with no pyproject.toml, so not a project to bundle")]
+    NotAProject { arg: String },
 }
 
 impl Diagnose for RecipeError {
@@ -62,6 +63,9 @@ impl Diagnose for RecipeError {
             }
             RecipeError::BadRequirement { .. } => Some(
                 "write a PEP 508 requirement such as `httpx[http2]<1`, or a recipe name from `bundle recipes`".into(),
+            ),
+            RecipeError::NotAProject { .. } => Some(
+                "a project folder needs a pyproject.toml with a [project] table; a wheel or sdist you have is named as `name @ ./path/name-1.0-py3-none-any.whl`".into(),
             ),
             RecipeError::Read { .. } => None,
         }
@@ -320,12 +324,21 @@ impl Recipe {
         let mut pypi = Pypi::default();
         if let Some(p) = raw.pypi {
             for r in &p.requirements {
-                let req = Requirement::<VerbatimUrl>::from_str(r.get_ref()).map_err(|e| {
+                // A path (`name @ ./dist/x.whl`) is relative to the recipe.
+                let dir = Path::new(file).parent().filter(|d| d.is_dir());
+                let dir = crate::fsutil::absolute(dir.unwrap_or(Path::new(".")));
+                let req = Requirement::<VerbatimUrl>::parse(r.get_ref(), dir).map_err(|e| {
                     invalid(
                         r.span().start,
                         format!("invalid requirement `{}`: {e}", r.get_ref()),
                     )
                 })?;
+                if let Some(problem) = super::requirements::url_problem(&req) {
+                    return Err(invalid(
+                        r.span().start,
+                        format!("`{}`: {problem}", r.get_ref()),
+                    ));
+                }
                 pypi.requirements.push(req);
             }
             pypi.sdists = p.sdists.map(|s| s.into_inner()).unwrap_or_default();
@@ -405,12 +418,22 @@ impl Recipe {
     fn from_requirements(args: &[String]) -> Result<Recipe, RecipeError> {
         let mut pypi = Pypi::default();
         for a in args {
-            let req = Requirement::<VerbatimUrl>::from_str(a).map_err(|e| {
-                RecipeError::BadRequirement {
+            // (A path, not a name: `requests` may be a folder here too.)
+            let path_like = a == "." || a == ".." || a.contains('/');
+            if path_like && Path::new(a).is_dir() {
+                return Err(RecipeError::NotAProject { arg: a.clone() });
+            }
+            let req = Requirement::<VerbatimUrl>::parse(a, crate::fsutil::absolute(Path::new(".")))
+                .map_err(|e| RecipeError::BadRequirement {
                     arg: a.clone(),
                     message: e.to_string(),
-                }
-            })?;
+                })?;
+            if let Some(problem) = super::requirements::url_problem(&req) {
+                return Err(RecipeError::BadRequirement {
+                    arg: a.clone(),
+                    message: problem,
+                });
+            }
             pypi.requirements.push(req);
         }
         let name = pypi

@@ -155,8 +155,17 @@ impl FileRequirements {
                 Some(i) => (&line[..i], &line[i..]),
                 None => (line.as_str(), ""),
             };
-            let req = Requirement::<VerbatimUrl>::from_str(spec.trim())
+            // A path (`name @ ./dist/x.whl`) is relative to this file.
+            let base = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            let req = Requirement::<VerbatimUrl>::parse(spec.trim(), crate::fsutil::absolute(base))
                 .map_err(|e| invalid(format!("invalid requirement `{}`: {e}", spec.trim())))?;
+            if let Some(problem) = url_problem(&req) {
+                return Err(invalid(format!("`{}`: {problem}", spec.trim())));
+            }
             let mut hashes = Vec::new();
             let mut words = options.split_whitespace();
             while let Some(option) = words.next() {
@@ -357,6 +366,26 @@ pub fn read_pyproject(path: &Path, extras: &[String]) -> Result<Project, Require
         requirements: reqs,
         requires_python,
     })
+}
+
+/// What is wrong with the URL a requirement names, if anything, as far as
+/// can be told without fetching it: its scheme, or a local file that is not
+/// there.
+pub fn url_problem(req: &Requirement<VerbatimUrl>) -> Option<String> {
+    let Some(pep508_rs::VersionOrUrl::Url(url)) = &req.version_or_url else {
+        return None;
+    };
+    match url.scheme() {
+        "https" | "http" => None,
+        "file" => match url.to_file_path() {
+            Ok(p) if p.exists() => None,
+            Ok(p) => Some(format!("{} does not exist", p.display())),
+            Err(()) => Some(format!("{} is not a local path", url.as_str())),
+        },
+        other => Some(format!(
+            "{other}: URLs are not supported (only file://, https:// and http://, not VCS URLs)"
+        )),
+    }
 }
 
 #[cfg(test)]

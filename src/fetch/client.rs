@@ -106,7 +106,7 @@ impl Diagnose for FetchError {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
+pub(super) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
     move |source| FetchError::Io {
         path: path.to_path_buf(),
         source,
@@ -797,6 +797,9 @@ impl Fetcher {
                 Lookup::Corrupt { .. } | Lookup::Missing => {}
             }
         }
+        if let Some(path) = super::local::file_path(url) {
+            return self.store_local(url, path, expected, size).await;
+        }
         let _transfer = self
             .transfers
             .acquire()
@@ -851,6 +854,20 @@ impl Fetcher {
         result?;
         drop(file);
         let (actual, got) = hasher.finish();
+        self.keep_verified(url, tmp_path, (actual, got), expected, size)
+    }
+
+    /// Keep a file written to this run's temporary folder as the blob of
+    /// its hash, when it is what was `expected` (hash and size); else it is
+    /// deleted and the mismatch returned.
+    pub(super) fn keep_verified(
+        &self,
+        url: &str,
+        tmp_path: tempfile::TempPath,
+        (actual, got): (Sha256, u64),
+        expected: Option<&Sha256>,
+        size: Option<u64>,
+    ) -> Result<Blob, FetchError> {
         if let Some(expected) = expected {
             if *expected != actual {
                 // `tmp_path` is deleted on drop: nothing unverified is kept.

@@ -3,5 +3,6 @@
 
 pub mod cache;
 mod client;
+mod local;
 
 pub use client::*;

@@ -261,7 +261,7 @@ fn to_range(req: &Requirement<VerbatimUrl>) -> Result<Range, String> {
         None => Ok(Range::full()),
         Some(VersionOrUrl::VersionSpecifier(spec)) => Ok(Range::from(spec.clone())),
         Some(VersionOrUrl::Url(url)) => Err(format!(
-            "`{req}` names a URL ({url}); only index requirements are supported"
+            "`{req}` names a URL ({url}), which only a requirement of your own may do, not a constraint or a package's dependency"
         )),
     }
 }
@@ -315,7 +315,16 @@ impl Provider {
         for req in reqs {
             // A URL in the user's request is bad input; in a package's
             // metadata it is a failure of that package.
-            let range = to_range(&req).map_err(|m| match from.0 {
+            // (A URL the request names was made that project's only file.)
+            let direct = matches!(from.0, Pkg::Root)
+                && matches!(req.version_or_url, Some(VersionOrUrl::Url(_)))
+                && self.shared.index.is_direct(&req.name);
+            let range = if direct {
+                Ok(Range::full())
+            } else {
+                to_range(&req)
+            };
+            let range = range.map_err(|m| match from.0 {
                 Pkg::Root => ProviderError::Unsupported(m),
                 _ => ProviderError::Failed(format!("{} {} depends on {m}", from.0, from.1)),
             })?;

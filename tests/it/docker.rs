@@ -778,3 +778,35 @@ fn a_lock_pins_the_deb_files_and_locked_offline_installs_exactly_them() {
     );
     assert!(t.containers().is_empty(), "containers left behind");
 }
+
+#[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
+fn an_sdist_named_by_path_is_built_without_asking() {
+    let t = docker_test();
+    let server = Server::start();
+    // helper and the backend come from the index; the sdist only from disk.
+    publish_with_tinybuild(&server, &[]);
+    let (name, data) = sdist(
+        "pureonly",
+        "1.2.2",
+        serde_json::json!({"name": "pureonly", "version": "1.2.2", "modules": ["pureonly.py"], "requires": ["helper>=1"]}),
+        &[("pureonly.py", "def hello():\n    return 'hi'\n")],
+    );
+    std::fs::write(t.work.path().join(&name), &data).unwrap();
+    let out = t
+        .bundle()
+        .args(["build", &format!("pureonly @ ./{name}"), "--json"])
+        .args(["--target", &fixture_target("debian11")])
+        .args(["--index-url", &server.index_url()])
+        .assert()
+        .success();
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let files = doc["build"]["files"].as_array().unwrap();
+    let built = files
+        .iter()
+        .find(|f| f["package"] == "pureonly")
+        .expect("pureonly is bundled");
+    assert_eq!(built["built_from"], name.as_str(), "{built}");
+    assert!(files.iter().any(|f| f["package"] == "helper"), "{doc}");
+    assert!(t.containers().is_empty(), "containers left behind");
+}

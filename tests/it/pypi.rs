@@ -833,7 +833,7 @@ fn bad_usage_exits_2() {
         .args(["plan", "pkg @ https://example.invalid/pkg.whl", "--offline"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("names a URL"));
+        .stderr(predicate::str::contains("comes with no sha256"));
 }
 
 #[test]
@@ -2101,4 +2101,155 @@ fn a_project_whose_dependencies_cannot_be_read_or_whose_python_is_excluded_is_re
         .args(["build", ".", "--index-url", &index])
         .assert()
         .success();
+}
+
+#[test]
+fn wheels_named_by_path_file_url_or_hashed_url_are_bundled_and_checked() {
+    let lib = WheelSpec::new("lib", "1.0");
+    // app is on no index: only the user has it.
+    let app = WheelSpec::new("app", "2.0").requires(&["lib"]);
+    let (server, cwd, cache) = serve(std::slice::from_ref(&lib));
+    let index = server.index_url();
+    let data = app.build();
+    std::fs::create_dir_all(cwd.path().join("wheels")).unwrap();
+    let local = cwd.path().join("wheels").join(app.filename());
+    std::fs::write(&local, &data).unwrap();
+    let wheels_of = |name: &str| -> Vec<(String, String)> {
+        let m: Value = serde_json::from_str(&read_to_string(
+            &cwd.path().join(format!("dist/{name}/manifest.json")),
+        ))
+        .unwrap();
+        m["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == "wheel")
+            .map(|f| {
+                (
+                    f["path"].as_str().unwrap().to_string(),
+                    f["sha256"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let expected = vec![
+        (format!("wheels/{}", app.filename()), sha256(&data)),
+        (format!("wheels/{}", lib.filename()), sha256(&lib.build())),
+    ];
+    // A path relative to where bundle runs; its dependency from the index.
+    let spec = format!("app @ ./wheels/{}", app.filename());
+    bundle(cwd.path(), cache.path())
+        .args(["build", &spec, "--name", "bypath", "--index-url", &index])
+        .assert()
+        .success();
+    assert_eq!(wheels_of("bypath"), expected);
+    // A file:// URL, and a path in a requirements file, relative to it.
+    let url = format!("app @ file://{}", local.display());
+    bundle(cwd.path(), cache.path())
+        .args(["build", &url, "--name", "byurl", "--index-url", &index])
+        .assert()
+        .success();
+    assert_eq!(wheels_of("byurl"), expected);
+    std::fs::create_dir_all(cwd.path().join("reqs")).unwrap();
+    std::fs::write(
+        cwd.path().join("reqs/requirements.txt"),
+        format!("app @ ../wheels/{}\n", app.filename()),
+    )
+    .unwrap();
+    bundle(cwd.path(), cache.path())
+        .args(["build", "-r", "reqs/requirements.txt", "--name", "byfile"])
+        .args(["--index-url", &index])
+        .assert()
+        .success();
+    assert_eq!(wheels_of("byfile"), expected);
+
+    // Over HTTP, with the hash in the URL.
+    server.route(
+        "/direct/app-2.0-py3-none-any.whl",
+        data.clone(),
+        "application/octet-stream",
+        false,
+    );
+    let remote = server.url("/direct/app-2.0-py3-none-any.whl");
+    let hashed = format!("app @ {remote}#sha256={}", sha256(&data));
+    bundle(cwd.path(), cache.path())
+        .args(["build", &hashed, "--name", "byhttp", "--index-url", &index])
+        .assert()
+        .success();
+    assert_eq!(wheels_of("byhttp"), expected);
+    // Without a hash: refused before anything is fetched (exit 2).
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "build",
+            &format!("app @ {remote}"),
+            "--name",
+            "nohash",
+            "--index-url",
+            &index,
+        ]),
+        2,
+    );
+    assert!(err.contains("comes with no sha256"), "{err}");
+    // With a wrong one: a mismatch (exit 1), and nothing written.
+    let wrong = format!("app @ {remote}#sha256={}", "0".repeat(64));
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "build",
+            &wrong,
+            "--name",
+            "wrong",
+            "--index-url",
+            &index,
+        ]),
+        1,
+    );
+    assert!(err.contains("sha256 mismatch"), "{err}");
+    assert!(!cwd.path().join("dist/wrong").exists());
+    assert!(!cwd.path().join("dist/wrong.zip").exists());
+    // A local file that is not the package named, or not there.
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "build",
+            &format!("other @ ./wheels/{}", app.filename()),
+            "--index-url",
+            &index,
+        ]),
+        2,
+    );
+    assert!(err.contains("is a file of app, not of other"), "{err}");
+    // In a requirements file, a URL line's error names the file and line.
+    std::fs::write(
+        cwd.path().join("reqs/bad.txt"),
+        "lib\napp @ ./missing-2.0-py3-none-any.whl\nx @ git+https://127.0.0.1/x.git\n",
+    )
+    .unwrap();
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "build",
+            "-r",
+            "reqs/bad.txt",
+            "--index-url",
+            &index,
+        ]),
+        2,
+    );
+    assert!(err.contains("reqs/bad.txt:2"), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    std::fs::write(
+        cwd.path().join("reqs/bad.txt"),
+        "x @ git+https://127.0.0.1/x.git\n",
+    )
+    .unwrap();
+    let err = fails(
+        bundle(cwd.path(), cache.path()).args([
+            "build",
+            "-r",
+            "reqs/bad.txt",
+            "--index-url",
+            &index,
+        ]),
+        2,
+    );
+    assert!(err.contains("reqs/bad.txt:1"), "{err}");
+    assert!(err.contains("git+https: URLs are not supported"), "{err}");
 }

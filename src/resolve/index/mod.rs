@@ -13,6 +13,9 @@ use reqwest::Url;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+mod direct;
+pub use direct::{direct_files, DirectFile};
+
 use crate::config::target::Target;
 use crate::fetch::{Blob, FetchError, Fetcher, RangeReply};
 use crate::model::hash::{BadHash, Sha256};
@@ -59,12 +62,18 @@ pub enum IndexError {
     BadIndexUrl(String),
     #[error(transparent)]
     Build(#[from] crate::resolve::BuildError),
+    /// A requirement names a file by URL that cannot be used.
+    #[error("`{requirement}`: {message}")]
+    Direct {
+        requirement: String,
+        message: String,
+    },
 }
 
 impl Diagnose for IndexError {
     fn exit_code(&self) -> i32 {
         match self {
-            IndexError::BadIndexUrl(_) => crate::error::BAD_INPUT,
+            IndexError::BadIndexUrl(_) | IndexError::Direct { .. } => crate::error::BAD_INPUT,
             _ => crate::error::WORK_FAILED,
         }
     }
@@ -83,6 +92,9 @@ impl Diagnose for IndexError {
             ),
             IndexError::Fetch(e) => e.hint(),
             IndexError::Build(e) => e.hint.clone(),
+            IndexError::Direct { .. } => Some(
+                "a requirement `name @ URL` names one wheel or sdist (.whl, .tar.gz, .zip) whose file name starts with that name: `name @ file:///path/name-1.0-py3-none-any.whl`, a path relative to the requirements file, or `name @ https://host/name-1.0.tar.gz#sha256=HEX`".into(),
+            ),
             IndexError::BadHash { .. } | IndexError::MetadataMismatch { .. } => Some(
                 "the index is broken or hostile; nothing from it was used for this file. Report it to the index's operator".into(),
             ),
@@ -223,6 +235,11 @@ pub struct Index {
     python: Version,
     exclude_newer: Option<String>,
     sdists: Option<Arc<dyn crate::resolve::WheelBuilder>>,
+    /// Whether the index's own sdists are built (`--sdists build`), not
+    /// only those a requirement names by URL.
+    index_sdists: bool,
+    /// Projects a requirement names by URL (`name @ URL`): that one file.
+    direct: std::collections::HashMap<PackageName, Arc<Project>>,
     projects: PerKey<PackageName, Shared<Project>>,
     reporter: Arc<dyn crate::report::Reporter>,
     metadata: PerKey<String, Shared<Metadata>>,
@@ -263,6 +280,8 @@ impl Index {
             python: target.python.clone(),
             exclude_newer,
             sdists: None,
+            index_sdists: false,
+            direct: std::collections::HashMap::new(),
             projects: PerKey::default(),
             reporter: Arc::new(crate::report::NoReporter),
             metadata: PerKey::default(),
@@ -291,7 +310,20 @@ impl Index {
     /// them into wheels (for their metadata, and for the bundle).
     pub fn with_sdists(mut self, builder: Arc<dyn crate::resolve::WheelBuilder>) -> Index {
         self.sdists = Some(builder);
+        self.index_sdists = true;
         self
+    }
+
+    /// Build the sdists requirements name by URL with `builder`, but not
+    /// the index's own (`--sdists` left at its default).
+    pub fn with_direct_sdists(mut self, builder: Arc<dyn crate::resolve::WheelBuilder>) -> Index {
+        self.sdists = Some(builder);
+        self
+    }
+
+    /// Whether a requirement names `name` by URL (see [`Index::with_direct`]).
+    pub fn is_direct(&self, name: &PackageName) -> bool {
+        self.direct.contains_key(name)
     }
 
     pub fn sdist_builder(&self) -> Option<&Arc<dyn crate::resolve::WheelBuilder>> {
@@ -308,6 +340,9 @@ impl Index {
 
     /// The project page for `name`, filtered for the target (memoized).
     pub async fn project(&self, name: &PackageName) -> Result<Arc<Project>, Arc<IndexError>> {
+        if let Some(p) = self.direct.get(name) {
+            return Ok(p.clone());
+        }
         self.projects
             .get(name)
             .get_or_init(|| async {
@@ -351,7 +386,7 @@ impl Index {
                 url: url.to_string(),
                 source,
             })?;
-        self.filter_files(name, url, page.files)
+        self.filter_files(name, url, page.files, false)
     }
 
     fn filter_files(
@@ -359,12 +394,13 @@ impl Index {
         name: &PackageName,
         page_url: &Url,
         files: Vec<FileJson<'_>>,
+        direct: bool,
     ) -> Result<Project, IndexError> {
         let mut candidates: BTreeMap<Version, Candidate> = BTreeMap::new();
         let mut rejected = Vec::new();
         let file_count = files.len();
         for f in files {
-            let (version, file) = match self.classify(page_url, f)? {
+            let (version, file) = match self.classify(page_url, f, direct)? {
                 Verdict::Usable(version, file) => (version, file),
                 Verdict::Rejected(r) => {
                     rejected.push(r);
@@ -401,7 +437,12 @@ impl Index {
 
     /// What the target makes of one file of a project page. A hash that is
     /// not 64 hex digits is an error: the page is broken or hostile.
-    fn classify(&self, page_url: &Url, f: FileJson<'_>) -> Result<Verdict, IndexError> {
+    fn classify(
+        &self,
+        page_url: &Url,
+        f: FileJson<'_>,
+        direct: bool,
+    ) -> Result<Verdict, IndexError> {
         let reject = |version: Option<Version>, reason: String| {
             Ok(Verdict::Rejected(Rejected {
                 version,
@@ -423,7 +464,7 @@ impl Index {
                 Err(_) => return Ok(Verdict::Ignored),
             },
             None => match sdist_version(&f.filename) {
-                Some(v) if self.builds(&f.filename) => v,
+                Some(v) if self.builds(&f.filename, direct) => v,
                 Some(v) => {
                     return reject(
                         Some(v),
@@ -499,8 +540,10 @@ impl Index {
     }
 
     /// Whether an sdist of this name can be built here.
-    fn builds(&self, filename: &str) -> bool {
-        self.sdists.is_some() && (filename.ends_with(".tar.gz") || filename.ends_with(".zip"))
+    fn builds(&self, filename: &str, direct: bool) -> bool {
+        self.sdists.is_some()
+            && (direct || self.index_sdists)
+            && (filename.ends_with(".tar.gz") || filename.ends_with(".zip"))
     }
 
     /// Start downloading a wheel the resolver chose into the cache, so that
