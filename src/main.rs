@@ -46,6 +46,11 @@ pub struct ResolveArgs {
     /// Add a project's optional dependencies NAME (with `.` or a pyproject.toml).
     #[arg(long, value_name = "NAME")]
     extra: Vec<String>,
+    /// With a project (`.` or a pyproject.toml): bundle its dependencies
+    /// only, not the project itself (which is otherwise built, in the
+    /// target's image).
+    #[arg(long)]
+    no_install_project: bool,
     /// Resolve as of DATE: only files uploaded up to then (YYYY-MM-DD or RFC 3339).
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
     exclude_newer: Option<String>,

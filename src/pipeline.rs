@@ -54,6 +54,9 @@ pub struct Options {
     pub constraint_files: Vec<PathBuf>,
     /// `--extra NAME`s of a pyproject.toml.
     pub extras: Vec<String>,
+    /// Bundle a project named by its folder or pyproject.toml itself, built
+    /// from its source (`--no-install-project` clears it).
+    pub install_project: bool,
     /// `--exclude-newer DATE`, over the recipe's `exclude_newer`.
     pub exclude_newer: Option<String>,
     /// `--sdists build|refuse`, over the recipe's `sdists`.
@@ -91,6 +94,7 @@ impl Default for Options {
             requirement_files: Vec::new(),
             constraint_files: Vec::new(),
             extras: Vec::new(),
+            install_project: true,
             exclude_newer: None,
             sdists: None,
             max_upload: None,
@@ -171,6 +175,44 @@ pub fn load(options: &Options) -> Result<(Recipe, Target), Error> {
 /// The recipe the options name: recipes and requirements on the command
 /// line, projects (`.`, `pyproject.toml`), `-r` files, `-c` constraints,
 /// `--exclude-newer`.
+/// The requirement that bundles a project itself: `name[extras] @` its
+/// folder packed as an sdist (in the cache), which is built in the target's
+/// image; its dependencies then come from the built wheel, dynamic or not.
+fn project_requirement(
+    project: crate::config::requirements::Project,
+    pyproject: &Path,
+    options: &Options,
+) -> Result<pep508_rs::Requirement<pep508_rs::VerbatimUrl>, Error> {
+    use crate::config::requirements::RequirementsError;
+    let bad = |message: String| RequirementsError::Pyproject {
+        file: project.file.clone(),
+        message,
+    };
+    let version = project.version.clone().ok_or_else(|| {
+        bad("its version is dynamic (the build backend computes it), and bundle builds a project whose [project].version is set: set it, or build the wheel and name it (`name @ ./dist/name-1.0-py3-none-any.whl`), or pass --no-install-project to bundle its dependencies only".into())
+    })?;
+    let dir = match pyproject.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let packed = crate::config::project::pack(
+        &dir,
+        &project.name,
+        &version,
+        &options.cache_dir.join("projects"),
+    )?;
+    let url = reqwest::Url::from_file_path(crate::fsutil::absolute(&packed))
+        .map_err(|()| bad(format!("{} is not an absolute path", packed.display())))?;
+    let extras = if options.extras.is_empty() {
+        String::new()
+    } else {
+        format!("[{}]", options.extras.join(","))
+    };
+    let text = format!("{}{extras} @ {url}", project.name);
+    std::str::FromStr::from_str(&text)
+        .map_err(|e: pep508_rs::Pep508Error| bad(format!("`{text}`: {e}")).into())
+}
+
 fn recipe_of(options: &Options) -> Result<Recipe, Error> {
     use crate::config::requirements::{pyproject_path, read_pyproject, FileRequirements};
     let (projects, items): (Vec<&String>, Vec<&String>) = options
@@ -185,14 +227,15 @@ fn recipe_of(options: &Options) -> Result<Recipe, Error> {
     for p in projects {
         let path = pyproject_path(p).expect("partitioned on it");
         let project = read_pyproject(&path, &options.extras)?;
-        let mut recipe = Recipe::of_requirements(
-            &project.name,
-            project.requirements,
-            &path.display().to_string(),
-        );
-        recipe.pypi.requires_python = project
-            .requires_python
-            .map(|r| (path.display().to_string(), r));
+        let name = project.name.clone();
+        let requires_python = project.requires_python.clone();
+        let requirements = if options.install_project {
+            vec![project_requirement(project, &path, options)?]
+        } else {
+            project.dependencies_only()?
+        };
+        let mut recipe = Recipe::of_requirements(&name, requirements, &path.display().to_string());
+        recipe.pypi.requires_python = requires_python.map(|r| (path.display().to_string(), r));
         parts.push(recipe);
     }
     if !options.extras.is_empty() && parts.iter().all(|r| !r.origin.ends_with("pyproject.toml")) {

@@ -116,6 +116,7 @@ pub fn options_from(r: &ResolveArgs) -> Options {
         requirement_files: r.requirement.clone(),
         constraint_files: r.constraint.clone(),
         extras: r.extra.clone(),
+        install_project: !r.no_install_project,
         exclude_newer: r.exclude_newer.clone(),
         sdists: r.sdists.as_deref().map(|s| {
             if s == "build" {

@@ -41,11 +41,17 @@ pub enum RequirementsError {
     },
     #[error("{file}: {message}")]
     Pyproject { file: String, message: String },
+    /// The project folder could not be packed to be built.
+    #[error("cannot pack the project in {dir} to build it: {message}")]
+    Pack { dir: PathBuf, message: String },
 }
 
 impl crate::error::Diagnose for RequirementsError {
     fn exit_code(&self) -> i32 {
-        crate::error::BAD_INPUT
+        match self {
+            RequirementsError::Pack { .. } => crate::error::WORK_FAILED,
+            _ => crate::error::BAD_INPUT,
+        }
     }
 
     fn hint(&self) -> Option<String> {
@@ -56,7 +62,7 @@ impl crate::error::Diagnose for RequirementsError {
             RequirementsError::Pyproject { .. } => Some(
                 "bundle reads [project].dependencies and [project.optional-dependencies] (PEP 621)".into(),
             ),
-            RequirementsError::Read { .. } => None,
+            RequirementsError::Read { .. } | RequirementsError::Pack { .. } => None,
         }
     }
 }
@@ -261,15 +267,46 @@ pub fn pyproject_path(arg: &str) -> Option<PathBuf> {
     (path.is_dir() && file.is_file()).then_some(file)
 }
 
-/// A project's name and its dependencies, with those of `extras`.
-/// What a pyproject.toml asks for.
+/// What a pyproject.toml asks for: a project's name and version, and its
+/// dependencies with those of the extras asked for.
 #[derive(Debug)]
 pub struct Project {
     pub name: String,
-    /// Its dependencies and the optional ones of the extras asked for.
+    /// Its `[project].version`; `None` when the build backend computes it.
+    pub version: Option<String>,
+    /// Its dependencies and the optional ones of the extras asked for, as
+    /// the file lists them.
     pub requirements: Vec<Requirement<VerbatimUrl>>,
+    /// Whether the build backend computes them (`dynamic`): then only a
+    /// build of the project can tell.
+    pub dynamic_dependencies: bool,
     /// Its `requires-python`.
     pub requires_python: Option<String>,
+    /// The pyproject.toml, for messages.
+    pub file: String,
+}
+
+impl Project {
+    /// Its dependencies, to bundle without the project itself: refused when
+    /// they cannot be read or there are none, rather than bundle nothing
+    /// and call it already installed.
+    pub fn dependencies_only(self) -> Result<Vec<Requirement<VerbatimUrl>>, RequirementsError> {
+        let bad = |message: &str| RequirementsError::Pyproject {
+            file: self.file.clone(),
+            message: message.to_string(),
+        };
+        if self.dynamic_dependencies {
+            return Err(bad(
+                "its dependencies are dynamic (the build backend computes them), which only a build of the project can read: leave out --no-install-project to build it, or name them as requirements (`bundle build -r requirements.txt`)",
+            ));
+        }
+        if self.requirements.is_empty() {
+            return Err(bad(
+                "declares no dependencies to bundle, and --no-install-project leaves out the project itself: name what it needs in [project].dependencies, or as requirements",
+            ));
+        }
+        Ok(self.requirements)
+    }
 }
 
 /// Read a project's pyproject.toml, with the `extras` asked for.
@@ -293,6 +330,17 @@ pub fn read_pyproject(path: &Path, extras: &[String]) -> Result<Project, Require
         .and_then(|n| n.as_str())
         .ok_or_else(|| bad("[project] has no `name`".into()))?
         .to_string();
+    let version = match project.get("version") {
+        None => None,
+        Some(v) => {
+            let v = v
+                .as_str()
+                .ok_or_else(|| bad("[project].version is not a string".into()))?;
+            let parsed = pep440_rs::Version::from_str(v)
+                .map_err(|e| bad(format!("[project].version `{v}`: {e}")))?;
+            Some(parsed.to_string())
+        }
+    };
     let list = |value: Option<&toml::Value>,
                 what: &str|
      -> Result<Vec<Requirement<VerbatimUrl>>, RequirementsError> {
@@ -313,26 +361,23 @@ pub fn read_pyproject(path: &Path, extras: &[String]) -> Result<Project, Require
             })
             .collect()
     };
-    // Dependencies the build backend computes cannot be read here: say so,
-    // rather than bundle nothing and call it already installed.
-    let dynamic = project
-        .get("dynamic")
-        .and_then(|d| d.as_array())
-        .is_some_and(|d| {
-            d.iter()
-                .any(|v| matches!(v.as_str(), Some("dependencies" | "optional-dependencies")))
-        });
-    if dynamic {
-        return Err(bad(
-            "its dependencies are dynamic (the build backend computes them), and bundle does not build projects to read them: list them in [project].dependencies, or name them as requirements (`bundle build -r requirements.txt`)".into(),
-        ));
-    }
+    let dynamic = |field: &str| {
+        project
+            .get("dynamic")
+            .and_then(|d| d.as_array())
+            .is_some_and(|d| d.iter().any(|v| v.as_str() == Some(field)))
+    };
+    let dynamic_dependencies = dynamic("dependencies") || dynamic("optional-dependencies");
     let mut reqs = list(project.get("dependencies"), "[project].dependencies")?;
     let optional = project
         .get("optional-dependencies")
         .and_then(|o| o.as_table());
     for extra in extras {
         let Some(deps) = optional.and_then(|o| o.get(extra)) else {
+            if dynamic("optional-dependencies") {
+                // Only the build can tell which extras there are.
+                continue;
+            }
             let known: Vec<&String> = optional.map(|o| o.keys().collect()).unwrap_or_default();
             return Err(bad(format!(
                 "has no optional dependencies `{extra}` (it has: {})",
@@ -352,19 +397,17 @@ pub fn read_pyproject(path: &Path, extras: &[String]) -> Result<Project, Require
             &format!("[project.optional-dependencies].{extra}"),
         )?);
     }
-    if reqs.is_empty() {
-        return Err(bad(
-            "declares no dependencies to bundle (and bundle does not build the project itself): name what it needs in [project].dependencies, or as requirements".into(),
-        ));
-    }
     let requires_python = project
         .get("requires-python")
         .and_then(|v| v.as_str())
         .map(str::to_string);
     Ok(Project {
         name,
+        version,
         requirements: reqs,
+        dynamic_dependencies,
         requires_python,
+        file,
     })
 }
 

@@ -810,3 +810,64 @@ fn an_sdist_named_by_path_is_built_without_asking() {
     assert!(files.iter().any(|f| f["package"] == "helper"), "{doc}");
     assert!(t.containers().is_empty(), "containers left behind");
 }
+
+#[test]
+#[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
+fn a_project_folder_is_built_and_bundled_with_its_dynamic_dependencies() {
+    let t = docker_test();
+    let server = Server::start();
+    publish_with_tinybuild(&server, &[]);
+    // The project's dependencies are dynamic: only its build says it needs
+    // helper.
+    let project = t.work.path().join("proj");
+    for (file, text) in [
+        (
+            "pyproject.toml",
+            "[project]\nname = \"proj\"\nversion = \"0.3\"\ndynamic = [\"dependencies\"]\n\
+             [build-system]\nrequires = [\"tinybuild\"]\nbuild-backend = \"tinybuild.backend\"\n",
+        ),
+        (
+            "build.json",
+            r#"{"name": "proj", "version": "0.3", "modules": ["proj.py"], "requires": ["helper>=1"]}"#,
+        ),
+        ("proj.py", "def hello():\n    return 'from proj'\n"),
+        // Left out of the pack: what a build would trip over.
+        ("dist/stale.zip", "not a zip"),
+        (".git/HEAD", "ref: refs/heads/main\n"),
+    ] {
+        std::fs::create_dir_all(project.join(file).parent().unwrap()).unwrap();
+        std::fs::write(project.join(file), text).unwrap();
+    }
+    let out = t
+        .bundle()
+        .current_dir(&project)
+        .args(["build", ".", "--json", "--verify"])
+        .args(["--target", &fixture_target("debian11")])
+        .args(["--index-url", &server.index_url()])
+        .assert()
+        .success();
+    let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let files = doc["build"]["files"].as_array().unwrap();
+    let built = files
+        .iter()
+        .find(|f| f["package"] == "proj")
+        .expect("the project itself is bundled");
+    assert_eq!(built["built_from"], "proj-0.3.tar.gz", "{built}");
+    assert!(files.iter().any(|f| f["package"] == "helper"), "{doc}");
+    // verify imported it in the sandbox.
+    let imports = doc["verify"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "imports")
+        .unwrap();
+    assert!(
+        imports["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"].as_str().unwrap().contains("proj") && i["status"] == "pass"),
+        "{imports}"
+    );
+    assert!(t.containers().is_empty(), "containers left behind");
+}

@@ -1729,7 +1729,8 @@ fn requirements_files_constraints_hashes_and_projects() {
         "{err}"
     );
 
-    // A project: `.` reads [project].dependencies, --extra adds its extras.
+    // A project's dependencies only (--no-install-project): `.` reads
+    // [project].dependencies, --extra adds its extras.
     let project = cwd.path().join("proj");
     std::fs::create_dir_all(&project).unwrap();
     std::fs::write(
@@ -1741,6 +1742,7 @@ fn requirements_files_constraints_hashes_and_projects() {
         .args([
             "plan",
             ".",
+            "--no-install-project",
             "--extra",
             "cli",
             "--json",
@@ -1756,9 +1758,21 @@ fn requirements_files_constraints_hashes_and_projects() {
     let plan = plan_json(
         cwd.path(),
         cache.path(),
-        &["proj/pyproject.toml", "--index-url", &index],
+        &[
+            "proj/pyproject.toml",
+            "--no-install-project",
+            "--index-url",
+            &index,
+        ],
     );
     assert_eq!(pins(&plan), ["app==1.0", "lib==2.1"]);
+    // Without it, the project itself is built: its version must be set.
+    let err = fails(
+        bundle(&project, cache.path()).args(["plan", ".", "--index-url", &index]),
+        2,
+    );
+    assert!(err.contains("its version is dynamic"), "{err}");
+    assert!(err.contains("--no-install-project"), "{err}");
 
     // --exclude-newer on the command line (every file here is from 2023-01-01).
     let err = fails(
@@ -2068,23 +2082,38 @@ fn json_names_a_bad_requirement_as_such_and_lists_every_stage_timing() {
 fn a_project_whose_dependencies_cannot_be_read_or_whose_python_is_excluded_is_refused() {
     let (server, cwd, cache) = serve(&[WheelSpec::new("lib", "1.0")]);
     let index = server.index_url();
-    let project = |text: &str| {
+    let project = |text: &str, extra: &[&str]| {
         std::fs::write(cwd.path().join("pyproject.toml"), text).unwrap();
         fails(
-            bundle(cwd.path(), cache.path()).args(["build", ".", "--index-url", &index]),
+            bundle(cwd.path(), cache.path())
+                .args(["build", ".", "--index-url", &index])
+                .args(extra),
             2,
         )
     };
-    // Dynamic dependencies: said plainly, not "already installed".
-    let err = project("[project]\nname = \"app\"\nversion = \"1\"\ndynamic = [\"dependencies\"]\n");
+    let deps_only = ["--no-install-project"];
+    // Dynamic dependencies, the project left out: said plainly, not
+    // "already installed" (a build of the project reads them; see the
+    // Docker test `a_project_folder_is_built_and_bundled_with_its_dynamic_dependencies`).
+    let err = project(
+        "[project]\nname = \"app\"\nversion = \"1\"\ndynamic = [\"dependencies\"]\n",
+        &deps_only,
+    );
     assert!(err.contains("its dependencies are dynamic"), "{err}");
     assert!(!err.contains("already"), "{err}");
-    // No dependencies at all: nothing to bundle, said so.
-    let err = project("[project]\nname = \"app\"\nversion = \"1\"\n");
+    // No dependencies at all, the project left out: nothing to bundle.
+    let err = project("[project]\nname = \"app\"\nversion = \"1\"\n", &deps_only);
     assert!(err.contains("declares no dependencies to bundle"), "{err}");
+    // A version the build backend computes: the project cannot be named.
+    let err = project(
+        "[project]\nname = \"app\"\ndynamic = [\"version\"]\ndependencies = [\"lib\"]\n",
+        &[],
+    );
+    assert!(err.contains("its version is dynamic"), "{err}");
     // requires-python that excludes the target's Python (3.8.10 here).
     let err = project(
         "[project]\nname = \"app\"\nversion = \"1\"\nrequires-python = \">=3.10\"\ndependencies = [\"lib\"]\n",
+        &deps_only,
     );
     assert!(
         err.contains("requires-python `>=3.10` excludes Python 3.8.10 of target ubuntu-20.04"),
@@ -2098,7 +2127,7 @@ fn a_project_whose_dependencies_cannot_be_read_or_whose_python_is_excluded_is_re
     )
     .unwrap();
     bundle(cwd.path(), cache.path())
-        .args(["build", ".", "--index-url", &index])
+        .args(["build", ".", "--no-install-project", "--index-url", &index])
         .assert()
         .success();
 }
