@@ -196,7 +196,7 @@ fn project_requirement(
         _ => Path::new("."),
     };
     let packed = crate::config::project::pack(
-        &dir,
+        dir,
         &project.name,
         &version,
         &options.cache_dir.join("projects"),
