@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Print the crate's module dependency cycles (and counts), from `crate::` paths.
+"""Print the crate's module dependency cycles (and counts), from `crate::`,
+`super::` and `self::` paths.
 
 Usage: python3 scripts/module-graph.py [--folders]
 A module is a file under src/ (mod.rs names its folder). With --folders,
@@ -32,12 +33,48 @@ def resolve(parts):
             return tuple(parts[:n])
     return None
 
+def paths_in(text):
+    """The paths a module's code names: `crate::a::b`, `super::x`, and each
+    item of a `use` group (`use super::{a, b::c}`)."""
+    # Expand `use PREFIX::{A, B::C}` groups (one level) into PREFIX::A, PREFIX::B::C.
+    for prefix, group in re.findall(r"((?:crate|super|self)(?:::[a-z_]+)*)::\{([^{}]*)\}", text):
+        for item in group.split(","):
+            item = item.strip().split(" as ")[0]
+            if item:
+                yield prefix + "::" + item
+    for path in re.findall(r"\b((?:crate|super|self)(?:::(?:super|[a-z_]+))+)", text):
+        yield path
+
+def absolute(m, path, is_mod):
+    """A crate-relative module path for `path` as written in module `m`."""
+    parts = path.split("::")
+    if parts[0] == "crate":
+        return parts[1:]
+    base = list(m)
+    if not is_mod:
+        base = base[:-1]  # a file module's `super` is its folder's module
+        here = list(m)
+    else:
+        here = list(m)
+    if parts[0] == "self":
+        return here + parts[1:]
+    # `super`: from a file module foo/bar.rs (module foo::bar) it is foo;
+    # from foo/mod.rs (module foo) it is foo's parent.
+    cur = list(m)
+    while parts and parts[0] == "super":
+        cur = cur[:-1]
+        parts = parts[1:]
+    return cur + parts
+
 graph = {m: set() for m in mods}
 for m, p in mods.items():
     text = open(p).read()
     text = text.split("#[cfg(test)]")[0]
-    for path in re.findall(r"crate::([a-z_]+(?:::[a-z_]+)*)", text):
-        t = resolve(path.split("::"))
+    # Comments (docs naming other modules) are not imports.
+    text = re.sub(r"//[^\n]*", "", text)
+    is_mod = os.path.basename(p) in ("mod.rs", "lib.rs", "main.rs")
+    for path in paths_in(text):
+        t = resolve(absolute(m, path, is_mod))
         if t and t != m and t[:len(m)] != m:  # a module may use its children
             graph[m].add(t)
 

@@ -3,6 +3,12 @@
 
 pub mod cache;
 mod client;
-mod local;
+mod error;
+mod limits;
+mod pages;
+mod transfer;
 
-pub use client::*;
+pub use client::{Blob, Fetcher, PageRead, RangeReply};
+pub use error::FetchError;
+pub use limits::Limits;
+pub use transfer::{copy_verified, verified_reader, VerifiedReader};

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{Excluded, Replaced};
 use super::{Check, Sha256, TargetSummary, VerifySettings};
+pub use super::{Excluded, Link, Replaced};
 
 /// The manifest's schema version.
 pub const MANIFEST_SCHEMA: u32 = 1;
@@ -22,17 +22,6 @@ pub enum FileKind {
     Library,
     /// Anything else.
     File,
-}
-
-/// How a binary finds the bundle's `lib/`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Link {
-    /// Its RUNPATH was set to `$ORIGIN/../lib`.
-    Runpath,
-    /// `bin/<name>` is a shell script that sets LD_LIBRARY_PATH and runs
-    /// `libexec/<name>`.
-    Wrapper,
 }
 
 /// One installed Debian package.

@@ -91,3 +91,36 @@ pub fn sh_quote(s: &str) -> String {
     }
     format!("'{}'", s.replace('\'', "'\\''"))
 }
+
+/// How a binary finds the bundle's `lib/`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Link {
+    /// Its RUNPATH was set to `$ORIGIN/../lib`.
+    Runpath,
+    /// `bin/<name>` is a shell script that sets LD_LIBRARY_PATH and runs
+    /// `libexec/<name>`.
+    Wrapper,
+}
+
+/// A package left out of the bundle, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Excluded {
+    /// Its name.
+    pub package: String,
+    /// The version the target has.
+    pub version: String,
+    /// Why it is left out (`preinstalled on target`).
+    pub reason: String,
+}
+
+/// A preinstalled package the bundle replaces with another version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Replaced {
+    /// Its name.
+    pub package: String,
+    /// The version the target has.
+    pub preinstalled: String,
+    /// The version the bundle installs over it.
+    pub version: String,
+}

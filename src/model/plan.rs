@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::manifest::Link;
 use super::{Check, Sha256, TargetSummary, VerifySettings};
+pub use super::{Excluded, Link, Replaced};
 
 /// The Plan's schema version.
 pub const PLAN_SCHEMA: u32 = 1;
@@ -67,17 +67,6 @@ pub struct LockedDeb {
     pub deb: String,
     /// Its sha256, from the distribution's package lists.
     pub sha256: Sha256,
-}
-
-/// A package left out of the bundle, and why.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Excluded {
-    /// Its name.
-    pub package: String,
-    /// The version the target has.
-    pub version: String,
-    /// Why it is left out (`preinstalled on target`).
-    pub reason: String,
 }
 
 /// How a release asset is packed, by its name.
@@ -303,15 +292,4 @@ impl TargetProfile {
         }
         out
     }
-}
-
-/// A preinstalled package the bundle replaces with another version.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Replaced {
-    /// Its name.
-    pub package: String,
-    /// The version the target has.
-    pub preinstalled: String,
-    /// The version the bundle installs over it.
-    pub version: String,
 }

@@ -4,7 +4,7 @@
 
 use pubgrub::{Derived, External, Map, ReportFormatter, Term};
 
-use super::solver::{Pkg, Range};
+use super::graph::{Pkg, Range};
 
 /// Formats PubGrub's derivation tree for people who asked for a bundle.
 pub struct ConflictFormatter;

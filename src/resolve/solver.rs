@@ -8,7 +8,6 @@
 use crate::error::Diagnose;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::fmt;
 
 use std::sync::{Arc, Mutex};
 
@@ -18,7 +17,7 @@ use pep508_rs::{
 };
 use pubgrub::{
     DefaultStringReporter, DependencyConstraints, DependencyProvider, PackageResolutionStatistics,
-    PubGrubError, Ranges, Reporter as _,
+    PubGrubError, Reporter as _,
 };
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::target::Target;
 use crate::resolve::index::{Index, IndexError, WheelFile};
 
-pub(crate) type Range = Ranges<Version>;
+pub use super::graph::Pkg;
+pub(crate) use super::graph::Range;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
@@ -79,27 +79,6 @@ impl Diagnose for ResolveError {
             ),
             ResolveError::Unsupported(_) | ResolveError::Failed(_) => None,
             ResolveError::Cancelled => None,
-        }
-    }
-}
-
-/// A node of the resolution graph.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Pkg {
-    Root,
-    /// The target's preinstalled set.
-    Target(String),
-    Name(PackageName),
-    Extra(PackageName, ExtraName),
-}
-
-impl fmt::Display for Pkg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Pkg::Root => write!(f, "your request"),
-            Pkg::Target(t) => write!(f, "{t} (preinstalled)"),
-            Pkg::Name(n) => write!(f, "{n}"),
-            Pkg::Extra(n, e) => write!(f, "{n}[{e}]"),
         }
     }
 }
