@@ -11,7 +11,8 @@ use reqwest::Url;
 use crate::model::hash::Sha256;
 use crate::resolve::tags::WheelName;
 
-use super::{FileJson, Hashes, Index, IndexError};
+use super::page::{FileJson, Hashes};
+use super::{Index, IndexError};
 
 /// A file a requirement names by URL, and what is known of it before the
 /// fetch: its sha256 (the URL's `#sha256=`, a `--hash`, or the local
