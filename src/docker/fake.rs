@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::engine::{DockerError, ExecOptions, ExecOutput, Members, Run};
+use super::{DockerError, ExecOptions, ExecOutput, Members, Run};
 
 /// One scripted answer: exit code and output, or a time-out.
 #[derive(Debug, Clone)]
