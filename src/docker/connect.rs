@@ -169,7 +169,18 @@ pub async fn open(endpoint: &Endpoint, needs: &str) -> Result<Docker, DockerErro
     };
     match tokio::time::timeout(wait, client.negotiate_version()).await {
         Ok(Ok(docker)) => Ok(docker),
-        Ok(Err(e)) => Err(fail(classify(&e), Some(e))),
+        Ok(Err(e)) => {
+            let mut cause = classify(&e);
+            if let (Unreached::Failed, Transport::Tls { address, certs }) =
+                (&cause, &endpoint.transport)
+            {
+                // The pooled connection may have lost what the engine said.
+                if let Some(said) = tls::probe(address, certs, &endpoint.from).await {
+                    cause = classify_text(&said);
+                }
+            }
+            Err(fail(cause, Some(e)))
+        }
         Err(_) => Err(fail(Unreached::TimedOut(wait.as_secs()), None)),
     }
 }
@@ -189,6 +200,11 @@ fn classify(e: &bollard::errors::Error) -> Unreached {
         chain.push_str(&s.to_string());
         source = s.source();
     }
+    classify_text(&chain)
+}
+
+/// The cause a failure's text (its error chain) names.
+fn classify_text(chain: &str) -> Unreached {
     let detail = |marker: &str| -> String {
         chain
             .lines()

@@ -30,6 +30,53 @@ pub fn docker(
     from: &str,
     timeout: u64,
 ) -> Result<Result<Docker, bollard::errors::Error>, EndpointError> {
+    let (config, server_name) = client_config(address, certs, from)?;
+    let connector = Connector {
+        address: address.into(),
+        server_name,
+        tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+    };
+    Ok(transport::client(
+        connector,
+        "https://docker.engine",
+        timeout,
+    ))
+}
+
+/// What one plain request over TLS to the engine at `address` meets, when
+/// the API client's own failure says nothing: after a TLS 1.3 handshake the
+/// engine's refusal of this client's certificate arrives as an alert on the
+/// first read, which a pooled connection may lose. `None` when it answers.
+pub async fn probe(address: &str, certs: &CertFiles, from: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (config, server_name) = client_config(address, certs, from).ok()?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let attempt = async {
+        let tcp = TcpStream::connect(address).await?;
+        let mut stream = tls.connect(server_name, tcp).await?;
+        // A write may already meet the closed connection; the alert, if
+        // one came, is still there to read.
+        let _ = stream
+            .write_all(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+            .await;
+        let _ = stream.flush().await;
+        let mut buf = [0u8; 64];
+        stream.read(&mut buf).await.map(|_| ())
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(10), attempt).await {
+        Ok(Ok(())) | Err(_) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+    }
+}
+
+/// The TLS settings for the engine at `address`: its CA alone, this
+/// client's certificate when there is one, no resumption; and the name its
+/// certificate must have.
+fn client_config(
+    address: &str,
+    certs: &CertFiles,
+    from: &str,
+) -> Result<(ClientConfig, ServerName<'static>), EndpointError> {
     let bad = |path: &Path, message: String| EndpointError::TlsFile {
         from: from.to_string(),
         path: path.to_path_buf(),
@@ -73,16 +120,7 @@ pub fn docker(
         builder.with_no_client_auth()
     };
     config.resumption = Resumption::disabled();
-    let connector = Connector {
-        address: address.into(),
-        server_name,
-        tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
-    };
-    Ok(transport::client(
-        connector,
-        "https://docker.engine",
-        timeout,
-    ))
+    Ok((config, server_name))
 }
 
 /// Opens connections: TCP, then the TLS handshake.
