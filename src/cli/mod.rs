@@ -171,7 +171,7 @@ pub struct Source {
 /// (unless quiet) before any work starts.
 pub fn sources(r: &ResolveArgs, quiet: bool) -> Vec<Source> {
     let sources: Vec<Source> =
-        bundle::config::recipe::describe_sources(&r.items, r.recipes.as_deref())
+        bundle::config::items::describe_sources(&r.items, r.recipes.as_deref())
             .into_iter()
             .map(|(item, source, hint)| Source { item, source, hint })
             .chain(r.requirement.iter().map(|f| Source {

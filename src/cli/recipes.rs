@@ -12,8 +12,11 @@ pub fn run(json: bool, show: Option<String>, new: bool) -> Result<(), Error> {
         return Ok(());
     }
     if let Some(name) = show {
-        let text = recipe::text_of(&name, None).ok_or_else(|| {
-            let names: Vec<String> = recipe::builtin().into_iter().map(|(n, _)| n).collect();
+        let text = bundle::config::items::text_of(&name, None).ok_or_else(|| {
+            let names: Vec<String> = bundle::config::items::builtin()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
             let close = bundle::error::closest(&name, names.iter().map(String::as_str))
                 .map(|c| format!(" (did you mean `{c}`?)"))
                 .unwrap_or_default();
@@ -25,7 +28,7 @@ pub fn run(json: bool, show: Option<String>, new: bool) -> Result<(), Error> {
         super::out(&text);
         return Ok(());
     }
-    let list = recipe::builtin();
+    let list = bundle::config::items::builtin();
     if json {
         let v: Vec<_> = list
             .iter()

@@ -2,6 +2,7 @@
 //! errors that point at the file, line and column.
 
 pub mod dates;
+pub mod items;
 pub mod project;
 pub mod recipe;
 pub mod requirements;

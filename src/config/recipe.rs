@@ -1,6 +1,5 @@
-//! Recipes: what goes into a bundle. Built-in recipes live in `recipes/`
-//! and are compiled into the binary; a `recipes/<name>.toml` in the working
-//! directory (or `--recipes DIR`) takes precedence.
+//! Recipes: what goes into a bundle, their TOML format and its checks.
+//! Which recipe a command-line item names is [`super::items`]' job.
 
 use crate::error::Diagnose;
 use std::path::{Path, PathBuf};
@@ -12,21 +11,6 @@ pub use crate::model::{Check, VerifySettings};
 use toml::Spanned;
 
 use crate::config::toml_file::{self, line_col, TomlError};
-
-const BUILTIN: &[(&str, &str)] = &[
-    (
-        "code-interpreter-2023",
-        include_str!("../../recipes/code-interpreter-2023.toml"),
-    ),
-    ("deno", include_str!("../../recipes/deno.toml")),
-    ("lua5.3", include_str!("../../recipes/lua5.3.toml")),
-    ("lua5.4", include_str!("../../recipes/lua5.4.toml")),
-    ("ripgrep", include_str!("../../recipes/ripgrep.toml")),
-    (
-        "sqlite-utils",
-        include_str!("../../recipes/sqlite-utils.toml"),
-    ),
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecipeError {
@@ -237,6 +221,14 @@ impl Build {
     }
 }
 
+/// A Debian package or program name that is safe in a shell command.
+pub(super) fn plain_apt_word(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(['-', '.'])
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-._:=~".contains(c))
+}
+
 /// A crate or feature name: safe in a shell command and a URL.
 fn plain_crate_word(s: &str) -> bool {
     !s.is_empty()
@@ -415,7 +407,7 @@ impl Recipe {
     }
 
     /// A recipe made of PEP 508 requirements given on the command line.
-    fn from_requirements(args: &[String]) -> Result<Recipe, RecipeError> {
+    pub(super) fn from_requirements(args: &[String]) -> Result<Recipe, RecipeError> {
         let mut pypi = Pypi::default();
         for a in args {
             // (A path, not a name: `requests` may be a folder here too.)
@@ -546,260 +538,6 @@ impl Recipe {
 /// A commented recipe with every key, for `bundle recipes --new`.
 pub const TEMPLATE: &str = include_str!("recipe_template.toml");
 
-/// A recipe's text: a local one (`<dir>/<name>.toml`, or a `.toml` path),
-/// else a built-in one.
-pub fn text_of(name: &str, dir: Option<&Path>) -> Option<String> {
-    if name.ends_with(".toml") {
-        return std::fs::read_to_string(name).ok();
-    }
-    let dir = dir
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("recipes"));
-    std::fs::read_to_string(dir.join(format!("{name}.toml")))
-        .ok()
-        .or_else(|| {
-            BUILTIN
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, t)| t.to_string())
-        })
-}
-
-pub fn builtin() -> Vec<(String, String)> {
-    BUILTIN
-        .iter()
-        .map(|(n, t)| {
-            let d = Recipe::parse(n, t, n)
-                .map(|r| r.description)
-                .unwrap_or_default();
-            (n.to_string(), d)
-        })
-        .collect()
-}
-
-/// A Debian package or program name that is safe in a shell command.
-fn plain_apt_word(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with(['-', '.'])
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+-._:=~".contains(c))
-}
-
-/// `apt:PKG` (its program of the same name goes to `bin/`) or
-/// `apt:PKG=BIN1,BIN2`, from the command line.
-fn apt_requirement(arg: &str) -> Option<Result<Recipe, RecipeError>> {
-    let spec = arg.strip_prefix("apt:")?;
-    let (package, binaries) = match spec.split_once('=') {
-        Some((p, b)) => (p, b.split(',').map(str::to_string).collect::<Vec<_>>()),
-        None => (spec, vec![spec.to_string()]),
-    };
-    let bad = |message: String| {
-        Some(Err(RecipeError::BadRequirement {
-            arg: arg.to_string(),
-            message,
-        }))
-    };
-    if !plain_apt_word(package) || package.contains(['=', ':']) {
-        return bad(format!(
-            "`{package}` is not a Debian package name (write apt:PACKAGE or apt:PACKAGE=PROGRAM,PROGRAM)"
-        ));
-    }
-    if let Some(b) = binaries
-        .iter()
-        .find(|b| !plain_apt_word(b) || b.contains('='))
-    {
-        return bad(format!("`{b}` is not a program name"));
-    }
-    Some(Ok(Recipe {
-        name: package.to_string(),
-        description: String::new(),
-        target: None,
-        pypi: Pypi::default(),
-        releases: Vec::new(),
-        builds: Vec::new(),
-        apt: Some(Apt {
-            packages: vec![package.to_string()],
-            binaries,
-            link: None,
-            check: Vec::new(),
-        }),
-        verify: VerifySettings::default(),
-        origin: "<command line>".into(),
-    }))
-}
-
-/// Command-line tools people often mean when they type a bare name that
-/// PyPI also has (as a library, or something else entirely).
-const WELL_KNOWN_TOOLS: &[&str] = &[
-    "jq",
-    "git",
-    "curl",
-    "wget",
-    "ffmpeg",
-    "sqlite3",
-    "ripgrep",
-    "fd-find",
-    "tree",
-    "htop",
-    "tmux",
-    "vim",
-    "nano",
-    "make",
-    "cmake",
-    "gcc",
-    "zip",
-    "unzip",
-    "pandoc",
-    "graphviz",
-    "imagemagick",
-    "poppler-utils",
-    "tesseract-ocr",
-    "lua5.3",
-    "lua5.4",
-    "nodejs",
-    "ruby",
-    "perl",
-    "bc",
-    "file",
-    "xz-utils",
-    "zstd",
-    "p7zip-full",
-    "rsync",
-    "openssl",
-    "ghostscript",
-];
-
-/// Where each item of a command line comes from, for the summary and the
-/// plan, with a hint for bare names that are likely meant as programs.
-pub fn describe_sources(
-    args: &[String],
-    dir: Option<&Path>,
-) -> Vec<(String, String, Option<String>)> {
-    // Programs the built-in apt recipes take, for the hint.
-    let recipes_binaries: Vec<String> = BUILTIN
-        .iter()
-        .filter_map(|(n, t)| Recipe::parse(n, t, n).ok())
-        .filter_map(|r| r.apt)
-        .flat_map(|a| a.binaries)
-        .collect();
-    let mut out = Vec::new();
-    for a in args {
-        if a.starts_with("apt:") {
-            out.push((a.clone(), "apt".into(), None));
-            continue;
-        }
-        if crate::config::requirements::pyproject_path(a).is_some() {
-            out.push((a.clone(), "project (pypi)".into(), None));
-            continue;
-        }
-        match find(a, dir) {
-            Ok(Some(r)) => {
-                let kinds: Vec<&str> = [
-                    (!r.pypi.requirements.is_empty(), "pypi"),
-                    (!r.releases.is_empty(), "release"),
-                    (r.apt.is_some(), "apt"),
-                    (!r.builds.is_empty(), "build"),
-                ]
-                .into_iter()
-                .filter_map(|(has, kind)| has.then_some(kind))
-                .collect();
-                out.push((a.clone(), format!("recipe ({})", kinds.join(", ")), None));
-            }
-            _ => {
-                let name = a
-                    .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-                    .next()
-                    .unwrap_or(a);
-                let hint = (WELL_KNOWN_TOOLS.contains(&name)
-                    || recipes_binaries.iter().any(|b| b == name))
-                .then(|| {
-                    format!(
-                        "`{name}` is read as the PyPI package `{name}`; for the program, write apt:{name}"
-                    )
-                });
-                out.push((a.clone(), "pypi".into(), hint));
-            }
-        }
-    }
-    out
-}
-
-fn looks_like_recipe_name(arg: &str) -> bool {
-    !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-/// Find a recipe by name or path: `*.toml` paths, then `<dir>/<name>.toml`
-/// (dir = `--recipes`, else `./recipes`), then built-ins.
-pub fn find(arg: &str, dir: Option<&Path>) -> Result<Option<Recipe>, RecipeError> {
-    let read = |path: &Path, name: &str| -> Result<Recipe, RecipeError> {
-        let text = std::fs::read_to_string(path).map_err(|source| RecipeError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Recipe::parse(name, &text, &path.display().to_string())
-    };
-    if arg.ends_with(".toml") {
-        let path = Path::new(arg);
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| arg.to_string());
-        return read(path, &name).map(Some);
-    }
-    if !looks_like_recipe_name(arg) {
-        return Ok(None);
-    }
-    let dir = dir
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("recipes"));
-    let local = dir.join(format!("{arg}.toml"));
-    if local.is_file() {
-        return read(&local, arg).map(Some);
-    }
-    match BUILTIN.iter().find(|(n, _)| *n == arg) {
-        Some((n, text)) => Recipe::parse(n, text, &format!("<built-in recipe {n}>")).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// Turn command-line arguments into one recipe: recipes by name or path,
-/// anything else a PEP 508 requirement.
-pub fn from_args(args: &[String], dir: Option<&Path>) -> Result<Recipe, RecipeError> {
-    let mut recipe: Option<Recipe> = None;
-    let mut reqs = Vec::new();
-    for a in args {
-        if let Some(apt) = apt_requirement(a) {
-            let r = apt?;
-            match &mut recipe {
-                Some(acc) => acc.merge(r),
-                None => recipe = Some(r),
-            }
-            continue;
-        }
-        match find(a, dir)? {
-            Some(r) => match &mut recipe {
-                Some(acc) => acc.merge(r),
-                None => recipe = Some(r),
-            },
-            None => reqs.push(a.clone()),
-        }
-    }
-    if !reqs.is_empty() {
-        let r = Recipe::from_requirements(&reqs)?;
-        match &mut recipe {
-            Some(acc) => acc.merge(r),
-            None => recipe = Some(r),
-        }
-    }
-    recipe.ok_or_else(|| RecipeError::BadRequirement {
-        arg: String::new(),
-        message: "nothing to bundle".into(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -886,13 +624,6 @@ mod tests {
     }
 
     #[test]
-    fn builtins_parse() {
-        for (name, text) in BUILTIN {
-            Recipe::parse(name, text, name).unwrap();
-        }
-    }
-
-    #[test]
     fn unknown_key_names_file_line_and_key() {
         let text = "description = \"x\"\n[pypi]\nrequirements = [\"a\"]\nrequirement = [\"b\"]\n";
         let e = Recipe::parse("x", text, "recipes/x.toml").unwrap_err();
@@ -938,21 +669,5 @@ mod tests {
             (apt.packages, apt.binaries),
             (vec!["lua5.3".to_string()], vec!["lua5.3".to_string()])
         );
-    }
-
-    #[test]
-    fn args_mix_recipes_and_requirements() {
-        let r = from_args(
-            &[
-                "sqlite-utils".into(),
-                "httpx[http2]<1".into(),
-                "rich".into(),
-            ],
-            Some(Path::new("/nonexistent")),
-        )
-        .unwrap();
-        assert_eq!(r.name, "sqlite-utils+httpx+rich");
-        assert_eq!(r.pypi.requirements.len(), 3);
-        assert!(from_args(&["not a req !!".into()], None).is_err());
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::Options;
 use crate::assemble::Format;
-use crate::config::recipe::{self, Recipe};
+use crate::config::recipe::Recipe;
 use crate::config::target::{Target, DEFAULT_TARGET};
 use crate::model::plan::Plan;
 use crate::Error;
@@ -104,7 +104,10 @@ pub(super) fn recipe_of(options: &Options) -> Result<Recipe, Error> {
     let mut parts: Vec<Recipe> = Vec::new();
     if !items.is_empty() {
         let items: Vec<String> = items.into_iter().cloned().collect();
-        parts.push(recipe::from_args(&items, options.recipes_dir.as_deref())?);
+        parts.push(crate::config::items::from_args(
+            &items,
+            options.recipes_dir.as_deref(),
+        )?);
     }
     for p in projects {
         let path = pyproject_path(p).expect("partitioned on it");

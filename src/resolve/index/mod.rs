@@ -82,7 +82,7 @@ impl Diagnose for IndexError {
     fn hint(&self) -> Option<String> {
         match self {
             IndexError::NotFound { name, .. } => {
-                let recipes = crate::config::recipe::builtin();
+                let recipes = crate::config::items::builtin();
                 Some(match crate::error::closest(name, recipes.iter().map(|(n, _)| n.as_str())) {
                     Some(r) => format!("did you mean the recipe `{r}`? A name that is not a recipe is read as a PyPI requirement (see `bundle recipes`)"),
                     None => "check the spelling; a name that is not a recipe is read as a PyPI requirement (see `bundle recipes`)".into(),
