@@ -3,6 +3,7 @@
 //! of zip directories ([`zipdir`]), and PubGrub over all of it.
 
 pub mod builder;
+mod error;
 mod graph;
 pub mod index;
 pub mod memo;

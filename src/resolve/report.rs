@@ -1,9 +1,20 @@
 //! The words of a resolution failure: PubGrub's derivation, told in terms
 //! of the target (its preinstalled set is a pseudo-package; the request is
-//! the root), through PubGrub's `ReportFormatter`.
+//! the root), through PubGrub's `ReportFormatter`, then what the target has
+//! and why each rejected file did not fit.
 
-use pubgrub::{Derived, External, Map, ReportFormatter, Term};
+use pubgrub::{
+    DefaultStringReporter, Derived, External, Map, ReportFormatter, Reporter as _, Term,
+};
 
+use std::collections::{BTreeSet, HashMap};
+
+use pep440_rs::Version;
+
+use crate::config::target::Target;
+use crate::resolve::index::Index;
+
+use super::error::ResolveError;
 use super::graph::{Pkg, Range};
 
 /// Formats PubGrub's derivation tree for people who asked for a bundle.
@@ -163,5 +174,151 @@ impl ReportFormatter<Pkg, Range, String> for ConflictFormatter {
             self.format_external(external),
             self.format_terms(current)
         )
+    }
+}
+
+/// The report of a resolution that has no solution: PubGrub's derivation,
+/// what the target has preinstalled, then why each package with no usable
+/// file was refused (those first: the likeliest root causes).
+pub(super) async fn no_solution(mut tree: Tree, index: &Index, target: &Target) -> ResolveError {
+    let mut missing = HashMap::new();
+    let mut needs = Vec::new();
+    walk_tree(&tree, &mut missing, &mut needs);
+    tree.collapse_no_versions();
+    let mut report = DefaultStringReporter::report_with_formatter(&tree, &ConflictFormatter);
+    let preinstalled_conflict = tree.packages().iter().any(|p| matches!(p, Pkg::Target(_)));
+    append_preinstalled(&mut report, target, &needs);
+    let mut listed = Vec::new();
+    for (p, range) in missing {
+        if let Pkg::Name(n) | Pkg::Extra(n, _) = &p {
+            if let Ok(project) = index.project(n).await {
+                listed.push((
+                    !project.candidates.is_empty(),
+                    p.to_string(),
+                    project,
+                    range,
+                ));
+            }
+        }
+    }
+    listed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    for (_, _, project, range) in &listed {
+        append_rejections(&mut report, project, range);
+    }
+    ResolveError::NoSolution {
+        target: target.name.clone(),
+        report,
+        preinstalled_conflict,
+    }
+}
+
+type Tree = pubgrub::DerivationTree<Pkg, Range, String>;
+
+/// Packages with no usable version (and the range asked), and every
+/// "X depends on Y" edge, from a failed resolution.
+fn walk_tree(
+    tree: &Tree,
+    missing: &mut HashMap<Pkg, Range>,
+    needs: &mut Vec<(Pkg, Range, Pkg, Range)>,
+) {
+    match tree {
+        pubgrub::DerivationTree::External(pubgrub::External::NoVersions(p, r)) => {
+            missing.insert(p.clone(), r.clone());
+        }
+        pubgrub::DerivationTree::External(pubgrub::External::FromDependencyOf(p, rp, d, rd)) => {
+            needs.push((p.clone(), rp.clone(), d.clone(), rd.clone()));
+        }
+        pubgrub::DerivationTree::Derived(d) => {
+            walk_tree(&d.cause1, missing, needs);
+            walk_tree(&d.cause2, missing, needs);
+        }
+        pubgrub::DerivationTree::External(_) => {}
+    }
+}
+
+/// PubGrub names versions of the virtual root and target packages; drop them.
+/// Spell out preinstalled conflicts: what the target has, who needs what.
+fn append_preinstalled(report: &mut String, target: &Target, needs: &[(Pkg, Range, Pkg, Range)]) {
+    let mut lines = BTreeSet::new();
+    for (_, _, dep, _) in needs {
+        let Pkg::Name(n) = dep else { continue };
+        let Some(have) = target.preinstalled.get(n) else {
+            continue;
+        };
+        let wanted: Vec<String> = needs
+            .iter()
+            .filter(|(p, _, d, _)| d == dep && !matches!(p, Pkg::Target(_)))
+            .map(|(p, rp, _, rd)| {
+                let who = match p {
+                    Pkg::Root => p.to_string(),
+                    _ if *rp == Range::full() => p.to_string(),
+                    _ => format!("{p} {rp}"),
+                };
+                format!("{who} needs {n} {rd}")
+            })
+            .collect();
+        if !wanted.is_empty() {
+            lines.insert(format!(
+                "  {n} {have} is preinstalled on {}; {}",
+                target.name,
+                wanted.join("; ")
+            ));
+        }
+    }
+    if !lines.is_empty() {
+        report.push_str("\n\nconflicts with preinstalled packages:");
+        for l in lines {
+            report.push('\n');
+            report.push_str(&l);
+        }
+    }
+}
+
+fn append_rejections(report: &mut String, project: &crate::resolve::index::Project, range: &Range) {
+    const MAX: usize = 12;
+    let in_range = |v: Option<&Version>| v.is_none_or(|v| range.contains(v));
+    let mut lines: Vec<(Option<&Version>, String)> = project
+        .rejected
+        .iter()
+        .filter(|r| in_range(r.version.as_ref()))
+        .map(|r| (r.version.as_ref(), format!("{}: {}", r.filename, r.reason)))
+        .collect();
+    for c in project.candidates.values() {
+        if let Some(reason) = c.yanked().filter(|_| in_range(Some(&c.version))) {
+            let reason = if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            };
+            lines.push((
+                Some(&c.version),
+                format!(
+                    "{}: yanked{reason} (pin it with == to use it anyway)",
+                    c.wheel.filename
+                ),
+            ));
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    lines.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let shown = range.to_string();
+    let what = if *range == Range::full() || shown.len() > 60 {
+        project.name.to_string()
+    } else {
+        format!("{} {shown}", project.name)
+    };
+    report.push_str(&format!(
+        "\n\nfiles of {what} the target cannot use ({} of {} files):",
+        lines.len(),
+        project.file_count
+    ));
+    for (_, line) in lines.iter().take(MAX) {
+        report.push_str("\n  ");
+        report.push_str(line);
+    }
+    if lines.len() > MAX {
+        report.push_str(&format!("\n  ... and {} more", lines.len() - MAX));
     }
 }

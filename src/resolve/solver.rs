@@ -5,7 +5,6 @@
 //! what the target has. Index pages and metadata are fetched in parallel
 //! ahead of the solver, which runs on a blocking thread.
 
-use crate::error::Diagnose;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -16,8 +15,7 @@ use pep508_rs::{
     ExtraName, MarkerEnvironment, PackageName, Requirement, VerbatimUrl, VersionOrUrl,
 };
 use pubgrub::{
-    DefaultStringReporter, DependencyConstraints, DependencyProvider, PackageResolutionStatistics,
-    PubGrubError, Reporter as _,
+    DependencyConstraints, DependencyProvider, PackageResolutionStatistics, PubGrubError,
 };
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -25,63 +23,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::target::Target;
 use crate::resolve::index::{Index, IndexError, WheelFile};
 
+pub use super::error::ResolveError;
 pub use super::graph::Pkg;
 pub(crate) use super::graph::Range;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    #[error("no set of wheels satisfies the requirements for target {target}:\n{report}")]
-    NoSolution {
-        target: String,
-        report: String,
-        preinstalled_conflict: bool,
-    },
-    #[error(transparent)]
-    Index(Arc<IndexError>),
-    /// Bad input: a requirement this tool cannot satisfy (exit 2).
-    #[error("{0}")]
-    Unsupported(String),
-    /// The index's data cannot be used (exit 1).
-    #[error("{0}")]
-    Failed(String),
-    /// The request contradicts itself: two of its requirements (or one and
-    /// a -c constraint) allow no common version.
-    #[error("{0}")]
-    Conflict(String),
-    #[error("interrupted")]
-    Cancelled,
-}
-
-impl Diagnose for ResolveError {
-    fn exit_code(&self) -> i32 {
-        match self {
-            ResolveError::Unsupported(_) => crate::error::BAD_INPUT,
-            ResolveError::Cancelled => crate::error::INTERRUPTED,
-            ResolveError::Index(e) => e.exit_code(),
-            _ => crate::error::WORK_FAILED,
-        }
-    }
-
-    fn hint(&self) -> Option<String> {
-        match self {
-            ResolveError::NoSolution {
-                preinstalled_conflict: true,
-                ..
-            } => Some(
-                "a package preinstalled on the target is too old or too new; pass --upgrade-preinstalled to bundle another version of it, or relax the requirement".into(),
-            ),
-            ResolveError::NoSolution { .. } => Some(
-                "relax a version constraint, or choose a target with another Python (--target)".into(),
-            ),
-            ResolveError::Index(e) => e.hint(),
-            ResolveError::Conflict(_) => Some(
-                "drop one of them, or relax one so that a version fits both".into(),
-            ),
-            ResolveError::Unsupported(_) | ResolveError::Failed(_) => None,
-            ResolveError::Cancelled => None,
-        }
-    }
-}
+use super::report::no_solution;
 
 /// A package chosen for the bundle.
 #[derive(Debug, Clone)]
@@ -645,153 +590,6 @@ fn reachable(versions: &HashMap<Pkg, Version>, edges: &Edges) -> BTreeSet<Packag
         }
     }
     seen
-}
-
-/// The report of a resolution that has no solution: PubGrub's derivation,
-/// what the target has preinstalled, then why each package with no usable
-/// file was refused (those first: the likeliest root causes).
-async fn no_solution(mut tree: Tree, index: &Index, target: &Target) -> ResolveError {
-    let mut missing = HashMap::new();
-    let mut needs = Vec::new();
-    walk_tree(&tree, &mut missing, &mut needs);
-    tree.collapse_no_versions();
-    let mut report =
-        DefaultStringReporter::report_with_formatter(&tree, &super::report::ConflictFormatter);
-    let preinstalled_conflict = tree.packages().iter().any(|p| matches!(p, Pkg::Target(_)));
-    append_preinstalled(&mut report, target, &needs);
-    let mut listed = Vec::new();
-    for (p, range) in missing {
-        if let Pkg::Name(n) | Pkg::Extra(n, _) = &p {
-            if let Ok(project) = index.project(n).await {
-                listed.push((
-                    !project.candidates.is_empty(),
-                    p.to_string(),
-                    project,
-                    range,
-                ));
-            }
-        }
-    }
-    listed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    for (_, _, project, range) in &listed {
-        append_rejections(&mut report, project, range);
-    }
-    ResolveError::NoSolution {
-        target: target.name.clone(),
-        report,
-        preinstalled_conflict,
-    }
-}
-
-type Tree = pubgrub::DerivationTree<Pkg, Range, String>;
-
-/// Packages with no usable version (and the range asked), and every
-/// "X depends on Y" edge, from a failed resolution.
-fn walk_tree(
-    tree: &Tree,
-    missing: &mut HashMap<Pkg, Range>,
-    needs: &mut Vec<(Pkg, Range, Pkg, Range)>,
-) {
-    match tree {
-        pubgrub::DerivationTree::External(pubgrub::External::NoVersions(p, r)) => {
-            missing.insert(p.clone(), r.clone());
-        }
-        pubgrub::DerivationTree::External(pubgrub::External::FromDependencyOf(p, rp, d, rd)) => {
-            needs.push((p.clone(), rp.clone(), d.clone(), rd.clone()));
-        }
-        pubgrub::DerivationTree::Derived(d) => {
-            walk_tree(&d.cause1, missing, needs);
-            walk_tree(&d.cause2, missing, needs);
-        }
-        pubgrub::DerivationTree::External(_) => {}
-    }
-}
-
-/// PubGrub names versions of the virtual root and target packages; drop them.
-/// Spell out preinstalled conflicts: what the target has, who needs what.
-fn append_preinstalled(report: &mut String, target: &Target, needs: &[(Pkg, Range, Pkg, Range)]) {
-    let mut lines = BTreeSet::new();
-    for (_, _, dep, _) in needs {
-        let Pkg::Name(n) = dep else { continue };
-        let Some(have) = target.preinstalled.get(n) else {
-            continue;
-        };
-        let wanted: Vec<String> = needs
-            .iter()
-            .filter(|(p, _, d, _)| d == dep && !matches!(p, Pkg::Target(_)))
-            .map(|(p, rp, _, rd)| {
-                let who = match p {
-                    Pkg::Root => p.to_string(),
-                    _ if *rp == Range::full() => p.to_string(),
-                    _ => format!("{p} {rp}"),
-                };
-                format!("{who} needs {n} {rd}")
-            })
-            .collect();
-        if !wanted.is_empty() {
-            lines.insert(format!(
-                "  {n} {have} is preinstalled on {}; {}",
-                target.name,
-                wanted.join("; ")
-            ));
-        }
-    }
-    if !lines.is_empty() {
-        report.push_str("\n\nconflicts with preinstalled packages:");
-        for l in lines {
-            report.push('\n');
-            report.push_str(&l);
-        }
-    }
-}
-
-fn append_rejections(report: &mut String, project: &crate::resolve::index::Project, range: &Range) {
-    const MAX: usize = 12;
-    let in_range = |v: Option<&Version>| v.is_none_or(|v| range.contains(v));
-    let mut lines: Vec<(Option<&Version>, String)> = project
-        .rejected
-        .iter()
-        .filter(|r| in_range(r.version.as_ref()))
-        .map(|r| (r.version.as_ref(), format!("{}: {}", r.filename, r.reason)))
-        .collect();
-    for c in project.candidates.values() {
-        if let Some(reason) = c.yanked().filter(|_| in_range(Some(&c.version))) {
-            let reason = if reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {reason}")
-            };
-            lines.push((
-                Some(&c.version),
-                format!(
-                    "{}: yanked{reason} (pin it with == to use it anyway)",
-                    c.wheel.filename
-                ),
-            ));
-        }
-    }
-    if lines.is_empty() {
-        return;
-    }
-    lines.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let shown = range.to_string();
-    let what = if *range == Range::full() || shown.len() > 60 {
-        project.name.to_string()
-    } else {
-        format!("{} {shown}", project.name)
-    };
-    report.push_str(&format!(
-        "\n\nfiles of {what} the target cannot use ({} of {} files):",
-        lines.len(),
-        project.file_count
-    ));
-    for (_, line) in lines.iter().take(MAX) {
-        report.push_str("\n  ");
-        report.push_str(line);
-    }
-    if lines.len() > MAX {
-        report.push_str(&format!("\n  ... and {} more", lines.len() - MAX));
-    }
 }
 
 /// Resolve `requirements` for `target` as if nothing were installed there
