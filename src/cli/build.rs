@@ -13,10 +13,10 @@ use bundle::assemble::Format;
 use bundle::pipeline::{self as build, BuildOutput};
 use bundle::Error;
 
+use super::args::ResolveArgs;
 use super::reporter::CliReporter;
 use super::verify::finish_verify;
 use super::{human_size, options_from, print_json};
-use crate::ResolveArgs;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum FormatArg {

@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 use bundle::model::pylock::{File, Package, Pylock};
 use bundle::Error;
 
+use super::args::ResolveArgs;
 use super::plan::resolve_plan;
-use crate::ResolveArgs;
 
 #[derive(Args)]
 pub struct LockArgs {
@@ -112,7 +112,7 @@ pub async fn run(args: LockArgs, quiet: bool, cancel: CancellationToken) -> Resu
 async fn complete_pylock(
     plan: &bundle::model::plan::Plan,
     target: &bundle::config::target::Target,
-    resolve: &crate::ResolveArgs,
+    resolve: &super::args::ResolveArgs,
     quiet: bool,
 ) -> Result<Pylock, Error> {
     let lock = Pylock::of_plan(plan);

@@ -1,12 +1,14 @@
 //! The command line's own parts: one file per command, the progress
 //! reporter, and printing. All the work is in the library.
 
+pub mod args;
 pub mod build;
 pub mod cache;
 pub mod capture;
 pub mod inspect;
 pub mod lock;
 pub mod plan;
+pub mod process;
 pub mod recipes;
 pub mod reporter;
 pub mod targets;
@@ -14,7 +16,7 @@ pub mod verify;
 
 use bundle::pipeline::Options;
 
-use crate::ResolveArgs;
+use args::ResolveArgs;
 
 /// Print a line to stdout (see [`out`]).
 macro_rules! outln {
@@ -219,7 +221,7 @@ mod help_tests {
 
     #[test]
     fn every_flag_says_what_it_does_and_help_lists_the_exit_codes() {
-        let mut cmd = crate::Cli::command();
+        let mut cmd = crate::cli::args::Cli::command();
         let mut missing = Vec::new();
         undocumented(&cmd, "bundle", &mut missing);
         assert!(missing.is_empty(), "no help text: {missing:?}");

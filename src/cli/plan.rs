@@ -8,9 +8,9 @@ use tokio_util::sync::CancellationToken;
 use bundle::pipeline as build;
 use bundle::Error;
 
+use super::args::ResolveArgs;
 use super::reporter::CliReporter;
 use super::{human_size, options_from, outln, print_json};
-use crate::ResolveArgs;
 
 #[derive(Args)]
 pub struct PlanArgs {
