@@ -1,6 +1,8 @@
 //! What the process itself needs: logging, the signals that stop a run,
 //! the allocator's arenas, and the peak memory report the tests read.
 
+/// Log to stderr: warnings, or more with `-v` (`-vv`, `-vvv`); `BUNDLE_LOG`
+/// takes a filter of its own (`bundle=debug`).
 pub fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",

@@ -300,6 +300,39 @@ pub struct Recipe {
     pub origin: String,
 }
 
+impl Pypi {
+    /// The `[pypi]` table, its requirements checked where they are; a path
+    /// (`name @ ./dist/x.whl`) is relative to the recipe's folder.
+    fn parse(
+        p: RawPypi,
+        file: &str,
+        invalid: &dyn Fn(usize, String) -> RecipeError,
+    ) -> Result<Pypi, RecipeError> {
+        let dir = Path::new(file).parent().filter(|d| d.is_dir());
+        let dir = crate::fsutil::absolute(dir.unwrap_or(Path::new(".")));
+        let mut pypi = Pypi::default();
+        for r in &p.requirements {
+            let req = Requirement::<VerbatimUrl>::parse(r.get_ref(), &dir).map_err(|e| {
+                invalid(
+                    r.span().start,
+                    format!("invalid requirement `{}`: {e}", r.get_ref()),
+                )
+            })?;
+            if let Some(problem) = super::requirements::url_problem(&req) {
+                return Err(invalid(
+                    r.span().start,
+                    format!("`{}`: {problem}", r.get_ref()),
+                ));
+            }
+            pypi.requirements.push(req);
+        }
+        pypi.sdists = p.sdists.map(|s| s.into_inner()).unwrap_or_default();
+        pypi.exclude_newer = p.exclude_newer;
+        pypi.check = p.check;
+        Ok(pypi)
+    }
+}
+
 impl Recipe {
     /// Parse recipe text; `file` names it in errors.
     pub fn parse(name: &str, text: &str, file: &str) -> Result<Recipe, RecipeError> {
@@ -313,30 +346,10 @@ impl Recipe {
                 message,
             }
         };
-        let mut pypi = Pypi::default();
-        if let Some(p) = raw.pypi {
-            for r in &p.requirements {
-                // A path (`name @ ./dist/x.whl`) is relative to the recipe.
-                let dir = Path::new(file).parent().filter(|d| d.is_dir());
-                let dir = crate::fsutil::absolute(dir.unwrap_or(Path::new(".")));
-                let req = Requirement::<VerbatimUrl>::parse(r.get_ref(), dir).map_err(|e| {
-                    invalid(
-                        r.span().start,
-                        format!("invalid requirement `{}`: {e}", r.get_ref()),
-                    )
-                })?;
-                if let Some(problem) = super::requirements::url_problem(&req) {
-                    return Err(invalid(
-                        r.span().start,
-                        format!("`{}`: {problem}", r.get_ref()),
-                    ));
-                }
-                pypi.requirements.push(req);
-            }
-            pypi.sdists = p.sdists.map(|s| s.into_inner()).unwrap_or_default();
-            pypi.exclude_newer = p.exclude_newer;
-            pypi.check = p.check;
-        }
+        let pypi = match raw.pypi {
+            Some(p) => Pypi::parse(p, file, &invalid)?,
+            None => Pypi::default(),
+        };
         let apt = match raw.apt {
             Some(a) => {
                 let at = a.span().start;

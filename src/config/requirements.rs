@@ -172,28 +172,7 @@ impl FileRequirements {
             if let Some(problem) = url_problem(&req) {
                 return Err(invalid(format!("`{}`: {problem}", spec.trim())));
             }
-            let mut hashes = Vec::new();
-            let mut words = options.split_whitespace();
-            while let Some(option) = words.next() {
-                // `--hash=sha256:HEX`, or `--hash sha256:HEX` as pip takes it.
-                let value = match option.strip_prefix("--hash=") {
-                    Some(v) => v,
-                    None if option == "--hash" => words
-                        .next()
-                        .ok_or_else(|| invalid("`--hash` needs a value (sha256:HEX)".into()))?,
-                    None => {
-                        return Err(invalid(format!(
-                            "the option `{option}` is not supported after a requirement"
-                        )))
-                    }
-                };
-                let hex = value.strip_prefix("sha256:").ok_or_else(|| {
-                    invalid(format!(
-                        "`{value}`: only sha256 hashes are supported (--hash=sha256:HEX)"
-                    ))
-                })?;
-                hashes.push(Sha256::parse(hex).map_err(|e| invalid(e.to_string()))?);
-            }
+            let hashes = hash_options(options).map_err(invalid)?;
             if !constraint {
                 self.lines.push((
                     file.clone(),
@@ -216,6 +195,31 @@ impl FileRequirements {
         }
         Ok(())
     }
+}
+
+/// The `--hash` options after a requirement: `--hash=sha256:HEX`, or
+/// `--hash sha256:HEX` as pip takes it. Anything else is refused.
+fn hash_options(options: &str) -> Result<Vec<Sha256>, String> {
+    let mut hashes = Vec::new();
+    let mut words = options.split_whitespace();
+    while let Some(option) = words.next() {
+        let value = match option.strip_prefix("--hash=") {
+            Some(v) => v,
+            None if option == "--hash" => words
+                .next()
+                .ok_or_else(|| "`--hash` needs a value (sha256:HEX)".to_string())?,
+            None => {
+                return Err(format!(
+                    "the option `{option}` is not supported after a requirement"
+                ))
+            }
+        };
+        let hex = value.strip_prefix("sha256:").ok_or_else(|| {
+            format!("`{value}`: only sha256 hashes are supported (--hash=sha256:HEX)")
+        })?;
+        hashes.push(Sha256::parse(hex).map_err(|e| e.to_string())?);
+    }
+    Ok(hashes)
 }
 
 /// Lines without comments, joined across `\` continuations, with the

@@ -107,13 +107,20 @@ fn optional(r: &Reported, main: &BTreeSet<String>, provided: &BTreeSet<String>) 
     ))
 }
 
-/// The step: every wheel's recorded modules.
-pub(super) async fn import_step(
-    c: &impl Run,
-    bundle: &Bundle,
-    target: &Target,
-    reporter: &dyn Reporter,
-) -> Result<Option<Step>, VerifyError> {
+/// What the step will import, before it runs.
+struct Planned {
+    /// The modules skipped by the recipe, as items.
+    items: Vec<Item>,
+    /// Per wheel (its label), the modules to import.
+    jobs: Vec<(String, Vec<String>)>,
+    /// Each wheel's main module.
+    main: BTreeSet<String>,
+    /// Every module the bundle's wheels make importable.
+    provided: BTreeSet<String>,
+}
+
+/// Every wheel's recorded modules, less those the recipe skips.
+fn planned(bundle: &Bundle) -> Planned {
     let skip = &bundle.manifest.verify.skip_imports;
     let mut items = Vec::new();
     let mut jobs: Vec<(String, Vec<String>)> = Vec::new();
@@ -159,6 +166,27 @@ pub(super) async fn import_step(
             jobs.push((label, run));
         }
     }
+    Planned {
+        items,
+        jobs,
+        main,
+        provided,
+    }
+}
+
+/// The step: every wheel's recorded modules.
+pub(super) async fn import_step(
+    c: &impl Run,
+    bundle: &Bundle,
+    target: &Target,
+    reporter: &dyn Reporter,
+) -> Result<Option<Step>, VerifyError> {
+    let Planned {
+        mut items,
+        jobs,
+        main,
+        provided,
+    } = planned(bundle);
     if jobs.is_empty() && items.is_empty() {
         return Ok(None);
     }

@@ -201,21 +201,9 @@ impl Index {
                 );
             }
         }
-        let priority = match &parsed {
-            // An sdist is the last resort for its version.
-            None => usize::MAX,
-            Some(wheel) => match self.tags.priority(wheel) {
-                Some(p) => p,
-                None => {
-                    // The tag as the file name spells it (its last three parts).
-                    let stem = f.filename.strip_suffix(".whl").unwrap_or(&f.filename);
-                    let tag = stem
-                        .rmatch_indices('-')
-                        .nth(2)
-                        .map_or(stem, |(i, _)| &stem[i + 1..]);
-                    return reject(Some(version), format!("tag {tag} does not fit the target"));
-                }
-            },
+        let priority = match self.priority(parsed.as_ref(), &f.filename) {
+            Ok(p) => p,
+            Err(reason) => return reject(Some(version), reason),
         };
         if let Some(rp) = f.requires_python.as_deref() {
             if python_excluded(rp, &self.python) {
@@ -253,6 +241,23 @@ impl Index {
             priority,
         };
         Ok(Verdict::Usable(version, file))
+    }
+
+    /// Where a file stands in the target's tag order (an sdist last), or
+    /// why its tag does not fit the target.
+    fn priority(&self, parsed: Option<&WheelName>, filename: &str) -> Result<usize, String> {
+        let Some(wheel) = parsed else {
+            return Ok(usize::MAX);
+        };
+        self.tags.priority(wheel).ok_or_else(|| {
+            // The tag as the file name spells it (its last three parts).
+            let stem = filename.strip_suffix(".whl").unwrap_or(filename);
+            let tag = stem
+                .rmatch_indices('-')
+                .nth(2)
+                .map_or(stem, |(i, _)| &stem[i + 1..]);
+            format!("tag {tag} does not fit the target")
+        })
     }
 
     /// Whether an sdist of this name can be built here.
