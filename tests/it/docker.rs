@@ -779,6 +779,18 @@ fn a_lock_pins_the_deb_files_and_locked_offline_installs_exactly_them() {
     assert!(t.containers().is_empty(), "containers left behind");
 }
 
+/// That `build --json`'s `doc` bundles `package` built from `sdist`, and
+/// helper, which its built metadata requires.
+fn built_with_helper(doc: &serde_json::Value, package: &str, sdist: &str) {
+    let files = doc["build"]["files"].as_array().unwrap();
+    let built = files
+        .iter()
+        .find(|f| f["package"] == package)
+        .unwrap_or_else(|| panic!("{package} is not bundled: {doc}"));
+    assert_eq!(built["built_from"], sdist, "{built}");
+    assert!(files.iter().any(|f| f["package"] == "helper"), "{doc}");
+}
+
 #[test]
 #[ignore = "needs dockerd and the test image (bash .ci/run sets them up)"]
 fn an_sdist_named_by_path_is_built_without_asking() {
@@ -801,13 +813,7 @@ fn an_sdist_named_by_path_is_built_without_asking() {
         .assert()
         .success();
     let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    let files = doc["build"]["files"].as_array().unwrap();
-    let built = files
-        .iter()
-        .find(|f| f["package"] == "pureonly")
-        .expect("pureonly is bundled");
-    assert_eq!(built["built_from"], name.as_str(), "{built}");
-    assert!(files.iter().any(|f| f["package"] == "helper"), "{doc}");
+    built_with_helper(&doc, "pureonly", name.as_str());
     assert!(t.containers().is_empty(), "containers left behind");
 }
 
@@ -847,13 +853,7 @@ fn a_project_folder_is_built_and_bundled_with_its_dynamic_dependencies() {
         .assert()
         .success();
     let doc: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    let files = doc["build"]["files"].as_array().unwrap();
-    let built = files
-        .iter()
-        .find(|f| f["package"] == "proj")
-        .expect("the project itself is bundled");
-    assert_eq!(built["built_from"], "proj-0.3.tar.gz", "{built}");
-    assert!(files.iter().any(|f| f["package"] == "helper"), "{doc}");
+    built_with_helper(&doc, "proj", "proj-0.3.tar.gz");
     // verify imported it in the sandbox.
     let imports = doc["verify"]["steps"]
         .as_array()

@@ -328,6 +328,18 @@ fn refuses_another_python_before_installing_anything() {
     assert!(!text.contains("installing"), "{text}");
 }
 
+/// A fresh venv without pip in `dir/venv`.
+fn venv_without_pip(dir: &Path) -> std::path::PathBuf {
+    let venv = dir.join("venv");
+    assert!(Command::new(python())
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .unwrap()
+        .success());
+    venv
+}
+
 /// The uv to test pylock.toml with: `BUNDLE_TEST_UV`, else `uv` on PATH.
 fn uv() -> String {
     std::env::var("BUNDLE_TEST_UV")
@@ -349,13 +361,7 @@ fn uv_installs_exactly_the_bundle_from_its_pylock_offline() {
     let uv = uv();
     let (_server, cwd, _cache) = built_demo();
     let dir = cwd.path().join("dist/demo");
-    let venv = cwd.path().join("venv");
-    assert!(Command::new(python())
-        .args(["-m", "venv", "--without-pip"])
-        .arg(&venv)
-        .status()
-        .unwrap()
-        .success());
+    let venv = venv_without_pip(cwd.path());
     let uv_cache = tempfile::tempdir().unwrap();
     let out = Command::new(&uv)
         .args([
@@ -442,13 +448,7 @@ fn a_pylock_lists_what_the_target_preinstalls_and_installs_into_a_fresh_venv() {
         Some("pyg==1.0")
     );
     // Installed into a fresh venv, everything imports.
-    let venv = cwd.path().join("venv");
-    assert!(Command::new(python())
-        .args(["-m", "venv", "--without-pip"])
-        .arg(&venv)
-        .status()
-        .unwrap()
-        .success());
+    let venv = venv_without_pip(cwd.path());
     let uv_cache = tempfile::tempdir().unwrap();
     let out = Command::new(&uv)
         .args(["pip", "install", "-r", "pylock.toml", "--python"])

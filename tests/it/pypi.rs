@@ -2247,38 +2247,24 @@ fn wheels_named_by_path_file_url_or_hashed_url_are_bundled_and_checked() {
     );
     assert!(err.contains("is a file of app, not of other"), "{err}");
     // In a requirements file, a URL line's error names the file and line.
-    std::fs::write(
-        cwd.path().join("reqs/bad.txt"),
-        "lib\napp @ ./missing-2.0-py3-none-any.whl\nx @ git+https://127.0.0.1/x.git\n",
-    )
-    .unwrap();
-    let err = fails(
-        bundle(cwd.path(), cache.path()).args([
-            "build",
-            "-r",
-            "reqs/bad.txt",
-            "--index-url",
-            &index,
-        ]),
-        2,
-    );
+    let refused = |text: &str| {
+        std::fs::write(cwd.path().join("reqs/bad.txt"), text).unwrap();
+        fails(
+            bundle(cwd.path(), cache.path()).args([
+                "build",
+                "-r",
+                "reqs/bad.txt",
+                "--index-url",
+                &index,
+            ]),
+            2,
+        )
+    };
+    let err =
+        refused("lib\napp @ ./missing-2.0-py3-none-any.whl\nx @ git+https://127.0.0.1/x.git\n");
     assert!(err.contains("reqs/bad.txt:2"), "{err}");
     assert!(err.contains("does not exist"), "{err}");
-    std::fs::write(
-        cwd.path().join("reqs/bad.txt"),
-        "x @ git+https://127.0.0.1/x.git\n",
-    )
-    .unwrap();
-    let err = fails(
-        bundle(cwd.path(), cache.path()).args([
-            "build",
-            "-r",
-            "reqs/bad.txt",
-            "--index-url",
-            &index,
-        ]),
-        2,
-    );
+    let err = refused("x @ git+https://127.0.0.1/x.git\n");
     assert!(err.contains("reqs/bad.txt:1"), "{err}");
     assert!(err.contains("git+https: URLs are not supported"), "{err}");
 }

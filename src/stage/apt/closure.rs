@@ -12,7 +12,7 @@ use crate::config::target::Target;
 use crate::docker::sandbox::{self, APT_ENV};
 use crate::docker::Run;
 use crate::docker::{sh_quote, ExecOptions};
-use crate::model::manifest::Link;
+use crate::model::manifest::{AptPackage, Link};
 use crate::report::Reporter;
 
 /// Binaries taken from the image: (name in the recipe, real path).
@@ -274,6 +274,21 @@ pub(crate) fn rows(
 
 /// The package owning each path (`dpkg -S`), trying the path and, for
 /// merged-/usr systems, its other spelling.
+/// The Debian package that owns `path` (from [`owners`]) and its installed
+/// version (from the dpkg list taken after the install), when known.
+pub(crate) fn owner_and_version(
+    owners: &BTreeMap<String, String>,
+    installed: &BTreeMap<String, AptPackage>,
+    path: &str,
+) -> (Option<String>, Option<String>) {
+    let pkg = owners.get(path).cloned();
+    let version = pkg
+        .as_ref()
+        .and_then(|p| installed.get(p))
+        .map(|p| p.version.clone());
+    (pkg, version)
+}
+
 pub(crate) async fn owners(
     c: &impl Run,
     paths: &[&String],
@@ -366,24 +381,8 @@ pub(super) fn wrap(root: &Path, name: &str) -> Result<String, AptError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::recipe::Apt;
     use crate::docker::fake::{Answer, FakeContainer};
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
-    fn recipe(link: Option<Link>) -> Apt {
-        Apt {
-            packages: vec!["lua5.3".into()],
-            binaries: vec!["lua5.3".into()],
-            link,
-            check: Vec::new(),
-        }
-    }
+    use crate::stage::apt::test_support::{block_on, recipe};
 
     fn closure() -> (Binaries, Closure) {
         let binaries = vec![("lua5.3".to_string(), "/usr/bin/lua5.3".to_string())];

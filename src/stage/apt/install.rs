@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::closure::{library_closure, owners, rows, stage_and_link, Binaries};
+use super::closure::{library_closure, owner_and_version, owners, rows, stage_and_link, Binaries};
 use super::plan::{apt_outcome, LISTS_OPTS};
 use super::{quoted, AptError, AptFile};
 use crate::config::recipe::Apt;
@@ -65,14 +65,7 @@ pub(super) async fn build_in(
     let step = Step::start(reporter, "staging, RUNPATH and copy-out");
     let link = stage_and_link(c, apt.link, &binaries, &closure, root, reporter).await?;
     drop(step);
-    let version_of = |path: &str| {
-        let pkg = owners.get(path).cloned();
-        let version = pkg
-            .as_ref()
-            .and_then(|p| after.get(p))
-            .map(|p| p.version.clone());
-        (pkg, version)
-    };
+    let version_of = |path: &str| owner_and_version(&owners, &after, path);
     let files = rows(root, &binaries, &closure, link, &version_of)?;
     Ok((installed, files))
 }
@@ -159,23 +152,7 @@ pub(super) async fn locate_binaries(
 mod tests {
     use super::*;
     use crate::docker::fake::{Answer, FakeContainer};
-    use crate::model::manifest::Link;
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
-    fn recipe(link: Option<Link>) -> Apt {
-        Apt {
-            packages: vec!["lua5.3".into()],
-            binaries: vec!["lua5.3".into()],
-            link,
-            check: Vec::new(),
-        }
-    }
+    use crate::stage::apt::test_support::{block_on, recipe};
 
     const STATUS: &str = "install ok installed";
 

@@ -18,7 +18,9 @@ mod closure;
 mod install;
 mod plan;
 
-pub(crate) use closure::{library_closure, owners, rows, stage_and_link, Binaries};
+pub(crate) use closure::{
+    library_closure, owner_and_version, owners, rows, stage_and_link, Binaries,
+};
 use install::*;
 pub(crate) use install::{dpkg_list, DPKG_QUERY};
 pub use plan::lock_debs;
@@ -296,4 +298,29 @@ pub(super) fn quoted(words: &[String]) -> String {
         .map(|p| crate::docker::sh_quote(p))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// What the unit tests of apt's files share.
+#[cfg(test)]
+pub(super) mod test_support {
+    use crate::config::recipe::Apt;
+    use crate::model::manifest::Link;
+
+    /// Run a future to its end on a runtime of its own.
+    pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// The lua5.3 recipe, with `link` as given.
+    pub fn recipe(link: Option<Link>) -> Apt {
+        Apt {
+            packages: vec!["lua5.3".into()],
+            binaries: vec!["lua5.3".into()],
+            link,
+            check: Vec::new(),
+        }
+    }
 }

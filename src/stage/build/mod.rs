@@ -284,13 +284,13 @@ pub fn record(planned: &PlannedBuild, built: &Built) -> crate::model::manifest::
     }
 }
 
+/// What the unit tests of the build's files share.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Sha256;
-    use std::path::PathBuf;
+pub(super) mod test_support {
+    use crate::model::plan::{BuildSource, PlannedBuild};
 
-    fn planned(source: BuildSource) -> PlannedBuild {
+    /// A planned build of `hello` 1.0 from `source`.
+    pub fn planned(source: BuildSource) -> PlannedBuild {
         PlannedBuild {
             name: "hello".into(),
             version: "1.0".into(),
@@ -302,6 +302,14 @@ mod tests {
             link: None,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Sha256;
+    use crate::stage::build::test_support::planned;
+    use std::path::PathBuf;
 
     #[test]
     fn the_result_key_changes_with_every_input_and_needs_no_docker() {

@@ -82,17 +82,10 @@ pub(super) async fn fresh(
         })
         .await?;
     let (after, owners) = after;
-    let version_of = |path: &str| {
-        let pkg = owners.get(path).cloned();
-        let version = pkg
-            .as_ref()
-            .and_then(|p| after.get(p))
-            .map(|p| p.version.clone());
-        if pkg.is_some() {
-            (pkg, version)
-        } else {
-            (Some(planned.name.clone()), Some(planned.version.clone()))
-        }
+    // A file no package owns is the build's own.
+    let version_of = |path: &str| match apt::owner_and_version(&owners, &after, path) {
+        (None, _) => (Some(planned.name.clone()), Some(planned.version.clone())),
+        known => known,
     };
     let files = apt::rows(root, &binaries, &closure, link, &version_of)?;
     Ok(AptBuild {
@@ -359,20 +352,8 @@ mod tests {
     use super::*;
     use crate::error::Diagnose;
     use crate::model::Sha256;
+    use crate::stage::build::test_support::planned;
     use std::path::PathBuf;
-
-    fn planned(source: BuildSource) -> PlannedBuild {
-        PlannedBuild {
-            name: "hello".into(),
-            version: "1.0".into(),
-            source,
-            packages: vec!["libsqlite3-dev".into()],
-            script: Some("make install PREFIX=\"$PREFIX\"".into()),
-            features: vec!["pcre2".into()],
-            binaries: vec!["hello".into()],
-            link: None,
-        }
-    }
 
     fn blob() -> Blob {
         Blob {
