@@ -7,16 +7,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::requirements::RequirementsError;
+use crate::model::Sha256;
 
-/// Folders never packed: version control, virtual environments, caches,
-/// and `dist/` at the top (where builds, bundle's among them, write).
+/// What is never packed: version control, virtual environments and cache
+/// folders, `dist/` at the top (where builds, bundle's among them, write),
+/// and bundle's lock files at the top (`*.lock.json`, `pylock.toml`).
 fn skipped(rel: &Path, path: &Path, is_dir: bool) -> bool {
     let name = rel
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     if !is_dir {
-        return false;
+        // bundle's own lock files, written beside the project.
+        let top = rel.parent() == Some(Path::new(""));
+        return top && (name.ends_with(".lock.json") || name == "pylock.toml");
     }
     matches!(
         name.as_ref(),
@@ -45,14 +49,16 @@ pub fn sdist_name(name: &str, version: &str) -> String {
     format!("{norm}-{version}.tar.gz")
 }
 
-/// Pack the project in `dir` as `dest_dir/<name>-<version>.tar.gz`, written
-/// whole before it takes that name. Symbolic links are left out.
+/// Pack the project in `dir` as `dest_dir/<digest>/<name>-<version>.tar.gz`
+/// (the digest: the start of the pack's sha256, so that each content has a
+/// path of its own), written whole before it takes that name; the path and
+/// the sha256. Symbolic links are left out.
 pub fn pack(
     dir: &Path,
     name: &str,
     version: &str,
     dest_dir: &Path,
-) -> Result<PathBuf, RequirementsError> {
+) -> Result<(PathBuf, Sha256), RequirementsError> {
     let failed = |message: String| RequirementsError::Pack {
         dir: dir.to_path_buf(),
         message,
@@ -98,10 +104,27 @@ pub fn pack(
         out.flush()
     };
     write().map_err(|e| failed(e.to_string()))?;
-    let dest = dest_dir.join(&filename);
+    let sha256 = hash_of(tmp.path()).map_err(|e| failed(e.to_string()))?;
+    let folder = dest_dir.join(&sha256.as_str()[..16]);
+    std::fs::create_dir_all(&folder).map_err(|e| failed(format!("{}: {e}", folder.display())))?;
+    let dest = folder.join(&filename);
     tmp.persist(&dest)
         .map_err(|e| failed(format!("{}: {}", dest.display(), e.error)))?;
-    Ok(dest)
+    Ok((dest, sha256))
+}
+
+/// The sha256 of the file at `path`, read in pieces.
+fn hash_of(path: &Path) -> std::io::Result<Sha256> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = crate::model::hash::Hasher::default();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            return Ok(hasher.finish().0);
+        }
+        hasher.update(&buf[..n]);
+    }
 }
 
 /// The regular files under `dir/rel`, sorted: (relative path, path, size,
@@ -121,7 +144,7 @@ fn collect(
             if !skipped(&rel, &path, true) {
                 collect(dir, &rel, out)?;
             }
-        } else if kind.is_file() {
+        } else if kind.is_file() && !skipped(&rel, &path, false) {
             use std::os::unix::fs::PermissionsExt;
             let md = e.metadata()?;
             out.push((rel, path, md.len(), md.permissions().mode() & 0o111 != 0));
@@ -150,17 +173,24 @@ mod tests {
             (".venv/pyvenv.cfg", "home = /usr\n"),
             (".mypy_cache/x", "x"),
             ("docs/dist/kept.txt", "kept"),
+            ("my-pkg.lock.json", "{}"),
+            ("pylock.toml", ""),
         ] {
             std::fs::create_dir_all(p.join(f).parent().unwrap()).unwrap();
             std::fs::write(p.join(f), text).unwrap();
         }
         std::os::unix::fs::symlink("/etc/passwd", p.join("link")).unwrap();
         let out = tempfile::tempdir().unwrap();
-        let a = pack(p, "My.Pkg", "1.0", out.path()).unwrap();
+        let (a, sha) = pack(p, "My.Pkg", "1.0", out.path()).unwrap();
         assert_eq!(a.file_name().unwrap(), "my_pkg-1.0.tar.gz");
         let first = std::fs::read(&a).unwrap();
-        let b = pack(p, "My.Pkg", "1.0", out.path()).unwrap();
-        assert_eq!(first, std::fs::read(b).unwrap(), "deterministic");
+        assert_eq!(Sha256::of(&first), sha);
+        let (b, again) = pack(p, "My.Pkg", "1.0", out.path()).unwrap();
+        assert_eq!((&a, &sha), (&b, &again), "deterministic");
+        // Changed content: another path, the first one kept.
+        std::fs::write(p.join("src/my_pkg/__init__.py"), "x = 2\n").unwrap();
+        let (c, other) = pack(p, "My.Pkg", "1.0", out.path()).unwrap();
+        assert!(c != a && other != sha && a.is_file());
         let gz = flate2::read::GzDecoder::new(&first[..]);
         let names: Vec<String> = tar::Archive::new(gz)
             .entries()

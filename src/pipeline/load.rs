@@ -77,7 +77,7 @@ pub(super) fn project_requirement(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let packed = crate::config::project::pack(
+    let (packed, sha256) = crate::config::project::pack(
         dir,
         &project.name,
         &version,
@@ -90,7 +90,9 @@ pub(super) fn project_requirement(
     } else {
         format!("[{}]", options.extras.join(","))
     };
-    let text = format!("{}{extras} @ {url}", project.name);
+    // The pack's hash in the requirement: a lock names the content it was
+    // made from, and `--locked` refuses a project changed since.
+    let text = format!("{}{extras} @ {url}#sha256={sha256}", project.name);
     std::str::FromStr::from_str(&text)
         .map_err(|e: pep508_rs::Pep508Error| bad(format!("`{text}`: {e}")).into())
 }
@@ -360,12 +362,21 @@ pub(super) fn read_lock(
     // the command line), or a table of the recipe.
     let mut changed = Vec::new();
     if plan.requirements != requirements && !locked_as_is {
-        changed.push(format!(
-            "the requirements from {} (now {}; locked {})",
-            recipe.origin,
-            list_or_none(&requirements),
-            list_or_none(&plan.requirements)
-        ));
+        changed.push(
+            if recipe.origin.ends_with("pyproject.toml")
+                && without_hashes(&plan.requirements) == without_hashes(&requirements)
+            {
+                // Only the pack's hash differs: the project's own files.
+                format!("the files of the project ({})", recipe.origin)
+            } else {
+                format!(
+                    "the requirements from {} (now {}; locked {})",
+                    recipe.origin,
+                    list_or_none(&requirements),
+                    list_or_none(&plan.requirements)
+                )
+            },
+        );
     }
     for (same, what) in [
         (same_releases, "its [[release]] tables"),
@@ -403,6 +414,15 @@ pub(super) fn read_lock(
         }
     }
     Ok(plan)
+}
+
+/// Requirements without their URLs (`name @ URL` as `name @`), to tell a
+/// project packed anew from a changed request.
+fn without_hashes(requirements: &[String]) -> Vec<&str> {
+    requirements
+        .iter()
+        .map(|r| r.split_once(" @ ").map_or(r.as_str(), |(name, _)| name))
+        .collect()
 }
 
 /// `a, b`, or `none`.

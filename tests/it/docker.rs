@@ -869,5 +869,26 @@ fn a_project_folder_is_built_and_bundled_with_its_dynamic_dependencies() {
             .any(|i| i["name"].as_str().unwrap().contains("proj") && i["status"] == "pass"),
         "{imports}"
     );
+    // A lock pins the project's files: a changed file makes --locked refuse.
+    let in_project = |args: &[&str]| {
+        let mut cmd = t.bundle();
+        cmd.current_dir(&project)
+            .args(args)
+            .args(["--target", &fixture_target("debian11")])
+            .args(["--index-url", &server.index_url()]);
+        cmd
+    };
+    in_project(&["lock", "."]).assert().success();
+    in_project(&["build", ".", "--locked"]).assert().success();
+    std::fs::write(
+        project.join("proj.py"),
+        "def hello():\n    return 'changed'\n",
+    )
+    .unwrap();
+    let err = fails(&mut in_project(&["build", ".", "--locked"]), 2);
+    assert!(
+        err.contains("the files of the project") && err.contains("run `bundle lock` again"),
+        "{err}"
+    );
     assert!(t.containers().is_empty(), "containers left behind");
 }
