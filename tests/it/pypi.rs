@@ -1666,21 +1666,21 @@ fn requirements_files_constraints_hashes_and_projects() {
         &["-r", "reqs/hashed.txt", "--index-url", &index],
     );
     assert_eq!(pins(&plan), ["lib==2.1"]);
-    std::fs::write(
-        dir.join("hashed.txt"),
-        format!("lib==2.1 --hash=sha256:{}\n", "0".repeat(64)),
-    )
-    .unwrap();
-    let err = fails(
-        bundle(cwd.path(), cache.path()).args([
-            "plan",
-            "-r",
-            "reqs/hashed.txt",
-            "--index-url",
-            &index,
-        ]),
-        1,
-    );
+    // `plan -r reqs/hashed.txt` with `text` in that file, failing with `code`.
+    let hashed_fails = |text: String, code: i32| {
+        std::fs::write(dir.join("hashed.txt"), text).unwrap();
+        fails(
+            bundle(cwd.path(), cache.path()).args([
+                "plan",
+                "-r",
+                "reqs/hashed.txt",
+                "--index-url",
+                &index,
+            ]),
+            code,
+        )
+    };
+    let err = hashed_fails(format!("lib==2.1 --hash=sha256:{}\n", "0".repeat(64)), 1);
     assert!(
         err.contains(&format!(
             "lib-2.1-py3-none-any.whl has sha256 {good}, which is not among the hashes"
@@ -1689,19 +1689,8 @@ fn requirements_files_constraints_hashes_and_projects() {
     );
     // Hash-checking mode, as pip's: a dependency installed without a
     // --hash is refused (exit 2), with the line to add.
-    std::fs::write(
-        dir.join("hashed.txt"),
+    let err = hashed_fails(
         format!("app==1.0 --hash sha256:{}\n", sha256(&app.build())),
-    )
-    .unwrap();
-    let err = fails(
-        bundle(cwd.path(), cache.path()).args([
-            "plan",
-            "-r",
-            "reqs/hashed.txt",
-            "--index-url",
-            &index,
-        ]),
         2,
     );
     assert!(
