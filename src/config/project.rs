@@ -104,27 +104,13 @@ pub fn pack(
         out.flush()
     };
     write().map_err(|e| failed(e.to_string()))?;
-    let sha256 = hash_of(tmp.path()).map_err(|e| failed(e.to_string()))?;
+    let (sha256, _) = Sha256::of_file(tmp.path()).map_err(|e| failed(e.to_string()))?;
     let folder = dest_dir.join(&sha256.as_str()[..16]);
     std::fs::create_dir_all(&folder).map_err(|e| failed(format!("{}: {e}", folder.display())))?;
     let dest = folder.join(&filename);
     tmp.persist(&dest)
         .map_err(|e| failed(format!("{}: {}", dest.display(), e.error)))?;
     Ok((dest, sha256))
-}
-
-/// The sha256 of the file at `path`, read in pieces.
-fn hash_of(path: &Path) -> std::io::Result<Sha256> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = crate::model::hash::Hasher::default();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = std::io::Read::read(&mut file, &mut buf)?;
-        if n == 0 {
-            return Ok(hasher.finish().0);
-        }
-        hasher.update(&buf[..n]);
-    }
 }
 
 /// The regular files under `dir/rel`, sorted: (relative path, path, size,

@@ -258,7 +258,13 @@ impl Fetcher {
             .cache()
             .tmp_dir()
             .map_err(io_err(self.cache().root()))?;
-        let limit = size.unwrap_or(self.limits().max_file);
+        let (limit, what) = match size {
+            Some(s) => (s, "the size the file had when it was named"),
+            None => (
+                self.limits().max_file,
+                "files of undeclared size: BUNDLE_MAX_FILE_BYTES",
+            ),
+        };
         let url_owned = url.to_string();
         let copied = tokio::task::spawn_blocking(move || {
             let missing = |e: std::io::Error| {
@@ -270,31 +276,21 @@ impl Fetcher {
                     io_err(&path)(e)
                 }
             };
-            let mut from = std::fs::File::open(&path).map_err(missing)?;
+            let from = std::fs::File::open(&path).map_err(missing)?;
             let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
             let (file, tmp_path) = tmp.into_parts();
-            let mut to = std::io::BufWriter::with_capacity(256 * 1024, file);
-            let mut hasher = Hasher::default();
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut total = 0u64;
-            loop {
-                let n = from.read(&mut buf).map_err(io_err(&path))?;
-                if n == 0 {
-                    break;
-                }
-                total += n as u64;
-                if total > limit {
-                    return Err(FetchError::TooLarge {
-                        url: url_owned.clone(),
-                        limit,
-                        what: "files of undeclared size: BUNDLE_MAX_FILE_BYTES",
-                    });
-                }
-                hasher.update(&buf[..n]);
-                std::io::Write::write_all(&mut to, &buf[..n]).map_err(io_err(&tmp_path))?;
+            let to = std::io::BufWriter::with_capacity(256 * 1024, file);
+            // One byte past the limit tells a file that is over it.
+            let (sha256, got) =
+                Sha256::copy(from.take(limit.saturating_add(1)), to).map_err(io_err(&path))?;
+            if got > limit {
+                return Err(FetchError::TooLarge {
+                    url: url_owned.clone(),
+                    limit,
+                    what,
+                });
             }
-            std::io::Write::flush(&mut to).map_err(io_err(&tmp_path))?;
-            Ok((tmp_path, hasher.finish()))
+            Ok((tmp_path, (sha256, got)))
         })
         .await
         .expect("copying a local file does not panic")?;

@@ -44,7 +44,7 @@ impl Kept {
         BuildOutput {
             manifest: self.manifest,
             bundle_dir,
-            out: std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf()),
+            out: crate::fsutil::absolute(out),
             archive,
             uploads: self.delivery.uploads.clone(),
             delivery: self.delivery,

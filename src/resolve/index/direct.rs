@@ -188,22 +188,9 @@ pub async fn direct_files(
 /// The sha256 and size of a local file, read in bounded memory.
 async fn hash_file(path: &std::path::Path) -> std::io::Result<(Sha256, u64)> {
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut file = std::fs::File::open(&path)?;
-        let mut hasher = crate::model::hash::Hasher::default();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        Ok(hasher.finish())
-    })
-    .await
-    .expect("hashing a file does not panic")
+    tokio::task::spawn_blocking(move || Sha256::of_file(&path))
+        .await
+        .expect("hashing a file does not panic")
 }
 
 impl DirectFile {
