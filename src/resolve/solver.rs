@@ -21,7 +21,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::target::Target;
-use crate::resolve::index::{Index, IndexError, WheelFile};
+use crate::resolve::index::{Index, WheelFile};
 
 pub use super::error::ResolveError;
 pub use super::graph::Pkg;
@@ -59,20 +59,6 @@ pub struct ResolveOptions {
     /// Download each chosen wheel into the cache as soon as its version is
     /// decided (for a build, whose fetch stage then finds it there).
     pub fetch_ahead: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-enum ProviderError {
-    #[error(transparent)]
-    Index(Arc<IndexError>),
-    #[error("{0}")]
-    Unsupported(String),
-    #[error("{0}")]
-    Failed(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("cancelled")]
-    Cancelled,
 }
 
 /// Which packages (with extras) each chosen package version asked for.
@@ -199,11 +185,11 @@ impl Provider {
     /// metadata), or for the run to be cancelled, whichever comes first. The
     /// runtime shuts down soon after a cancel (Ctrl-C, SIGTERM), and work
     /// still waiting on its network or timers then would panic.
-    fn wait<F: std::future::Future>(&self, work: F) -> Result<F::Output, ProviderError> {
+    fn wait<F: std::future::Future>(&self, work: F) -> Result<F::Output, ResolveError> {
         self.shared.rt.block_on(async {
             tokio::select! {
                 biased;
-                _ = self.cancel.cancelled() => Err(ProviderError::Cancelled),
+                _ = self.cancel.cancelled() => Err(ResolveError::Cancelled),
                 r = work => Ok(r),
             }
         })
@@ -229,7 +215,7 @@ impl Provider {
         from: (&Pkg, &Version),
         reqs: impl Iterator<Item = Requirement<VerbatimUrl>>,
         skip_self: Option<&PackageName>,
-    ) -> Result<Vec<(Pkg, Range)>, ProviderError> {
+    ) -> Result<Vec<(Pkg, Range)>, ResolveError> {
         let mut merged: BTreeMap<String, (Pkg, Range)> = BTreeMap::new();
         // The request's own requirements by package, as written, so that two
         // that contradict each other are quoted rather than merged into an
@@ -249,8 +235,8 @@ impl Provider {
                 to_range(&req)
             };
             let range = range.map_err(|m| match from.0 {
-                Pkg::Root => ProviderError::Unsupported(m),
-                _ => ProviderError::Failed(format!("{} {} depends on {m}", from.0, from.1)),
+                Pkg::Root => ResolveError::Unsupported(m),
+                _ => ResolveError::Failed(format!("{} {} depends on {m}", from.0, from.1)),
             })?;
             self.see(&req.name);
             self.prefetch(&req);
@@ -279,7 +265,7 @@ impl Provider {
                     } else {
                         ""
                     };
-                    return Err(ProviderError::Conflict(format!(
+                    return Err(ResolveError::Conflict(format!(
                         "the requirements {} conflict{with_c}: no version of {} satisfies them all",
                         quoted.join(" and "),
                         req.name
@@ -303,16 +289,16 @@ impl Provider {
         Ok(merged.into_values().collect())
     }
 
-    fn wheel_for(&self, name: &PackageName, version: &Version) -> Result<WheelFile, ProviderError> {
+    fn wheel_for(&self, name: &PackageName, version: &Version) -> Result<WheelFile, ResolveError> {
         let project = self
             .wait(self.shared.index.project(name))?
-            .map_err(ProviderError::Index)?;
+            .map_err(ResolveError::Index)?;
         project
             .candidates
             .get(version)
             .map(|c| c.wheel.clone())
             .ok_or_else(|| {
-                ProviderError::Failed(format!("{name} {version} vanished from the index"))
+                ResolveError::Failed(format!("{name} {version} vanished from the index"))
             })
     }
 }
@@ -323,7 +309,7 @@ impl DependencyProvider for Provider {
     type VS = Range;
     type M = String;
     type Priority = (u8, u32, Reverse<usize>);
-    type Err = ProviderError;
+    type Err = ResolveError;
 
     fn prioritize(
         &self,
@@ -351,7 +337,7 @@ impl DependencyProvider for Provider {
         &self,
         package: &Pkg,
         range: &Range,
-    ) -> Result<Option<Version>, ProviderError> {
+    ) -> Result<Option<Version>, ResolveError> {
         self.should_cancel()?;
         let name = match package {
             Pkg::Root | Pkg::Target(_) => {
@@ -367,7 +353,7 @@ impl DependencyProvider for Provider {
         }
         let project = self
             .wait(self.shared.index.project(name))?
-            .map_err(ProviderError::Index)?;
+            .map_err(ResolveError::Index)?;
         let pinned = range.as_singleton();
         let allow_pre = self.explicit_pre.contains(name)
             || pinned.is_some_and(|v| v.any_prerelease())
@@ -387,7 +373,7 @@ impl DependencyProvider for Provider {
         &self,
         package: &Pkg,
         version: &Version,
-    ) -> Result<pubgrub::Dependencies<Pkg, Range, String>, ProviderError> {
+    ) -> Result<pubgrub::Dependencies<Pkg, Range, String>, ResolveError> {
         self.should_cancel()?;
         let deps: Vec<(Pkg, Range)> = match package {
             Pkg::Root => {
@@ -411,7 +397,7 @@ impl DependencyProvider for Provider {
                     let wheel = self.wheel_for(n, version)?;
                     let meta = self
                         .wait(self.shared.index.metadata(&wheel))?
-                        .map_err(ProviderError::Index)?;
+                        .map_err(ResolveError::Index)?;
                     // After the metadata: when reading it meant downloading
                     // the whole wheel, the download finds it in the cache.
                     if self.fetch_ahead {
@@ -441,7 +427,7 @@ impl DependencyProvider for Provider {
                 let wheel = self.wheel_for(n, version)?;
                 let meta = self
                     .wait(self.shared.index.metadata(&wheel))?
-                    .map_err(ProviderError::Index)?;
+                    .map_err(ResolveError::Index)?;
                 if !meta.provides_extra.is_empty() && !meta.provides_extra.contains(extra) {
                     self.shared.index.reporter().warn(&format!(
                         "{n} {version} does not provide the extra `{extra}`"
@@ -466,9 +452,9 @@ impl DependencyProvider for Provider {
         ))
     }
 
-    fn should_cancel(&self) -> Result<(), ProviderError> {
+    fn should_cancel(&self) -> Result<(), ResolveError> {
         if self.cancel.is_cancelled() {
-            Err(ProviderError::Cancelled)
+            Err(ResolveError::Cancelled)
         } else {
             Ok(())
         }
@@ -531,13 +517,8 @@ pub async fn resolve(
         Err(PubGrubError::ErrorChoosingVersion { source, .. })
         | Err(PubGrubError::ErrorRetrievingDependencies { source, .. })
         | Err(PubGrubError::ErrorInShouldCancel(source)) => {
-            return Err(match source {
-                ProviderError::Index(e) => ResolveError::Index(e),
-                ProviderError::Unsupported(s) => ResolveError::Unsupported(s),
-                ProviderError::Failed(s) => ResolveError::Failed(s),
-                ProviderError::Conflict(s) => ResolveError::Conflict(s),
-                ProviderError::Cancelled => ResolveError::Cancelled,
-            })
+            // The provider's own errors are already the resolver's.
+            return Err(source);
         }
     };
     let versions: HashMap<Pkg, Version> = solution.into_iter().collect();
