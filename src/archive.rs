@@ -572,6 +572,73 @@ pub fn unpack_files(
     Ok(written)
 }
 
+/// A regular file written by [`unpack_tar_stripped`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpacked {
+    /// Its path under the destination.
+    pub path: PathBuf,
+    /// Whether the archive marks it executable (any `x` bit).
+    pub executable: bool,
+}
+
+/// Unpack the regular files of a tar archive under `dest`, each member's
+/// path first made safe (a path that leaves the archive's folder is
+/// refused before anything is written) and then stripped of its first
+/// `strip` components, as npm unpacks its tarballs (`package/...`).
+/// Links and other special members are passed over; a later member of the
+/// same path replaces an earlier one. Files are written 0644, or 0755
+/// when the archive marks them executable.
+pub fn unpack_tar_stripped(
+    kind: ArchiveKind,
+    path: &Path,
+    limits: Limits,
+    dest: &Path,
+    strip: usize,
+) -> Result<Vec<Unpacked>, ArchiveError> {
+    // Every path is checked before anything is written.
+    let mut members = 0usize;
+    for entry in open_tar(kind, path, limits)?.entries().map_err(from_io)? {
+        let entry = entry.map_err(from_io)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
+        members += 1;
+        if members > limits.max_members {
+            return Err(too_many_members(limits));
+        }
+    }
+    let mut written: BTreeMap<PathBuf, bool> = BTreeMap::new();
+    let mut tar = open_tar(kind, path, limits)?;
+    for entry in tar.entries().map_err(from_io)? {
+        let mut entry = entry.map_err(from_io)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
+        let rest: PathBuf = p.components().skip(strip).collect();
+        if rest.as_os_str().is_empty() {
+            continue;
+        }
+        let executable = entry.header().mode().is_ok_and(|m| m & 0o111 != 0);
+        let out = dest.join(&rest);
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| bad(format!("{}: {e}", parent.display())))?;
+        }
+        if written.contains_key(&rest) {
+            std::fs::remove_file(&out).map_err(|e| bad(format!("{}: {e}", out.display())))?;
+        }
+        write_member(&mut entry, &out)?;
+        crate::fsutil::set_mode(&out, if executable { 0o755 } else { 0o644 })
+            .map_err(|e| bad(format!("{}: {e}", out.display())))?;
+        written.insert(rest, executable);
+    }
+    Ok(written
+        .into_iter()
+        .map(|(path, executable)| Unpacked { path, executable })
+        .collect())
+}
+
 /// Relative path from `base` to `to` (both archive-relative, safe).
 fn pathdiff(to: &Path, base: &Path) -> String {
     let up = base.components().count();

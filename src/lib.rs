@@ -70,6 +70,8 @@ pub enum Error {
     Sdist(#[from] stage::sdist::SdistError),
     #[error(transparent)]
     Build(#[from] stage::build::BuildError),
+    #[error(transparent)]
+    Npm(#[from] stage::npm::NpmStageError),
     #[error("{0}")]
     Usage(String),
     /// The pipeline's own file work: staging, lock files, the cache folder.
@@ -103,6 +105,7 @@ impl Error {
             Error::Verify(e) => e,
             Error::Sdist(e) => e,
             Error::Build(e) => e,
+            Error::Npm(e) => e,
             Error::Usage(_) | Error::Interrupted { .. } | Error::Io { .. } => return None,
         })
     }
@@ -122,6 +125,7 @@ impl Error {
             Error::Target(_) => "target",
             Error::Plan(pipeline::PlanError::Release { .. }) => "release",
             Error::Plan(pipeline::PlanError::Build { .. }) => "build",
+            Error::Plan(pipeline::PlanError::Npm(_)) => "npm",
             Error::Plan(_) => "resolve",
             Error::Fetch(_) => "fetch",
             Error::Release(_) => "release",
@@ -132,6 +136,7 @@ impl Error {
             Error::Verify(_) => "verify",
             Error::Sdist(_) => "sdist",
             Error::Build(_) => "build",
+            Error::Npm(_) => "npm",
             Error::Usage(_) => "usage",
             Error::Io { .. } => "io",
             Error::Interrupted { .. } => "interrupted",

@@ -119,9 +119,16 @@ fn zip_time(epoch: u64) -> zip::DateTime {
     .unwrap_or_default()
 }
 
-/// Mode for a bundle path: executables under `bin/` and scripts 0755, else 0644.
-fn mode_for(path: &str) -> u32 {
-    if path.starts_with("bin/") || path == "install.py" || path == "install.sh" {
+/// Mode for a bundle path: executables under `bin/` and scripts 0755;
+/// under `node_modules/` and `runtime/`, 0755 when staged executable (npm
+/// tarballs mark their programs); else 0644.
+fn mode_for(path: &str, staged: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let marked = || {
+        (path.starts_with("node_modules/") || path.starts_with("runtime/"))
+            && std::fs::metadata(staged).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+    };
+    if path.starts_with("bin/") || path == "install.py" || path == "install.sh" || marked() {
         0o755
     } else {
         0o644
@@ -198,7 +205,7 @@ pub fn write_zip(dir: &Path, name: &str, dest: &Path) -> Result<(Sha256, u64), A
                 zip::CompressionMethod::Deflated
             })
             .last_modified_time(time)
-            .unix_permissions(mode_for(&rel))
+            .unix_permissions(mode_for(&rel, &abs))
             .large_file(size >= 0xFFFF_FFFF);
         // Starting an entry fills in the previous one's header: below what
         // was written before it, nothing changes again.
@@ -237,7 +244,7 @@ pub fn write_tar_gz(dir: &Path, name: &str, dest: &Path) -> Result<(Sha256, u64)
         let size = std::fs::metadata(&abs).map_err(io(&abs))?.len();
         let mut header = tar::Header::new_gnu();
         header.set_size(size);
-        header.set_mode(mode_for(&rel));
+        header.set_mode(mode_for(&rel, &abs));
         header.set_mtime(mtime);
         header.set_uid(0);
         header.set_gid(0);
@@ -267,8 +274,15 @@ mod tests {
 
     #[test]
     fn modes() {
-        assert_eq!(mode_for("bin/deno"), 0o755);
-        assert_eq!(mode_for("wheels/a.whl"), 0o644);
+        let none = Path::new("/nonexistent");
+        assert_eq!(mode_for("bin/deno", none), 0o755);
+        assert_eq!(mode_for("wheels/a.whl", none), 0o644);
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("x");
+        std::fs::write(&exe, "x").unwrap();
+        crate::fsutil::set_mode(&exe, 0o755).unwrap();
+        assert_eq!(mode_for("node_modules/a/bin/x", &exe), 0o755);
+        assert_eq!(mode_for("lib/x", &exe), 0o644);
     }
 
     #[test]

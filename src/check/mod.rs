@@ -325,6 +325,25 @@ pub fn scan_wheel_cached(
     Ok(m)
 }
 
+/// ELF files inside a tar or zip archive (an npm tarball, say), through
+/// the cache; paths are member names.
+pub fn scan_archive_cached(
+    path: &Path,
+    kind: ArchiveKind,
+    sha256: &crate::model::Sha256,
+    cache: &crate::fetch::cache::Cache,
+) -> Result<Vec<ElfInfo>, CheckError> {
+    let key = cache.keyed("elf", &format!("v3 {kind:?} {sha256}"), ".json");
+    if let Some(m) = cache.read_json::<Vec<ElfInfo>>(&key) {
+        return Ok(m);
+    }
+    let m = archive_members(path, kind, false)?;
+    if let Err(e) = cache.write_json(&key, &m) {
+        tracing::warn!("cannot cache ELF scan at {}: {e}", key.display());
+    }
+    Ok(m)
+}
+
 /// Wheels of a staged bundle, by relative path: their sha256 and the cache
 /// that keeps their scans (wheels are immutable by hash).
 pub type CachedWheels<'a> = (

@@ -63,6 +63,9 @@ pub struct ResolveArgs {
     /// Cargo's sparse registry index, for `[[build]] crate = ...` recipes.
     #[arg(long, env = "BUNDLE_CRATES_INDEX", value_name = "URL", default_value = bundle::stage::crates::CRATES_INDEX)]
     pub crates_index: String,
+    /// npm registry, for `npm:` items and `[npm]` recipes [default: npm's own].
+    #[arg(long, env = "NPM_CONFIG_REGISTRY", value_name = "URL")]
+    pub npm_registry: Option<String>,
     /// Use only the cache; never touch the network.
     #[arg(long)]
     pub offline: bool,

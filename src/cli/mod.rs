@@ -110,6 +110,7 @@ pub fn options_from(r: &ResolveArgs) -> Options {
         index_url: r.index_url.clone(),
         github_api: r.github_api.clone(),
         crates_index: r.crates_index.clone(),
+        npm_registry: r.npm_registry.clone(),
         offline: r.offline,
         refresh: r.refresh,
         upgrade_preinstalled: r.upgrade_preinstalled,

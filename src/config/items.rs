@@ -85,6 +85,7 @@ fn apt_requirement(arg: &str) -> Option<Result<Recipe, RecipeError>> {
         pypi: Pypi::default(),
         releases: Vec::new(),
         builds: Vec::new(),
+        npm: None,
         apt: Some(Apt {
             packages: vec![package.to_string()],
             binaries,
@@ -94,6 +95,60 @@ fn apt_requirement(arg: &str) -> Option<Result<Recipe, RecipeError>> {
         verify: VerifySettings::default(),
         origin: "<command line>".into(),
     }))
+}
+
+/// `npm:NAME`, `npm:NAME@RANGE` or `npm:NAME@TAG` from the command line:
+/// the package with the default runtime (Node).
+fn npm_requirement(arg: &str) -> Option<Result<Recipe, RecipeError>> {
+    let spec = arg.strip_prefix("npm:")?;
+    if let Err(message) = super::npm::parse_spec(spec) {
+        return Some(Err(RecipeError::BadRequirement {
+            arg: arg.to_string(),
+            message,
+        }));
+    }
+    let name = crate::model::npm::spec_name(spec);
+    Some(Ok(Recipe {
+        name: name.trim_start_matches('@').replace('/', "-"),
+        description: String::new(),
+        target: None,
+        pypi: Pypi::default(),
+        releases: Vec::new(),
+        builds: Vec::new(),
+        apt: None,
+        npm: Some(super::recipe::Npm::of_packages(vec![spec.to_string()])),
+        verify: VerifySettings::default(),
+        origin: "<command line>".into(),
+    }))
+}
+
+/// A package.json or package-lock.json named on the command line, as a
+/// recipe named after its project (else its folder).
+pub fn npm_file_recipe(arg: &str) -> Result<Recipe, super::npm::NpmFileError> {
+    let path = super::npm::npm_file(arg).unwrap_or_else(|| PathBuf::from(arg));
+    let path = path.as_path();
+    let file = super::npm::read_npm_file(path)?;
+    let folder = super::npm::folder_of(path);
+    let name = file.name.clone().unwrap_or_else(|| {
+        crate::fsutil::absolute(&folder)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "npm".into())
+    });
+    let mut npm = super::recipe::Npm::of_packages(file.packages);
+    npm.tree = file.tree;
+    Ok(Recipe {
+        name: name.trim_start_matches('@').replace('/', "-"),
+        description: String::new(),
+        target: None,
+        pypi: Pypi::default(),
+        releases: Vec::new(),
+        builds: Vec::new(),
+        apt: None,
+        npm: Some(npm),
+        verify: VerifySettings::default(),
+        origin: path.display().to_string(),
+    })
 }
 
 /// Command-line tools people often mean when they type a bare name that
@@ -156,6 +211,10 @@ pub fn describe_sources(
             out.push((a.clone(), "apt".into(), None));
             continue;
         }
+        if a.starts_with("npm:") || super::npm::is_npm_file(a) {
+            out.push((a.clone(), "npm".into(), None));
+            continue;
+        }
         if crate::config::requirements::pyproject_path(a).is_some() {
             out.push((a.clone(), "project (pypi)".into(), None));
             continue;
@@ -167,6 +226,7 @@ pub fn describe_sources(
                     (!r.releases.is_empty(), "release"),
                     (r.apt.is_some(), "apt"),
                     (!r.builds.is_empty(), "build"),
+                    (r.npm.is_some(), "npm"),
                 ]
                 .into_iter()
                 .filter_map(|(has, kind)| has.then_some(kind))
@@ -239,8 +299,16 @@ pub fn from_args(args: &[String], dir: Option<&Path>) -> Result<Recipe, RecipeEr
     let mut recipe: Option<Recipe> = None;
     let mut reqs = Vec::new();
     for a in args {
-        if let Some(apt) = apt_requirement(a) {
-            let r = apt?;
+        if let Some(item) = apt_requirement(a).or_else(|| npm_requirement(a)) {
+            let r = item?;
+            match &mut recipe {
+                Some(acc) => acc.merge(r),
+                None => recipe = Some(r),
+            }
+            continue;
+        }
+        if super::npm::is_npm_file(a) {
+            let r = npm_file_recipe(a)?;
             match &mut recipe {
                 Some(acc) => acc.merge(r),
                 None => recipe = Some(r),

@@ -3,6 +3,7 @@
 
 pub mod dates;
 pub mod items;
+pub mod npm;
 pub mod project;
 pub mod recipe;
 pub mod requirements;

@@ -33,6 +33,8 @@ pub enum RecipeError {
     BadRequirement { arg: String, message: String },
     #[error("`{arg}` is a folder with no pyproject.toml, so not a project to bundle")]
     NotAProject { arg: String },
+    #[error(transparent)]
+    NpmFile(#[from] crate::config::npm::NpmFileError),
 }
 
 impl Diagnose for RecipeError {
@@ -50,6 +52,9 @@ impl Diagnose for RecipeError {
             ),
             RecipeError::NotAProject { .. } => Some(
                 "a project folder needs a pyproject.toml with a [project] table; a wheel or sdist you have is named as `name @ ./path/name-1.0-py3-none-any.whl`".into(),
+            ),
+            RecipeError::NpmFile(_) => Some(
+                "a package.json is read for its `dependencies` and `optionalDependencies`; a package-lock.json (lockfileVersion 2 or 3) for the tree it pins".into(),
             ),
             RecipeError::Read { .. } => None,
         }
@@ -83,6 +88,113 @@ fn exclude_newer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
     crate::config::dates::exclude_newer(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNpm {
+    #[serde(default)]
+    packages: Vec<Spanned<String>>,
+    #[serde(default)]
+    runtime: Option<Spanned<String>>,
+    #[serde(default)]
+    binaries: Vec<Spanned<String>>,
+    #[serde(default, deserialize_with = "exclude_newer")]
+    exclude_newer: Option<String>,
+    #[serde(default)]
+    check: Vec<Check>,
+}
+
+/// The `[npm]` part of a recipe (or `npm:` items, a package.json or a
+/// package-lock.json), validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Npm {
+    /// `name@range` or `name@tag`, each checked.
+    pub packages: Vec<String>,
+    /// Node (default), Deno, or the sandbox's own node.
+    pub runtime: crate::model::npm::RuntimeKind,
+    /// The runtime's version range, as written (`*` for any).
+    pub runtime_range: String,
+    /// Programs to expose; empty: every `bin` of the packages asked for.
+    pub binaries: Vec<String>,
+    /// Only versions published before this date.
+    pub exclude_newer: Option<String>,
+    pub check: Vec<Check>,
+    /// The tree a package-lock.json pins: built as it is, not resolved.
+    pub tree: Option<Vec<crate::model::npm::LockedNpm>>,
+}
+
+impl Npm {
+    /// An `[npm]` of these packages, with the default runtime.
+    pub fn of_packages(packages: Vec<String>) -> Npm {
+        Npm {
+            packages,
+            runtime: crate::model::npm::RuntimeKind::Node,
+            runtime_range: "*".into(),
+            binaries: Vec::new(),
+            exclude_newer: None,
+            check: Vec::new(),
+            tree: None,
+        }
+    }
+
+    fn parse(
+        raw: RawNpm,
+        at: usize,
+        invalid: &dyn Fn(usize, String) -> RecipeError,
+    ) -> Result<Npm, RecipeError> {
+        if raw.packages.is_empty() {
+            return Err(invalid(at, "[npm] lists no `packages` to bundle".into()));
+        }
+        let mut npm = Npm::of_packages(Vec::new());
+        for p in &raw.packages {
+            crate::config::npm::parse_spec(p.get_ref()).map_err(|e| {
+                invalid(
+                    p.span().start,
+                    format!("[npm] package `{}`: {e}", p.get_ref()),
+                )
+            })?;
+            npm.packages.push(p.get_ref().clone());
+        }
+        if let Some(r) = &raw.runtime {
+            let (kind, range) = crate::config::npm::parse_runtime(r.get_ref())
+                .map_err(|e| invalid(r.span().start, format!("[npm] runtime: {e}")))?;
+            npm.runtime = kind;
+            npm.runtime_range = range.as_str().to_string();
+        }
+        for b in &raw.binaries {
+            if !plain_apt_word(b.get_ref()) || b.get_ref().contains(['/', ':', '=']) {
+                return Err(invalid(
+                    b.span().start,
+                    format!("[npm] `{}` is not a program name", b.get_ref()),
+                ));
+            }
+            npm.binaries.push(b.get_ref().clone());
+        }
+        npm.exclude_newer = raw.exclude_newer;
+        npm.check = raw.check;
+        Ok(npm)
+    }
+
+    /// Another `[npm]` merged in (`bundle build a b`).
+    fn merge(&mut self, other: Npm) {
+        for p in other.packages {
+            if !self.packages.contains(&p) {
+                self.packages.push(p);
+            }
+        }
+        for b in other.binaries {
+            if !self.binaries.contains(&b) {
+                self.binaries.push(b);
+            }
+        }
+        if self.runtime_range == "*" && self.runtime == other.runtime {
+            self.runtime_range = other.runtime_range;
+        }
+        self.exclude_newer = self.exclude_newer.take().or(other.exclude_newer);
+        self.check.extend(other.check);
+        self.tree = self.tree.take().or(other.tree);
+    }
 }
 
 /// A `[[release]]` table: one asset from a release page.
@@ -263,6 +375,8 @@ struct RawRecipe {
     #[serde(default)]
     build: Vec<Spanned<Build>>,
     #[serde(default)]
+    npm: Option<Spanned<RawNpm>>,
+    #[serde(default)]
     verify: VerifySettings,
 }
 
@@ -294,6 +408,8 @@ pub struct Recipe {
     pub apt: Option<Apt>,
     /// `[[build]]` tables: programs built from source in the target's image.
     pub builds: Vec<Build>,
+    /// npm packages and their runtime.
+    pub npm: Option<Npm>,
     /// What verify skips.
     pub verify: VerifySettings,
     /// Where it came from, for messages.
@@ -406,6 +522,13 @@ impl Recipe {
             }
             builds.push(b);
         }
+        let npm = match raw.npm {
+            Some(n) => {
+                let at = n.span().start;
+                Some(Npm::parse(n.into_inner(), at, &invalid)?)
+            }
+            None => None,
+        };
         Ok(Recipe {
             name: name.to_string(),
             description: raw.description.unwrap_or_default(),
@@ -414,6 +537,7 @@ impl Recipe {
             releases: raw.release,
             apt,
             builds,
+            npm,
             verify: raw.verify,
             origin: file.to_string(),
         })
@@ -455,6 +579,7 @@ impl Recipe {
             releases: Vec::new(),
             apt: None,
             builds: Vec::new(),
+            npm: None,
             verify: VerifySettings::default(),
             origin: "<command line>".into(),
         })
@@ -479,6 +604,7 @@ impl Recipe {
             releases: Vec::new(),
             apt: None,
             builds: Vec::new(),
+            npm: None,
             verify: VerifySettings::default(),
             origin: origin.to_string(),
         }
@@ -526,6 +652,13 @@ impl Recipe {
                 self.builds.push(b);
             }
         }
+        self.npm = match (self.npm.take(), other.npm) {
+            (Some(mut a), Some(b)) => {
+                a.merge(b);
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
         if self.target.is_none() {
             self.target = other.target;
         }
@@ -542,6 +675,9 @@ impl Recipe {
         }
         for b in &self.builds {
             out.extend(b.check.iter().cloned());
+        }
+        if let Some(n) = &self.npm {
+            out.extend(n.check.iter().cloned());
         }
         out
     }

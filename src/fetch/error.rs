@@ -46,6 +46,12 @@ pub enum FetchError {
         expected: String,
         actual: String,
     },
+    #[error("integrity mismatch for {url}: the registry gives {expected}, the file has {actual}")]
+    IntegrityMismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{url} is not in the cache and --offline forbids the network")]
     Offline { url: String },
     #[error("the cached copy of {url} is corrupt (sha256 {actual}, expected {expected}); it was removed, and --offline forbids fetching it again")]
@@ -78,6 +84,9 @@ impl Diagnose for FetchError {
             )),
             FetchError::HashMismatch { .. } => Some(
                 "the file changed or was tampered with; nothing was kept. If the new file is expected, update the pinned hash".into(),
+            ),
+            FetchError::IntegrityMismatch { .. } => Some(
+                "the tarball is not the one the registry published (a broken mirror or proxy, or tampering); nothing was kept or written".into(),
             ),
             FetchError::Offline { .. } | FetchError::CorruptOffline { .. } => {
                 Some("run once without --offline to fill the cache".into())

@@ -4,6 +4,7 @@
 pub mod cache;
 mod client;
 mod error;
+mod integrity;
 mod limits;
 mod pages;
 mod transfer;

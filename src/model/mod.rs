@@ -10,7 +10,9 @@
 #![deny(missing_docs)]
 
 pub mod hash;
+pub mod integrity;
 pub mod manifest;
+pub mod npm;
 pub mod plan;
 pub mod pylock;
 

@@ -210,6 +210,9 @@ pub struct Plan {
     /// Programs built from source in the target's image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub builds: Vec<PlannedBuild>,
+    /// npm packages and the runtime that runs them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npm: Option<super::npm::PlannedNpm>,
     /// Packages left out.
     pub excluded: Vec<Excluded>,
     /// The whole target profile the plan was made for: a lock is valid only

@@ -20,6 +20,8 @@ use crate::Error;
 pub(super) enum Fetched {
     Wheel(usize),
     Release(usize),
+    Npm(usize),
+    Runtime,
 }
 
 /// The wheel built from a planned sdist (a cache hit when planning built it).
@@ -79,6 +81,10 @@ pub(super) struct FetchedAll {
     pub(super) wheels: Vec<Blob>,
     pub(super) releases: Vec<Blob>,
     pub(super) copied: BTreeMap<usize, Copied>,
+    /// npm tarballs, in the tree's order.
+    pub(super) npm: Vec<Blob>,
+    /// The npm runtime's tarball.
+    pub(super) runtime: Option<Blob>,
 }
 
 /// Download every file of the plan in parallel; all verified. Each wheel
@@ -93,7 +99,14 @@ pub(super) async fn fetch_all(
 ) -> Result<FetchedAll, Error> {
     reporter.stage(Stage::Fetch);
     let sizes: Option<u64> = plan.wheels.iter().map(|w| w.size).sum();
-    reporter.fetch_planned(plan.wheels.len() + plan.releases.len(), sizes);
+    let npm_files = plan
+        .npm
+        .as_ref()
+        .map_or(0, |n| n.tree.len() + usize::from(n.runtime.url.is_some()));
+    reporter.fetch_planned(
+        plan.wheels.len() + plan.releases.len() + npm_files,
+        sizes.filter(|_| npm_files == 0),
+    );
     for w in plan.wheels.iter().filter(|w| w.sha256.is_none()) {
         reporter.warn(&format!(
             "the index gives no sha256 for {}; the bundle records the hash of what was downloaded",
@@ -140,8 +153,11 @@ pub(super) async fn fetch_all(
             )
         });
     }
+    spawn_npm(plan, fetcher, &mut set);
     let mut wheels: BTreeMap<usize, Blob> = BTreeMap::new();
     let mut releases: BTreeMap<usize, Blob> = BTreeMap::new();
+    let mut npm: BTreeMap<usize, Blob> = BTreeMap::new();
+    let mut runtime = None;
     let mut copied = BTreeMap::new();
     while let Some(joined) = set.join_next().await {
         let (which, result) = joined.expect("download task panicked");
@@ -154,13 +170,60 @@ pub(super) async fn fetch_all(
                 wheels.insert(i, blob)
             }
             Fetched::Release(i) => releases.insert(i, blob),
+            Fetched::Npm(i) => npm.insert(i, blob),
+            Fetched::Runtime => runtime.replace(blob),
         };
     }
     Ok(FetchedAll {
         wheels: wheels.into_values().collect(),
         releases: releases.into_values().collect(),
         copied,
+        npm: npm.into_values().collect(),
+        runtime,
     })
+}
+
+/// A download task's result: which file, and its blob.
+type FetchTask = (Fetched, Result<(Blob, Option<Copied>), Error>);
+
+/// Download tasks for the npm tarballs and the runtime, each checked
+/// against its integrity.
+fn spawn_npm(plan: &Plan, fetcher: &Arc<Fetcher>, set: &mut tokio::task::JoinSet<FetchTask>) {
+    let Some(npm) = &plan.npm else {
+        return;
+    };
+    let one = |which: Fetched,
+               url: String,
+               integrity: crate::model::integrity::Integrity,
+               label: String| {
+        let f = fetcher.clone();
+        async move {
+            let blob = f
+                .download_integrity(&url, &integrity, &label)
+                .await
+                .map(|b| (b, None))
+                .map_err(Error::from);
+            (which, blob)
+        }
+    };
+    for (i, p) in npm.tree.iter().enumerate() {
+        let label = format!("{}-{}.tgz", p.name, p.version);
+        set.spawn(one(
+            Fetched::Npm(i),
+            p.resolved.clone(),
+            p.integrity.clone(),
+            label,
+        ));
+    }
+    let r = &npm.runtime;
+    if let (Some(url), Some(integrity)) = (&r.url, &r.integrity) {
+        let label = format!(
+            "{}-{}.tgz",
+            r.package.as_deref().unwrap_or("runtime"),
+            r.version.as_deref().unwrap_or("")
+        );
+        set.spawn(one(Fetched::Runtime, url.clone(), integrity.clone(), label));
+    }
 }
 
 /// ELF scans of downloaded wheels: each wheel's at most once, no more at a

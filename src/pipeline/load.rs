@@ -157,6 +157,9 @@ pub(super) fn recipe_of(options: &Options) -> Result<Recipe, Error> {
     }
     if let Some(date) = &options.exclude_newer {
         recipe.pypi.exclude_newer = Some(date.clone());
+        if let Some(npm) = &mut recipe.npm {
+            npm.exclude_newer = Some(date.clone());
+        }
     }
     if let Some(sdists) = options.sdists {
         recipe.pypi.sdists = sdists;

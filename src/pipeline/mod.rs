@@ -50,6 +50,8 @@ pub struct Options {
     pub github_api: String,
     /// Cargo's sparse index, for crates.
     pub crates_index: String,
+    /// `--npm-registry`: the npm registry (else NPM_CONFIG_REGISTRY, else npm's default).
+    pub npm_registry: Option<String>,
     pub offline: bool,
     pub refresh: bool,
     pub upgrade_preinstalled: bool,
@@ -94,6 +96,7 @@ impl Default for Options {
             index_url: crate::resolve::index::DEFAULT_INDEX.into(),
             github_api: release::GITHUB_API.into(),
             crates_index: crate::stage::crates::CRATES_INDEX.into(),
+            npm_registry: None,
             offline: false,
             refresh: false,
             upgrade_preinstalled: false,
@@ -236,6 +239,9 @@ async fn fetch_and_assemble(
         wheel_blobs: &fetched.wheels,
         copied: &fetched.copied,
         release_blobs: &fetched.releases,
+        npm_blobs: &fetched.npm,
+        runtime_blob: fetched.runtime.as_ref(),
+        warnings: Vec::new(),
         root: &root,
         entries: BTreeMap::new(),
         system_libs: BTreeSet::new(),
@@ -246,6 +252,7 @@ async fn fetch_and_assemble(
         mut entries,
         system_libs,
         apt_installed,
+        warnings: staged_warnings,
         ..
     } = runner;
 
@@ -258,6 +265,7 @@ async fn fetch_and_assemble(
         reporter.as_ref(),
         &mut entries,
     )?;
+    warnings.splice(0..0, staged_warnings);
 
     reporter.stage(Stage::Assemble);
     let manifest = Manifest {

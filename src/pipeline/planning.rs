@@ -53,6 +53,7 @@ pub async fn make_plan(
         },
         github_api: options.github_api.clone(),
         crates_index: options.crates_index.clone(),
+        npm_registry: crate::resolve::npm::registry_url(options.npm_registry.as_deref()),
         after_fetch,
     };
     Ok(plan(recipe, target, &plan_options, fetcher, reporter, cancel).await?)
@@ -70,6 +71,8 @@ pub enum PlanError {
     },
     #[error(transparent)]
     Index(#[from] crate::resolve::index::IndexError),
+    #[error(transparent)]
+    Npm(#[from] crate::resolve::npm::NpmError),
     #[error("recipe {recipe}: {error}")]
     Build {
         recipe: String,
@@ -99,6 +102,7 @@ impl Diagnose for PlanError {
             PlanError::Resolve(e) => e.exit_code(),
             PlanError::Release { error, .. } => error.exit_code(),
             PlanError::Index(e) => e.exit_code(),
+            PlanError::Npm(e) => e.exit_code(),
             PlanError::Build { error, .. } => error.exit_code(),
             PlanError::NotPinnedHash { .. } => crate::error::WORK_FAILED,
             PlanError::NotHashed { .. } => crate::error::BAD_INPUT,
@@ -110,6 +114,7 @@ impl Diagnose for PlanError {
             PlanError::Resolve(e) => e.hint(),
             PlanError::Release { error, .. } => error.hint(),
             PlanError::Index(e) => e.hint(),
+            PlanError::Npm(e) => e.hint(),
             PlanError::Build { error, .. } => error.hint(),
             PlanError::NotPinnedHash { .. } => Some(
                 "the index serves another file than the one pinned: pin the version whose file has that hash, or update the --hash lines".into(),
@@ -134,6 +139,8 @@ pub struct PlanOptions {
     pub github_api: String,
     /// Cargo's sparse index, for crates.
     pub crates_index: String,
+    /// The npm registry.
+    pub npm_registry: String,
     /// What a build does with each wheel downloaded during resolution.
     pub after_fetch: Option<AfterFetch>,
 }
@@ -181,6 +188,23 @@ pub async fn plan(
             })?,
         );
     }
+    let npm = match &recipe.npm {
+        Some(n) => {
+            let (planned, warnings) = crate::resolve::npm::plan(
+                n,
+                target,
+                &options.npm_registry,
+                fetcher.clone(),
+                reporter.as_ref(),
+            )
+            .await?;
+            for w in warnings {
+                reporter.warn(&w);
+            }
+            Some(planned)
+        }
+        None => None,
+    };
     wheels.sort_by(|a, b| a.filename.cmp(&b.filename));
     excluded.sort_by(|a, b| a.package.cmp(&b.package));
     let replaced = replaced(&wheels, target);
@@ -204,6 +228,7 @@ pub async fn plan(
             debs: Vec::new(),
         }),
         builds,
+        npm,
         excluded,
         profile: Some(target.profile()),
         replaced,

@@ -43,6 +43,11 @@ pub(super) struct DiskRunner<'a> {
     /// Wheels the fetch stage already copied into `root/wheels/`.
     pub(super) copied: &'a BTreeMap<usize, Copied>,
     pub(super) release_blobs: &'a [Blob],
+    /// npm tarballs (the tree's order) and the runtime's.
+    pub(super) npm_blobs: &'a [Blob],
+    pub(super) runtime_blob: Option<&'a Blob>,
+    /// What staging found that the user should know.
+    pub(super) warnings: Vec<String>,
     pub(super) root: &'a Path,
     pub(super) entries: BTreeMap<String, FileEntry>,
     /// The sandbox's own libraries (for the check), once apt ran.
@@ -69,6 +74,19 @@ impl crate::stage::StageRunner for DiskRunner<'_> {
                 &self.release_blobs[*index],
                 self.root,
             )?,
+            StageStep::Npm { .. } => {
+                let planned = self.plan.npm.as_ref().expect("an npm step has a plan");
+                let blobs = crate::stage::npm::NpmBlobs {
+                    runtime: self.runtime_blob,
+                    packages: self.npm_blobs,
+                };
+                let staged = crate::stage::npm::stage(planned, &blobs, self.root, &self.plan.name)?;
+                for w in &staged.warnings {
+                    self.reporter.warn(w);
+                }
+                self.warnings.extend(staged.warnings);
+                staged.entries
+            }
             StageStep::Apt { .. } => {
                 let planned = self.plan.apt.as_ref().expect("an apt step has a plan");
                 self.reporter.stage(Stage::Build);

@@ -7,6 +7,7 @@ mod error;
 mod graph;
 pub mod index;
 pub mod memo;
+pub mod npm;
 mod preinstalled;
 mod report;
 mod solver;

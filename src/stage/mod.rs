@@ -5,6 +5,7 @@
 pub mod apt;
 pub mod build;
 pub mod crates;
+pub mod npm;
 pub mod release;
 pub mod sdist;
 pub mod wheel;
@@ -39,6 +40,13 @@ pub enum StageStep {
         packages: Vec<String>,
         binaries: Vec<String>,
     },
+    /// Unpack the npm packages into `node_modules/` and the runtime into
+    /// `runtime/`, and write `bin/` launchers and the lock files.
+    Npm {
+        packages: usize,
+        runtime: String,
+        programs: Vec<String>,
+    },
     /// Build `[[build]]` `index` in an image of the target (no network),
     /// and take its programs and the libraries the sandbox lacks.
     Build {
@@ -72,6 +80,19 @@ impl StageStep {
                 binaries
                     .iter()
                     .map(|b| format!("bin/{b}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            StageStep::Npm {
+                packages,
+                runtime,
+                programs,
+            } => format!(
+                "unpack {packages} npm package(s) into node_modules/ ({runtime}); write {}",
+                programs
+                    .iter()
+                    .map(|p| format!("bin/{p}"))
+                    .chain(["package-lock.json".to_string()])
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -119,6 +140,17 @@ pub fn steps(plan: &Plan) -> Vec<StageStep> {
                 },
             }),
     );
+    if let Some(n) = &plan.npm {
+        let r = &n.runtime;
+        out.push(StageStep::Npm {
+            packages: n.tree.len(),
+            runtime: match (&r.package, &r.version) {
+                (Some(p), Some(v)) => format!("runtime {p} {v}"),
+                _ => "the sandbox's own node".into(),
+            },
+            programs: n.programs().into_keys().collect(),
+        });
+    }
     if let Some(a) = &plan.apt {
         out.push(StageStep::Apt {
             packages: a.packages.clone(),
@@ -228,6 +260,7 @@ mod tests {
                 link: None,
                 debs: Vec::new(),
             }),
+            npm: None,
             builds: vec![crate::model::plan::PlannedBuild {
                 name: "hello".into(),
                 version: "1.0".into(),
