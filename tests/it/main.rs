@@ -20,6 +20,7 @@ mod install_py;
 mod integrity;
 #[cfg(feature = "live-tests")]
 mod live;
+mod npm;
 mod pypi;
 mod release;
 mod remote;
