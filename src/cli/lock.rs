@@ -88,6 +88,9 @@ pub async fn run(args: LockArgs, quiet: bool, cancel: CancellationToken) -> Resu
             format!("{} wheels", plan.wheels.len()),
             format!("{} releases", plan.releases.len()),
         ];
+        if let Some(n) = &plan.npm {
+            parts.push(format!("{} npm packages", n.tree.len()));
+        }
         if !plan.builds.is_empty() {
             let builds: Vec<String> = plan
                 .builds

@@ -60,6 +60,15 @@ fn sizes(plan: &bundle::model::plan::Plan, limit: u64) -> Sizes {
         s.unknown
             .push(r.url.rsplit('/').next().unwrap_or(&r.url).to_string());
     }
+    if let Some(n) = &plan.npm {
+        let urls = n
+            .runtime
+            .url
+            .iter()
+            .chain(n.tree.iter().map(|p| &p.resolved));
+        s.unknown
+            .extend(urls.map(|u| u.rsplit('/').next().unwrap_or(u).to_string()));
+    }
     s
 }
 
@@ -124,6 +133,61 @@ pub async fn run(args: PlanArgs, quiet: bool, cancel: CancellationToken) -> Resu
     Ok(())
 }
 
+/// The npm part in words: the runtime, each package where it goes, and
+/// what was left out.
+fn print_npm(n: &bundle::model::npm::PlannedNpm) {
+    let r = &n.runtime;
+    match (&r.package, &r.version) {
+        (Some(p), Some(v)) => {
+            let passed = if r.passed_over.is_empty() {
+                String::new()
+            } else {
+                format!("; passed over {}", r.passed_over.join("; "))
+            };
+            outln!(
+                "  runtime   {p} {v}  (newest in `{}` that runs on the target{passed})",
+                r.range
+            )
+        }
+        _ => outln!("  runtime   the sandbox's own node (runtime = \"system\")"),
+    }
+    for p in &n.tree {
+        let flags = match (p.optional, p.peer) {
+            (true, _) => " (optional)",
+            (_, true) => " (peer)",
+            _ => "",
+        };
+        outln!("  npm       {}@{}  {}{flags}", p.name, p.version, p.path);
+    }
+    // Platform packages for other machines are many (esbuild has 25):
+    // one line for them, the others each with its reason.
+    let (platform, other): (Vec<_>, Vec<_>) = n
+        .skipped
+        .iter()
+        .partition(|s| s.reason.starts_with("it is for "));
+    if !platform.is_empty() {
+        let names: Vec<&str> = platform
+            .iter()
+            .take(4)
+            .map(|s| s.package.as_str())
+            .collect();
+        let more = platform.len().saturating_sub(names.len());
+        outln!(
+            "  skipped   {} optional package(s) for other platforms: {}{}",
+            platform.len(),
+            names.join(", "),
+            if more > 0 {
+                format!(" and {more} more (--json lists them)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    for s in other {
+        outln!("  skipped   {}  ({})", s.package, s.reason);
+    }
+}
+
 /// The Plan in words: every file with its size and source.
 fn print_plan(plan: &bundle::model::plan::Plan, sizes: &Sizes, sources: &[super::Source]) {
     outln!(
@@ -185,6 +249,9 @@ fn print_plan(plan: &bundle::model::plan::Plan, sizes: &Sizes, sources: &[super:
             format!("; build image + {}", b.packages.join(" "))
         };
         outln!("  build     {} {}  {from}{packages}", b.name, b.version);
+    }
+    if let Some(n) = &plan.npm {
+        print_npm(n);
     }
     for e in &plan.excluded {
         outln!("  excluded  {}=={}  ({})", e.package, e.version, e.reason);

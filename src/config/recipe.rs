@@ -718,6 +718,44 @@ mod tests {
         assert_eq!(r.pypi.exclude_newer.as_deref(), Some("2023-05-03"));
         assert_eq!(r.builds.len(), 2);
         assert_eq!(r.builds[1].krate.as_deref(), Some("ripgrep"));
+        let npm = r.npm.expect("the [npm] table");
+        assert_eq!(npm.packages, ["prettier@^3"]);
+        assert_eq!(npm.runtime, crate::model::npm::RuntimeKind::Node);
+    }
+
+    #[test]
+    fn npm_tables_are_checked_where_they_are() {
+        let ok = "[npm]\npackages = [\"prettier@^3\", \"@scope/tool\"]\nruntime = \"deno@2\"\nbinaries = [\"prettier\"]\n";
+        let r = Recipe::parse("x", ok, "x.toml").unwrap();
+        let npm = r.npm.unwrap();
+        assert_eq!(npm.runtime, crate::model::npm::RuntimeKind::Deno);
+        assert_eq!(npm.runtime_range, "2");
+        let cases = [
+            (
+                "[npm]\nruntime = \"node\"\n",
+                "x.toml:1:1: [npm] lists no `packages`",
+            ),
+            (
+                "[npm]\npackages = [\"ok\", \"x@git+https://h/r\"]\n",
+                "x.toml:2:19: [npm] package `x@git+https://h/r`",
+            ),
+            (
+                "[npm]\npackages = [\"ok\"]\nruntime = \"bun\"\n",
+                "x.toml:3:11: [npm] runtime: `bun` is not a runtime",
+            ),
+            (
+                "[npm]\npackages = [\"ok\"]\nbinaries = [\"../x\"]\n",
+                "x.toml:3:13: [npm] `../x` is not a program name",
+            ),
+            (
+                "[npm]\npackages = [\"ok\"]\nregistry = \"x\"\n",
+                "x.toml:3:1",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = Recipe::parse("x", text, "x.toml").unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
     }
 
     #[test]

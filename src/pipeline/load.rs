@@ -361,6 +361,19 @@ pub(super) fn read_lock(
         });
     let same_apt = plan.apt.as_ref().map(|a| (&a.packages, &a.binaries))
         == recipe.apt.as_ref().map(|a| (&a.packages, &a.binaries));
+    // (The runtime's range as the plan keeps it: parsed and trimmed.)
+    let same_npm = plan.npm.as_ref().map(|n| {
+        (
+            &n.packages,
+            n.runtime.kind,
+            n.runtime.range.clone(),
+            &n.binaries,
+        )
+    }) == recipe.npm.as_ref().map(|n| {
+        let range = crate::config::npm::Range::parse(&n.runtime_range)
+            .map_or_else(|_| n.runtime_range.clone(), |r| r.as_str().to_string());
+        (&n.packages, n.runtime, range, &n.binaries)
+    });
     // What changed, named: the requirements (of the recipe, a -r file or
     // the command line), or a table of the recipe.
     let mut changed = Vec::new();
@@ -385,6 +398,7 @@ pub(super) fn read_lock(
         (same_releases, "its [[release]] tables"),
         (same_apt, "its [apt] table"),
         (same_builds, "its [[build]] tables"),
+        (same_npm, "its npm packages or runtime"),
     ] {
         if !same && !locked_as_is {
             changed.push(format!("{what} (in {})", recipe.origin));

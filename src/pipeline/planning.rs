@@ -72,7 +72,7 @@ pub enum PlanError {
     #[error(transparent)]
     Index(#[from] crate::resolve::index::IndexError),
     #[error(transparent)]
-    Npm(#[from] crate::resolve::npm::NpmError),
+    Npm(Box<crate::resolve::npm::NpmError>),
     #[error("recipe {recipe}: {error}")]
     Build {
         recipe: String,
@@ -94,6 +94,12 @@ pub enum PlanError {
         file: String,
         sha256: String,
     },
+}
+
+impl From<crate::resolve::npm::NpmError> for PlanError {
+    fn from(e: crate::resolve::npm::NpmError) -> PlanError {
+        PlanError::Npm(Box::new(e))
+    }
 }
 
 impl Diagnose for PlanError {

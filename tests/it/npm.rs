@@ -295,6 +295,7 @@ fn ranges_conflicts_peers_and_platform_packages_resolve_as_npm_does() {
         "{skipped}"
     );
     assert_eq!(plan["npm"]["runtime"]["kind"], "system");
+    crate::schemas::validate("plan.schema.json", &plan);
 
     // For an arm64 target, whatever the host: the other platform package.
     let plan = plan_json(
@@ -394,6 +395,7 @@ fn a_bundle_holds_the_tree_launchers_and_a_package_lock_npm_reads() {
     // The manifest lists every file with the hash of what was written.
     let manifest: Value =
         serde_json::from_str(&read_to_string(&dir.join("manifest.json"))).unwrap();
+    crate::schemas::validate("manifest.schema.json", &manifest);
     for f in manifest["files"].as_array().unwrap() {
         let data = std::fs::read(dir.join(f["path"].as_str().unwrap())).unwrap();
         assert_eq!(f["sha256"], sha256(&data), "{}", f["path"]);

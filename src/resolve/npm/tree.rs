@@ -286,8 +286,8 @@ pub async fn build(
             queue.push(Reverse((depth, path, id)));
         }
     }
-    let optional = reached_without(&nodes, &edges, Kind::Optional);
-    let peer = reached_without(&nodes, &edges, Kind::Peer);
+    let optional = reached_without(&edges, Kind::Optional);
+    let peer = reached_without(&edges, Kind::Peer);
     for (id, node) in nodes.iter().enumerate().skip(1) {
         let integrity = integrity_of(node, &mut out.warnings)?;
         let url = &node.meta.dist.tarball;
@@ -323,7 +323,7 @@ pub async fn build(
 }
 
 /// The nodes reached from the root without following edges of `kind`.
-fn reached_without(nodes: &[Node], edges: &[Edge], kind: Kind) -> BTreeSet<usize> {
+fn reached_without(edges: &[Edge], kind: Kind) -> BTreeSet<usize> {
     let mut seen = BTreeSet::from([0usize]);
     let mut todo = vec![0usize];
     while let Some(n) = todo.pop() {
@@ -333,7 +333,6 @@ fn reached_without(nodes: &[Node], edges: &[Edge], kind: Kind) -> BTreeSet<usize
             }
         }
     }
-    let _ = nodes;
     seen
 }
 
