@@ -133,6 +133,16 @@ pub fn absolute(path: &Path) -> std::path::PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// Seconds since the epoch for archive timestamps: `SOURCE_DATE_EPOCH`, else
+/// 1980-01-01 (the earliest a zip can hold).
+pub fn source_date_epoch() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(315_532_800)
+        .max(315_532_800)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,15 +81,7 @@ impl Format {
     }
 }
 
-/// Seconds since the epoch for archive timestamps: `SOURCE_DATE_EPOCH`, else
-/// 1980-01-01 (the earliest a zip can hold).
-pub fn source_date_epoch() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(315_532_800)
-        .max(315_532_800)
-}
+pub use crate::fsutil::source_date_epoch;
 
 /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
 fn civil(days: i64) -> (i64, u32, u32) {

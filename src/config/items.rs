@@ -116,7 +116,7 @@ fn npm_requirement(arg: &str) -> Option<Result<Recipe, RecipeError>> {
         releases: Vec::new(),
         builds: Vec::new(),
         apt: None,
-        npm: Some(super::recipe::Npm::of_packages(vec![spec.to_string()])),
+        npm: Some(super::npm::Npm::of_packages(vec![spec.to_string()])),
         verify: VerifySettings::default(),
         origin: "<command line>".into(),
     }))
@@ -135,7 +135,7 @@ pub fn npm_file_recipe(arg: &str) -> Result<Recipe, super::npm::NpmFileError> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "npm".into())
     });
-    let mut npm = super::recipe::Npm::of_packages(file.packages);
+    let mut npm = super::npm::Npm::of_packages(file.packages);
     npm.tree = file.tree;
     Ok(Recipe {
         name: name.trim_start_matches('@').replace('/', "-"),

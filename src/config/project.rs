@@ -77,7 +77,7 @@ pub fn pack(
         .map_err(|e| failed(format!("{}: {e}", dest_dir.display())))?;
     let tmp = tempfile::NamedTempFile::new_in(dest_dir)
         .map_err(|e| failed(format!("{}: {e}", dest_dir.display())))?;
-    let mtime = crate::assemble::source_date_epoch();
+    let mtime = crate::fsutil::source_date_epoch();
     let write = || -> std::io::Result<()> {
         let gz = flate2::write::GzEncoder::new(
             std::io::BufWriter::new(tmp.as_file()),

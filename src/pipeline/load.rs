@@ -344,36 +344,6 @@ pub(super) fn read_lock(
         .iter()
         .map(|r| r.to_string())
         .collect();
-    let same_releases = recipe.releases.len() == plan.releases.len()
-        && recipe
-            .releases
-            .iter()
-            .zip(&plan.releases)
-            .all(|(r, l)| r.name == l.name && version_fits(&r.version, &l.version));
-    let same_builds = recipe.builds.len() == plan.builds.len()
-        && recipe.builds.iter().zip(&plan.builds).all(|(r, l)| {
-            r.name() == l.name
-                && r.packages == l.packages
-                && r.script == l.script
-                && r.binaries == l.binaries
-                && r.features == l.features
-                && version_fits(r.version.as_deref().unwrap_or("*"), &l.version)
-        });
-    let same_apt = plan.apt.as_ref().map(|a| (&a.packages, &a.binaries))
-        == recipe.apt.as_ref().map(|a| (&a.packages, &a.binaries));
-    // (The runtime's range as the plan keeps it: parsed and trimmed.)
-    let same_npm = plan.npm.as_ref().map(|n| {
-        (
-            &n.packages,
-            n.runtime.kind,
-            n.runtime.range.clone(),
-            &n.binaries,
-        )
-    }) == recipe.npm.as_ref().map(|n| {
-        let range = crate::config::npm::Range::parse(&n.runtime_range)
-            .map_or_else(|_| n.runtime_range.clone(), |r| r.as_str().to_string());
-        (&n.packages, n.runtime, range, &n.binaries)
-    });
     // What changed, named: the requirements (of the recipe, a -r file or
     // the command line), or a table of the recipe.
     let mut changed = Vec::new();
@@ -394,13 +364,8 @@ pub(super) fn read_lock(
             },
         );
     }
-    for (same, what) in [
-        (same_releases, "its [[release]] tables"),
-        (same_apt, "its [apt] table"),
-        (same_builds, "its [[build]] tables"),
-        (same_npm, "its npm packages or runtime"),
-    ] {
-        if !same && !locked_as_is {
+    if !locked_as_is {
+        for what in changed_tables(recipe, &plan) {
             changed.push(format!("{what} (in {})", recipe.origin));
         }
     }
@@ -431,6 +396,49 @@ pub(super) fn read_lock(
         }
     }
     Ok(plan)
+}
+
+/// The recipe's tables that no longer match what the lock holds.
+fn changed_tables(recipe: &Recipe, plan: &Plan) -> Vec<&'static str> {
+    let same_releases = recipe.releases.len() == plan.releases.len()
+        && recipe
+            .releases
+            .iter()
+            .zip(&plan.releases)
+            .all(|(r, l)| r.name == l.name && version_fits(&r.version, &l.version));
+    let same_builds = recipe.builds.len() == plan.builds.len()
+        && recipe.builds.iter().zip(&plan.builds).all(|(r, l)| {
+            r.name() == l.name
+                && r.packages == l.packages
+                && r.script == l.script
+                && r.binaries == l.binaries
+                && r.features == l.features
+                && version_fits(r.version.as_deref().unwrap_or("*"), &l.version)
+        });
+    let same_apt = plan.apt.as_ref().map(|a| (&a.packages, &a.binaries))
+        == recipe.apt.as_ref().map(|a| (&a.packages, &a.binaries));
+    // (The runtime's range as the plan keeps it: parsed and trimmed.)
+    let same_npm = plan.npm.as_ref().map(|n| {
+        (
+            &n.packages,
+            n.runtime.kind,
+            n.runtime.range.clone(),
+            &n.binaries,
+        )
+    }) == recipe.npm.as_ref().map(|n| {
+        let range = crate::config::npm::Range::parse(&n.runtime_range)
+            .map_or_else(|_| n.runtime_range.clone(), |r| r.as_str().to_string());
+        (&n.packages, n.runtime, range, &n.binaries)
+    });
+    [
+        (same_releases, "its [[release]] tables"),
+        (same_apt, "its [apt] table"),
+        (same_builds, "its [[build]] tables"),
+        (same_npm, "its npm packages or runtime"),
+    ]
+    .into_iter()
+    .filter_map(|(same, what)| (!same).then_some(what))
+    .collect()
 }
 
 /// Requirements without their URLs (`name @ URL` as `name @`), to tell a

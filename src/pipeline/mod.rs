@@ -203,6 +203,27 @@ pub async fn build_plan(
     fetch_and_assemble(options, plan, target, fetcher, reporter, scans).await
 }
 
+/// The manifest of a plan's staged files.
+fn manifest_of(
+    plan: &Plan,
+    files: Vec<assemble::FileEntry>,
+    apt: Vec<crate::model::manifest::AptPackage>,
+) -> Manifest {
+    Manifest {
+        schema: MANIFEST_SCHEMA,
+        name: plan.name.clone(),
+        created_by: format!("bundle {}", env!("CARGO_PKG_VERSION")),
+        target: plan.target.clone(),
+        requirements: plan.requirements.clone(),
+        files,
+        excluded: plan.excluded.clone(),
+        replaced: plan.replaced.clone(),
+        checks: plan.checks.clone(),
+        verify: plan.verify.clone(),
+        apt,
+    }
+}
+
 /// [`build_plan`], with the wheel scans that resolution may have started.
 async fn fetch_and_assemble(
     options: &Options,
@@ -268,19 +289,7 @@ async fn fetch_and_assemble(
     warnings.splice(0..0, staged_warnings);
 
     reporter.stage(Stage::Assemble);
-    let manifest = Manifest {
-        schema: MANIFEST_SCHEMA,
-        name: plan.name.clone(),
-        created_by: format!("bundle {}", env!("CARGO_PKG_VERSION")),
-        target: plan.target.clone(),
-        requirements: plan.requirements.clone(),
-        files: entries.into_values().collect(),
-        excluded: plan.excluded.clone(),
-        replaced: plan.replaced.clone(),
-        checks: plan.checks.clone(),
-        verify: plan.verify.clone(),
-        apt: apt_installed,
-    };
+    let manifest = manifest_of(plan, entries.into_values().collect(), apt_installed);
     assemble::write_support_files(&root, &manifest)?;
     let uploads = uploads_of(options, target, &plan.name, &root, &staging, &manifest)?;
     for w in uploads_warnings(&uploads, target) {

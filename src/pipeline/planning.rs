@@ -196,14 +196,20 @@ pub async fn plan(
     }
     let npm = match &recipe.npm {
         Some(n) => {
-            let (planned, warnings) = crate::resolve::npm::plan(
-                n,
+            // The runtime first: Node's version shapes the picks (engines).
+            let planner =
+                crate::resolve::npm::Planner::new(n, &options.npm_registry, fetcher.clone())?;
+            let runtime = crate::stage::npm::runtime::choose(
+                n.runtime,
+                planner.runtime_range(),
                 target,
-                &options.npm_registry,
-                fetcher.clone(),
+                planner.registry(),
+                &fetcher,
                 reporter.as_ref(),
+                planner.context(),
             )
             .await?;
+            let (planned, warnings) = planner.finish(n, target, runtime).await?;
             for w in warnings {
                 reporter.warn(&w);
             }

@@ -143,3 +143,53 @@ fn ripgrep_from_crates_io_builds_for_debian11_and_runs_under_verify() {
         .collect();
     assert!(glibc[..2] <= [2, 31][..], "{rg}");
 }
+
+#[test]
+fn prettier_from_npm_builds_for_the_default_target_with_a_node_that_runs_there() {
+    let cwd = tempfile::tempdir().unwrap();
+    bundle(cwd.path(), cwd.path())
+        .args(["build", "npm:prettier@^3"])
+        .assert()
+        .success();
+    let dir = cwd.path().join("dist/prettier");
+    let manifest: Value =
+        serde_json::from_str(&read_to_string(&dir.join("manifest.json"))).unwrap();
+    let node = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "runtime/node/bin/node")
+        .expect("the bundled node");
+    let glibc = node["glibc"].as_str().unwrap();
+    let minor: u32 = glibc.split('.').nth(1).unwrap().parse().unwrap();
+    assert!(minor <= 31, "node needs glibc {glibc}");
+    assert!(read_to_string(&dir.join("PROMPT.txt")).contains("/mnt/data/prettier/bin/prettier"));
+    let lock: Value =
+        serde_json::from_str(&read_to_string(&dir.join("package-lock.json"))).unwrap();
+    assert!(lock["packages"]["node_modules/prettier"]["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("3."));
+}
+
+#[test]
+fn esbuild_takes_the_platform_package_of_the_target_not_the_host() {
+    for (target, want) in [
+        ("ubuntu-20.04", "@esbuild/linux-x64"),
+        ("ubuntu-20.04-arm64", "@esbuild/linux-arm64"),
+    ] {
+        let plan = live_plan(&["npm:esbuild", "--target", target]);
+        let names: Vec<&str> = plan["npm"]["tree"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&want), "{target}: {names:?}");
+        assert_eq!(
+            names.iter().filter(|n| n.starts_with("@esbuild/")).count(),
+            1,
+            "{names:?}"
+        );
+    }
+}

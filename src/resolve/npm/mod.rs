@@ -1,24 +1,23 @@
 //! npm packages for the target: packuments from the registry
 //! ([`packument`]), versions picked as npm picks them ([`pick`]), platform
 //! packages chosen for the target's os, cpu and libc ([`platform`]), the
-//! `node_modules` tree built and hoisted as npm builds it ([`tree`]), and
-//! the runtime chosen by the target's ELF check ([`runtime`]).
+//! `node_modules` tree built and hoisted as npm builds it ([`tree`]). The
+//! runtime, chosen by the target's ELF check, comes from
+//! `stage::npm::runtime`, which reads the same registry.
 
 pub mod packument;
 pub mod pick;
 pub mod platform;
-pub mod runtime;
 pub mod tree;
 
 use std::sync::Arc;
 
+use crate::config::npm::Npm;
 use crate::config::npm::Range;
-use crate::config::recipe::Npm;
 use crate::config::target::Target;
 use crate::error::Diagnose;
 use crate::fetch::{FetchError, Fetcher};
-use crate::model::npm::{spec_name, PlannedNpm, RuntimeKind, SkippedNpm};
-use crate::report::Reporter;
+use crate::model::npm::{spec_name, PlannedNpm, PlannedRuntime, RuntimeKind, SkippedNpm};
 
 use packument::Registry;
 use pick::PickContext;
@@ -136,83 +135,94 @@ pub fn registry_url(flag: Option<&str>) -> String {
         .unwrap_or_else(|| DEFAULT_REGISTRY.to_string())
 }
 
-/// Plan the `[npm]` part of a recipe for the target: the runtime, then the
-/// tree (resolved, or a package-lock.json's, filtered for the target).
-/// Returns the plan and the warnings.
-pub async fn plan(
-    npm: &Npm,
-    target: &Target,
-    registry_url: &str,
-    fetcher: Arc<Fetcher>,
-    reporter: &dyn Reporter,
-) -> Result<(PlannedNpm, Vec<String>), NpmError> {
-    let before = npm.exclude_newer.clone();
-    let registry = Arc::new(Registry::new(
-        registry_url,
-        fetcher.clone(),
-        before.is_some(),
-    ));
-    let range = Range::parse(&npm.runtime_range).map_err(|message| NpmError::BadRange {
-        range: npm.runtime_range.clone(),
-        message,
-    })?;
-    let mut ctx = PickContext {
-        before: before.clone(),
-        node: None,
-    };
-    let requests: Vec<(String, String)> = npm
-        .packages
-        .iter()
-        .map(|p| {
-            let name = spec_name(p);
-            let spec = p[name.len()..].strip_prefix('@').unwrap_or("latest");
-            (
-                name.to_string(),
-                if spec.is_empty() {
-                    "latest".into()
-                } else {
-                    spec.to_string()
-                },
-            )
+/// Planning an `[npm]` table: the registry (its packuments asked for at
+/// once), the runtime's range, and how versions are picked.
+pub struct Planner {
+    registry: Arc<Registry>,
+    ctx: PickContext,
+    range: Range,
+    requests: Vec<(String, String)>,
+}
+
+impl Planner {
+    /// Start planning `npm` against the registry at `registry_url`.
+    pub fn new(npm: &Npm, registry_url: &str, fetcher: Arc<Fetcher>) -> Result<Planner, NpmError> {
+        let before = npm.exclude_newer.clone();
+        let registry = Arc::new(Registry::new(registry_url, fetcher, before.is_some()));
+        let range = Range::parse(&npm.runtime_range).map_err(|message| NpmError::BadRange {
+            range: npm.runtime_range.clone(),
+            message,
+        })?;
+        let requests: Vec<(String, String)> = npm
+            .packages
+            .iter()
+            .map(|p| {
+                let name = spec_name(p);
+                let spec = p[name.len()..].strip_prefix('@').unwrap_or("");
+                let spec = if spec.is_empty() { "latest" } else { spec };
+                (name.to_string(), spec.to_string())
+            })
+            .collect();
+        if npm.tree.is_none() {
+            // Fetched while the runtime is chosen.
+            registry.prefetch(requests.iter().map(|(n, _)| n.clone()));
+        }
+        Ok(Planner {
+            registry,
+            ctx: PickContext { before, node: None },
+            range,
+            requests,
         })
-        .collect();
-    if npm.tree.is_none() {
-        // The packuments are fetched while the runtime is chosen.
-        registry.prefetch(requests.iter().map(|(n, _)| n.clone()));
     }
-    let runtime = runtime::choose(
-        npm.runtime,
-        &range,
-        target,
-        &registry,
-        &fetcher,
-        reporter,
-        &ctx,
-    )
-    .await?;
-    if runtime.kind == RuntimeKind::Node {
-        ctx.node = runtime
-            .version
-            .as_deref()
-            .and_then(|v| semver::Version::parse(v).ok());
+
+    /// The registry, for the runtime's package.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
-    let platform = Platform::of(target);
-    let resolved = match &npm.tree {
-        Some(locked) => from_lock(locked, platform)?,
-        None => tree::build(&registry, &requests, &ctx, platform).await?,
-    };
-    Ok((
-        PlannedNpm {
-            registry: registry.base().to_string(),
-            packages: npm.packages.clone(),
-            runtime,
-            binaries: npm.binaries.clone(),
-            tree: resolved.tree,
-            skipped: resolved.skipped,
-            before,
-        },
-        resolved.warnings,
-    ))
+
+    /// How versions are picked (the cutoff date).
+    pub fn context(&self) -> &PickContext {
+        &self.ctx
+    }
+
+    /// The runtime's range.
+    pub fn runtime_range(&self) -> &Range {
+        &self.range
+    }
+
+    /// The tree for the target (resolved, or a package-lock.json's,
+    /// filtered for the target), with `runtime` chosen: the plan and the
+    /// warnings.
+    pub async fn finish(
+        mut self,
+        npm: &Npm,
+        target: &Target,
+        runtime: PlannedRuntime,
+    ) -> Result<(PlannedNpm, Vec<String>), NpmError> {
+        if runtime.kind == RuntimeKind::Node {
+            self.ctx.node = runtime
+                .version
+                .as_deref()
+                .and_then(|v| semver::Version::parse(v).ok());
+        }
+        let platform = Platform::of(target);
+        let resolved = match &npm.tree {
+            Some(locked) => from_lock(locked, platform)?,
+            None => tree::build(&self.registry, &self.requests, &self.ctx, platform).await?,
+        };
+        Ok((
+            PlannedNpm {
+                registry: self.registry.base().to_string(),
+                packages: npm.packages.clone(),
+                runtime,
+                binaries: npm.binaries.clone(),
+                tree: resolved.tree,
+                skipped: resolved.skipped,
+                before: self.ctx.before,
+            },
+            resolved.warnings,
+        ))
+    }
 }
 
 /// A package-lock.json's tree for the target: optional packages for other

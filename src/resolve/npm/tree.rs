@@ -129,6 +129,24 @@ fn label(nodes: &[Node], n: usize) -> String {
     }
 }
 
+/// The tree as it grows.
+struct Builder<'a> {
+    registry: &'a Arc<Registry>,
+    ctx: &'a PickContext,
+    platform: Platform,
+    nodes: Vec<Node>,
+    edges: Vec<Edge>,
+    out: Resolved,
+    /// Nodes whose dependencies are still to be met, by depth and path.
+    queue: BinaryHeap<Reverse<(usize, String, usize)>>,
+}
+
+/// A version picked for a dependency that no copy in the tree meets.
+struct Picked {
+    version: semver::Version,
+    meta: VersionMeta,
+}
+
 /// Build the tree for `requests` (`name`, spec).
 pub async fn build(
     registry: &Arc<Registry>,
@@ -136,190 +154,246 @@ pub async fn build(
     ctx: &PickContext,
     platform: Platform,
 ) -> Result<Resolved, NpmError> {
-    let mut nodes = vec![Node {
-        name: String::new(),
-        version: semver::Version::new(0, 0, 0),
-        meta: VersionMeta::default(),
-        parent: 0,
-        children: BTreeMap::new(),
-        path: String::new(),
-        in_optional: false,
-    }];
-    let mut edges: Vec<Edge> = Vec::new();
-    let mut out = Resolved::default();
+    let mut b = Builder {
+        registry,
+        ctx,
+        platform,
+        nodes: vec![Node {
+            name: String::new(),
+            version: semver::Version::new(0, 0, 0),
+            meta: VersionMeta::default(),
+            parent: 0,
+            children: BTreeMap::new(),
+            path: String::new(),
+            in_optional: false,
+        }],
+        edges: Vec::new(),
+        out: Resolved::default(),
+        queue: BinaryHeap::from([Reverse((0usize, String::new(), 0usize))]),
+    };
     registry.prefetch(requests.iter().map(|(n, _)| n.clone()));
-    let mut queue = BinaryHeap::from([Reverse((0usize, String::new(), 0usize))]);
-    while let Some(Reverse((_, _, n))) = queue.pop() {
+    while let Some(Reverse((_, _, n))) = b.queue.pop() {
         let deps: BTreeMap<String, (String, Kind)> = if n == 0 {
             requests
                 .iter()
                 .map(|(name, spec)| (name.clone(), (spec.clone(), Kind::Prod)))
                 .collect()
         } else {
-            dependencies(&nodes[n].meta)
+            dependencies(&b.nodes[n].meta)
         };
         for (name, (spec, kind)) in deps {
-            let optional = kind == Kind::Optional || nodes[n].in_optional;
-            let mut skip = |reason: String| {
-                out.skipped.push(SkippedNpm {
-                    package: format!("{name}@{spec}"),
-                    reason: format!("{reason} (an optional dependency of {})", label(&nodes, n)),
-                })
-            };
-            let lookup = if kind == Kind::Peer {
-                nodes[n].parent
-            } else {
-                n
-            };
-            let want = match Want::parse(&spec) {
-                Ok(w) => w,
-                Err(message) if optional => {
-                    skip(message);
-                    continue;
-                }
-                Err(message) => {
-                    return Err(NpmError::BadDependency {
-                        package: label(&nodes, n),
-                        dependency: name,
-                        message,
-                    })
-                }
-            };
-            if let Some(found) = find(&nodes, lookup, &name) {
-                if fits(&want, &nodes[found].version) {
-                    edges.push(Edge {
-                        from: n,
-                        lookup,
-                        name,
-                        want,
-                        kind,
-                        to: found,
-                    });
-                    continue;
-                }
-            }
-            let packument = match registry.get(&name).await {
-                Ok(p) => p,
-                Err(e) if optional => {
-                    skip(e.to_string());
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let Some((version, meta)) = pick(&packument, &want, ctx) else {
-                if optional {
-                    skip(format!("no version fits `{spec}`"));
-                    continue;
-                }
-                return Err(NpmError::NoMatch {
-                    package: name,
-                    spec,
-                    required_by: label(&nodes, n),
-                    newest: newest(&packument, 5),
-                    before: ctx.before.clone(),
-                });
-            };
-            if let Some(why) = platform.refuses(&meta.os(), &meta.cpu(), &meta.libc()) {
-                if optional {
-                    out.skipped.push(SkippedNpm {
-                        package: format!("{name}@{version}"),
-                        reason: why,
-                    });
-                    continue;
-                }
-                return Err(NpmError::Platform {
-                    package: format!("{name}@{version}"),
-                    required_by: label(&nodes, n),
-                    why,
-                });
-            }
-            let mut best = None;
-            let mut at = lookup;
-            loop {
-                if nodes[at].children.contains_key(&name)
-                    || !shadow_ok(&nodes, &edges, at, &name, &version)
-                {
-                    break;
-                }
-                best = Some(at);
-                if at == 0 {
-                    break;
-                }
-                at = nodes[at].parent;
-            }
-            let Some(at) = best else {
-                let have = find(&nodes, lookup, &name)
-                    .map(|c| nodes[c].version.to_string())
-                    .unwrap_or_default();
-                out.warnings.push(format!(
-                    "{} wants {name}@{spec} beside it (a peer dependency), but the tree has {name}@{have} there; it is left so (npm stops with ERESOLVE here unless --legacy-peer-deps)",
-                    label(&nodes, n)
-                ));
-                continue;
-            };
-            let path = if at == 0 {
-                format!("node_modules/{name}")
-            } else {
-                format!("{}/node_modules/{name}", nodes[at].path)
-            };
-            let depth = path.matches("node_modules/").count();
-            let id = nodes.len();
-            registry.prefetch(dependencies(meta).into_keys());
-            nodes.push(Node {
-                name: name.clone(),
-                version,
-                meta: meta.clone(),
-                parent: at,
-                children: BTreeMap::new(),
-                path: path.clone(),
-                in_optional: optional,
-            });
-            nodes[at].children.insert(name.clone(), id);
-            edges.push(Edge {
-                from: n,
-                lookup,
-                name,
-                want,
-                kind,
-                to: id,
-            });
-            queue.push(Reverse((depth, path, id)));
+            b.meet(n, name, spec, kind).await?;
         }
     }
-    let optional = reached_without(&edges, Kind::Optional);
-    let peer = reached_without(&edges, Kind::Peer);
-    for (id, node) in nodes.iter().enumerate().skip(1) {
-        let integrity = integrity_of(node, &mut out.warnings)?;
-        let url = &node.meta.dist.tarball;
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(NpmError::BadTarballUrl {
-                package: format!("{}@{}", node.name, node.version),
-                url: url.clone(),
-            });
-        }
-        out.tree.push(LockedNpm {
-            path: node.path.clone(),
-            name: node.name.clone(),
-            version: node.version.to_string(),
-            resolved: url.clone(),
-            integrity,
-            bin: node.meta.bin(&node.name),
-            dependencies: node.meta.dependencies.clone(),
-            optional_dependencies: node.meta.optional_dependencies.clone(),
-            peer_dependencies: node.meta.peer_dependencies.clone(),
-            optional: !optional.contains(&id),
-            peer: !peer.contains(&id),
-            has_install_script: node.meta.has_install_script,
-            os: node.meta.os(),
-            cpu: node.meta.cpu(),
-            libc: node.meta.libc(),
-            engines: node.meta.engines.clone(),
+    b.finish()
+}
+
+impl Builder<'_> {
+    /// Leave out an optional dependency, saying why.
+    fn skip(&mut self, n: usize, name: &str, spec: &str, reason: String) {
+        self.out.skipped.push(SkippedNpm {
+            package: format!("{name}@{spec}"),
+            reason: format!(
+                "{reason} (an optional dependency of {})",
+                label(&self.nodes, n)
+            ),
         });
     }
-    out.tree.sort_by(|a, b| a.path.cmp(&b.path));
-    out.skipped.sort_by(|a, b| a.package.cmp(&b.package));
-    out.skipped.dedup();
-    Ok(out)
+
+    /// Meet node `n`'s dependency `name@spec`: with the copy the lookup
+    /// finds when it fits, else with a new copy placed as high as it can go.
+    async fn meet(
+        &mut self,
+        n: usize,
+        name: String,
+        spec: String,
+        kind: Kind,
+    ) -> Result<(), NpmError> {
+        let optional = kind == Kind::Optional || self.nodes[n].in_optional;
+        let lookup = if kind == Kind::Peer {
+            self.nodes[n].parent
+        } else {
+            n
+        };
+        let want = match Want::parse(&spec) {
+            Ok(w) => w,
+            Err(message) if optional => {
+                self.skip(n, &name, &spec, message);
+                return Ok(());
+            }
+            Err(message) => {
+                return Err(NpmError::BadDependency {
+                    package: label(&self.nodes, n),
+                    dependency: name,
+                    message,
+                })
+            }
+        };
+        if let Some(found) = find(&self.nodes, lookup, &name) {
+            if fits(&want, &self.nodes[found].version) {
+                self.edges.push(Edge {
+                    from: n,
+                    lookup,
+                    name,
+                    want,
+                    kind,
+                    to: found,
+                });
+                return Ok(());
+            }
+        }
+        let Some(picked) = self.pick(n, &name, &spec, &want, optional).await? else {
+            return Ok(());
+        };
+        let Some(at) = self.placement(lookup, &name, &picked.version) else {
+            let have = find(&self.nodes, lookup, &name)
+                .map(|c| self.nodes[c].version.to_string())
+                .unwrap_or_default();
+            self.out.warnings.push(format!(
+                "{} wants {name}@{spec} beside it (a peer dependency), but the tree has {name}@{have} there; it is left so (npm stops with ERESOLVE here unless --legacy-peer-deps)",
+                label(&self.nodes, n)
+            ));
+            return Ok(());
+        };
+        let path = if at == 0 {
+            format!("node_modules/{name}")
+        } else {
+            format!("{}/node_modules/{name}", self.nodes[at].path)
+        };
+        let depth = path.matches("node_modules/").count();
+        let id = self.nodes.len();
+        self.registry
+            .prefetch(dependencies(&picked.meta).into_keys());
+        self.nodes.push(Node {
+            name: name.clone(),
+            version: picked.version,
+            meta: picked.meta,
+            parent: at,
+            children: BTreeMap::new(),
+            path: path.clone(),
+            in_optional: optional,
+        });
+        self.nodes[at].children.insert(name.clone(), id);
+        self.edges.push(Edge {
+            from: n,
+            lookup,
+            name,
+            want,
+            kind,
+            to: id,
+        });
+        self.queue.push(Reverse((depth, path, id)));
+        Ok(())
+    }
+
+    /// The version for `want`, for the target's platform; None when an
+    /// optional dependency is left out.
+    async fn pick(
+        &mut self,
+        n: usize,
+        name: &str,
+        spec: &str,
+        want: &Want,
+        optional: bool,
+    ) -> Result<Option<Picked>, NpmError> {
+        let packument = match self.registry.get(name).await {
+            Ok(p) => p,
+            Err(e) if optional => {
+                self.skip(n, name, spec, e.to_string());
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let Some((version, meta)) = pick(&packument, want, self.ctx) else {
+            if optional {
+                self.skip(n, name, spec, format!("no version fits `{spec}`"));
+                return Ok(None);
+            }
+            return Err(NpmError::NoMatch {
+                package: name.to_string(),
+                spec: spec.to_string(),
+                required_by: label(&self.nodes, n),
+                newest: newest(&packument, 5),
+                before: self.ctx.before.clone(),
+            });
+        };
+        if let Some(why) = self.platform.refuses(&meta.os(), &meta.cpu(), &meta.libc()) {
+            if optional {
+                self.out.skipped.push(SkippedNpm {
+                    package: format!("{name}@{version}"),
+                    reason: why,
+                });
+                return Ok(None);
+            }
+            return Err(NpmError::Platform {
+                package: format!("{name}@{version}"),
+                required_by: label(&self.nodes, n),
+                why,
+            });
+        }
+        Ok(Some(Picked {
+            version,
+            meta: meta.clone(),
+        }))
+    }
+
+    /// The highest node from `lookup` up where a new copy of `name` at `v`
+    /// can go: below any copy of that name, and changing no earlier
+    /// lookup's answer to one that does not fit.
+    fn placement(&self, lookup: usize, name: &str, v: &semver::Version) -> Option<usize> {
+        let mut best = None;
+        let mut at = lookup;
+        loop {
+            if self.nodes[at].children.contains_key(name)
+                || !shadow_ok(&self.nodes, &self.edges, at, name, v)
+            {
+                return best;
+            }
+            best = Some(at);
+            if at == 0 {
+                return best;
+            }
+            at = self.nodes[at].parent;
+        }
+    }
+
+    /// The tree as locked packages, sorted by path.
+    fn finish(mut self) -> Result<Resolved, NpmError> {
+        let optional = reached_without(&self.edges, Kind::Optional);
+        let peer = reached_without(&self.edges, Kind::Peer);
+        for (id, node) in self.nodes.iter().enumerate().skip(1) {
+            let integrity = integrity_of(node, &mut self.out.warnings)?;
+            let url = &node.meta.dist.tarball;
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(NpmError::BadTarballUrl {
+                    package: format!("{}@{}", node.name, node.version),
+                    url: url.clone(),
+                });
+            }
+            self.out.tree.push(LockedNpm {
+                path: node.path.clone(),
+                name: node.name.clone(),
+                version: node.version.to_string(),
+                resolved: url.clone(),
+                integrity,
+                bin: node.meta.bin(&node.name),
+                dependencies: node.meta.dependencies.clone(),
+                optional_dependencies: node.meta.optional_dependencies.clone(),
+                peer_dependencies: node.meta.peer_dependencies.clone(),
+                optional: !optional.contains(&id),
+                peer: !peer.contains(&id),
+                has_install_script: node.meta.has_install_script,
+                os: node.meta.os(),
+                cpu: node.meta.cpu(),
+                libc: node.meta.libc(),
+                engines: node.meta.engines.clone(),
+            });
+        }
+        self.out.tree.sort_by(|a, b| a.path.cmp(&b.path));
+        self.out.skipped.sort_by(|a, b| a.package.cmp(&b.package));
+        self.out.skipped.dedup();
+        Ok(self.out)
+    }
 }
 
 /// The nodes reached from the root without following edges of `kind`.

@@ -8,6 +8,7 @@
 
 mod launcher;
 mod lockfile;
+pub mod runtime;
 
 use std::path::{Path, PathBuf};
 
@@ -99,8 +100,55 @@ pub fn stage(
     let mut entries = Vec::new();
     let mut warnings = Vec::new();
     let limits = archive::Limits::from_env();
-    if let (Some(blob), Some(rel), Some(program)) = (
-        blobs.runtime,
+    if let Some(blob) = blobs.runtime {
+        entries.extend(stage_runtime(planned, blob, root, limits)?);
+    }
+    for (p, blob) in planned.tree.iter().zip(blobs.packages) {
+        let label = format!("{}@{}", p.name, p.version);
+        let dir = root.join(&p.path);
+        let files = archive::unpack_tar_stripped(ArchiveKind::TarGz, &blob.path, limits, &dir, 1)
+            .map_err(|source| NpmStageError::Unpack {
+            package: label.clone(),
+            source,
+        })?;
+        if let Some(w) = install_scripts(p, &dir, &files)? {
+            warnings.push(w);
+        }
+        for f in files {
+            let rel = format!("{}/{}", p.path, archive::slashed(&f.path));
+            let kind = if f.executable {
+                FileKind::Binary
+            } else {
+                FileKind::File
+            };
+            entries.push(
+                entry(root, &rel, kind)?
+                    .from_package(&p.name, Some(p.version.clone()))
+                    .with_source(&p.resolved),
+            );
+        }
+    }
+    entries.extend(write_launchers(planned, root)?);
+    for (rel, text) in [
+        ("package.json", package_json(planned, bundle)),
+        ("package-lock.json", package_lock(planned, bundle)),
+    ] {
+        let dest = root.join(rel);
+        std::fs::write(&dest, text).map_err(io(&dest))?;
+        entries.push(entry(root, rel, FileKind::File)?);
+    }
+    Ok(Staged { entries, warnings })
+}
+
+/// The runtime's program, from its package's tarball into `runtime/`.
+fn stage_runtime(
+    planned: &PlannedNpm,
+    blob: &Blob,
+    root: &Path,
+    limits: archive::Limits,
+) -> Result<Vec<FileEntry>, NpmStageError> {
+    let mut entries = Vec::new();
+    if let (Some(rel), Some(program)) = (
         planned.runtime.bundle_path(),
         planned.runtime.program.as_deref(),
     ) {
@@ -139,31 +187,12 @@ pub fn stage(
                 .with_source(planned.runtime.url.clone().unwrap_or_default()),
         );
     }
-    for (p, blob) in planned.tree.iter().zip(blobs.packages) {
-        let label = format!("{}@{}", p.name, p.version);
-        let dir = root.join(&p.path);
-        let files = archive::unpack_tar_stripped(ArchiveKind::TarGz, &blob.path, limits, &dir, 1)
-            .map_err(|source| NpmStageError::Unpack {
-            package: label.clone(),
-            source,
-        })?;
-        if let Some(w) = install_scripts(p, &dir, &files)? {
-            warnings.push(w);
-        }
-        for f in files {
-            let rel = format!("{}/{}", p.path, archive::slashed(&f.path));
-            let kind = if f.executable {
-                FileKind::Binary
-            } else {
-                FileKind::File
-            };
-            entries.push(
-                entry(root, &rel, kind)?
-                    .from_package(&p.name, Some(p.version.clone()))
-                    .with_source(&p.resolved),
-            );
-        }
-    }
+    Ok(entries)
+}
+
+/// `bin/<name>` for each program of the packages asked for.
+fn write_launchers(planned: &PlannedNpm, root: &Path) -> Result<Vec<FileEntry>, NpmStageError> {
+    let mut entries = Vec::new();
     for (name, (path, script)) in planned.programs() {
         let p = planned
             .tree
@@ -194,15 +223,7 @@ pub fn stage(
                 .with_source(format!("launcher of {script_rel}")),
         );
     }
-    for (rel, text) in [
-        ("package.json", package_json(planned, bundle)),
-        ("package-lock.json", package_lock(planned, bundle)),
-    ] {
-        let dest = root.join(rel);
-        std::fs::write(&dest, text).map_err(io(&dest))?;
-        entries.push(entry(root, rel, FileKind::File)?);
-    }
-    Ok(Staged { entries, warnings })
+    Ok(entries)
 }
 
 /// Tools that build or download a native addon at install time.

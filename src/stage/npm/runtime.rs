@@ -15,9 +15,9 @@ use crate::model::npm::{PlannedRuntime, RuntimeKind};
 use crate::model::plan::ArchiveKind;
 use crate::report::Reporter;
 
-use super::packument::Registry;
-use super::pick::PickContext;
-use super::NpmError;
+use crate::resolve::npm::packument::{Registry, VersionMeta};
+use crate::resolve::npm::pick::PickContext;
+use crate::resolve::npm::NpmError;
 
 /// At most this many candidates are downloaded and read.
 const MAX_TRIES: usize = 6;
@@ -61,7 +61,7 @@ pub async fn choose(
         return Ok(planned);
     };
     let packument = registry.get(package).await?;
-    let mut candidates: Vec<(semver::Version, &super::packument::VersionMeta)> = packument
+    let mut candidates: Vec<(semver::Version, &VersionMeta)> = packument
         .versions
         .iter()
         .filter(|(k, _)| match (&ctx.before, packument.time.get(*k)) {
@@ -75,29 +75,82 @@ pub async fn choose(
     let mut failed_majors = BTreeSet::new();
     let mut tried = 0;
     for (version, meta) in candidates {
-        if failed_majors.contains(&version.major) {
+        if failed_majors.contains(&version.major)
+            || meta.dist.integrity.is_none() && meta.dist.shasum.is_none()
+        {
             continue;
         }
         if tried == MAX_TRIES {
             break;
         }
         tried += 1;
-        let integrity = match (&meta.dist.integrity, &meta.dist.shasum) {
+        let candidate = Candidate {
+            package,
+            program,
+            version: &version,
+            meta,
+        };
+        match candidate.check(target, fetcher, reporter).await? {
+            Ok(integrity) => {
+                planned.package = Some(package.to_string());
+                planned.version = Some(version.to_string());
+                planned.url = Some(meta.dist.tarball.clone());
+                planned.integrity = Some(integrity);
+                planned.program = Some(program.to_string());
+                return Ok(planned);
+            }
+            Err(why) => {
+                failed_majors.insert(version.major);
+                planned.passed_over.push(format!("{version}: {why}"));
+            }
+        }
+    }
+    Err(NpmError::NoRuntime {
+        package: package.to_string(),
+        range: range.as_str().to_string(),
+        target: target.name.clone(),
+        tried: planned.passed_over,
+    })
+}
+
+/// One version of a runtime's package, to check.
+struct Candidate<'a> {
+    package: &'a str,
+    program: &'a str,
+    version: &'a semver::Version,
+    meta: &'a VersionMeta,
+}
+
+impl Candidate<'_> {
+    /// Download it and read its program: its integrity when the program
+    /// runs on the target, else why not.
+    async fn check(
+        &self,
+        target: &Target,
+        fetcher: &Fetcher,
+        reporter: &dyn Reporter,
+    ) -> Result<Result<Integrity, String>, NpmError> {
+        let (package, version, program) = (self.package, self.version, self.program);
+        let dist = &self.meta.dist;
+        let integrity = match (&dist.integrity, &dist.shasum) {
             (Some(i), _) => Integrity::parse(i),
             (None, Some(s)) => Integrity::from_shasum(s),
-            (None, None) => continue,
+            (None, None) => unreachable!("candidates have a hash"),
         }
         .map_err(|e| NpmError::BadIntegrity {
             package: format!("{package}@{version}"),
             message: e.to_string(),
         })?;
-        let url = meta.dist.tarball.clone();
         let _step = crate::report::Step::start(
             reporter,
             &format!("runtime {package} {version}: the target's ELF check"),
         );
         let blob = fetcher
-            .download_integrity(&url, &integrity, &format!("{package}-{version}.tgz"))
+            .download_integrity(
+                &dist.tarball,
+                &integrity,
+                &format!("{package}-{version}.tgz"),
+            )
             .await
             .map_err(|source| NpmError::Fetch {
                 package: format!("{package}@{version}"),
@@ -119,23 +172,11 @@ pub async fn choose(
         })?;
         let member = format!("package/{program}");
         let Some(elf) = scan.into_iter().find(|i| i.path == member) else {
-            planned
-                .passed_over
-                .push(format!("{version}: the package has no {program}"));
-            continue;
+            return Ok(Err(format!("the package has no {program}")));
         };
         let verdict = crate::check::judge(target, elf, &BTreeSet::new());
         // A library the target lacks stops the program as surely as a
         // glibc too old: the runtime must load there as it is.
-        if verdict.ok && verdict.missing.is_empty() {
-            planned.package = Some(package.to_string());
-            planned.version = Some(version.to_string());
-            planned.url = Some(url);
-            planned.integrity = Some(integrity);
-            planned.program = Some(program.to_string());
-            return Ok(planned);
-        }
-        failed_majors.insert(version.major);
         let mut why = verdict.errors.clone();
         if !verdict.missing.is_empty() {
             why.push(format!(
@@ -144,14 +185,10 @@ pub async fn choose(
                 target.name
             ));
         }
-        planned
-            .passed_over
-            .push(format!("{version}: {}", why.join("; ")));
+        Ok(if why.is_empty() {
+            Ok(integrity)
+        } else {
+            Err(why.join("; "))
+        })
     }
-    Err(NpmError::NoRuntime {
-        package: package.to_string(),
-        range: range.as_str().to_string(),
-        target: target.name.clone(),
-        tried: planned.passed_over,
-    })
 }
