@@ -215,6 +215,9 @@ pub fn prompt_text(manifest: &Manifest, target: &Target, uploads: &Uploads) -> S
     if !wheels.is_empty() {
         what.push(format!("Python wheels ({})", wheels.join(", ")));
     }
+    if let Some(npm) = npm_words(manifest) {
+        what.push(npm);
+    }
     if !programs.is_empty() {
         let names: Vec<&str> = programs.keys().map(String::as_str).collect();
         what.push(format!("programs ({})", names.join(", ")));
@@ -275,6 +278,34 @@ pub fn prompt_text(manifest: &Manifest, target: &Target, uploads: &Uploads) -> S
         glibc = manifest.target.glibc,
         python = manifest.target.python,
     )
+}
+
+/// How many npm packages `node_modules/` holds, and the runtime that runs
+/// them, in words (None without npm packages).
+fn npm_words(manifest: &Manifest) -> Option<String> {
+    let count = manifest
+        .files
+        .iter()
+        .filter(|f| f.path.starts_with("node_modules/") && f.path.ends_with("/package.json"))
+        .filter(|f| {
+            // A package's own package.json, not one deeper in its files.
+            let rest = &f.path[..f.path.len() - "/package.json".len()];
+            let last = rest.rsplit("node_modules/").next().unwrap_or("");
+            last.split('/').count() == 1 + usize::from(last.starts_with('@'))
+        })
+        .count();
+    if count == 0 {
+        return None;
+    }
+    let runtime = manifest.files.iter().find_map(|f| match f.path.as_str() {
+        "runtime/node/bin/node" => Some(format!("Node {}", f.version.as_deref().unwrap_or(""))),
+        "runtime/deno/deno" => Some(format!("Deno {}", f.version.as_deref().unwrap_or(""))),
+        _ => None,
+    });
+    Some(match runtime {
+        Some(r) => format!("{count} npm package(s) in node_modules/ with a bundled {r}"),
+        None => format!("{count} npm package(s) in node_modules/ for this machine's own node"),
+    })
 }
 
 /// Import names of the wheels the user asked for (all wheels' when the

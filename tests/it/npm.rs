@@ -430,6 +430,32 @@ fn a_bundle_holds_the_tree_launchers_and_a_package_lock_npm_reads() {
         ],
     );
     assert_eq!(tree_of(&plan), tree_of(&first));
+
+    // A package.json, named by its folder: its dependencies (not its dev
+    // ones), the default runtime, the project's name.
+    let bins = tempfile::tempdir().unwrap();
+    publish(&server, &runtimes(bins.path()), &[]);
+    let proj = work.path().join("proj");
+    std::fs::create_dir_all(&proj).unwrap();
+    std::fs::write(
+        proj.join("package.json"),
+        r#"{"name": "my-tool", "dependencies": {"app": "^1"}, "devDependencies": {"nope": "1"}}"#,
+    )
+    .unwrap();
+    let plan = plan_json(
+        work.path(),
+        cache.path(),
+        &[
+            "./proj",
+            "--npm-registry",
+            &registry,
+            "--target",
+            &fixture_target("debian11"),
+        ],
+    );
+    assert_eq!(plan["name"], "my-tool");
+    assert_eq!(plan["npm"]["runtime"]["version"], "1.0.0");
+    assert_eq!(tree_of(&plan), tree_of(&first));
 }
 
 #[test]
@@ -607,6 +633,12 @@ fn an_npm_bundle_runs_its_programs_in_the_sandbox_with_the_bundled_runtime() {
     let out = t.work.path().join("dist");
     let prompt = read_to_string(&out.join("app/PROMPT.txt"));
     assert!(prompt.contains("/mnt/data/app/bin/app"), "{prompt}");
+    assert!(
+        prompt.contains(
+            "6 npm package(s) in node_modules/ with a bundled Node 1.0.0 and programs (app)"
+        ),
+        "{prompt}"
+    );
     let (ok, log) = as_the_user(
         &out,
         &["app.zip".to_string()],

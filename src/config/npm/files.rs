@@ -234,7 +234,10 @@ pub fn read_npm_file(path: &Path) -> Result<NpmFile, NpmFileError> {
                 .map_or(path.as_str(), |(_, n)| n)
                 .to_string()
         });
-        if !valid_name(&name) || crate::archive::safe_member_path(&path).is_err() {
+        let plain_path = path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+        if !valid_name(&name) || !plain_path {
             return Err(bad(format!("`{path}` is not a package path")));
         }
         let missing = |what: &str| bad(format!("`{path}` has no `{what}`"));

@@ -74,3 +74,95 @@ fn runtime_dir(runtime: &PlannedRuntime) -> Option<&'static str> {
         RuntimeKind::System => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime(kind: RuntimeKind) -> PlannedRuntime {
+        PlannedRuntime {
+            kind,
+            range: "*".into(),
+            package: None,
+            version: Some("1.2.3".into()),
+            url: None,
+            integrity: None,
+            program: None,
+            passed_over: Vec::new(),
+        }
+    }
+
+    fn package() -> LockedNpm {
+        LockedNpm {
+            path: "node_modules/@s/tool".into(),
+            name: "@s/tool".into(),
+            version: "2.0.0".into(),
+            resolved: "http://127.0.0.1/t.tgz".into(),
+            integrity: crate::model::integrity::Integrity::sha512_of(b"t"),
+            bin: Default::default(),
+            dependencies: Default::default(),
+            optional_dependencies: Default::default(),
+            peer_dependencies: Default::default(),
+            optional: false,
+            peer: false,
+            has_install_script: false,
+            os: Vec::new(),
+            cpu: Vec::new(),
+            libc: Vec::new(),
+            engines: Default::default(),
+        }
+    }
+
+    #[test]
+    fn each_runtime_runs_the_script_by_full_paths() {
+        let script = "node_modules/@s/tool/cli.js";
+        let js = b"#!/usr/bin/env node\nconsole.log(1)\n";
+        let node = launcher("tool", &package(), script, js, &runtime(RuntimeKind::Node));
+        assert!(node.ends_with("exec \"$here\"/runtime/node/bin/node \"$here\"/node_modules/@s/tool/cli.js \"$@\"\n"), "{node}");
+        assert!(
+            node.contains("PATH=\"$here\"/runtime/node/bin:\"$PATH\""),
+            "{node}"
+        );
+        let deno = launcher("tool", &package(), script, js, &runtime(RuntimeKind::Deno));
+        assert!(
+            deno.contains("runtime/deno/deno run --allow-all")
+                && deno.contains("--cached-only \"$here\"/node_modules/@s/tool/cli.js"),
+            "{deno}"
+        );
+        let system = launcher(
+            "tool",
+            &package(),
+            script,
+            js,
+            &runtime(RuntimeKind::System),
+        );
+        assert!(
+            system.ends_with("exec node \"$here\"/node_modules/@s/tool/cli.js \"$@\"\n"),
+            "{system}"
+        );
+        assert!(!system.contains("PATH="), "{system}");
+        // A native program, or a script for another interpreter, runs itself.
+        for head in [&b"\x7fELF\x02"[..], b"#!/bin/sh\necho hi\n"] {
+            let l = launcher(
+                "tool",
+                &package(),
+                script,
+                head,
+                &runtime(RuntimeKind::Node),
+            );
+            assert!(
+                l.ends_with("exec \"$here\"/node_modules/@s/tool/cli.js \"$@\"\n"),
+                "{l}"
+            );
+        }
+        // A path with a space stays one word.
+        let l = launcher(
+            "tool",
+            &package(),
+            "node_modules/a b/x.js",
+            js,
+            &runtime(RuntimeKind::Node),
+        );
+        assert!(l.contains("\"$here\"/'node_modules/a b/x.js'"), "{l}");
+    }
+}
