@@ -124,7 +124,15 @@ fn publish(server: &Server, pkgs: &[Pkg], latest: &[(&str, &str)]) -> String {
             for (k, val) in p.registry.as_object().unwrap() {
                 v[k] = val.clone();
             }
-            v["dist"] = json!({"tarball": server.url(&file), "integrity": sri(&tgz)});
+            v["dist"] = if p.registry["sha1_only"] == true {
+                let hex: String = sha1::Sha1::digest(&tgz)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                json!({"tarball": server.url(&file), "shasum": hex})
+            } else {
+                json!({"tarball": server.url(&file), "integrity": sri(&tgz)})
+            };
             doc["versions"][&p.version] = v;
             doc["time"][&p.version] = json!(p.published);
             server.route(&file, tgz, "application/octet-stream", false);
@@ -495,6 +503,52 @@ fn a_tarball_that_is_not_the_published_one_fails_and_writes_nothing() {
             f.display()
         );
     }
+}
+
+#[test]
+fn a_package_with_only_a_sha1_is_checked_against_it_with_a_warning() {
+    let server = Server::start();
+    let old = pkg("old", "0.1.0").reg("sha1_only", json!(true));
+    let registry = publish(&server, &[old], &[]);
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(work.path(), "old", &["old"], "system");
+    let out = bundle(work.path(), cache.path())
+        .args(["build", &recipe, "--npm-registry", &registry])
+        .assert()
+        .success();
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("old@0.1.0: the registry gives only a sha1 shasum"),
+        "{err}"
+    );
+    let lock = read_to_string(&work.path().join("dist/old/package-lock.json"));
+    assert!(lock.contains("\"integrity\": \"sha1-"), "{lock}");
+    // And a sha1 that does not match stops the build, as a sha512 does.
+    let mut other = pkg("old", "0.1.0").file("x.js", b"x", false).tarball();
+    other.push(1);
+    server.route(
+        "/npm/-/old-0.1.0.tgz",
+        other,
+        "application/octet-stream",
+        false,
+    );
+    let err = fails(
+        bundle(work.path(), tempfile::tempdir().unwrap().path()).args([
+            "build",
+            &recipe,
+            "--npm-registry",
+            &registry,
+            "--out",
+            "again",
+        ]),
+        1,
+    );
+    assert!(
+        err.contains("integrity mismatch") && err.contains("sha1-"),
+        "{err}"
+    );
+    assert!(!work.path().join("again/old").exists());
 }
 
 #[test]
