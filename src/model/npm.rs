@@ -147,6 +147,11 @@ pub struct PlannedNpm {
     /// Optional packages left out (another platform, no matching version).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<SkippedNpm>,
+    /// Packages only for other platforms (and what only they need), placed
+    /// as npm places them: in `package-lock.json`, as npm keeps them there
+    /// (so that `npm ci` accepts it), but neither fetched nor installed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_platforms: Vec<LockedNpm>,
     /// `exclude_newer` / `--exclude-newer`: only versions published before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<String>,

@@ -297,6 +297,11 @@ fn ranges_conflicts_peers_and_platform_packages_resolve_as_npm_does() {
     let tree = plan["npm"]["tree"].as_array().unwrap();
     assert_eq!(tree[2]["optional"], true, "{}", tree[2]);
     assert_eq!(tree[3]["peer"], true, "{}", tree[3]);
+    // The package for the other CPU is placed, as npm places it, for the
+    // lock only.
+    let others = plan["npm"]["other_platforms"].as_array().unwrap();
+    assert_eq!(others.len(), 1, "{others:?}");
+    assert_eq!(others[0]["path"], "node_modules/native-arm64");
     let skipped = plan["npm"]["skipped"].to_string();
     assert!(
         skipped.contains("native-arm64@1.0.0") && skipped.contains("cpu arm64"),
@@ -397,6 +402,14 @@ fn a_bundle_holds_the_tree_launchers_and_a_package_lock_npm_reads() {
         serde_json::from_str(&read_to_string(&dir.join("package-lock.json"))).unwrap();
     assert_eq!(lock["lockfileVersion"], 3);
     assert_eq!(lock["packages"][""]["dependencies"]["app"], "^1");
+    // It lists the package for the other CPU too, as npm's own lock does
+    // (npm ci refuses a lock without it), which is not installed.
+    let arm = &lock["packages"]["node_modules/native-arm64"];
+    assert_eq!(
+        (arm["optional"].clone(), arm["cpu"][0].clone()),
+        (json!(true), json!("arm64"))
+    );
+    assert!(!dir.join("node_modules/native-arm64").exists());
     let lib = &lock["packages"]["node_modules/util/node_modules/lib"];
     assert_eq!(lib["version"], "2.0.0");
     assert!(lib["integrity"].as_str().unwrap().starts_with("sha512-"));

@@ -218,6 +218,7 @@ impl Planner {
                 binaries: npm.binaries.clone(),
                 tree: resolved.tree,
                 skipped: resolved.skipped,
+                other_platforms: resolved.other_platforms,
                 before: self.ctx.before,
             },
             resolved.warnings,
@@ -235,6 +236,7 @@ fn from_lock(
     let mut dropped: Vec<String> = Vec::new();
     for p in locked {
         if dropped.iter().any(|d| p.path.starts_with(&format!("{d}/"))) {
+            out.other_platforms.push(p.clone());
             continue;
         }
         if let Some(why) = platform.refuses(&p.os, &p.cpu, &p.libc) {
@@ -250,6 +252,7 @@ fn from_lock(
                 reason: why,
             });
             dropped.push(p.path.clone());
+            out.other_platforms.push(p.clone());
             continue;
         }
         out.tree.push(p.clone());

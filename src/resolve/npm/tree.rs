@@ -36,6 +36,10 @@ struct Node {
     /// Placed for an optional dependency, or below one: a failure there
     /// leaves the package out instead of stopping.
     in_optional: bool,
+    /// Made for another platform (an optional package the target's os,
+    /// cpu or libc rules out): kept in the tree, as npm keeps it in its
+    /// lock, but not installed.
+    other_platform: bool,
 }
 
 struct Edge {
@@ -51,6 +55,9 @@ struct Edge {
 #[derive(Debug, Default)]
 pub struct Resolved {
     pub tree: Vec<LockedNpm>,
+    /// In the lock, not installed: optional packages for other platforms,
+    /// and what only they need.
+    pub other_platforms: Vec<LockedNpm>,
     pub skipped: Vec<SkippedNpm>,
     pub warnings: Vec<String>,
 }
@@ -145,6 +152,7 @@ struct Builder<'a> {
 struct Picked {
     version: semver::Version,
     meta: VersionMeta,
+    other_platform: bool,
 }
 
 /// Build the tree for `requests` (`name`, spec).
@@ -166,6 +174,7 @@ pub async fn build(
             children: BTreeMap::new(),
             path: String::new(),
             in_optional: false,
+            other_platform: false,
         }],
         edges: Vec::new(),
         out: Resolved::default(),
@@ -231,6 +240,17 @@ impl Builder<'_> {
         };
         if let Some(found) = find(&self.nodes, lookup, &name) {
             if fits(&want, &self.nodes[found].version) {
+                if self.nodes[found].other_platform && !optional {
+                    let meta = &self.nodes[found].meta;
+                    return Err(NpmError::Platform {
+                        package: format!("{name}@{}", self.nodes[found].version),
+                        required_by: label(&self.nodes, n),
+                        why: self
+                            .platform
+                            .refuses(&meta.os(), &meta.cpu(), &meta.libc())
+                            .unwrap_or_default(),
+                    });
+                }
                 self.edges.push(Edge {
                     from: n,
                     lookup,
@@ -272,6 +292,7 @@ impl Builder<'_> {
             children: BTreeMap::new(),
             path: path.clone(),
             in_optional: optional,
+            other_platform: picked.other_platform,
         });
         self.nodes[at].children.insert(name.clone(), id);
         self.edges.push(Edge {
@@ -317,23 +338,24 @@ impl Builder<'_> {
                 before: self.ctx.before.clone(),
             });
         };
-        if let Some(why) = self.platform.refuses(&meta.os(), &meta.cpu(), &meta.libc()) {
-            if optional {
-                self.out.skipped.push(SkippedNpm {
+        let refused = self.platform.refuses(&meta.os(), &meta.cpu(), &meta.libc());
+        if let Some(why) = &refused {
+            if !optional {
+                return Err(NpmError::Platform {
                     package: format!("{name}@{version}"),
-                    reason: why,
+                    required_by: label(&self.nodes, n),
+                    why: why.clone(),
                 });
-                return Ok(None);
             }
-            return Err(NpmError::Platform {
+            self.out.skipped.push(SkippedNpm {
                 package: format!("{name}@{version}"),
-                required_by: label(&self.nodes, n),
-                why,
+                reason: why.clone(),
             });
         }
         Ok(Some(Picked {
             version,
             meta: meta.clone(),
+            other_platform: refused.is_some(),
         }))
     }
 
@@ -357,10 +379,12 @@ impl Builder<'_> {
         }
     }
 
-    /// The tree as locked packages, sorted by path.
+    /// The tree as locked packages, sorted by path: those installed, and
+    /// those only for other platforms (with what only they need).
     fn finish(mut self) -> Result<Resolved, NpmError> {
         let optional = reached_without(&self.edges, Kind::Optional);
         let peer = reached_without(&self.edges, Kind::Peer);
+        let installed = self.installed();
         for (id, node) in self.nodes.iter().enumerate().skip(1) {
             let integrity = integrity_of(node, &mut self.out.warnings)?;
             let url = &node.meta.dist.tarball;
@@ -370,7 +394,12 @@ impl Builder<'_> {
                     url: url.clone(),
                 });
             }
-            self.out.tree.push(LockedNpm {
+            let list = if installed.contains(&id) {
+                &mut self.out.tree
+            } else {
+                &mut self.out.other_platforms
+            };
+            list.push(LockedNpm {
                 path: node.path.clone(),
                 name: node.name.clone(),
                 version: node.version.to_string(),
@@ -390,9 +419,25 @@ impl Builder<'_> {
             });
         }
         self.out.tree.sort_by(|a, b| a.path.cmp(&b.path));
+        self.out.other_platforms.sort_by(|a, b| a.path.cmp(&b.path));
         self.out.skipped.sort_by(|a, b| a.package.cmp(&b.package));
         self.out.skipped.dedup();
         Ok(self.out)
+    }
+
+    /// The nodes installed: reached from the root without passing through
+    /// a package for another platform.
+    fn installed(&self) -> BTreeSet<usize> {
+        let mut seen = BTreeSet::from([0usize]);
+        let mut todo = vec![0usize];
+        while let Some(n) = todo.pop() {
+            for e in self.edges.iter().filter(|e| e.from == n) {
+                if !self.nodes[e.to].other_platform && seen.insert(e.to) {
+                    todo.push(e.to);
+                }
+            }
+        }
+        seen
     }
 }
 

@@ -77,7 +77,7 @@ pub fn package_lock(planned: &PlannedNpm, bundle: &str) -> String {
         String::new(),
         json!({"name": root_name(bundle), "dependencies": dependencies(planned)}),
     );
-    for p in &planned.tree {
+    for p in planned.tree.iter().chain(&planned.other_platforms) {
         let mut e = Map::new();
         e.insert("version".into(), json!(p.version));
         e.insert("resolved".into(), json!(p.resolved));
