@@ -579,15 +579,20 @@ pub struct Unpacked {
     pub path: PathBuf,
     /// Whether the archive marks it executable (any `x` bit).
     pub executable: bool,
+    /// The sha256 of the bytes written, hashed as they were written.
+    pub sha256: crate::model::Sha256,
+    /// How many bytes were written.
+    pub size: u64,
 }
 
-/// Unpack the regular files of a tar archive under `dest`, each member's
-/// path first made safe (a path that leaves the archive's folder is
-/// refused before anything is written) and then stripped of its first
-/// `strip` components, as npm unpacks its tarballs (`package/...`).
-/// Links and other special members are passed over; a later member of the
-/// same path replaces an earlier one. Files are written 0644, or 0755
-/// when the archive marks them executable.
+/// Unpack the regular files of a tar archive under `dest`, as npm unpacks
+/// its tarballs: each member's path is made safe first (one that leaves
+/// the archive's folder stops the unpacking before that member is
+/// written; the caller discards the folder) and then stripped of its
+/// first `strip` components (`package/...`). Links and other special
+/// members are passed over; a later member of the same path replaces an
+/// earlier one. Files are written 0644, or 0755 when the archive marks
+/// them executable, and hashed as they are written.
 pub fn unpack_tar_stripped(
     kind: ArchiveKind,
     path: &Path,
@@ -595,48 +600,58 @@ pub fn unpack_tar_stripped(
     dest: &Path,
     strip: usize,
 ) -> Result<Vec<Unpacked>, ArchiveError> {
-    // Every path is checked before anything is written.
+    let mut written: BTreeMap<PathBuf, Unpacked> = BTreeMap::new();
     let mut members = 0usize;
-    for entry in open_tar(kind, path, limits)?.entries().map_err(from_io)? {
-        let entry = entry.map_err(from_io)?;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut tar = open_tar(kind, path, limits)?;
+    for entry in tar.entries().map_err(from_io)? {
+        let mut entry = entry.map_err(from_io)?;
         members += 1;
         if members > limits.max_members {
             return Err(too_many_members(limits));
         }
-    }
-    let mut written: BTreeMap<PathBuf, bool> = BTreeMap::new();
-    let mut tar = open_tar(kind, path, limits)?;
-    for entry in tar.entries().map_err(from_io)? {
-        let mut entry = entry.map_err(from_io)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let p = safe_member_path(&raw).map_err(|why| unsafe_(&raw, why))?;
         let rest: PathBuf = p.components().skip(strip).collect();
         if rest.as_os_str().is_empty() {
             continue;
         }
         let executable = entry.header().mode().is_ok_and(|m| m & 0o111 != 0);
         let out = dest.join(&rest);
+        let fail = |e: std::io::Error| bad(format!("{}: {e}", out.display()));
         if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| bad(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(fail)?;
         }
         if written.contains_key(&rest) {
-            std::fs::remove_file(&out).map_err(|e| bad(format!("{}: {e}", out.display())))?;
+            std::fs::remove_file(&out).map_err(fail)?;
         }
-        write_member(&mut entry, &out)?;
-        crate::fsutil::set_mode(&out, if executable { 0o755 } else { 0o644 })
-            .map_err(|e| bad(format!("{}: {e}", out.display())))?;
-        written.insert(rest, executable);
+        let mut file = std::fs::File::create(&out).map_err(fail)?;
+        let mut hasher = crate::model::hash::Hasher::default();
+        loop {
+            let n = entry.read(&mut buf).map_err(from_io)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            std::io::Write::write_all(&mut file, &buf[..n]).map_err(fail)?;
+        }
+        drop(file);
+        crate::fsutil::set_mode(&out, if executable { 0o755 } else { 0o644 }).map_err(fail)?;
+        let (sha256, size) = hasher.finish();
+        written.insert(
+            rest.clone(),
+            Unpacked {
+                path: rest,
+                executable,
+                sha256,
+                size,
+            },
+        );
     }
-    Ok(written
-        .into_iter()
-        .map(|(path, executable)| Unpacked { path, executable })
-        .collect())
+    Ok(written.into_values().collect())
 }
 
 /// Relative path from `base` to `to` (both archive-relative, safe).

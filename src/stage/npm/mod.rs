@@ -103,31 +103,9 @@ pub fn stage(
     if let Some(blob) = blobs.runtime {
         entries.extend(stage_runtime(planned, blob, root, limits)?);
     }
-    for (p, blob) in planned.tree.iter().zip(blobs.packages) {
-        let label = format!("{}@{}", p.name, p.version);
-        let dir = root.join(&p.path);
-        let files = archive::unpack_tar_stripped(ArchiveKind::TarGz, &blob.path, limits, &dir, 1)
-            .map_err(|source| NpmStageError::Unpack {
-            package: label.clone(),
-            source,
-        })?;
-        if let Some(w) = install_scripts(p, &dir, &files)? {
-            warnings.push(w);
-        }
-        for f in files {
-            let rel = format!("{}/{}", p.path, archive::slashed(&f.path));
-            let kind = if f.executable {
-                FileKind::Binary
-            } else {
-                FileKind::File
-            };
-            entries.push(
-                entry(root, &rel, kind)?
-                    .from_package(&p.name, Some(p.version.clone()))
-                    .with_source(&p.resolved),
-            );
-        }
-    }
+    let (unpacked, notes) = unpack_all(planned, blobs.packages, root, limits)?;
+    entries.extend(unpacked);
+    warnings.extend(notes);
     entries.extend(write_launchers(planned, root)?);
     for (rel, text) in [
         ("package.json", package_json(planned, bundle)),
@@ -138,6 +116,85 @@ pub fn stage(
         entries.push(entry(root, rel, FileKind::File)?);
     }
     Ok(Staged { entries, warnings })
+}
+
+/// One package's tarball into its place: its files' entries, hashed as
+/// written, and the warning about its install scripts.
+fn unpack_one(p: &LockedNpm, blob: &Blob, root: &Path, limits: archive::Limits) -> Unpacked {
+    let dir = root.join(&p.path);
+    let files = archive::unpack_tar_stripped(ArchiveKind::TarGz, &blob.path, limits, &dir, 1)
+        .map_err(|source| NpmStageError::Unpack {
+            package: format!("{}@{}", p.name, p.version),
+            source,
+        })?;
+    let warning = install_scripts(p, &dir, &files)?;
+    let entries = files
+        .into_iter()
+        .map(|f| {
+            let kind = if f.executable {
+                FileKind::Binary
+            } else {
+                FileKind::File
+            };
+            let rel = format!("{}/{}", p.path, archive::slashed(&f.path));
+            FileEntry::new(rel, kind, f.sha256, f.size)
+                .from_package(&p.name, Some(p.version.clone()))
+                .with_source(&p.resolved)
+        })
+        .collect();
+    Ok((entries, warning))
+}
+
+/// What unpacking one package gave.
+type Unpacked = Result<(Vec<FileEntry>, Option<String>), NpmStageError>;
+
+/// Every package's tarball into its place, on every core: a level of the
+/// tree at a time (a package before those nested in it), the results in
+/// the tree's order.
+fn unpack_all(
+    planned: &PlannedNpm,
+    blobs: &[Blob],
+    root: &Path,
+    limits: archive::Limits,
+) -> Result<(Vec<FileEntry>, Vec<String>), NpmStageError> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let depth = |p: &LockedNpm| p.path.matches("node_modules/").count();
+    let deepest = planned.tree.iter().map(depth).max().unwrap_or(0);
+    let mut results: Vec<Option<Unpacked>> = (0..planned.tree.len()).map(|_| None).collect();
+    for level in 1..=deepest {
+        let todo: Vec<usize> = (0..planned.tree.len())
+            .filter(|&i| depth(&planned.tree[i]) == level)
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let done = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..workers.min(todo.len()) {
+                scope.spawn(|| loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&i) = todo.get(k) else { break };
+                    let r = unpack_one(&planned.tree[i], &blobs[i], root, limits);
+                    let failed = r.is_err();
+                    done.lock().expect("poisoned").push((i, r));
+                    if failed {
+                        // The others stop at their next package.
+                        next.store(todo.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        for (i, r) in done.into_inner().expect("poisoned") {
+            results[i] = Some(r);
+        }
+    }
+    let mut entries = Vec::new();
+    let mut warnings = Vec::new();
+    // The first failure in the tree's order, as a sequential run would give.
+    for r in results.into_iter().flatten() {
+        let (e, w) = r?;
+        entries.extend(e);
+        warnings.extend(w);
+    }
+    Ok((entries, warnings))
 }
 
 /// The runtime's program, from its package's tarball into `runtime/`.
