@@ -579,9 +579,35 @@ fn provided_sonames(infos: &[ElfInfo]) -> BTreeMap<String, Vec<String>> {
     map
 }
 
+/// The bundle's folders (`/`-separated, relative) that a file's
+/// `$ORIGIN` RUNPATH entries name.
+fn origin_dirs(i: &ElfInfo) -> Vec<String> {
+    let here = i.path.rsplit_once('/').map_or("", |(d, _)| d);
+    i.runpath
+        .iter()
+        .flat_map(|r| r.split(':'))
+        .filter_map(|entry| {
+            let rest = entry
+                .strip_prefix("$ORIGIN")
+                .or_else(|| entry.strip_prefix("${ORIGIN}"))?;
+            let mut parts: Vec<&str> = here.split('/').filter(|p| !p.is_empty()).collect();
+            for p in rest.split('/').filter(|p| !p.is_empty() && *p != ".") {
+                if p == ".." {
+                    parts.pop()?;
+                } else {
+                    parts.push(p);
+                }
+            }
+            Some(parts.join("/"))
+        })
+        .collect()
+}
+
 /// Judge a whole scan: libraries vendored in the same archive (or anywhere
-/// in the bundle's `lib/`) count as provided, as do `system` (sonames the
-/// target's sandbox image was seen to have).
+/// in the bundle's `lib/`, or in a folder of the bundle the file's
+/// `$ORIGIN` RUNPATH names, as npm platform packages lay them out) count as
+/// provided, as do `system` (sonames the target's sandbox image was seen
+/// to have).
 pub fn judge_all(target: &Target, infos: Vec<ElfInfo>, system: &BTreeSet<String>) -> Vec<Verdict> {
     let groups = provided_sonames(&infos);
     let bundle_libs: BTreeSet<String> = infos
@@ -592,18 +618,72 @@ pub fn judge_all(target: &Target, infos: Vec<ElfInfo>, system: &BTreeSet<String>
             std::iter::once(f).chain(i.soname.clone())
         })
         .collect();
+    // The bundle's own files by folder: file names and sonames.
+    let mut by_dir: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for i in infos.iter().filter(|i| !i.path.contains('!')) {
+        let (dir, file) = i.path.rsplit_once('/').unwrap_or(("", &i.path));
+        let names = by_dir.entry(dir).or_default();
+        names.push(file.to_string());
+        names.extend(i.soname.clone());
+    }
+    let origin: Vec<Vec<String>> = infos
+        .iter()
+        .map(|i| {
+            if i.path.contains('!') {
+                return Vec::new();
+            }
+            origin_dirs(i)
+                .iter()
+                .flat_map(|d| by_dir.get(d.as_str()).cloned().unwrap_or_default())
+                .collect()
+        })
+        .collect();
     infos
         .into_iter()
-        .map(|i| {
+        .zip(origin)
+        .map(|(i, beside)| {
             let group = i.path.split('!').next().unwrap_or("").to_string();
             let mut provided = bundle_libs.clone();
             provided.extend(system.iter().cloned());
+            provided.extend(beside);
             if i.path.contains('!') {
                 provided.extend(groups.get(&group).cloned().unwrap_or_default());
             }
             judge(target, i, &provided)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    #[test]
+    fn origin_runpaths_name_folders_of_the_bundle() {
+        let i = ElfInfo {
+            path: "node_modules/@img/sharp-linux-x64/lib/sharp.node".into(),
+            machine: "x86_64".into(),
+            needed: Vec::new(),
+            glibc: None,
+            glibcxx: None,
+            cxxabi: None,
+            interpreter: None,
+            soname: None,
+            runpath: vec![
+                "$ORIGIN/../../sharp-libvips-linux-x64/lib:$ORIGIN".into(),
+                "/usr/lib".into(),
+                "$ORIGIN/../../../../../../x".into(),
+            ],
+            corrupt: None,
+        };
+        assert_eq!(
+            origin_dirs(&i),
+            [
+                "node_modules/@img/sharp-libvips-linux-x64/lib",
+                "node_modules/@img/sharp-linux-x64/lib"
+            ]
+        );
+    }
 }
 
 #[cfg(test)]
