@@ -762,3 +762,79 @@ fn an_npm_bundle_runs_its_programs_in_the_sandbox_with_the_bundled_runtime() {
         "{log}"
     );
 }
+
+#[test]
+#[ignore = "needs npm (bash .ci/run installs it)"]
+fn npm_ci_accepts_the_bundles_package_lock_and_installs_the_same_tree_offline() {
+    let npm = |dir: &Path, args: &[&str]| {
+        let out = std::process::Command::new("npm")
+            .args(args)
+            .current_dir(dir)
+            .env_remove("NPM_CONFIG_REGISTRY")
+            .env("npm_config_update_notifier", "false")
+            .output()
+            .expect("npm is needed for this test (bash .ci/run installs it)");
+        assert!(
+            out.status.success(),
+            "npm {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let server = Server::start();
+    let registry = publish(&server, &packages(), &[]);
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let recipe = write_recipe(work.path(), "app", &["app@^1"], "system");
+    bundle(work.path(), cache.path())
+        .args([
+            "build",
+            &recipe,
+            "--npm-registry",
+            &registry,
+            "--format",
+            "dir",
+        ])
+        .assert()
+        .success();
+    let bundled = work.path().join("dist/app");
+    let npm_cache = work.path().join("npm-cache");
+    let cache_arg = npm_cache.to_str().unwrap();
+    // Online against the test's registry (filling a fresh npm cache), then
+    // offline in another folder from that cache alone.
+    for (dir, offline) in [("first", false), ("second", true)] {
+        let d = work.path().join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in ["package.json", "package-lock.json"] {
+            std::fs::copy(bundled.join(f), d.join(f)).unwrap();
+        }
+        let mut args = vec![
+            "ci",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "--cache",
+            cache_arg,
+            "--registry",
+            &registry,
+        ];
+        if offline {
+            args.push("--offline");
+        }
+        npm(&d, &args);
+        // npm installed what the bundle holds, at the same places.
+        let mut theirs: Vec<String> = walk(&d.join("node_modules"))
+            .into_iter()
+            .filter(|p| p.ends_with("package.json"))
+            .map(|p| p.strip_prefix(&d).unwrap().display().to_string())
+            .collect();
+        let mut ours: Vec<String> = walk(&bundled.join("node_modules"))
+            .into_iter()
+            .filter(|p| p.ends_with("package.json"))
+            .map(|p| p.strip_prefix(&bundled).unwrap().display().to_string())
+            .collect();
+        theirs.sort();
+        ours.sort();
+        assert_eq!(theirs, ours, "{dir}");
+    }
+}
