@@ -315,11 +315,20 @@ pub fn scan_wheel_cached(
     cache: &crate::fetch::cache::Cache,
 ) -> Result<Vec<ElfInfo>, CheckError> {
     let key = cache.keyed("elf", &format!("v3 {sha256}"), ".json");
-    if let Some(m) = cache.read_json::<Vec<ElfInfo>>(&key) {
+    through_cache(cache, &key, || zip_members(path))
+}
+
+/// A scan kept in the cache under `key`, or made now and kept.
+fn through_cache(
+    cache: &crate::fetch::cache::Cache,
+    key: &Path,
+    scan: impl FnOnce() -> Result<Vec<ElfInfo>, CheckError>,
+) -> Result<Vec<ElfInfo>, CheckError> {
+    if let Some(m) = cache.read_json::<Vec<ElfInfo>>(key) {
         return Ok(m);
     }
-    let m = zip_members(path)?;
-    if let Err(e) = cache.write_json(&key, &m) {
+    let m = scan()?;
+    if let Err(e) = cache.write_json(key, &m) {
         tracing::warn!("cannot cache ELF scan at {}: {e}", key.display());
     }
     Ok(m)
@@ -334,14 +343,7 @@ pub fn scan_archive_cached(
     cache: &crate::fetch::cache::Cache,
 ) -> Result<Vec<ElfInfo>, CheckError> {
     let key = cache.keyed("elf", &format!("v3 {kind:?} {sha256}"), ".json");
-    if let Some(m) = cache.read_json::<Vec<ElfInfo>>(&key) {
-        return Ok(m);
-    }
-    let m = archive_members(path, kind, false)?;
-    if let Err(e) = cache.write_json(&key, &m) {
-        tracing::warn!("cannot cache ELF scan at {}: {e}", key.display());
-    }
-    Ok(m)
+    through_cache(cache, &key, || archive_members(path, kind, false))
 }
 
 /// Wheels of a staged bundle, by relative path: their sha256 and the cache

@@ -107,19 +107,11 @@ fn npm_requirement(arg: &str) -> Option<Result<Recipe, RecipeError>> {
             message,
         }));
     }
-    let name = crate::model::npm::spec_name(spec);
-    Some(Ok(Recipe {
-        name: name.trim_start_matches('@').replace('/', "-"),
-        description: String::new(),
-        target: None,
-        pypi: Pypi::default(),
-        releases: Vec::new(),
-        builds: Vec::new(),
-        apt: None,
-        npm: Some(super::npm::Npm::of_packages(vec![spec.to_string()])),
-        verify: VerifySettings::default(),
-        origin: "<command line>".into(),
-    }))
+    Some(Ok(Recipe::of_npm(
+        crate::model::npm::spec_name(spec),
+        super::npm::Npm::of_packages(vec![spec.to_string()]),
+        "<command line>",
+    )))
 }
 
 /// A package.json or package-lock.json named on the command line, as a
@@ -137,18 +129,7 @@ pub fn npm_file_recipe(arg: &str) -> Result<Recipe, super::npm::NpmFileError> {
     });
     let mut npm = super::npm::Npm::of_packages(file.packages);
     npm.tree = file.tree;
-    Ok(Recipe {
-        name: name.trim_start_matches('@').replace('/', "-"),
-        description: String::new(),
-        target: None,
-        pypi: Pypi::default(),
-        releases: Vec::new(),
-        builds: Vec::new(),
-        apt: None,
-        npm: Some(npm),
-        verify: VerifySettings::default(),
-        origin: path.display().to_string(),
-    })
+    Ok(Recipe::of_npm(&name, npm, &path.display().to_string()))
 }
 
 /// Command-line tools people often mean when they type a bare name that

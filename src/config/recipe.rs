@@ -503,6 +503,22 @@ impl Recipe {
         }
     }
 
+    /// A recipe of npm packages named `name`.
+    pub fn of_npm(name: &str, npm: super::npm::Npm, origin: &str) -> Recipe {
+        Recipe {
+            name: name.trim_start_matches('@').replace('/', "-"),
+            description: String::new(),
+            target: None,
+            pypi: Pypi::default(),
+            releases: Vec::new(),
+            apt: None,
+            builds: Vec::new(),
+            npm: Some(npm),
+            verify: VerifySettings::default(),
+            origin: origin.to_string(),
+        }
+    }
+
     pub fn merge(&mut self, other: Recipe) {
         self.name = format!("{}+{}", self.name, other.name);
         self.pypi.requirements.extend(other.pypi.requirements);

