@@ -44,7 +44,7 @@ pub enum NpmError {
     },
     #[error("the registry lists no versions of {package} ({url})")]
     NoVersions { package: String, url: String },
-    #[error("no version of {package} fits `{spec}` (asked for by {required_by}){}{}", .before.as_ref().map(|b| format!(" among those published by {b}")).unwrap_or_default(), if .newest.is_empty() { String::new() } else { format!("; the newest are {}", .newest.join(", ")) })]
+    #[error("no version of {package} fits `{spec}`{}{}{}", if .required_by == "the request" { String::new() } else { format!(" (needed by {})", .required_by) }, .before.as_ref().map(|b| format!(" among those published by {b}")).unwrap_or_default(), if .newest.is_empty() { String::new() } else { format!("; the newest are {}", .newest.join(", ")) })]
     NoMatch {
         package: String,
         spec: String,
@@ -102,6 +102,9 @@ impl Diagnose for NpmError {
         match self {
             NpmError::Registry { source: FetchError::NotFound { .. }, .. } => Some(
                 "check the package's name; for another registry, pass --npm-registry URL or set NPM_CONFIG_REGISTRY".into(),
+            ),
+            NpmError::Registry { source: FetchError::Http { .. }, .. } => Some(
+                "check the network and the registry's URL (--npm-registry or NPM_CONFIG_REGISTRY); behind a TLS-intercepting proxy, point SSL_CERT_FILE at its CA".into(),
             ),
             NpmError::Registry { source, .. } | NpmError::Fetch { source, .. } => source.hint(),
             NpmError::NoMatch { .. } => Some(

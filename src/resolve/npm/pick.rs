@@ -82,15 +82,16 @@ pub fn pick<'a>(
         })
 }
 
-/// The newest versions a package has (for a message when none fits).
+/// The newest versions a package has, releases before pre-releases (for
+/// a message when none fits).
 pub fn newest(p: &Packument, n: usize) -> Vec<String> {
     let mut all: Vec<semver::Version> = p
         .versions
         .keys()
         .filter_map(|k| semver::Version::parse(k).ok())
         .collect();
-    all.sort();
-    all.iter().rev().take(n).map(|v| v.to_string()).collect()
+    all.sort_by(|a, b| (b.pre.is_empty(), b).cmp(&(a.pre.is_empty(), a)));
+    all.iter().take(n).map(|v| v.to_string()).collect()
 }
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ fn shadow_ok(nodes: &[Node], edges: &[Edge], at: usize, name: &str, v: &semver::
 
 fn label(nodes: &[Node], n: usize) -> String {
     if n == 0 {
-        "the packages asked for".into()
+        "the request".into()
     } else {
         format!("{}@{}", nodes[n].name, nodes[n].version)
     }
