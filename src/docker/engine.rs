@@ -96,6 +96,10 @@ impl Engine {
         body: ContainerCreateBody,
         platform: &str,
     ) -> Result<String, bollard::errors::Error> {
+        // A create cut short (Ctrl-C, SIGTERM) may still finish in the
+        // daemon, with an id this process never learns: the guard says so
+        // to `remove_leftovers`, which then looks for it by owner.
+        let mut guard = super::lifetime::Creating::new(&self.docker);
         let created = self
             .docker
             .create_container(
@@ -105,7 +109,9 @@ impl Engine {
                 }),
                 body,
             )
-            .await?;
+            .await;
+        guard.finished();
+        let created = created?;
         LIVE.lock()
             .expect("poisoned")
             .insert(created.id.clone(), self.docker.clone());

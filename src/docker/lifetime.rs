@@ -7,7 +7,9 @@
 //!   connection, the daemon closes the container's input, the main process
 //!   exits, and the daemon removes the container;
 //! - it is recorded in a process-wide list until removed: [`remove_leftovers`]
-//!   removes whatever is still there, on every exit path of the CLI;
+//!   removes whatever is still there, on every exit path of the CLI, and
+//!   looks for a container whose create was cut short by its owner label;
+//!   a removal the daemon already has in hand is waited for;
 //! - on connecting, [`super::Engine::connect`] removes containers whose owner
 //!   on this machine is no longer alive (a daemon that missed the close).
 
@@ -93,22 +95,97 @@ pub(super) fn labels(platform: &str, purpose: &str, owned: bool) -> HashMap<Stri
 /// Containers started and not yet removed: id → client.
 pub(super) static LIVE: Mutex<BTreeMap<String, Docker>> = Mutex::new(BTreeMap::new());
 
-/// Remove every container this process started and has not removed yet.
+/// Engines on which a container create was cut short (its future dropped
+/// by Ctrl-C or SIGTERM before the daemon answered).
+static CUT_SHORT: Mutex<Vec<Docker>> = Mutex::new(Vec::new());
+
+/// A container create in flight: dropped before [`Creating::finished`],
+/// it records its engine in [`CUT_SHORT`].
+pub(super) struct Creating {
+    docker: Option<Docker>,
+}
+
+impl Creating {
+    pub(super) fn new(docker: &Docker) -> Creating {
+        Creating {
+            docker: Some(docker.clone()),
+        }
+    }
+
+    /// The daemon answered (with an id or an error).
+    pub(super) fn finished(&mut self) {
+        self.docker = None;
+    }
+}
+
+impl Drop for Creating {
+    fn drop(&mut self) {
+        if let Some(d) = self.docker.take() {
+            CUT_SHORT.lock().expect("poisoned").push(d);
+        }
+    }
+}
+
+/// How long [`remove_leftovers`] looks for containers whose create was cut
+/// short, which the daemon may still be making.
+const CUT_SHORT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Remove every container this process started and has not removed yet,
+/// and those whose create was cut short (found by this process's owner
+/// label, for a few seconds while the daemon may still be making them).
 /// Returns how many there were.
 pub async fn remove_leftovers() -> usize {
     let live: Vec<(String, Docker)> = std::mem::take(&mut *LIVE.lock().expect("poisoned"))
         .into_iter()
         .collect();
-    let n = live.len();
+    let mut n = live.len();
     for (id, docker) in live {
         let _ = force_remove(&docker, &id).await;
     }
+    let cut = std::mem::take(&mut *CUT_SHORT.lock().expect("poisoned"));
+    if cut.is_empty() {
+        return n;
+    }
+    let mut filters = HashMap::new();
+    filters.insert(
+        "label".to_string(),
+        vec![format!("{LABEL_OWNER}={}", owner_id())],
+    );
+    let started = std::time::Instant::now();
+    let mut found = 0;
+    while found < cut.len() && started.elapsed() < CUT_SHORT_WAIT {
+        for docker in &cut {
+            let options = bollard::query_parameters::ListContainersOptions {
+                all: true,
+                filters: Some(filters.clone()),
+                ..Default::default()
+            };
+            for c in docker
+                .list_containers(Some(options))
+                .await
+                .unwrap_or_default()
+            {
+                if let Some(id) = c.id {
+                    if force_remove(docker, &id).await.is_ok() {
+                        found += 1;
+                    }
+                }
+            }
+        }
+        if found < cut.len() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    n += found;
     n
 }
 
-/// Remove a container, running or not, with its anonymous volumes.
+/// Remove a container, running or not, with its anonymous volumes. When
+/// the daemon is already removing it (auto-remove, after its input
+/// closed), wait, a few seconds at most, until it is gone: the caller
+/// means "gone" when this returns.
 pub(super) async fn force_remove(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
-    docker
+    let removed = docker
         .remove_container(
             id,
             Some(RemoveContainerOptions {
@@ -117,5 +194,23 @@ pub(super) async fn force_remove(docker: &Docker, id: &str) -> Result<(), bollar
                 ..Default::default()
             }),
         )
-        .await
+        .await;
+    match removed {
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => {
+            let started = std::time::Instant::now();
+            while started.elapsed() < std::time::Duration::from_secs(5) {
+                match docker.inspect_container(id, None).await {
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }) => return Ok(()),
+                    _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                }
+            }
+            removed
+        }
+        other => other,
+    }
 }
