@@ -215,15 +215,16 @@ fn stage_runtime(
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
         let member = PathBuf::from("package").join(program);
-        let mut found = false;
+        // Hashed as it is written: the manifest's hash is of these bytes.
+        let mut written = None;
         archive::stream_files(
             ArchiveKind::TarGz,
             &blob.path,
             limits,
             &|p| p == member,
             &mut |_, r| {
-                archive::write_member(r, &dest)?;
-                found = true;
+                let file = std::fs::File::create(&dest)?;
+                written = Some(Sha256::copy(r, std::io::BufWriter::new(file))?);
                 Ok(())
             },
         )
@@ -231,15 +232,15 @@ fn stage_runtime(
             package: package.clone(),
             source,
         })?;
-        if !found {
+        let Some((sha256, size)) = written else {
             return Err(NpmStageError::MissingRuntime {
                 package,
                 program: program.to_string(),
             });
-        }
+        };
         crate::fsutil::set_mode(&dest, 0o755).map_err(io(&dest))?;
         entries.push(
-            entry(root, &rel, FileKind::Binary)?
+            FileEntry::new(rel, FileKind::Binary, sha256, size)
                 .from_package(package, planned.runtime.version.clone())
                 .with_source(planned.runtime.url.clone().unwrap_or_default()),
         );
