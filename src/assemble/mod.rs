@@ -114,13 +114,11 @@ fn zip_time(epoch: u64) -> zip::DateTime {
 /// Mode for a bundle path: executables under `bin/` and scripts 0755;
 /// under `node_modules/` and `runtime/`, 0755 when staged executable (npm
 /// tarballs mark their programs); else 0644.
-fn mode_for(path: &str, staged: &Path) -> u32 {
+fn mode_for(path: &str, staged: &std::fs::Metadata) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    let marked = || {
-        (path.starts_with("node_modules/") || path.starts_with("runtime/"))
-            && std::fs::metadata(staged).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
-    };
-    if path.starts_with("bin/") || path == "install.py" || path == "install.sh" || marked() {
+    let marked = (path.starts_with("node_modules/") || path.starts_with("runtime/"))
+        && staged.permissions().mode() & 0o111 != 0;
+    if path.starts_with("bin/") || path == "install.py" || path == "install.sh" || marked {
         0o755
     } else {
         0o644
@@ -189,7 +187,8 @@ pub fn write_zip(dir: &Path, name: &str, dest: &Path) -> Result<(Sha256, u64), A
     let mut buf = vec![0u8; 1 << 20];
     for (rel, abs) in files {
         let stored = rel.ends_with(".whl") || rel.ends_with(".zip") || rel.ends_with(".gz");
-        let size = std::fs::metadata(&abs).map_err(io(&abs))?.len();
+        let meta = std::fs::metadata(&abs).map_err(io(&abs))?;
+        let size = meta.len();
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(if stored {
                 zip::CompressionMethod::Stored
@@ -197,7 +196,7 @@ pub fn write_zip(dir: &Path, name: &str, dest: &Path) -> Result<(Sha256, u64), A
                 zip::CompressionMethod::Deflated
             })
             .last_modified_time(time)
-            .unix_permissions(mode_for(&rel, &abs))
+            .unix_permissions(mode_for(&rel, &meta))
             .large_file(size >= 0xFFFF_FFFF);
         // Starting an entry fills in the previous one's header: below what
         // was written before it, nothing changes again.
@@ -233,10 +232,10 @@ pub fn write_tar_gz(dir: &Path, name: &str, dest: &Path) -> Result<(Sha256, u64)
     let mut tar = tar::Builder::new(gz);
     let mtime = source_date_epoch();
     for (rel, abs) in files {
-        let size = std::fs::metadata(&abs).map_err(io(&abs))?.len();
+        let meta = std::fs::metadata(&abs).map_err(io(&abs))?;
         let mut header = tar::Header::new_gnu();
-        header.set_size(size);
-        header.set_mode(mode_for(&rel, &abs));
+        header.set_size(meta.len());
+        header.set_mode(mode_for(&rel, &meta));
         header.set_mtime(mtime);
         header.set_uid(0);
         header.set_gid(0);
@@ -266,14 +265,20 @@ mod tests {
 
     #[test]
     fn modes() {
-        let none = Path::new("/nonexistent");
-        assert_eq!(mode_for("bin/deno", none), 0o755);
-        assert_eq!(mode_for("wheels/a.whl", none), 0o644);
         let dir = tempfile::tempdir().unwrap();
-        let exe = dir.path().join("x");
+        let (plain, exe) = (dir.path().join("p"), dir.path().join("x"));
+        std::fs::write(&plain, "p").unwrap();
         std::fs::write(&exe, "x").unwrap();
+        crate::fsutil::set_mode(&plain, 0o644).unwrap();
         crate::fsutil::set_mode(&exe, 0o755).unwrap();
+        let (plain, exe) = (
+            std::fs::metadata(&plain).unwrap(),
+            std::fs::metadata(&exe).unwrap(),
+        );
+        assert_eq!(mode_for("bin/deno", &plain), 0o755);
+        assert_eq!(mode_for("wheels/a.whl", &plain), 0o644);
         assert_eq!(mode_for("node_modules/a/bin/x", &exe), 0o755);
+        assert_eq!(mode_for("node_modules/a/x.js", &plain), 0o644);
         assert_eq!(mode_for("lib/x", &exe), 0o644);
     }
 

@@ -128,6 +128,16 @@ impl FileEntry {
         }
     }
 
+    /// The entry of a file written at `root/path`, hashed from disk.
+    pub fn of_written(
+        root: &std::path::Path,
+        path: &str,
+        kind: FileKind,
+    ) -> std::io::Result<FileEntry> {
+        let (sha256, size) = Sha256::of_file(&root.join(path))?;
+        Ok(FileEntry::new(path, kind, sha256, size))
+    }
+
     /// The package and version it comes from.
     pub fn from_package(mut self, package: impl Into<String>, version: Option<String>) -> Self {
         self.package = Some(package.into());

@@ -161,11 +161,7 @@ impl PlannedNpm {
     /// The `bin/` programs: name to (package path, script), for the
     /// packages asked for (or the `binaries` named), sorted.
     pub fn programs(&self) -> BTreeMap<String, (String, String)> {
-        let asked: Vec<&str> = self
-            .packages
-            .iter()
-            .map(|p| spec_name(p))
-            .collect::<Vec<_>>();
+        let asked: Vec<&str> = self.packages.iter().map(|p| spec_name(p)).collect();
         let mut out = BTreeMap::new();
         for p in &self.tree {
             let top = p.path == format!("node_modules/{}", p.name);

@@ -157,9 +157,7 @@ pub(super) fn stage_wheel(
 
 /// The entry of a file already written into the bundle, hashed from disk.
 pub(super) fn entry_of(root: &Path, path: &str, kind: FileKind) -> Result<FileEntry, Error> {
-    let full = root.join(path);
-    let (sha256, size) = crate::model::Sha256::of_file(&full).map_err(io_err(&full))?;
-    Ok(FileEntry::new(path, kind, sha256, size))
+    FileEntry::of_written(root, path, kind).map_err(io_err(&root.join(path)))
 }
 
 /// `bin/<file>` for each of a release's wanted members.

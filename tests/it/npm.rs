@@ -659,6 +659,22 @@ fn an_escaping_tarball_and_a_native_addon_are_refused() {
         "{err}"
     );
     assert!(work.path().join("dist/harmless/bin/harmless").is_file());
+
+    // A program the packages do not have, named in `binaries`: exit 2.
+    std::fs::write(
+        work.path().join("wrong.toml"),
+        "[npm]\npackages = [\"harmless\"]\nruntime = \"system\"\nbinaries = [\"nope\"]\n",
+    )
+    .unwrap();
+    let err = fails(
+        &mut npm_run(work.path(), cache.path(), "build", "wrong.toml", &registry),
+        2,
+    );
+    assert!(
+        err.contains("`nope`, which no package") && err.contains("they have: harmless"),
+        "{err}"
+    );
+    assert!(!work.path().join("dist/wrong").exists());
 }
 
 #[test]

@@ -39,6 +39,11 @@ pub enum NpmStageError {
         program: String,
         script: String,
     },
+    #[error("[npm] binaries names `{program}`, which no package at the top of node_modules/ has{}", if .available.is_empty() { String::new() } else { format!(" (they have: {})", .available.join(", ")) })]
+    NoSuchProgram {
+        program: String,
+        available: Vec<String>,
+    },
     #[error("runtime {package}: its tarball has no {program}")]
     MissingRuntime { package: String, program: String },
     #[error("writing {path}")]
@@ -50,10 +55,20 @@ pub enum NpmStageError {
 }
 
 impl Diagnose for NpmStageError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            NpmStageError::NoSuchProgram { .. } => crate::error::BAD_INPUT,
+            _ => crate::error::WORK_FAILED,
+        }
+    }
+
     fn hint(&self) -> Option<String> {
         match self {
             NpmStageError::Unpack { .. } => Some(
                 "the tarball is malformed or malicious; nothing of it was kept in the bundle".into(),
+            ),
+            NpmStageError::NoSuchProgram { .. } => Some(
+                "name programs from the packages' `bin` entries, or leave `binaries` out to take every program of the packages asked for".into(),
             ),
             NpmStageError::NativeAddon { .. } => Some(
                 "choose a package that ships prebuilt binaries for linux (many have an optional platform package), or a pure JavaScript alternative".into(),
@@ -85,9 +100,7 @@ pub struct Staged {
 
 /// The entry of a file written under `root`, hashed from disk.
 fn entry(root: &Path, rel: &str, kind: FileKind) -> Result<FileEntry, NpmStageError> {
-    let full = root.join(rel);
-    let (sha256, size) = Sha256::of_file(&full).map_err(io(&full))?;
-    Ok(FileEntry::new(rel, kind, sha256, size))
+    FileEntry::of_written(root, rel, kind).map_err(io(&root.join(rel)))
 }
 
 /// Stage the plan's packages, runtime and launchers under `root`.
@@ -251,7 +264,19 @@ fn stage_runtime(
 /// `bin/<name>` for each program of the packages asked for.
 fn write_launchers(planned: &PlannedNpm, root: &Path) -> Result<Vec<FileEntry>, NpmStageError> {
     let mut entries = Vec::new();
-    for (name, (path, script)) in planned.programs() {
+    let programs = planned.programs();
+    if let Some(missing) = planned.binaries.iter().find(|b| !programs.contains_key(*b)) {
+        return Err(NpmStageError::NoSuchProgram {
+            program: missing.clone(),
+            available: planned
+                .tree
+                .iter()
+                .filter(|p| p.path == format!("node_modules/{}", p.name))
+                .flat_map(|p| p.bin.keys().cloned())
+                .collect(),
+        });
+    }
+    for (name, (path, script)) in programs {
         let p = planned
             .tree
             .iter()
@@ -266,9 +291,10 @@ fn write_launchers(planned: &PlannedNpm, root: &Path) -> Result<Vec<FileEntry>, 
                 program: name.clone(),
                 script: script.clone(),
             })?;
-        let head = std::fs::read(root.join(&script_rel))
-            .map(|d| d.into_iter().take(256).collect::<Vec<u8>>())
-            .unwrap_or_default();
+        let mut head = Vec::new();
+        if let Ok(f) = std::fs::File::open(root.join(&script_rel)) {
+            let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, 256), &mut head);
+        }
         let text = launcher(&name, p, &script_rel, &head, &planned.runtime);
         let rel = format!("bin/{name}");
         let dest = root.join(&rel);
